@@ -1,0 +1,20 @@
+import 'reflect-metadata';
+import { loadConfig } from './src/config/config';
+import { createDataSource } from './src/platform/db/data-source.factory';
+import { createLogger } from './src/platform/logging/logger';
+import { ENTITIES } from './src/modules/entities';
+import { MIGRATIONS } from './migrations';
+
+/**
+ * The DataSource for the typeorm CLI (`npx typeorm -d dist/ormconfig.js migration:show`).
+ * Needs DATABASE_URL: the embedded database only exists while the gateway runs.
+ */
+const config = loadConfig();
+if (!config.database.url) throw new Error('DATABASE_URL: set it to use the typeorm CLI');
+
+export default createDataSource({
+  url: config.database.url,
+  entities: ENTITIES,
+  migrations: MIGRATIONS,
+  logger: createLogger({ level: config.logLevel, name: 'typeorm-cli' }),
+}).dataSource;

@@ -1,0 +1,236 @@
+import 'reflect-metadata';
+import type { AddressInfo } from 'node:net';
+import type { DataSource } from 'typeorm';
+import { MIGRATIONS } from '../migrations';
+import type { AppConfig } from './config/config';
+import { ContextFactory } from './graphql/context';
+import type { OperationLimits } from './graphql/limits';
+import { buildGatewaySchema } from './graphql/schema';
+import { AuditService } from './modules/audit';
+import { ENTITIES } from './modules/entities';
+import { registerHealthProcessor } from './modules/health/health.processor';
+import { IdentityService, TokenService } from './modules/identity';
+import { createRecordServices, type RecordServices } from './modules/records';
+import { VisibilityService } from './modules/sharing';
+import type { CacheStore } from './platform/cache/cache.store';
+import { MemoryCacheStore } from './platform/cache/memory.cache';
+import { RedisCacheStore } from './platform/cache/redis.cache';
+import { createDataSource } from './platform/db/data-source.factory';
+import { startEmbeddedPostgres } from './platform/db/embedded-postgres';
+import type { QueryCountingLogger } from './platform/db/query-counting.logger';
+import { Lifecycle, ShutdownPhase } from './platform/lifecycle/lifecycle';
+import { createLogger, type Logger } from './platform/logging/logger';
+import { MemoryEventBus, RedisEventBus, type EventBus } from './platform/pubsub/event-bus';
+import { BullMqQueueDriver } from './platform/queue/bullmq.queue';
+import { InProcessQueueDriver } from './platform/queue/in-process.queue';
+import type { QueueDriver } from './platform/queue/queue.driver';
+import { closeRedis, createRedisConnection, type RedisClient } from './platform/redis/redis.connection';
+import { seedDemoIfEmpty } from './seed/demo.seed';
+import { createHttpGateway } from './server/http.server';
+import { startGraphQLWs } from './server/graphql-ws.server';
+
+export type ProcessRole = 'gateway' | 'worker' | 'cli';
+
+export interface AppOptions {
+  config: AppConfig;
+  /** gateway: HTTP + WebSocket; worker: queue processors only; cli: drivers and services only. */
+  role: ProcessRole;
+  logger?: Logger;
+  /** Run pending migrations at start. Default: true for the embedded database, false otherwise. */
+  migrate?: boolean;
+  /** BullMQ key prefix (tests isolate themselves with their own). Default `crm`. */
+  queuePrefix?: string;
+}
+
+export interface AppServices {
+  tokens: TokenService;
+  identity: IdentityService;
+  visibility: VisibilityService;
+  audit: AuditService;
+  records: RecordServices;
+}
+
+export interface App {
+  readonly config: AppConfig;
+  readonly logger: Logger;
+  readonly dataSource: DataSource;
+  readonly queryLogger: QueryCountingLogger;
+  readonly cache: CacheStore;
+  readonly events: EventBus;
+  readonly queue: QueueDriver;
+  readonly services: AppServices;
+  /** Base URL of the HTTP server (gateway role). */
+  readonly url?: string;
+  readonly databaseUrl: string;
+  stop(): Promise<void>;
+}
+
+/**
+ * The composition root: config -> drivers (database, cache, pub/sub, queue) -> services -> schema -> transport.
+ * Everything long-lived registers with one lifecycle, closed in order: transport, workers, queues, Redis, database.
+ */
+export async function startApp(options: AppOptions): Promise<App> {
+  const { config, role } = options;
+  const logger = options.logger ?? createLogger({ level: config.logLevel, name: `crm-${role}` });
+  const lifecycle = new Lifecycle(logger);
+  try {
+    return await compose(options, logger, lifecycle);
+  } catch (error) {
+    await lifecycle.stop(config.shutdownTimeoutMs);
+    throw error;
+  }
+}
+
+async function compose(options: AppOptions, logger: Logger, lifecycle: Lifecycle): Promise<App> {
+  const { config, role } = options;
+  const drivers: Record<string, string> = {};
+
+  let databaseUrl = config.database.url;
+  if (!databaseUrl) {
+    const embedded = await startEmbeddedPostgres({ dataDir: config.database.embeddedDataDir });
+    lifecycle.register('embedded-postgres', ShutdownPhase.database, () => embedded.stop());
+    databaseUrl = embedded.url;
+    drivers.postgres = `embedded PGlite + pgvector (${config.database.embeddedDataDir})`;
+  } else {
+    drivers.postgres = `postgres (${redactUrl(databaseUrl)})`;
+  }
+  const { dataSource, queryLogger } = createDataSource({
+    url: databaseUrl,
+    entities: ENTITIES,
+    migrations: MIGRATIONS,
+    poolSize: config.database.driver === 'embedded' ? Math.min(config.database.poolSize, 5) : config.database.poolSize,
+    logger,
+  });
+  await dataSource.initialize();
+  lifecycle.register('postgres-pool', ShutdownPhase.database, () => dataSource.destroy());
+  if (options.migrate ?? config.database.driver === 'embedded') {
+    await dataSource.runMigrations({ transaction: 'each' });
+  }
+
+  let cache: CacheStore;
+  let events: EventBus;
+  let queue: QueueDriver;
+  const redisClients: RedisClient[] = [];
+  if (config.redis.driver === 'memory') {
+    cache = new MemoryCacheStore();
+    events = new MemoryEventBus();
+    queue = new InProcessQueueDriver();
+    drivers.cache = 'in-process LRU';
+    drivers.pubsub = 'in-process EventEmitter';
+    drivers.queue = 'in-process runner';
+  } else {
+    const connect = (name: string, failFast: boolean) => {
+      const client = createRedisConnection({
+        url: config.redis.url,
+        clusterNodes: config.redis.clusterNodes,
+        name: `crm-${role}-${name}`,
+        logger,
+        failFast,
+      });
+      redisClients.push(client);
+      return client;
+    };
+    cache = new RedisCacheStore(connect('cache', true), logger);
+    events = new RedisEventBus(connect('publish', true), connect('subscribe', false), logger);
+    queue = new BullMqQueueDriver({ connection: connect('queue', false), prefix: options.queuePrefix, logger });
+    const target = config.redis.driver === 'redis-cluster' ? `cluster ${config.redis.clusterNodes.join(',')}` : redactUrl(config.redis.url!);
+    drivers.cache = `redis (${target})`;
+    drivers.pubsub = `redis pub/sub (${target})`;
+    drivers.queue = `bullmq (${target})`;
+  }
+  lifecycle.register('redis', ShutdownPhase.cache, async () => {
+    await events.close();
+    await Promise.all(redisClients.map(closeRedis));
+  });
+  lifecycle.register('queues', ShutdownPhase.queues, () => queue.closeQueues());
+  lifecycle.register('queue-workers', ShutdownPhase.workers, () => queue.closeWorkers());
+
+  const tokens = new TokenService({ secret: config.jwt.secret, ttlSeconds: config.jwt.ttlSeconds });
+  const identity = new IdentityService({ dataSource, cache, tokens, cacheTtlSeconds: config.entityCacheTtlSeconds });
+  const visibility = new VisibilityService();
+  const audit = new AuditService();
+  const records = createRecordServices(
+    { dataSource, visibility, audit, identity, maxPageSize: config.graphql.maxPageSize },
+    cache,
+    config.entityCacheTtlSeconds,
+  );
+  const services: AppServices = { tokens, identity, visibility, audit, records };
+
+  // Without Redis there is no separate worker process, so the gateway runs the processors itself.
+  if (role === 'worker' || (role === 'gateway' && queue.driver === 'in-process')) {
+    registerHealthProcessor(queue);
+  }
+
+  if (role === 'gateway' && config.database.driver === 'embedded' && config.seedDemoWhenEmpty) {
+    await seedDemoIfEmpty(dataSource, logger);
+  }
+
+  let url: string | undefined;
+  if (role === 'gateway') {
+    const limits: OperationLimits = {
+      maxDepth: config.graphql.maxDepth,
+      maxAliases: config.graphql.maxAliases,
+      maxComplexity: config.graphql.maxComplexity,
+      maxPageSize: config.graphql.maxPageSize,
+    };
+    const schema = await buildGatewaySchema(services);
+    const contexts = new ContextFactory({ identity, records, logger, maxBatchSize: config.dataloaderMaxBatch });
+    let closeWs: (() => Promise<void>) | undefined;
+    const { httpServer, apollo } = await createHttpGateway({
+      schema,
+      contexts,
+      limits,
+      logger,
+      introspection: config.graphql.introspection,
+      landingPage: config.graphql.landingPage,
+      bodyLimit: config.http.bodyLimit,
+      readiness: () => readiness(dataSource, redisClients),
+      onDrain: () => closeWs?.() ?? Promise.resolve(),
+    });
+    closeWs = startGraphQLWs({ httpServer, path: '/graphql', schema, contexts, limits, logger }).close;
+    // apollo.stop() drains in-flight HTTP requests (and, through onDrain, WebSocket operations), then closes.
+    lifecycle.register('http+websocket', ShutdownPhase.transport, () => apollo.stop());
+    await new Promise<void>((resolve, reject) => {
+      httpServer.once('error', reject);
+      httpServer.listen(config.http.port, config.http.host, () => resolve());
+    });
+    const address = httpServer.address() as AddressInfo;
+    const host = config.http.host === '0.0.0.0' || config.http.host === '::' ? '127.0.0.1' : config.http.host;
+    url = `http://${host}:${address.port}`;
+  }
+
+  logger.info({ role, drivers, ...(url ? { url: `${url}/graphql` } : {}) }, `${role} started`);
+  if (config.jwt.isDevSecret && config.env !== 'test') {
+    logger.warn('JWT_SECRET is not set: using the built-in development secret; never do this in production');
+  }
+
+  return {
+    config,
+    logger,
+    dataSource,
+    queryLogger,
+    cache,
+    events,
+    queue,
+    services,
+    url,
+    databaseUrl,
+    stop: () => lifecycle.stop(config.shutdownTimeoutMs),
+  };
+}
+
+async function readiness(dataSource: DataSource, redisClients: RedisClient[]): Promise<Record<string, boolean>> {
+  const postgres = dataSource
+    .query('SELECT 1')
+    .then(() => true)
+    .catch(() => false);
+  const redis = Promise.all(redisClients.slice(0, 1).map((client) => client.ping()))
+    .then(() => true)
+    .catch(() => false);
+  const [pg, rd] = await Promise.all([postgres, redis]);
+  return redisClients.length > 0 ? { postgres: pg, redis: rd } : { postgres: pg };
+}
+
+function redactUrl(url: string): string {
+  return url.replace(/\/\/([^:@/]+):[^@/]*@/, '//$1:***@');
+}

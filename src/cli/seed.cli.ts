@@ -1,0 +1,83 @@
+import { SingleBar, Presets } from 'cli-progress';
+import { seedDatabase, type SeedSizes } from '../seed/seed.generator';
+import { parseFlags, positiveIntFlag, runCli, withApp } from './cli';
+
+const USAGE =
+  'npm run seed -- [--companies N] [--users N] [--accounts N] [--leads N] [--deals N] [--seed N] [--reset]';
+
+export const DATA_TABLES = [
+  'audit_logs',
+  'record_shares',
+  'sharing_rules',
+  'org_wide_defaults',
+  'deals',
+  'leads',
+  'accounts',
+  'group_members',
+  'groups',
+  'users',
+  'roles',
+  'companies',
+] as const;
+
+runCli(async () => {
+  const flags = parseFlags(
+    {
+      companies: { type: 'string' },
+      users: { type: 'string' },
+      accounts: { type: 'string' },
+      leads: { type: 'string' },
+      deals: { type: 'string' },
+      seed: { type: 'string' },
+      reset: { type: 'boolean', default: false },
+    },
+    USAGE,
+  );
+  const sizes: SeedSizes = {
+    companies: positiveIntFlag('companies', flags.companies, 10),
+    users: positiveIntFlag('users', flags.users, 200),
+    accounts: positiveIntFlag('accounts', flags.accounts, 2_000),
+    leads: positiveIntFlag('leads', flags.leads, 20_000),
+    deals: positiveIntFlag('deals', flags.deals, 10_000),
+  };
+  const seed = positiveIntFlag('seed', flags.seed, 42);
+
+  await withApp(
+    async (app) => {
+      const [{ count }] = (await app.dataSource.query('SELECT count(*)::int AS count FROM companies')) as [{ count: number }];
+      if (count > 0 && !flags.reset) {
+        throw new Error(`The database already holds ${count} companies; pass --reset to replace all data`);
+      }
+      if (flags.reset) await app.dataSource.query(`TRUNCATE ${DATA_TABLES.join(', ')} CASCADE`);
+
+      const started = Date.now();
+      const bar = process.stdout.isTTY
+        ? new SingleBar({ format: ' {table} |{bar}| {value}/{total} rows  {eta_formatted} left' }, Presets.shades_classic)
+        : undefined;
+      let currentTable = '';
+      const summary = await seedDatabase(app.dataSource, {
+        ...sizes,
+        seed,
+        onProgress: (table, done, total) => {
+          if (!bar) {
+            if (done === total) process.stdout.write(`${table}: ${done} rows\n`);
+            return;
+          }
+          if (table !== currentTable) {
+            if (currentTable) bar.stop();
+            currentTable = table;
+            bar.start(total, done, { table: table.padEnd(8) });
+          } else bar.update(done);
+        },
+      });
+      bar?.stop();
+      await app.dataSource.query('ANALYZE');
+      const seconds = ((Date.now() - started) / 1000).toFixed(1);
+      process.stdout.write(
+        `seeded ${JSON.stringify(summary.counts)} in ${seconds} s (seed ${seed})\n` +
+          `admin of the largest company: ${summary.companies[0]?.adminEmail} (npm run token -- --email ${summary.companies[0]?.adminEmail})\n`,
+      );
+    },
+    { migrate: true },
+  );
+});

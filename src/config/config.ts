@@ -1,0 +1,146 @@
+import { z } from 'zod';
+
+/** Parses "true"/"false"/"1"/"0" explicitly; z.coerce.boolean() would turn "false" into true. */
+const booleanFlag = (defaultValue: boolean) =>
+  z
+    .enum(['true', 'false', '1', '0', 'yes', 'no'])
+    .optional()
+    .transform((value) => (value === undefined ? defaultValue : ['true', '1', 'yes'].includes(value)));
+
+const port = (defaultValue: number) => z.coerce.number().int().min(0).max(65535).default(defaultValue);
+const positiveInt = (defaultValue: number) => z.coerce.number().int().positive().default(defaultValue);
+const optionalUrl = (protocols: RegExp) =>
+  z
+    .string()
+    .optional()
+    .transform((value) => (value === '' ? undefined : value))
+    .refine((value) => value === undefined || protocols.test(value), {
+      message: `must be a URL starting with ${protocols.source.replace(/[\\^()]/g, '').replace(/\|/g, ' or ')}`,
+    });
+
+const DEV_JWT_SECRET = 'dev-only-secret-change-me-0123456789abcdef';
+
+const environmentSchema = z.object({
+  NODE_ENV: z.enum(['development', 'test', 'production']).default('development'),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  PORT: port(4000),
+  HOST: z.string().min(1).default('0.0.0.0'),
+  METRICS_PORT: port(9464),
+  DATABASE_URL: optionalUrl(/^(postgres|postgresql):\/\//),
+  DATABASE_POOL_SIZE: positiveInt(10),
+  EMBEDDED_DATA_DIR: z.string().min(1).default('.data/pglite'),
+  REDIS_URL: optionalUrl(/^(redis|rediss):\/\//),
+  REDIS_CLUSTER_NODES: z.string().optional(),
+  OPENSEARCH_URL: optionalUrl(/^(http|https):\/\//),
+  JWT_SECRET: z.string().min(32, 'must be at least 32 characters').optional(),
+  JWT_TTL_SECONDS: positiveInt(3600),
+  GRAPHQL_INTROSPECTION: booleanFlag(true).optional(),
+  GRAPHQL_MAX_DEPTH: positiveInt(10),
+  GRAPHQL_MAX_ALIASES: positiveInt(15),
+  GRAPHQL_MAX_COMPLEXITY: positiveInt(5000),
+  GRAPHQL_MAX_PAGE_SIZE: positiveInt(200),
+  BODY_LIMIT: z.string().regex(/^\d+(b|kb|mb)$/i, 'must look like 1mb, 512kb or 1000b').default('1mb'),
+  SHUTDOWN_TIMEOUT_MS: positiveInt(10_000),
+  ENTITY_CACHE_TTL_SECONDS: positiveInt(300),
+  DATALOADER_MAX_BATCH: positiveInt(500),
+  SEED_DEMO_WHEN_EMPTY: booleanFlag(true),
+});
+
+export type DatabaseDriver = 'postgres' | 'embedded';
+export type RedisDriver = 'redis' | 'redis-cluster' | 'memory';
+
+export interface AppConfig {
+  readonly env: 'development' | 'test' | 'production';
+  readonly logLevel: string;
+  readonly http: { readonly host: string; readonly port: number; readonly bodyLimit: string };
+  readonly metricsPort: number;
+  readonly database: {
+    readonly driver: DatabaseDriver;
+    readonly url?: string;
+    readonly poolSize: number;
+    readonly embeddedDataDir: string;
+  };
+  readonly redis: { readonly driver: RedisDriver; readonly url?: string; readonly clusterNodes: readonly string[] };
+  readonly opensearchUrl?: string;
+  readonly jwt: { readonly secret: string; readonly ttlSeconds: number; readonly isDevSecret: boolean };
+  readonly graphql: {
+    readonly introspection: boolean;
+    readonly landingPage: boolean;
+    readonly maxDepth: number;
+    readonly maxAliases: number;
+    readonly maxComplexity: number;
+    readonly maxPageSize: number;
+  };
+  readonly shutdownTimeoutMs: number;
+  readonly entityCacheTtlSeconds: number;
+  readonly dataloaderMaxBatch: number;
+  readonly seedDemoWhenEmpty: boolean;
+}
+
+export class ConfigError extends Error {
+  constructor(readonly issues: string[]) {
+    super(`Invalid configuration:\n  - ${issues.join('\n  - ')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+function deepFreeze<T>(value: T): T {
+  if (value && typeof value === 'object') {
+    for (const inner of Object.values(value)) deepFreeze(inner);
+    Object.freeze(value);
+  }
+  return value;
+}
+
+/** The only reader of process.env: parses once into a typed, frozen object or throws naming each bad variable. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Partial<Record<string, string>> = {}): AppConfig {
+  const parsed = environmentSchema.safeParse({ ...env, ...overrides });
+  if (!parsed.success) {
+    throw new ConfigError(
+      parsed.error.issues.map((issue) => `${issue.path.join('.') || '(root)'}: ${issue.message}`),
+    );
+  }
+  const e = parsed.data;
+  const isProduction = e.NODE_ENV === 'production';
+  if (isProduction && !e.JWT_SECRET) throw new ConfigError(['JWT_SECRET: is required when NODE_ENV=production']);
+  const clusterNodes = (e.REDIS_CLUSTER_NODES ?? '')
+    .split(',')
+    .map((node) => node.trim())
+    .filter(Boolean);
+  const introspection = e.GRAPHQL_INTROSPECTION ?? !isProduction;
+
+  return deepFreeze<AppConfig>({
+    env: e.NODE_ENV,
+    logLevel: e.LOG_LEVEL,
+    http: { host: e.HOST, port: e.PORT, bodyLimit: e.BODY_LIMIT },
+    metricsPort: e.METRICS_PORT,
+    database: {
+      driver: e.DATABASE_URL ? 'postgres' : 'embedded',
+      url: e.DATABASE_URL,
+      poolSize: e.DATABASE_POOL_SIZE,
+      embeddedDataDir: e.EMBEDDED_DATA_DIR,
+    },
+    redis: {
+      driver: clusterNodes.length > 0 ? 'redis-cluster' : e.REDIS_URL ? 'redis' : 'memory',
+      url: e.REDIS_URL,
+      clusterNodes,
+    },
+    opensearchUrl: e.OPENSEARCH_URL,
+    jwt: { secret: e.JWT_SECRET ?? DEV_JWT_SECRET, ttlSeconds: e.JWT_TTL_SECONDS, isDevSecret: !e.JWT_SECRET },
+    graphql: {
+      introspection,
+      landingPage: introspection,
+      maxDepth: e.GRAPHQL_MAX_DEPTH,
+      maxAliases: e.GRAPHQL_MAX_ALIASES,
+      maxComplexity: e.GRAPHQL_MAX_COMPLEXITY,
+      maxPageSize: e.GRAPHQL_MAX_PAGE_SIZE,
+    },
+    shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
+    entityCacheTtlSeconds: e.ENTITY_CACHE_TTL_SECONDS,
+    dataloaderMaxBatch: e.DATALOADER_MAX_BATCH,
+    seedDemoWhenEmpty: e.SEED_DEMO_WHEN_EMPTY,
+  });
+}
+
+/** Every variable the config reads, for documentation and the compose-file test. */
+export const CONFIG_VARIABLES = Object.keys(environmentSchema.shape) as Array<keyof typeof environmentSchema.shape>;

@@ -1,0 +1,69 @@
+import { GraphQLError, type GraphQLFormattedError } from 'graphql';
+import { AppError, ErrorCode } from '../platform/errors/app-error';
+import type { Logger } from '../platform/logging/logger';
+
+/** Codes that graphql-js and Apollo assign themselves; they describe the request, so they are safe to show. */
+const PASS_THROUGH_CODES = new Set([
+  'GRAPHQL_PARSE_FAILED',
+  'GRAPHQL_VALIDATION_FAILED',
+  'BAD_USER_INPUT',
+  'BAD_REQUEST',
+  'PERSISTED_QUERY_NOT_FOUND',
+  'PERSISTED_QUERY_NOT_SUPPORTED',
+  'OPERATION_RESOLUTION_FAILURE',
+  ...Object.values(ErrorCode),
+]);
+
+function findAppError(error: unknown): AppError | undefined {
+  let current: unknown = error;
+  for (let depth = 0; depth < 5 && current; depth++) {
+    if (current instanceof AppError) return current;
+    current = (current as { originalError?: unknown }).originalError;
+  }
+  return undefined;
+}
+
+/**
+ * The one place errors are shaped for clients (HTTP and WebSocket): AppErrors keep their message and code,
+ * request errors from graphql-js keep theirs, anything else is masked and logged in full.
+ */
+export function formatError(formatted: GraphQLFormattedError, error: unknown, logger: Logger): GraphQLFormattedError {
+  const appError = findAppError(error);
+  if (appError) {
+    const { violations } = appError.details as { violations?: unknown };
+    return {
+      message: appError.message,
+      locations: formatted.locations,
+      path: formatted.path,
+      extensions: { code: appError.code, ...(violations ? { violations } : {}) },
+    };
+  }
+  const code = formatted.extensions?.code;
+  const isRequestError =
+    typeof code === 'string' &&
+    PASS_THROUGH_CODES.has(code) &&
+    code !== ErrorCode.INTERNAL_SERVER_ERROR;
+  // A GraphQLError without originalError was raised by graphql-js validation or coercion: it describes the request.
+  const isGraphQLRequestError =
+    error instanceof GraphQLError && !error.originalError && (code === undefined || isRequestError);
+  if (isRequestError || isGraphQLRequestError) {
+    return {
+      message: formatted.message,
+      locations: formatted.locations,
+      path: formatted.path,
+      extensions: { code: typeof code === 'string' ? code : 'GRAPHQL_VALIDATION_FAILED' },
+    };
+  }
+  logger.error({ err: (error as { originalError?: unknown })?.originalError ?? error, path: formatted.path }, 'unexpected error');
+  return {
+    message: 'Internal server error',
+    locations: formatted.locations,
+    path: formatted.path,
+    extensions: { code: ErrorCode.INTERNAL_SERVER_ERROR },
+  };
+}
+
+/** A GraphQLError for rejections raised by the gateway itself (limits, auth) with a stable code. */
+export function gatewayError(code: ErrorCode, message: string, httpStatus = 400): GraphQLError {
+  return new GraphQLError(message, { extensions: { code, http: { status: httpStatus } } });
+}

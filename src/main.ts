@@ -1,0 +1,32 @@
+import { startApp } from './app';
+import { installShutdownHooks, loadConfigOrExit } from './process-hooks';
+import { createLogger } from './platform/logging/logger';
+
+/** Gateway process: config -> app (drivers, services, schema, HTTP + WebSocket) -> listen -> shutdown hooks. */
+async function main(): Promise<void> {
+  const config = loadConfigOrExit();
+  const logger = createLogger({ level: config.logLevel, name: 'crm-gateway' });
+  const app = await startApp({ config, role: 'gateway', logger });
+  installShutdownHooks(app, logger);
+
+  if (config.database.driver === 'embedded') {
+    const admin = await app.services.identity.findUserByEmail('user0@company0.example.com');
+    if (admin) {
+      const token = await app.services.tokens.mint(admin.id, admin.companyId);
+      process.stdout.write(
+        [
+          '',
+          `  crm-gateway is running with embedded defaults at ${app.url}/graphql`,
+          `  Open it in a browser for Apollo Sandbox; send this header as the demo admin (${admin.email}):`,
+          `  Authorization: Bearer ${token}`,
+          '',
+        ].join('\n') + '\n',
+      );
+    }
+  }
+}
+
+main().catch((error: unknown) => {
+  process.stderr.write(`gateway failed to start: ${(error as Error).stack ?? String(error)}\n`);
+  process.exit(1);
+});

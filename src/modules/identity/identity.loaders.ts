@@ -1,0 +1,27 @@
+import DataLoader from 'dataloader';
+import type { Principal } from './principal';
+import type { IdentityService } from './identity.service';
+import type { RoleEntity } from './role.entity';
+import type { UserEntity } from './user.entity';
+
+export interface IdentityLoaders {
+  user: DataLoader<string, UserEntity | null>;
+  role: DataLoader<string, RoleEntity | null>;
+}
+
+/** Loaders scoped to the caller's company; create them per request. */
+export function createIdentityLoaders(
+  identity: IdentityService,
+  principal: Principal | undefined,
+  maxBatchSize: number,
+): IdentityLoaders {
+  const companyId = principal?.companyId;
+  const scoped = <T>(load: (companyId: string, ids: readonly string[]) => Promise<Array<T | null>>) =>
+    new DataLoader<string, T | null>(async (ids) => (companyId ? load(companyId, ids) : ids.map(() => null)), {
+      maxBatchSize,
+    });
+  return {
+    user: scoped((company, ids) => identity.usersByIds(company, ids)),
+    role: scoped((company, ids) => identity.rolesByIds(company, ids)),
+  };
+}

@@ -1,0 +1,90 @@
+import { In, type DataSource } from 'typeorm';
+import { CacheNamespace, type CacheStore } from '../../platform/cache/cache.store';
+import { ReadThroughCache, reviveDates } from '../../platform/cache/read-through.cache';
+import { CompanyEntity } from './company.entity';
+import { authFailure } from './identity.errors';
+import type { Principal } from './principal';
+import { RoleEntity } from './role.entity';
+import type { TokenService } from './token.service';
+import { UserEntity } from './user.entity';
+
+export interface IdentityServiceOptions {
+  dataSource: DataSource;
+  cache: CacheStore;
+  tokens: TokenService;
+  /** TTL of cached users, roles and companies. */
+  cacheTtlSeconds: number;
+}
+
+/** Users, roles and companies: token -> principal, and batched, cached lookups for loaders. */
+export class IdentityService {
+  readonly userCache: ReadThroughCache<UserEntity>;
+  readonly roleCache: ReadThroughCache<RoleEntity>;
+  readonly companyCache: ReadThroughCache<CompanyEntity>;
+
+  constructor(private readonly options: IdentityServiceOptions) {
+    const shared = { store: options.cache, namespace: CacheNamespace.entity, ttlSeconds: options.cacheTtlSeconds };
+    this.userCache = new ReadThroughCache<UserEntity>({
+      ...shared,
+      kind: 'user',
+      revive: (raw) => reviveDates(raw, ['createdAt', 'updatedAt']),
+    });
+    this.roleCache = new ReadThroughCache<RoleEntity>({ ...shared, kind: 'role', revive: (raw) => reviveDates(raw, ['createdAt']) });
+    this.companyCache = new ReadThroughCache<CompanyEntity>({
+      ...shared,
+      kind: 'company',
+      revive: (raw) => reviveDates(raw, ['createdAt']),
+    });
+  }
+
+  /** Verifies the token and that its user belongs to the company it names. */
+  async authenticate(token: string): Promise<Principal> {
+    const claims = await this.options.tokens.verify(token);
+    const [user] = await this.usersByIds(claims.companyId, [claims.userId]);
+    if (!user) throw authFailure('UNKNOWN_USER');
+    return {
+      userId: user.id,
+      companyId: user.companyId,
+      roleId: user.roleId,
+      isAdmin: user.isAdmin,
+      tokenExpiresAt: claims.expiresAt,
+    };
+  }
+
+  usersByIds(companyId: string, ids: readonly string[]): Promise<Array<UserEntity | null>> {
+    return this.userCache.getMany(companyId, ids, async (missing) =>
+      byId(await this.options.dataSource.getRepository(UserEntity).findBy({ companyId, id: In(missing) })),
+    );
+  }
+
+  rolesByIds(companyId: string, ids: readonly string[]): Promise<Array<RoleEntity | null>> {
+    return this.roleCache.getMany(companyId, ids, async (missing) =>
+      byId(await this.options.dataSource.getRepository(RoleEntity).findBy({ companyId, id: In(missing) })),
+    );
+  }
+
+  async company(companyId: string): Promise<CompanyEntity | null> {
+    const [company] = await this.companyCache.getMany(companyId, [companyId], async (missing) =>
+      byId(await this.options.dataSource.getRepository(CompanyEntity).findBy({ id: In(missing) })),
+    );
+    return company ?? null;
+  }
+
+  async userExists(companyId: string, userId: string): Promise<boolean> {
+    const [user] = await this.usersByIds(companyId, [userId]);
+    return user !== null && user !== undefined;
+  }
+
+  findUserByEmail(email: string): Promise<UserEntity | null> {
+    return this.options.dataSource.getRepository(UserEntity).findOneBy({ email });
+  }
+
+  /** Call after any change to a user (role, admin flag, name) so every process reloads it. */
+  invalidateUsers(companyId: string, ids: readonly string[]): Promise<void> {
+    return this.userCache.invalidate(companyId, ids);
+  }
+}
+
+function byId<T extends { id: string }>(rows: T[]): Map<string, T> {
+  return new Map(rows.map((row) => [row.id, row]));
+}

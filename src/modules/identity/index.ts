@@ -1,0 +1,11 @@
+export { CompanyEntity } from './company.entity';
+export { RoleEntity } from './role.entity';
+export { UserEntity } from './user.entity';
+export { GroupEntity, GroupMemberEntity, GroupMemberType } from './group.entity';
+export type { Principal } from './principal';
+export { IdentityService } from './identity.service';
+export { IdentityResolver } from './identity.resolver';
+export { TokenService, parseBearer } from './token.service';
+export { createIdentityLoaders, type IdentityLoaders } from './identity.loaders';
+export { authFailure, AuthFailure } from './identity.errors';
+export { User, Role, Company } from './identity.types';

@@ -1,0 +1,22 @@
+import DataLoader from 'dataloader';
+import type { Principal } from '../identity';
+import type { AccountEntity } from './account.entity';
+import type { RecordServices } from './records.service';
+
+export interface RecordLoaders {
+  account: DataLoader<string, AccountEntity | null>;
+}
+
+/** Per-request loaders; the account loader applies the caller's visibility, so it must never be shared. */
+export function createRecordLoaders(
+  records: RecordServices,
+  principal: Principal | undefined,
+  maxBatchSize: number,
+): RecordLoaders {
+  return {
+    account: new DataLoader<string, AccountEntity | null>(
+      async (ids) => (principal ? records.accounts.loadReadable(principal, ids) : ids.map(() => null)),
+      { maxBatchSize },
+    ),
+  };
+}

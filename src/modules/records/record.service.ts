@@ -1,0 +1,213 @@
+import type { DataSource, EntityManager, EntityTarget, ObjectLiteral } from 'typeorm';
+import { NotFoundError, ForbiddenError, ValidationError } from '../../platform/errors/app-error';
+import { AuditAction, type AuditService } from '../audit';
+import type { IdentityService, Principal } from '../identity';
+import type { VisibilityService } from '../sharing';
+import type { ObjectType } from './record.enums';
+
+export interface OwnedEntity extends ObjectLiteral {
+  id: string;
+  companyId: string;
+  ownerId: string;
+  createdAt: Date;
+  updatedAt: Date;
+}
+
+export const SortDirection = { ASC: 'ASC', DESC: 'DESC' } as const;
+export type SortDirection = (typeof SortDirection)[keyof typeof SortDirection];
+
+export interface ListOptions {
+  page: number;
+  pageSize: number;
+  sortBy: string;
+  sortDirection: SortDirection;
+}
+
+export interface Page<T> {
+  items: T[];
+  total: number;
+  page: number;
+  pageSize: number;
+}
+
+export interface RecordDefinition<E extends OwnedEntity> {
+  objectType: ObjectType;
+  /** Name used in messages, e.g. `Lead`. */
+  label: string;
+  entity: EntityTarget<E>;
+  /** Allow-list of sortable properties (GraphQL name -> entity property). */
+  sortable: Readonly<Record<string, keyof E & string>>;
+}
+
+export interface RecordServiceDeps {
+  dataSource: DataSource;
+  visibility: VisibilityService;
+  audit: AuditService;
+  identity: IdentityService;
+  maxPageSize: number;
+}
+
+/** Hook run inside the write transaction before the row is saved; throws ValidationError to reject. */
+export type WriteCheck<E> = (principal: Principal, candidate: E, manager: EntityManager) => Promise<void>;
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+export function assertUuid(field: string, value: string): void {
+  if (!UUID.test(value)) throw ValidationError.single(field, 'must be a UUID');
+}
+
+/**
+ * Reads and writes one record type under tenant isolation and the visibility rules; every mutation writes its
+ * audit row in the same transaction.
+ */
+export class RecordService<E extends OwnedEntity> {
+  constructor(
+    protected readonly definition: RecordDefinition<E>,
+    protected readonly deps: RecordServiceDeps,
+    private readonly beforeWrite: WriteCheck<E> = async () => {},
+    private readonly afterWrite: (principal: Principal, id: string) => Promise<void> = async () => {},
+  ) {}
+
+  async get(principal: Principal, id: string): Promise<E | null> {
+    assertUuid('id', id);
+    const [row] = await this.byIds(principal, [id]);
+    return row ?? null;
+  }
+
+  /** Readable rows among `ids`, in no particular order; unknown or hidden ids are simply absent. */
+  async byIds(principal: Principal, ids: readonly string[]): Promise<E[]> {
+    const valid = ids.filter((id) => UUID.test(id));
+    if (valid.length === 0) return [];
+    const visible = await this.deps.visibility.readPredicate(principal, this.definition.objectType, 'r');
+    return this.repository()
+      .createQueryBuilder('r')
+      .where('r.id = ANY(:ids)', { ids: valid })
+      .andWhere(visible.sql, visible.params)
+      .getMany();
+  }
+
+  async list(principal: Principal, options: ListOptions): Promise<Page<E>> {
+    if (!Number.isInteger(options.page) || options.page < 1) throw ValidationError.single('page', 'must be an integer >= 1');
+    if (!Number.isInteger(options.pageSize) || options.pageSize < 1 || options.pageSize > this.deps.maxPageSize) {
+      throw ValidationError.single('pageSize', `must be an integer between 1 and ${this.deps.maxPageSize}`);
+    }
+    const sortProperty = this.definition.sortable[options.sortBy];
+    if (!sortProperty) {
+      throw ValidationError.single('sortBy', `must be one of ${Object.keys(this.definition.sortable).join(', ')}`);
+    }
+    const visible = await this.deps.visibility.readPredicate(principal, this.definition.objectType, 'r');
+    const [items, total] = await this.repository()
+      .createQueryBuilder('r')
+      .where(visible.sql, visible.params)
+      .orderBy(`r.${sortProperty}`, options.sortDirection)
+      .addOrderBy('r.id', options.sortDirection)
+      .skip((options.page - 1) * options.pageSize)
+      .take(options.pageSize)
+      .getManyAndCount();
+    return { items, total, page: options.page, pageSize: options.pageSize };
+  }
+
+  async create(principal: Principal, values: Partial<E>): Promise<E> {
+    const ownerId = (values.ownerId as string | undefined) ?? principal.userId;
+    await this.assertOwnerInCompany(principal, ownerId, values.ownerId !== undefined);
+    const created = await this.deps.dataSource.transaction(async (manager) => {
+      const candidate = manager.create(this.definition.entity, {
+        ...values,
+        companyId: principal.companyId,
+        ownerId,
+      } as unknown as E);
+      await this.beforeWrite(principal, candidate, manager);
+      const saved = await manager.save(this.definition.entity, candidate);
+      await this.deps.audit.record(manager, principal, {
+        action: AuditAction.CREATE,
+        objectType: this.definition.objectType,
+        objectId: saved.id,
+        changes: snapshot(saved),
+      });
+      return saved;
+    });
+    return created;
+  }
+
+  async update(principal: Principal, id: string, patch: Partial<E>): Promise<E> {
+    assertUuid('id', id);
+    if (patch.ownerId !== undefined) await this.assertOwnerInCompany(principal, patch.ownerId as string, true);
+    const updated = await this.deps.dataSource.transaction(async (manager) => {
+      const current = await this.lockForWrite(manager, principal, id);
+      const changes: Record<string, { from: unknown; to: unknown }> = {};
+      for (const [field, value] of Object.entries(patch)) {
+        if (value === undefined) continue;
+        const before = (current as Record<string, unknown>)[field];
+        if (!sameValue(before, value)) changes[field] = { from: before ?? null, to: value };
+      }
+      const candidate = manager.merge(this.definition.entity, current, patch as E);
+      await this.beforeWrite(principal, candidate, manager);
+      if (Object.keys(changes).length === 0) return current;
+      const saved = await manager.save(this.definition.entity, candidate);
+      await this.deps.audit.record(manager, principal, {
+        action: AuditAction.UPDATE,
+        objectType: this.definition.objectType,
+        objectId: id,
+        changes,
+      });
+      return saved;
+    });
+    await this.afterWrite(principal, id);
+    return updated;
+  }
+
+  async delete(principal: Principal, id: string): Promise<boolean> {
+    assertUuid('id', id);
+    await this.deps.dataSource.transaction(async (manager) => {
+      const current = await this.lockForWrite(manager, principal, id);
+      await manager.delete(this.definition.entity, { id, companyId: principal.companyId });
+      await this.deps.audit.record(manager, principal, {
+        action: AuditAction.DELETE,
+        objectType: this.definition.objectType,
+        objectId: id,
+        changes: snapshot(current),
+      });
+    });
+    await this.afterWrite(principal, id);
+    return true;
+  }
+
+  protected repository() {
+    return this.deps.dataSource.getRepository(this.definition.entity);
+  }
+
+  /** Row-locks the record; NOT_FOUND when hidden (existence is not revealed), FORBIDDEN when read-only. */
+  private async lockForWrite(manager: EntityManager, principal: Principal, id: string): Promise<E> {
+    const visible = await this.deps.visibility.readPredicate(principal, this.definition.objectType, 'r');
+    const current = await manager
+      .getRepository(this.definition.entity)
+      .createQueryBuilder('r')
+      .setLock('pessimistic_write')
+      .where('r.id = :id', { id })
+      .andWhere(visible.sql, visible.params)
+      .getOne();
+    if (!current) throw new NotFoundError(this.definition.label, id);
+    if (!(await this.deps.visibility.canEdit(principal, this.definition.objectType, current))) {
+      throw new ForbiddenError(`You may read but not edit ${this.definition.label} ${id}`);
+    }
+    return current;
+  }
+
+  private async assertOwnerInCompany(principal: Principal, ownerId: string, explicit: boolean): Promise<void> {
+    if (!explicit) return;
+    assertUuid('input.ownerId', ownerId);
+    if (!(await this.deps.identity.userExists(principal.companyId, ownerId))) {
+      throw ValidationError.single('input.ownerId', 'must be the id of a user in your company');
+    }
+  }
+}
+
+function sameValue(a: unknown, b: unknown): boolean {
+  if (a instanceof Date && b instanceof Date) return a.getTime() === b.getTime();
+  return a === b;
+}
+
+function snapshot(entity: ObjectLiteral): Record<string, unknown> {
+  const { companyId: _companyId, ...rest } = entity;
+  return rest;
+}

@@ -1,0 +1,86 @@
+import { In } from 'typeorm';
+import { CacheNamespace, type CacheStore } from '../../platform/cache/cache.store';
+import { ReadThroughCache, reviveDates } from '../../platform/cache/read-through.cache';
+import { ValidationError } from '../../platform/errors/app-error';
+import type { Principal } from '../identity';
+import { AccountEntity } from './account.entity';
+import { DealEntity } from './deal.entity';
+import { LeadEntity } from './lead.entity';
+import { ObjectType } from './record.enums';
+import { RecordService, type RecordServiceDeps } from './record.service';
+
+const COMMON_SORTS = { createdAt: 'createdAt', updatedAt: 'updatedAt' } as const;
+
+/** Accounts are hot and small: loaders read them through the shared entity cache, then apply visibility. */
+export class AccountService extends RecordService<AccountEntity> {
+  readonly cache: ReadThroughCache<AccountEntity>;
+
+  constructor(deps: RecordServiceDeps, cache: CacheStore, ttlSeconds: number) {
+    const accountCache = new ReadThroughCache<AccountEntity>({
+      store: cache,
+      namespace: CacheNamespace.entity,
+      kind: 'account',
+      ttlSeconds,
+      revive: (raw) => reviveDates(raw, ['createdAt', 'updatedAt']),
+    });
+    super(
+      {
+        objectType: ObjectType.ACCOUNT,
+        label: 'Account',
+        entity: AccountEntity,
+        sortable: { ...COMMON_SORTS, name: 'name', annualRevenue: 'annualRevenue', employees: 'employees' },
+      },
+      deps,
+      undefined,
+      (principal, id) => accountCache.invalidate(principal.companyId, [id]),
+    );
+    this.cache = accountCache;
+  }
+
+  /** Readable accounts in key order (null where missing or hidden), served from the shared cache when warm. */
+  async loadReadable(principal: Principal, ids: readonly string[]): Promise<Array<AccountEntity | null>> {
+    const rows = await this.cache.getMany(principal.companyId, ids, async (missing) => {
+      const found = await this.repository().findBy({ companyId: principal.companyId, id: In(missing) });
+      return new Map(found.map((row) => [row.id, row]));
+    });
+    return Promise.all(
+      rows.map(async (row) =>
+        row && (await this.deps.visibility.canRead(principal, ObjectType.ACCOUNT, row)) ? row : null,
+      ),
+    );
+  }
+}
+
+export interface RecordServices {
+  leads: RecordService<LeadEntity>;
+  deals: RecordService<DealEntity>;
+  accounts: AccountService;
+}
+
+export function createRecordServices(deps: RecordServiceDeps, cache: CacheStore, cacheTtlSeconds: number): RecordServices {
+  const accounts = new AccountService(deps, cache, cacheTtlSeconds);
+  const leads = new RecordService<LeadEntity>(
+    {
+      objectType: ObjectType.LEAD,
+      label: 'Lead',
+      entity: LeadEntity,
+      sortable: { ...COMMON_SORTS, lastName: 'lastName', score: 'score', estimatedValue: 'estimatedValue', status: 'status' },
+    },
+    deps,
+  );
+  const deals = new RecordService<DealEntity>(
+    {
+      objectType: ObjectType.DEAL,
+      label: 'Deal',
+      entity: DealEntity,
+      sortable: { ...COMMON_SORTS, name: 'name', amount: 'amount', closeDate: 'closeDate', stage: 'stage' },
+    },
+    deps,
+    async (principal, candidate) => {
+      if (!candidate.accountId) return;
+      const [account] = await accounts.byIds(principal, [candidate.accountId]);
+      if (!account) throw ValidationError.single('input.accountId', 'must be the id of an account you can see');
+    },
+  );
+  return { leads, deals, accounts };
+}

@@ -1,0 +1,28 @@
+import { createParameterDecorator } from 'type-graphql';
+import type { Logger } from '../platform/logging/logger';
+import type { Principal } from './identity/principal';
+import { authFailure } from './identity/identity.errors';
+import type { IdentityLoaders } from './identity/identity.loaders';
+import type { RecordLoaders } from './records/record.loaders';
+
+/** Per-request (HTTP) or per-operation (WebSocket) loaders; never shared between requests. */
+export type RequestLoaders = IdentityLoaders & RecordLoaders;
+
+/** What every resolver receives; built by the transport layer for each request or WebSocket operation. */
+export interface RequestContext {
+  requestId: string;
+  logger: Logger;
+  /** Absent for anonymous requests, which may only introspect. */
+  principal?: Principal;
+  loaders: RequestLoaders;
+}
+
+/** Resolves the caller, or fails with UNAUTHENTICATED: every field that reads or writes data takes it. */
+export function CurrentPrincipal() {
+  return createParameterDecorator<RequestContext>(({ context }) => {
+    const principal = context.principal;
+    if (!principal) throw authFailure('MISSING_TOKEN');
+    if (principal.tokenExpiresAt * 1000 <= Date.now()) throw authFailure('EXPIRED_TOKEN');
+    return principal;
+  });
+}

@@ -1,0 +1,21 @@
+/** A string key/value store with TTLs: Redis in production, an in-process LRU when nothing is configured. */
+export interface CacheStore {
+  readonly driver: 'redis' | 'memory';
+  /** Returns undefined on a miss, and also when the store is unreachable (counted as a fallback). */
+  mget(keys: readonly string[]): Promise<Array<string | undefined>>;
+  /** Best effort: failures are logged and counted, never thrown. */
+  mset(entries: ReadonlyArray<readonly [key: string, value: string]>, ttlSeconds: number): Promise<void>;
+  del(keys: readonly string[]): Promise<void>;
+  /** True when the last call reached the store. */
+  isHealthy(): boolean;
+}
+
+/** Cache namespaces, declared once; a key is `crm:<namespace>:{<companyId>}:...` so a cluster keeps a tenant on one slot. */
+export const CacheNamespace = {
+  entity: 'entity',
+} as const;
+export type CacheNamespace = (typeof CacheNamespace)[keyof typeof CacheNamespace];
+
+export function cacheKey(namespace: CacheNamespace, companyId: string, ...parts: string[]): string {
+  return ['crm', namespace, `{${companyId}}`, ...parts].join(':');
+}

@@ -1,0 +1,68 @@
+import { cacheKey, type CacheNamespace, type CacheStore } from './cache.store';
+
+export interface ReadThroughCacheOptions<T> {
+  store: CacheStore;
+  namespace: CacheNamespace;
+  /** Kind of entity, part of the key (e.g. `user`). */
+  kind: string;
+  /** Seconds an entry lives. */
+  ttlSeconds: number;
+  /** Rebuilds a value from its JSON form (dates come back as strings). */
+  revive: (raw: Record<string, unknown>) => T;
+}
+
+/**
+ * Tenant-scoped read-through cache of small, hot entities shared by every request and process. Keys always carry
+ * the company id, so a lookup can only ever return rows of the caller's tenant.
+ */
+export class ReadThroughCache<T> {
+  hits = 0;
+  misses = 0;
+
+  constructor(private readonly options: ReadThroughCacheOptions<T>) {}
+
+  /** Values in key order, null where neither cache nor `loadMissing` knows the id. */
+  async getMany(
+    companyId: string,
+    ids: readonly string[],
+    loadMissing: (ids: string[]) => Promise<Map<string, T>>,
+  ): Promise<Array<T | null>> {
+    const keys = ids.map((id) => this.key(companyId, id));
+    const cached = await this.options.store.mget(keys);
+    const result: Array<T | null> = new Array<T | null>(ids.length).fill(null);
+    const missing: string[] = [];
+    cached.forEach((raw, index) => {
+      if (raw === undefined) missing.push(ids[index]!);
+      else result[index] = this.options.revive(JSON.parse(raw) as Record<string, unknown>);
+    });
+    this.hits += ids.length - missing.length;
+    this.misses += missing.length;
+    if (missing.length === 0) return result;
+
+    const loaded = await loadMissing([...new Set(missing)]);
+    ids.forEach((id, index) => {
+      if (result[index] === null) result[index] = loaded.get(id) ?? null;
+    });
+    await this.options.store.mset(
+      [...loaded].map(([id, value]) => [this.key(companyId, id), JSON.stringify(value)] as const),
+      this.options.ttlSeconds,
+    );
+    return result;
+  }
+
+  async invalidate(companyId: string, ids: readonly string[]): Promise<void> {
+    await this.options.store.del(ids.map((id) => this.key(companyId, id)));
+  }
+
+  private key(companyId: string, id: string): string {
+    return cacheKey(this.options.namespace, companyId, this.options.kind, id);
+  }
+}
+
+export function reviveDates<T>(raw: Record<string, unknown>, fields: readonly string[]): T {
+  for (const field of fields) {
+    const value = raw[field];
+    if (typeof value === 'string') raw[field] = new Date(value);
+  }
+  return raw as T;
+}

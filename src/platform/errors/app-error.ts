@@ -1,0 +1,78 @@
+/** Codes shared by every module; modules declare their own next to their service and extend this set. */
+export const ErrorCode = {
+  BAD_USER_INPUT: 'BAD_USER_INPUT',
+  UNAUTHENTICATED: 'UNAUTHENTICATED',
+  FORBIDDEN: 'FORBIDDEN',
+  NOT_FOUND: 'NOT_FOUND',
+  CONFLICT: 'CONFLICT',
+  QUERY_TOO_DEEP: 'QUERY_TOO_DEEP',
+  TOO_MANY_ALIASES: 'TOO_MANY_ALIASES',
+  QUERY_TOO_COMPLEX: 'QUERY_TOO_COMPLEX',
+  PAGE_SIZE_TOO_LARGE: 'PAGE_SIZE_TOO_LARGE',
+  SERVICE_UNAVAILABLE: 'SERVICE_UNAVAILABLE',
+  INTERNAL_SERVER_ERROR: 'INTERNAL_SERVER_ERROR',
+} as const;
+export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
+
+const HTTP_STATUS: Partial<Record<ErrorCode, number>> = {
+  UNAUTHENTICATED: 401,
+};
+
+export interface FieldViolation {
+  /** Dotted path of the offending input, e.g. `input.email`. */
+  field: string;
+  /** The rule it broke, e.g. `must be a valid email address`. */
+  rule: string;
+}
+
+/** Base of every expected error; its code reaches the client as `extensions.code`, its message as is. */
+export class AppError extends Error {
+  constructor(
+    readonly code: ErrorCode,
+    message: string,
+    readonly details: Record<string, unknown> = {},
+  ) {
+    super(message);
+    this.name = 'AppError';
+  }
+
+  get httpStatus(): number | undefined {
+    return HTTP_STATUS[this.code];
+  }
+}
+
+export class ValidationError extends AppError {
+  constructor(readonly violations: FieldViolation[]) {
+    super(
+      ErrorCode.BAD_USER_INPUT,
+      violations.map((v) => `${v.field} ${v.rule}`).join('; '),
+      { violations },
+    );
+    this.name = 'ValidationError';
+  }
+
+  static single(field: string, rule: string): ValidationError {
+    return new ValidationError([{ field, rule }]);
+  }
+}
+
+export class NotFoundError extends AppError {
+  constructor(objectType: string, id: string) {
+    super(ErrorCode.NOT_FOUND, `${objectType} ${id} was not found`, { objectType, id });
+    this.name = 'NotFoundError';
+  }
+}
+
+export class ForbiddenError extends AppError {
+  constructor(message: string) {
+    super(ErrorCode.FORBIDDEN, message);
+    this.name = 'ForbiddenError';
+  }
+}
+
+export class AuthenticationError extends AppError {
+  constructor(message: string) {
+    super(ErrorCode.UNAUTHENTICATED, message);
+    this.name = 'AuthenticationError';
+  }
+}

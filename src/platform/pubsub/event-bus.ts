@@ -1,0 +1,76 @@
+import { EventEmitter } from 'node:events';
+import type { Logger } from '../logging/logger';
+import type { RedisClient } from '../redis/redis.connection';
+
+export type EventHandler = (message: string) => void;
+
+/** Cross-process broadcast of string messages: Redis pub/sub when configured, in-process otherwise. */
+export interface EventBus {
+  readonly driver: 'redis' | 'memory';
+  publish(channel: string, message: string): Promise<void>;
+  /** Returns a function that removes this handler. */
+  subscribe(channel: string, handler: EventHandler): Promise<() => Promise<void>>;
+  close(): Promise<void>;
+}
+
+export class MemoryEventBus implements EventBus {
+  readonly driver = 'memory' as const;
+  private readonly emitter = new EventEmitter().setMaxListeners(0);
+
+  async publish(channel: string, message: string): Promise<void> {
+    this.emitter.emit(channel, message);
+  }
+
+  async subscribe(channel: string, handler: EventHandler): Promise<() => Promise<void>> {
+    this.emitter.on(channel, handler);
+    return async () => {
+      this.emitter.off(channel, handler);
+    };
+  }
+
+  async close(): Promise<void> {
+    this.emitter.removeAllListeners();
+  }
+}
+
+/** Uses two connections, as Redis requires: one publishes, one is in subscriber mode. */
+export class RedisEventBus implements EventBus {
+  readonly driver = 'redis' as const;
+  private readonly local = new EventEmitter().setMaxListeners(0);
+  private readonly channelRefs = new Map<string, number>();
+
+  constructor(
+    private readonly publisher: RedisClient,
+    private readonly subscriber: RedisClient,
+    private readonly logger: Logger,
+  ) {
+    subscriber.on('message', (channel: string, message: string) => this.local.emit(channel, message));
+  }
+
+  async publish(channel: string, message: string): Promise<void> {
+    await this.publisher.publish(channel, message);
+  }
+
+  async subscribe(channel: string, handler: EventHandler): Promise<() => Promise<void>> {
+    this.local.on(channel, handler);
+    const refs = this.channelRefs.get(channel) ?? 0;
+    this.channelRefs.set(channel, refs + 1);
+    if (refs === 0) await this.subscriber.subscribe(channel);
+    return async () => {
+      this.local.off(channel, handler);
+      const remaining = (this.channelRefs.get(channel) ?? 1) - 1;
+      if (remaining > 0) {
+        this.channelRefs.set(channel, remaining);
+        return;
+      }
+      this.channelRefs.delete(channel);
+      await this.subscriber.unsubscribe(channel).catch((error: Error) => {
+        this.logger.warn({ channel, err: error.message }, 'unsubscribe failed');
+      });
+    };
+  }
+
+  async close(): Promise<void> {
+    this.local.removeAllListeners();
+  }
+}

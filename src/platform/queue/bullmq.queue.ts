@@ -1,0 +1,93 @@
+import { Queue, QueueEvents, Worker } from 'bullmq';
+import type { Logger } from '../logging/logger';
+import type { RedisClient } from '../redis/redis.connection';
+import type {
+  JobOptions,
+  JobProcessor,
+  ProcessorOptions,
+  QueueDriver,
+  QueuedJob,
+  QueueName,
+} from './queue.driver';
+
+export interface BullMqDriverOptions {
+  /** A connection made with `failFast: false` (BullMQ needs `maxRetriesPerRequest: null`). */
+  connection: RedisClient;
+  /** Key prefix of every queue. Default `crm`. */
+  prefix?: string;
+  logger: Logger;
+}
+
+/** BullMQ queues and workers on Redis; workers run in `npm run worker` processes. */
+export class BullMqQueueDriver implements QueueDriver {
+  readonly driver = 'bullmq' as const;
+  private readonly queues = new Map<QueueName, Queue>();
+  private readonly events = new Map<QueueName, QueueEvents>();
+  private readonly workers: Worker[] = [];
+  private readonly prefix: string;
+
+  constructor(private readonly options: BullMqDriverOptions) {
+    this.prefix = options.prefix ?? 'crm';
+  }
+
+  async add<TData, TResult>(queueName: QueueName, jobName: string, data: TData, options: JobOptions = {}): Promise<QueuedJob<TResult>> {
+    const job = await this.queue(queueName).add(jobName, data, {
+      attempts: options.attempts ?? 1,
+      jobId: options.jobId,
+      removeOnComplete: { age: 3600, count: 1000 },
+      removeOnFail: { age: 24 * 3600 },
+    });
+    const id = job.id!;
+    return {
+      id,
+      finished: async (timeoutMs = 30_000) => {
+        const events = await this.queueEvents(queueName);
+        return (await job.waitUntilFinished(events, timeoutMs)) as TResult;
+      },
+    };
+  }
+
+  process<TData, TResult>(queueName: QueueName, processor: JobProcessor<TData, TResult>, options: ProcessorOptions = {}): void {
+    const worker = new Worker<TData, TResult>(
+      queueName,
+      (job) => processor({ id: job.id!, name: job.name, data: job.data, attempt: job.attemptsMade + 1 }),
+      { connection: this.options.connection, prefix: this.prefix, concurrency: options.concurrency ?? 1 },
+    );
+    worker.on('failed', (job, error) => {
+      this.options.logger.warn({ queue: queueName, jobId: job?.id, err: error.message }, 'job failed');
+    });
+    worker.on('error', (error) => this.options.logger.error({ queue: queueName, err: error.message }, 'worker error'));
+    this.workers.push(worker);
+  }
+
+  async closeWorkers(): Promise<void> {
+    await Promise.all(this.workers.map((worker) => worker.close()));
+    this.workers.length = 0;
+  }
+
+  async closeQueues(): Promise<void> {
+    await Promise.all([...this.events.values()].map((events) => events.close()));
+    await Promise.all([...this.queues.values()].map((queue) => queue.close()));
+    this.events.clear();
+    this.queues.clear();
+  }
+
+  private queue(name: QueueName): Queue {
+    let queue = this.queues.get(name);
+    if (!queue) {
+      queue = new Queue(name, { connection: this.options.connection, prefix: this.prefix });
+      this.queues.set(name, queue);
+    }
+    return queue;
+  }
+
+  private async queueEvents(name: QueueName): Promise<QueueEvents> {
+    let events = this.events.get(name);
+    if (!events) {
+      events = new QueueEvents(name, { connection: this.options.connection, prefix: this.prefix });
+      this.events.set(name, events);
+      await events.waitUntilReady();
+    }
+    return events;
+  }
+}

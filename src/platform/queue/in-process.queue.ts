@@ -1,0 +1,123 @@
+import { randomUUID } from 'node:crypto';
+import { EventEmitter } from 'node:events';
+import type {
+  JobContext,
+  JobOptions,
+  JobProcessor,
+  ProcessorOptions,
+  QueueDriver,
+  QueuedJob,
+  QueueName,
+} from './queue.driver';
+
+interface PendingJob {
+  context: JobContext<unknown>;
+  maxAttempts: number;
+}
+
+interface Lane {
+  processor?: JobProcessor<unknown, unknown>;
+  concurrency: number;
+  running: number;
+  pending: PendingJob[];
+}
+
+/** Runs jobs in this process, with per-queue concurrency and retries; for first runs without Redis. */
+export class InProcessQueueDriver implements QueueDriver {
+  readonly driver = 'in-process' as const;
+  private readonly lanes = new Map<QueueName, Lane>();
+  private readonly results = new EventEmitter().setMaxListeners(0);
+  private readonly outcomes = new Map<string, { ok: boolean; value: unknown }>();
+  private readonly inFlight = new Set<Promise<void>>();
+  private accepting = true;
+
+  async add<TData, TResult>(queue: QueueName, jobName: string, data: TData, options: JobOptions = {}): Promise<QueuedJob<TResult>> {
+    if (!this.accepting) throw new Error(`queue ${queue} is closed`);
+    const id = options.jobId ?? randomUUID();
+    this.lane(queue).pending.push({
+      context: { id, name: jobName, data, attempt: 1 },
+      maxAttempts: options.attempts ?? 1,
+    });
+    this.drain(queue);
+    return { id, finished: (timeoutMs) => this.waitFor<TResult>(id, timeoutMs) };
+  }
+
+  process<TData, TResult>(queue: QueueName, processor: JobProcessor<TData, TResult>, options: ProcessorOptions = {}): void {
+    const lane = this.lane(queue);
+    lane.processor = processor as JobProcessor<unknown, unknown>;
+    lane.concurrency = options.concurrency ?? 1;
+    this.drain(queue);
+  }
+
+  async closeWorkers(): Promise<void> {
+    this.accepting = false;
+    for (const lane of this.lanes.values()) lane.pending.length = 0;
+    await Promise.allSettled([...this.inFlight]);
+  }
+
+  async closeQueues(): Promise<void> {
+    this.accepting = false;
+  }
+
+  private lane(queue: QueueName): Lane {
+    let lane = this.lanes.get(queue);
+    if (!lane) {
+      lane = { concurrency: 1, running: 0, pending: [] };
+      this.lanes.set(queue, lane);
+    }
+    return lane;
+  }
+
+  private drain(queue: QueueName): void {
+    const lane = this.lane(queue);
+    const processor = lane.processor;
+    if (!processor) return;
+    while (lane.running < lane.concurrency && lane.pending.length > 0) {
+      const job = lane.pending.shift()!;
+      lane.running++;
+      const run = (async () => {
+        try {
+          const value = await processor(job.context);
+          this.settle(job.context.id, true, value);
+        } catch (error) {
+          if (job.context.attempt < job.maxAttempts) {
+            lane.pending.push({ ...job, context: { ...job.context, attempt: job.context.attempt + 1 } });
+          } else {
+            this.settle(job.context.id, false, error);
+          }
+        } finally {
+          lane.running--;
+        }
+      })();
+      this.inFlight.add(run);
+      void run.finally(() => {
+        this.inFlight.delete(run);
+        this.drain(queue);
+      });
+    }
+  }
+
+  private settle(id: string, ok: boolean, value: unknown): void {
+    this.outcomes.set(id, { ok, value });
+    this.results.emit(id);
+    // Keep outcomes briefly for late `finished()` callers, then let them go.
+    setTimeout(() => this.outcomes.delete(id), 60_000).unref();
+  }
+
+  private waitFor<TResult>(id: string, timeoutMs = 30_000): Promise<TResult> {
+    return new Promise<TResult>((resolve, reject) => {
+      const deliver = () => {
+        clearTimeout(timer);
+        const outcome = this.outcomes.get(id)!;
+        if (outcome.ok) resolve(outcome.value as TResult);
+        else reject(outcome.value instanceof Error ? outcome.value : new Error(String(outcome.value)));
+      };
+      const timer = setTimeout(() => {
+        this.results.off(id, deliver);
+        reject(new Error(`job ${id} did not finish within ${timeoutMs} ms`));
+      }, timeoutMs);
+      if (this.outcomes.has(id)) deliver();
+      else this.results.once(id, deliver);
+    });
+  }
+}

@@ -1,0 +1,141 @@
+import { randomUUID } from 'node:crypto';
+import { createServer, type Server as HttpServer } from 'node:http';
+import { ApolloServer, type ApolloServerPlugin } from '@apollo/server';
+import { ApolloServerPluginDrainHttpServer } from '@apollo/server/plugin/drainHttpServer';
+import {
+  ApolloServerPluginLandingPageLocalDefault,
+  ApolloServerPluginLandingPageProductionDefault,
+} from '@apollo/server/plugin/landingPage/default';
+import { ApolloServerPluginLandingPageDisabled } from '@apollo/server/plugin/disabled';
+import { expressMiddleware } from '@as-integrations/express5';
+import express, { type ErrorRequestHandler, type RequestHandler } from 'express';
+import { GraphQLError, type GraphQLSchema } from 'graphql';
+import type { ContextFactory } from '../graphql/context';
+import { formatError } from '../graphql/errors';
+import { checkVariableLimits, createLimitRules, type OperationLimits } from '../graphql/limits';
+import type { RequestContext } from '../modules/request-context';
+import { AppError } from '../platform/errors/app-error';
+import type { Logger } from '../platform/logging/logger';
+
+export interface HttpServerOptions {
+  schema: GraphQLSchema;
+  contexts: ContextFactory;
+  limits: OperationLimits;
+  logger: Logger;
+  /** Serve schema introspection. */
+  introspection: boolean;
+  /** Serve the Apollo Sandbox landing page on GET /graphql. */
+  landingPage: boolean;
+  /** JSON body limit, e.g. `1mb`. */
+  bodyLimit: string;
+  /** `/readyz` probe: resolves true when every dependency answers. */
+  readiness: () => Promise<Record<string, boolean>>;
+  /** Extra cleanup run while Apollo drains (e.g. closing graphql-ws). */
+  onDrain?: () => Promise<void>;
+}
+
+export interface HttpGateway {
+  httpServer: HttpServer;
+  apollo: ApolloServer<RequestContext>;
+}
+
+const REQUEST_ID = /^[A-Za-z0-9._-]{1,100}$/;
+
+function jsonError(res: express.Response, status: number, code: string, message: string): void {
+  res.status(status).json({ errors: [{ message, extensions: { code } }] });
+}
+
+/** express 5 + Apollo Server 5 on one HTTP server: /graphql, /healthz, /readyz; JSON errors only. */
+export async function createHttpGateway(options: HttpServerOptions): Promise<HttpGateway> {
+  const app = express();
+  app.disable('x-powered-by');
+  const httpServer = createServer(app);
+
+  const limitsPlugin: ApolloServerPlugin<RequestContext> = {
+    async requestDidStart() {
+      return {
+        async didResolveOperation({ document, request, operationName, schema }) {
+          const [first] = checkVariableLimits({ schema, document, variables: request.variables, operationName, limits: options.limits });
+          if (first) throw first;
+        },
+      };
+    },
+  };
+  const drainPlugin: ApolloServerPlugin<RequestContext> = {
+    async serverWillStart() {
+      return { drainServer: async () => options.onDrain?.() };
+    },
+  };
+
+  const apollo = new ApolloServer<RequestContext>({
+    schema: options.schema,
+    introspection: options.introspection,
+    includeStacktraceInErrorResponses: false,
+    csrfPrevention: true,
+    validationRules: createLimitRules(options.limits),
+    formatError: (formatted, error) => formatError(formatted, error, options.logger),
+    plugins: [
+      ApolloServerPluginDrainHttpServer({ httpServer }),
+      drainPlugin,
+      limitsPlugin,
+      options.landingPage
+        ? ApolloServerPluginLandingPageLocalDefault({ embed: true, includeCookies: false })
+        : options.introspection
+          ? ApolloServerPluginLandingPageProductionDefault({ footer: false })
+          : ApolloServerPluginLandingPageDisabled(),
+    ],
+  });
+  await apollo.start();
+
+  const requestId: RequestHandler = (req, res, next) => {
+    const incoming = req.header('x-request-id');
+    const id = incoming && REQUEST_ID.test(incoming) ? incoming : randomUUID();
+    res.locals.requestId = id;
+    res.setHeader('x-request-id', id);
+    next();
+  };
+  app.use(requestId);
+
+  app.get('/healthz', (_req, res) => {
+    res.json({ status: 'ok' });
+  });
+  app.get('/readyz', async (_req, res) => {
+    const checks = await options.readiness();
+    const ready = Object.values(checks).every(Boolean);
+    res.status(ready ? 200 : 503).json({ status: ready ? 'ready' : 'unavailable', checks });
+  });
+
+  app.use(
+    '/graphql',
+    express.json({ limit: options.bodyLimit }),
+    expressMiddleware(apollo, {
+      context: async ({ req, res }) => {
+        try {
+          const principal = await options.contexts.authenticate(req.headers.authorization);
+          return options.contexts.create(principal, res.locals.requestId as string);
+        } catch (error) {
+          if (error instanceof AppError) {
+            throw new GraphQLError(error.message, {
+              extensions: { code: error.code, http: { status: error.httpStatus ?? 400 } },
+            });
+          }
+          throw error;
+        }
+      },
+    }),
+  );
+
+  app.use((_req, res) => jsonError(res, 404, 'NOT_FOUND', 'No such route'));
+
+  // express answers body-parser failures with an HTML page unless the app handles them: keep errors JSON.
+  const errorHandler: ErrorRequestHandler = (error: { status?: number; type?: string; message?: string }, _req, res, _next) => {
+    if (error.type === 'entity.too.large') return jsonError(res, 413, 'PAYLOAD_TOO_LARGE', `Request body exceeds ${options.bodyLimit}`);
+    if (error.type === 'entity.parse.failed') return jsonError(res, 400, 'BAD_REQUEST', 'Request body is not valid JSON');
+    if (error.status && error.status >= 400 && error.status < 500) return jsonError(res, error.status, 'BAD_REQUEST', error.message ?? 'Bad request');
+    options.logger.error({ err: error }, 'unhandled http error');
+    jsonError(res, 500, 'INTERNAL_SERVER_ERROR', 'Internal server error');
+  };
+  app.use(errorHandler);
+
+  return { httpServer, apollo };
+}

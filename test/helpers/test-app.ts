@@ -1,0 +1,71 @@
+import 'reflect-metadata';
+import { randomUUID } from 'node:crypto';
+import { Client as WsClient, createClient } from 'graphql-ws';
+import WebSocket from 'ws';
+import { startApp, type App, type ProcessRole } from '../../src/app';
+import { loadConfig } from '../../src/config/config';
+
+export interface GraphQLResponse<T = Record<string, any>> {
+  status: number;
+  data?: T | null;
+  errors?: Array<{ message: string; extensions?: { code?: string; violations?: Array<{ field: string; rule: string }> } }>;
+}
+
+export interface TestApp {
+  app: App;
+  url: string;
+  gql<T = Record<string, any>>(query: string, variables?: Record<string, unknown>, token?: string): Promise<GraphQLResponse<T>>;
+  stop(): Promise<void>;
+}
+
+/** A real gateway (HTTP + WebSocket) on a free port, against crm_test and the test Redis DB. */
+export async function startTestApp(overrides: Record<string, string> = {}, role: ProcessRole = 'gateway'): Promise<TestApp> {
+  const config = loadConfig(process.env, { PORT: '0', HOST: '127.0.0.1', ...overrides });
+  const app = await startApp({ config, role, queuePrefix: `test-${randomUUID().slice(0, 8)}` });
+  const url = app.url ?? '';
+  return {
+    app,
+    url,
+    async gql(query, variables, token) {
+      const response = await fetch(`${url}/graphql`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) },
+        body: JSON.stringify({ query, variables }),
+      });
+      const body = (await response.json()) as GraphQLResponse;
+      return { ...body, status: response.status } as never;
+    },
+    stop: () => app.stop(),
+  };
+}
+
+export function wsClient(url: string, authorization?: string, options: { keepOpenMs?: number } = {}): WsClient {
+  return createClient({
+    url: url.replace(/^http/, 'ws') + '/graphql',
+    webSocketImpl: WebSocket,
+    connectionParams: authorization ? { authorization } : {},
+    retryAttempts: 0,
+    lazy: true,
+    lazyCloseTimeout: options.keepOpenMs ?? 0,
+  });
+}
+
+/** Runs one operation over graphql-ws; resolves with the result or rejects with the close event / errors. */
+export function wsExecute(client: WsClient, query: string, variables?: Record<string, unknown>): Promise<GraphQLResponse> {
+  return new Promise((resolve, reject) => {
+    let result: GraphQLResponse | undefined;
+    client.subscribe(
+      { query, variables },
+      {
+        next: (value) => {
+          result = value as GraphQLResponse;
+        },
+        error: (error: unknown) => {
+          if (Array.isArray(error)) resolve({ status: 0, errors: error as GraphQLResponse['errors'] });
+          else reject(error as Error);
+        },
+        complete: () => resolve(result ?? { status: 0 }),
+      },
+    );
+  });
+}
