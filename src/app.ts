@@ -24,7 +24,12 @@ import { MemoryEventBus, RedisEventBus, type EventBus } from './platform/pubsub/
 import { BullMqQueueDriver } from './platform/queue/bullmq.queue';
 import { InProcessQueueDriver } from './platform/queue/in-process.queue';
 import type { QueueDriver } from './platform/queue/queue.driver';
-import { closeRedis, createRedisConnection, type RedisClient } from './platform/redis/redis.connection';
+import {
+  closeRedis,
+  createRedisConnection,
+  waitForReady,
+  type RedisClient,
+} from './platform/redis/redis.connection';
 import { seedDemoIfEmpty } from './seed/demo.seed';
 import { createHttpGateway } from './server/http.server';
 import { startGraphQLWs } from './server/graphql-ws.server';
@@ -98,7 +103,10 @@ async function compose(options: AppOptions, logger: Logger, lifecycle: Lifecycle
     url: databaseUrl,
     entities: ENTITIES,
     migrations: MIGRATIONS,
-    poolSize: config.database.driver === 'embedded' ? Math.min(config.database.poolSize, 5) : config.database.poolSize,
+    poolSize:
+      config.database.driver === 'embedded'
+        ? Math.min(config.database.poolSize, 5)
+        : config.database.poolSize,
     logger,
   });
   await dataSource.initialize();
@@ -132,8 +140,17 @@ async function compose(options: AppOptions, logger: Logger, lifecycle: Lifecycle
     };
     cache = new RedisCacheStore(connect('cache', true), logger);
     events = new RedisEventBus(connect('publish', true), connect('subscribe', false), logger);
-    queue = new BullMqQueueDriver({ connection: connect('queue', false), prefix: options.queuePrefix, logger });
-    const target = config.redis.driver === 'redis-cluster' ? `cluster ${config.redis.clusterNodes.join(',')}` : redactUrl(config.redis.url!);
+    queue = new BullMqQueueDriver({
+      connection: connect('queue', false),
+      prefix: options.queuePrefix,
+      logger,
+    });
+    const ready = await Promise.all(redisClients.map((client) => waitForReady(client, 3000)));
+    if (!ready.every(Boolean)) logger.warn('Redis is not answering yet: serving from Postgres until it does');
+    const target =
+      config.redis.driver === 'redis-cluster'
+        ? `cluster ${config.redis.clusterNodes.join(',')}`
+        : redactUrl(config.redis.url!);
     drivers.cache = `redis (${target})`;
     drivers.pubsub = `redis pub/sub (${target})`;
     drivers.queue = `bullmq (${target})`;
@@ -146,7 +163,12 @@ async function compose(options: AppOptions, logger: Logger, lifecycle: Lifecycle
   lifecycle.register('queue-workers', ShutdownPhase.workers, () => queue.closeWorkers());
 
   const tokens = new TokenService({ secret: config.jwt.secret, ttlSeconds: config.jwt.ttlSeconds });
-  const identity = new IdentityService({ dataSource, cache, tokens, cacheTtlSeconds: config.entityCacheTtlSeconds });
+  const identity = new IdentityService({
+    dataSource,
+    cache,
+    tokens,
+    cacheTtlSeconds: config.entityCacheTtlSeconds,
+  });
   const visibility = new VisibilityService();
   const audit = new AuditService();
   const records = createRecordServices(
@@ -174,8 +196,13 @@ async function compose(options: AppOptions, logger: Logger, lifecycle: Lifecycle
       maxPageSize: config.graphql.maxPageSize,
     };
     const schema = await buildGatewaySchema(services);
-    const contexts = new ContextFactory({ identity, records, logger, maxBatchSize: config.dataloaderMaxBatch });
-    let closeWs: (() => Promise<void>) | undefined;
+    const contexts = new ContextFactory({
+      identity,
+      records,
+      logger,
+      maxBatchSize: config.dataloaderMaxBatch,
+    });
+    const websocket = { close: async (): Promise<void> => {} };
     const { httpServer, apollo } = await createHttpGateway({
       schema,
       contexts,
@@ -185,9 +212,16 @@ async function compose(options: AppOptions, logger: Logger, lifecycle: Lifecycle
       landingPage: config.graphql.landingPage,
       bodyLimit: config.http.bodyLimit,
       readiness: () => readiness(dataSource, redisClients),
-      onDrain: () => closeWs?.() ?? Promise.resolve(),
+      onDrain: () => websocket.close(),
     });
-    closeWs = startGraphQLWs({ httpServer, path: '/graphql', schema, contexts, limits, logger }).close;
+    websocket.close = startGraphQLWs({
+      httpServer,
+      path: '/graphql',
+      schema,
+      contexts,
+      limits,
+      logger,
+    }).close;
     // apollo.stop() drains in-flight HTTP requests (and, through onDrain, WebSocket operations), then closes.
     lifecycle.register('http+websocket', ShutdownPhase.transport, () => apollo.stop());
     await new Promise<void>((resolve, reject) => {
@@ -219,7 +253,10 @@ async function compose(options: AppOptions, logger: Logger, lifecycle: Lifecycle
   };
 }
 
-async function readiness(dataSource: DataSource, redisClients: RedisClient[]): Promise<Record<string, boolean>> {
+async function readiness(
+  dataSource: DataSource,
+  redisClients: RedisClient[],
+): Promise<Record<string, boolean>> {
   const postgres = dataSource
     .query('SELECT 1')
     .then(() => true)

@@ -7,7 +7,9 @@ async function main(): Promise<void> {
   const config = loadConfigOrExit();
   const logger = createLogger({ level: config.logLevel, name: 'crm-worker' });
   if (config.redis.driver === 'memory') {
-    logger.warn('REDIS_URL is not set: a separate worker has no queue to share; the gateway runs jobs in-process');
+    logger.warn(
+      'REDIS_URL is not set: a separate worker has no queue to share; the gateway runs jobs in-process',
+    );
   }
   const app = await startApp({ config, role: 'worker', logger });
   installShutdownHooks(app, logger);

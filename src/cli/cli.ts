@@ -24,9 +24,15 @@ export function positiveIntFlag(name: string, value: string | undefined, fallbac
 }
 
 /** Runs a command with the drivers and services (no HTTP, no processors), then closes everything. */
-export async function withApp(run: (app: App) => Promise<void>, options: { migrate?: boolean } = {}): Promise<void> {
+export async function withApp(
+  run: (app: App) => Promise<void>,
+  options: { migrate?: boolean } = {},
+): Promise<void> {
   const config = loadConfigOrExit();
-  const logger = createLogger({ level: config.logLevel === 'info' ? 'warn' : config.logLevel, name: 'crm-cli' });
+  const logger = createLogger({
+    level: config.logLevel === 'info' ? 'warn' : config.logLevel,
+    name: 'crm-cli',
+  });
   const app = await startApp({ config, role: 'cli', logger, migrate: options.migrate });
   try {
     await run(app);

@@ -13,7 +13,9 @@ runCli(async () => {
       }
       const applied = await app.dataSource.runMigrations({ transaction: 'each' });
       process.stdout.write(
-        applied.length === 0 ? 'database is up to date\n' : `applied: ${applied.map((m) => m.name).join(', ')}\n`,
+        applied.length === 0
+          ? 'database is up to date\n'
+          : `applied: ${applied.map((m) => m.name).join(', ')}\n`,
       );
     },
     { migrate: false },

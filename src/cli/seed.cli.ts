@@ -44,7 +44,9 @@ runCli(async () => {
 
   await withApp(
     async (app) => {
-      const [{ count }] = (await app.dataSource.query('SELECT count(*)::int AS count FROM companies')) as [{ count: number }];
+      const [{ count }] = await app.dataSource.query<[{ count: number }]>(
+        'SELECT count(*)::int AS count FROM companies',
+      );
       if (count > 0 && !flags.reset) {
         throw new Error(`The database already holds ${count} companies; pass --reset to replace all data`);
       }
@@ -52,7 +54,10 @@ runCli(async () => {
 
       const started = Date.now();
       const bar = process.stdout.isTTY
-        ? new SingleBar({ format: ' {table} |{bar}| {value}/{total} rows  {eta_formatted} left' }, Presets.shades_classic)
+        ? new SingleBar(
+            { format: ' {table} |{bar}| {value}/{total} rows  {eta_formatted} left' },
+            Presets.shades_classic,
+          )
         : undefined;
       let currentTable = '';
       const summary = await seedDatabase(app.dataSource, {

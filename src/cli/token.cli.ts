@@ -10,7 +10,8 @@ runCli(async () => {
   }
   await withApp(async (app) => {
     const user = await app.services.identity.findUserByEmail(flags.email!);
-    if (!user) throw new Error(`No user with email ${flags.email}; seeded users look like user0@company0.example.com`);
+    if (!user)
+      throw new Error(`No user with email ${flags.email}; seeded users look like user0@company0.example.com`);
     const ttl = positiveIntFlag('ttl', flags.ttl, app.config.jwt.ttlSeconds);
     process.stdout.write(`${await app.services.tokens.mint(user.id, user.companyId, ttl)}\n`);
   });

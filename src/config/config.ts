@@ -39,7 +39,10 @@ const environmentSchema = z.object({
   GRAPHQL_MAX_ALIASES: positiveInt(15),
   GRAPHQL_MAX_COMPLEXITY: positiveInt(5000),
   GRAPHQL_MAX_PAGE_SIZE: positiveInt(200),
-  BODY_LIMIT: z.string().regex(/^\d+(b|kb|mb)$/i, 'must look like 1mb, 512kb or 1000b').default('1mb'),
+  BODY_LIMIT: z
+    .string()
+    .regex(/^\d+(b|kb|mb)$/i, 'must look like 1mb, 512kb or 1000b')
+    .default('1mb'),
   SHUTDOWN_TIMEOUT_MS: positiveInt(10_000),
   ENTITY_CACHE_TTL_SECONDS: positiveInt(300),
   DATALOADER_MAX_BATCH: positiveInt(500),
@@ -60,7 +63,11 @@ export interface AppConfig {
     readonly poolSize: number;
     readonly embeddedDataDir: string;
   };
-  readonly redis: { readonly driver: RedisDriver; readonly url?: string; readonly clusterNodes: readonly string[] };
+  readonly redis: {
+    readonly driver: RedisDriver;
+    readonly url?: string;
+    readonly clusterNodes: readonly string[];
+  };
   readonly opensearchUrl?: string;
   readonly jwt: { readonly secret: string; readonly ttlSeconds: number; readonly isDevSecret: boolean };
   readonly graphql: {
@@ -93,7 +100,10 @@ function deepFreeze<T>(value: T): T {
 }
 
 /** The only reader of process.env: parses once into a typed, frozen object or throws naming each bad variable. */
-export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Partial<Record<string, string>> = {}): AppConfig {
+export function loadConfig(
+  env: NodeJS.ProcessEnv = process.env,
+  overrides: Partial<Record<string, string>> = {},
+): AppConfig {
   const parsed = environmentSchema.safeParse({ ...env, ...overrides });
   if (!parsed.success) {
     throw new ConfigError(
@@ -102,7 +112,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
   }
   const e = parsed.data;
   const isProduction = e.NODE_ENV === 'production';
-  if (isProduction && !e.JWT_SECRET) throw new ConfigError(['JWT_SECRET: is required when NODE_ENV=production']);
+  if (isProduction && !e.JWT_SECRET)
+    throw new ConfigError(['JWT_SECRET: is required when NODE_ENV=production']);
   const clusterNodes = (e.REDIS_CLUSTER_NODES ?? '')
     .split(',')
     .map((node) => node.trim())
@@ -126,7 +137,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
       clusterNodes,
     },
     opensearchUrl: e.OPENSEARCH_URL,
-    jwt: { secret: e.JWT_SECRET ?? DEV_JWT_SECRET, ttlSeconds: e.JWT_TTL_SECONDS, isDevSecret: !e.JWT_SECRET },
+    jwt: {
+      secret: e.JWT_SECRET ?? DEV_JWT_SECRET,
+      ttlSeconds: e.JWT_TTL_SECONDS,
+      isDevSecret: !e.JWT_SECRET,
+    },
     graphql: {
       introspection,
       landingPage: introspection,
@@ -143,4 +158,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
 }
 
 /** Every variable the config reads, for documentation and the compose-file test. */
-export const CONFIG_VARIABLES = Object.keys(environmentSchema.shape) as Array<keyof typeof environmentSchema.shape>;
+export const CONFIG_VARIABLES = Object.keys(environmentSchema.shape) as Array<
+  keyof typeof environmentSchema.shape
+>;

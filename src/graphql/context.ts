@@ -1,5 +1,10 @@
 import { randomUUID } from 'node:crypto';
-import { parseBearer, createIdentityLoaders, type IdentityService, type Principal } from '../modules/identity';
+import {
+  parseBearer,
+  createIdentityLoaders,
+  type IdentityService,
+  type Principal,
+} from '../modules/identity';
 import { createRecordLoaders, type RecordServices } from '../modules/records';
 import type { RequestContext } from '../modules/request-context';
 import type { Logger } from '../platform/logging/logger';

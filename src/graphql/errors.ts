@@ -23,11 +23,27 @@ function findAppError(error: unknown): AppError | undefined {
   return undefined;
 }
 
+const GATEWAY_CODES = new Set<unknown>(Object.values(ErrorCode));
+
+function findGatewayCode(error: unknown): string | undefined {
+  let current: unknown = error;
+  for (let depth = 0; depth < 5 && current; depth++) {
+    const code = current instanceof GraphQLError ? current.extensions?.code : undefined;
+    if (GATEWAY_CODES.has(code) && code !== ErrorCode.INTERNAL_SERVER_ERROR) return code as string;
+    current = (current as { originalError?: unknown }).originalError;
+  }
+  return undefined;
+}
+
 /**
  * The one place errors are shaped for clients (HTTP and WebSocket): AppErrors keep their message and code,
  * request errors from graphql-js keep theirs, anything else is masked and logged in full.
  */
-export function formatError(formatted: GraphQLFormattedError, error: unknown, logger: Logger): GraphQLFormattedError {
+export function formatError(
+  formatted: GraphQLFormattedError,
+  error: unknown,
+  logger: Logger,
+): GraphQLFormattedError {
   const appError = findAppError(error);
   if (appError) {
     const { violations } = appError.details as { violations?: unknown };
@@ -38,11 +54,11 @@ export function formatError(formatted: GraphQLFormattedError, error: unknown, lo
       extensions: { code: appError.code, ...(violations ? { violations } : {}) },
     };
   }
-  const code = formatted.extensions?.code;
+  // Apollo re-labels validation-rule errors GRAPHQL_VALIDATION_FAILED; keep the gateway's own, more precise code.
+  const ownCode = findGatewayCode(error);
+  const code = ownCode ?? formatted.extensions?.code;
   const isRequestError =
-    typeof code === 'string' &&
-    PASS_THROUGH_CODES.has(code) &&
-    code !== ErrorCode.INTERNAL_SERVER_ERROR;
+    typeof code === 'string' && PASS_THROUGH_CODES.has(code) && code !== ErrorCode.INTERNAL_SERVER_ERROR;
   // A GraphQLError without originalError was raised by graphql-js validation or coercion: it describes the request.
   const isGraphQLRequestError =
     error instanceof GraphQLError && !error.originalError && (code === undefined || isRequestError);
@@ -54,7 +70,10 @@ export function formatError(formatted: GraphQLFormattedError, error: unknown, lo
       extensions: { code: typeof code === 'string' ? code : 'GRAPHQL_VALIDATION_FAILED' },
     };
   }
-  logger.error({ err: (error as { originalError?: unknown })?.originalError ?? error, path: formatted.path }, 'unexpected error');
+  logger.error(
+    { err: (error as { originalError?: unknown })?.originalError ?? error, path: formatted.path },
+    'unexpected error',
+  );
   return {
     message: 'Internal server error',
     locations: formatted.locations,

@@ -6,7 +6,10 @@ function collect(errors: ClassValidatorError[], path: string, out: FieldViolatio
   for (const error of errors) {
     const field = `${path}.${error.property}`;
     for (const message of Object.values(error.constraints ?? {})) {
-      out.push({ field, rule: message.startsWith(`${error.property} `) ? message.slice(error.property.length + 1) : message });
+      out.push({
+        field,
+        rule: message.startsWith(`${error.property} `) ? message.slice(error.property.length + 1) : message,
+      });
     }
     if (error.children?.length) collect(error.children, field, out);
   }
@@ -18,7 +21,7 @@ function collect(errors: ClassValidatorError[], path: string, out: FieldViolatio
  */
 export const validateInput: ValidatorFn = async (argValue, _argType, { args }) => {
   if (argValue === null || typeof argValue !== 'object' || argValue instanceof Date) return;
-  const values = Array.isArray(argValue) ? (argValue as unknown[]) : [argValue];
+  const values: unknown[] = Array.isArray(argValue) ? (argValue as unknown[]) : [argValue];
   const argName =
     Object.entries(args).find(([, value]) => value !== null && typeof value === 'object')?.[0] ?? 'input';
   const violations: FieldViolation[] = [];
@@ -26,7 +29,8 @@ export const validateInput: ValidatorFn = async (argValue, _argType, { args }) =
     if (value === null || typeof value !== 'object') continue;
     const errors = await validate(value, { forbidUnknownValues: false, validationError: { target: false } });
     // @Args classes are flattened into the field's arguments, so their fields carry no prefix.
-    const isArgsClass = !Object.values(args).includes(value) && Object.keys(value).every((key) => key in args);
+    const isArgsClass =
+      !Object.values(args).includes(value) && Object.keys(value).every((key) => key in args);
     collect(errors, isArgsClass ? '' : argName, violations);
   }
   if (violations.length > 0) {

@@ -69,7 +69,10 @@ export function createLimitRules(limits: OperationLimits): Array<(context: Valid
         const depth = selectionDepth(operation.selectionSet, fragments, new Set());
         if (depth > limits.maxDepth) {
           context.reportError(
-            limitError(ErrorCode.QUERY_TOO_DEEP, `Query depth ${depth} exceeds the limit of ${limits.maxDepth}`),
+            limitError(
+              ErrorCode.QUERY_TOO_DEEP,
+              `Query depth ${depth} exceeds the limit of ${limits.maxDepth}`,
+            ),
           );
         }
       },
@@ -85,7 +88,10 @@ export function createLimitRules(limits: OperationLimits): Array<(context: Valid
         leave() {
           if (aliases > limits.maxAliases) {
             context.reportError(
-              limitError(ErrorCode.TOO_MANY_ALIASES, `Query uses ${aliases} aliases; the limit is ${limits.maxAliases}`),
+              limitError(
+                ErrorCode.TOO_MANY_ALIASES,
+                `Query uses ${aliases} aliases; the limit is ${limits.maxAliases}`,
+              ),
             );
           }
         },

@@ -48,9 +48,56 @@ const ROLE_TREE: ReadonlyArray<readonly [name: string, parent: string | null]> =
 ];
 const ROLE_WEIGHTS = [0, 1, 1, 1, 3, 3, 12, 12];
 
-const FIRST_NAMES = ['Ada', 'Grace', 'Alan', 'Linus', 'Margaret', 'Dennis', 'Barbara', 'Ken', 'Frances', 'Edsger', 'Hedy', 'Tim', 'Radia', 'John', 'Karen', 'Niklaus'];
-const LAST_NAMES = ['Lovelace', 'Hopper', 'Turing', 'Torvalds', 'Hamilton', 'Ritchie', 'Liskov', 'Thompson', 'Allen', 'Dijkstra', 'Lamarr', 'Berners-Lee', 'Perlman', 'McCarthy', 'Jones', 'Wirth'];
-const COMPANY_WORDS = ['Acme', 'Globex', 'Initech', 'Umbrella', 'Hooli', 'Stark', 'Wayne', 'Tyrell', 'Cyberdyne', 'Soylent', 'Vandelay', 'Wonka'];
+const FIRST_NAMES = [
+  'Ada',
+  'Grace',
+  'Alan',
+  'Linus',
+  'Margaret',
+  'Dennis',
+  'Barbara',
+  'Ken',
+  'Frances',
+  'Edsger',
+  'Hedy',
+  'Tim',
+  'Radia',
+  'John',
+  'Karen',
+  'Niklaus',
+];
+const LAST_NAMES = [
+  'Lovelace',
+  'Hopper',
+  'Turing',
+  'Torvalds',
+  'Hamilton',
+  'Ritchie',
+  'Liskov',
+  'Thompson',
+  'Allen',
+  'Dijkstra',
+  'Lamarr',
+  'Berners-Lee',
+  'Perlman',
+  'McCarthy',
+  'Jones',
+  'Wirth',
+];
+const COMPANY_WORDS = [
+  'Acme',
+  'Globex',
+  'Initech',
+  'Umbrella',
+  'Hooli',
+  'Stark',
+  'Wayne',
+  'Tyrell',
+  'Cyberdyne',
+  'Soylent',
+  'Vandelay',
+  'Wonka',
+];
 const COUNTRIES = ['US', 'DE', 'GB', 'FR', 'NL', 'SE', 'ES', 'IT', 'CA', 'AU', 'JP', 'BR'];
 const COUNTRY_WEIGHTS = [30, 12, 10, 8, 5, 4, 5, 5, 6, 4, 6, 5];
 
@@ -186,7 +233,13 @@ export async function seedDatabase(db: Queryable, options: SeedOptions): Promise
     for (let u = 0; u < usersPer[c]!; u++) {
       const userId = random.uuid();
       userIds.push(userId);
-      const roleName = u === 0 ? 'CEO' : random.weighted(ROLE_TREE.map(([n]) => n), ROLE_WEIGHTS);
+      const roleName =
+        u === 0
+          ? 'CEO'
+          : random.weighted(
+              ROLE_TREE.map(([n]) => n),
+              ROLE_WEIGHTS,
+            );
       userRows[0]!.push(userId);
       userRows[1]!.push(companyId);
       userRows[2]!.push(`user${u}@company${c}.example.com`);
@@ -213,21 +266,81 @@ export async function seedDatabase(db: Queryable, options: SeedOptions): Promise
       owdRows[1]!.push(objectType);
       owdRows[2]!.push(access);
     }
-    companies.push({ id: companyId, name, adminEmail: `user0@company${c}.example.com`, userCount: userIds.length });
+    companies.push({
+      id: companyId,
+      name,
+      adminEmail: `user0@company${c}.example.com`,
+      userCount: userIds.length,
+    });
   }
 
-  await insertRows(db, 'companies', [['id', 'uuid'], ['name', 'text'], ['created_at', 'timestamptz']], companyRows);
+  await insertRows(
+    db,
+    'companies',
+    [
+      ['id', 'uuid'],
+      ['name', 'text'],
+      ['created_at', 'timestamptz'],
+    ],
+    companyRows,
+  );
   // Parents come before children in ROLE_TREE order, but one statement checks the FK only at its end anyway.
-  await insertRows(db, 'roles', [['id', 'uuid'], ['company_id', 'uuid'], ['name', 'text'], ['parent_id', 'uuid']], roleRows);
+  await insertRows(
+    db,
+    'roles',
+    [
+      ['id', 'uuid'],
+      ['company_id', 'uuid'],
+      ['name', 'text'],
+      ['parent_id', 'uuid'],
+    ],
+    roleRows,
+  );
   await insertRows(
     db,
     'users',
-    [['id', 'uuid'], ['company_id', 'uuid'], ['email', 'text'], ['name', 'text'], ['role_id', 'uuid'], ['is_admin', 'boolean'], ['created_at', 'timestamptz']],
+    [
+      ['id', 'uuid'],
+      ['company_id', 'uuid'],
+      ['email', 'text'],
+      ['name', 'text'],
+      ['role_id', 'uuid'],
+      ['is_admin', 'boolean'],
+      ['created_at', 'timestamptz'],
+    ],
     userRows,
   );
-  await insertRows(db, 'groups', [['id', 'uuid'], ['company_id', 'uuid'], ['name', 'text']], groupRows);
-  await insertRows(db, 'group_members', [['company_id', 'uuid'], ['group_id', 'uuid'], ['member_type', 'text'], ['member_id', 'uuid']], memberRows);
-  await insertRows(db, 'org_wide_defaults', [['company_id', 'uuid'], ['object_type', 'text'], ['access_level', 'text']], owdRows);
+  await insertRows(
+    db,
+    'groups',
+    [
+      ['id', 'uuid'],
+      ['company_id', 'uuid'],
+      ['name', 'text'],
+    ],
+    groupRows,
+  );
+  await insertRows(
+    db,
+    'group_members',
+    [
+      ['company_id', 'uuid'],
+      ['group_id', 'uuid'],
+      ['member_type', 'text'],
+      ['member_id', 'uuid'],
+    ],
+    memberRows,
+  );
+  await insertRows(
+    db,
+    'org_wide_defaults',
+    [
+      ['company_id', 'uuid'],
+      ['object_type', 'text'],
+      ['access_level', 'text'],
+    ],
+    owdRows,
+  );
   progress?.('users', userRows[0]!.length, userRows[0]!.length);
 
   const ownerTables = usersByCompany.map((users) => SeededRandom.zipfTable(users.length, 0.7));
@@ -237,7 +350,18 @@ export async function seedDatabase(db: Queryable, options: SeedOptions): Promise
   const accounts = new ChunkWriter(
     db,
     'accounts',
-    [['id', 'uuid'], ['company_id', 'uuid'], ['owner_id', 'uuid'], ['name', 'text'], ['industry', 'text'], ['country', 'text'], ['annual_revenue', 'numeric'], ['employees', 'int4'], ['created_at', 'timestamptz'], ['updated_at', 'timestamptz']],
+    [
+      ['id', 'uuid'],
+      ['company_id', 'uuid'],
+      ['owner_id', 'uuid'],
+      ['name', 'text'],
+      ['industry', 'text'],
+      ['country', 'text'],
+      ['annual_revenue', 'numeric'],
+      ['employees', 'int4'],
+      ['created_at', 'timestamptz'],
+      ['updated_at', 'timestamptz'],
+    ],
     chunkSize,
     options.accounts,
     progress,
@@ -269,7 +393,23 @@ export async function seedDatabase(db: Queryable, options: SeedOptions): Promise
   const leads = new ChunkWriter(
     db,
     'leads',
-    [['id', 'uuid'], ['company_id', 'uuid'], ['owner_id', 'uuid'], ['first_name', 'text'], ['last_name', 'text'], ['email', 'text'], ['company_name', 'text'], ['status', 'text'], ['source', 'text'], ['industry', 'text'], ['score', 'int4'], ['estimated_value', 'numeric'], ['description', 'text'], ['created_at', 'timestamptz'], ['updated_at', 'timestamptz']],
+    [
+      ['id', 'uuid'],
+      ['company_id', 'uuid'],
+      ['owner_id', 'uuid'],
+      ['first_name', 'text'],
+      ['last_name', 'text'],
+      ['email', 'text'],
+      ['company_name', 'text'],
+      ['status', 'text'],
+      ['source', 'text'],
+      ['industry', 'text'],
+      ['score', 'int4'],
+      ['estimated_value', 'numeric'],
+      ['description', 'text'],
+      ['created_at', 'timestamptz'],
+      ['updated_at', 'timestamptz'],
+    ],
     chunkSize,
     options.leads,
     progress,
@@ -293,7 +433,9 @@ export async function seedDatabase(db: Queryable, options: SeedOptions): Promise
         random.weighted(INDUSTRIES, INDUSTRY_WEIGHTS),
         Math.min(100, Math.max(0, Math.round(random.logNormal(35, 0.6)))),
         Math.round(random.logNormal(12_000, 1.1) * 100) / 100,
-        random.next() < 0.3 ? `Met at ${random.pick(['a trade fair', 'a webinar', 'a partner dinner'])}` : null,
+        random.next() < 0.3
+          ? `Met at ${random.pick(['a trade fair', 'a webinar', 'a partner dinner'])}`
+          : null,
         created,
         new Date(Math.min(anchor, created.getTime() + random.int(0, 60) * DAY_MS)),
       ]);
@@ -304,7 +446,19 @@ export async function seedDatabase(db: Queryable, options: SeedOptions): Promise
   const deals = new ChunkWriter(
     db,
     'deals',
-    [['id', 'uuid'], ['company_id', 'uuid'], ['owner_id', 'uuid'], ['account_id', 'uuid'], ['name', 'text'], ['stage', 'text'], ['amount', 'numeric'], ['probability', 'int4'], ['close_date', 'date'], ['created_at', 'timestamptz'], ['updated_at', 'timestamptz']],
+    [
+      ['id', 'uuid'],
+      ['company_id', 'uuid'],
+      ['owner_id', 'uuid'],
+      ['account_id', 'uuid'],
+      ['name', 'text'],
+      ['stage', 'text'],
+      ['amount', 'numeric'],
+      ['probability', 'int4'],
+      ['close_date', 'date'],
+      ['created_at', 'timestamptz'],
+      ['updated_at', 'timestamptz'],
+    ],
     chunkSize,
     options.deals,
     progress,

@@ -1,5 +1,12 @@
 import type { Server as HttpServer } from 'node:http';
-import { GraphQLError, parse, specifiedRules, validate, type ExecutionArgs, type GraphQLSchema } from 'graphql';
+import {
+  GraphQLError,
+  parse,
+  specifiedRules,
+  validate,
+  type ExecutionArgs,
+  type GraphQLSchema,
+} from 'graphql';
 import { useServer } from 'graphql-ws/use/ws';
 import { WebSocketServer } from 'ws';
 import { checkVariableLimits, createLimitRules, type OperationLimits } from '../graphql/limits';
@@ -23,7 +30,10 @@ export interface GraphQLWsOptions {
  * graphql-ws on the HTTP server's port. graphql-ws runs no Apollo plugins, so the same limit rules and error
  * formatting are applied here explicitly. A connection without a valid token is refused (4403).
  */
-export function startGraphQLWs(options: GraphQLWsOptions): { close: () => Promise<void>; connections: () => number } {
+export function startGraphQLWs(options: GraphQLWsOptions): {
+  close: () => Promise<void>;
+  connections: () => number;
+} {
   const wsServer = new WebSocketServer({ server: options.httpServer, path: options.path });
   const principals = new WeakMap<object, Principal>();
   const limitRules = createLimitRules(options.limits);
@@ -35,7 +45,9 @@ export function startGraphQLWs(options: GraphQLWsOptions): { close: () => Promis
       onConnect: async (ctx) => {
         const authorization = ctx.connectionParams?.authorization;
         try {
-          const principal = await options.contexts.authenticate(typeof authorization === 'string' ? authorization : undefined);
+          const principal = await options.contexts.authenticate(
+            typeof authorization === 'string' ? authorization : undefined,
+          );
           if (!principal) return false;
           principals.set(ctx.extra, principal);
           return true;

@@ -55,7 +55,13 @@ export async function createHttpGateway(options: HttpServerOptions): Promise<Htt
     async requestDidStart() {
       return {
         async didResolveOperation({ document, request, operationName, schema }) {
-          const [first] = checkVariableLimits({ schema, document, variables: request.variables, operationName, limits: options.limits });
+          const [first] = checkVariableLimits({
+            schema,
+            document,
+            variables: request.variables,
+            operationName,
+            limits: options.limits,
+          });
           if (first) throw first;
         },
       };
@@ -128,10 +134,18 @@ export async function createHttpGateway(options: HttpServerOptions): Promise<Htt
   app.use((_req, res) => jsonError(res, 404, 'NOT_FOUND', 'No such route'));
 
   // express answers body-parser failures with an HTML page unless the app handles them: keep errors JSON.
-  const errorHandler: ErrorRequestHandler = (error: { status?: number; type?: string; message?: string }, _req, res, _next) => {
-    if (error.type === 'entity.too.large') return jsonError(res, 413, 'PAYLOAD_TOO_LARGE', `Request body exceeds ${options.bodyLimit}`);
-    if (error.type === 'entity.parse.failed') return jsonError(res, 400, 'BAD_REQUEST', 'Request body is not valid JSON');
-    if (error.status && error.status >= 400 && error.status < 500) return jsonError(res, error.status, 'BAD_REQUEST', error.message ?? 'Bad request');
+  const errorHandler: ErrorRequestHandler = (
+    error: { status?: number; type?: string; message?: string },
+    _req,
+    res,
+    _next,
+  ) => {
+    if (error.type === 'entity.too.large')
+      return jsonError(res, 413, 'PAYLOAD_TOO_LARGE', `Request body exceeds ${options.bodyLimit}`);
+    if (error.type === 'entity.parse.failed')
+      return jsonError(res, 400, 'BAD_REQUEST', 'Request body is not valid JSON');
+    if (error.status && error.status >= 400 && error.status < 500)
+      return jsonError(res, error.status, 'BAD_REQUEST', error.message ?? 'Bad request');
     options.logger.error({ err: error }, 'unhandled http error');
     jsonError(res, 500, 'INTERNAL_SERVER_ERROR', 'Internal server error');
   };

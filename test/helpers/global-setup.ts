@@ -12,13 +12,21 @@ import './setup-env';
 export default async function globalSetup(): Promise<void> {
   const url = new URL(process.env.TEST_DATABASE_URL!);
   const database = url.pathname.slice(1);
-  const admin = new Client({ connectionString: Object.assign(new URL(url), { pathname: '/postgres' }).toString() });
+  const admin = new Client({
+    connectionString: Object.assign(new URL(url), { pathname: '/postgres' }).toString(),
+  });
   await admin.connect();
   await admin.query(`DROP DATABASE IF EXISTS ${database} WITH (FORCE)`);
   await admin.query(`CREATE DATABASE ${database}`);
   await admin.end();
 
-  const dataSource = new DataSource({ type: 'postgres', url: url.toString(), entities: ENTITIES, migrations: MIGRATIONS, installExtensions: false });
+  const dataSource = new DataSource({
+    type: 'postgres',
+    url: url.toString(),
+    entities: ENTITIES,
+    migrations: MIGRATIONS,
+    installExtensions: false,
+  });
   await dataSource.initialize();
   await dataSource.runMigrations();
   await dataSource.destroy();
@@ -27,8 +35,12 @@ export default async function globalSetup(): Promise<void> {
   await redis.flushdb();
   await redis.quit();
 
-  execFileSync(process.execPath, [resolve(__dirname, '../../node_modules/typescript/bin/tsc'), '-p', 'tsconfig.build.json'], {
-    cwd: resolve(__dirname, '../..'),
-    stdio: 'inherit',
-  });
+  execFileSync(
+    process.execPath,
+    [resolve(__dirname, '../../node_modules/typescript/bin/tsc'), '-p', 'tsconfig.build.json'],
+    {
+      cwd: resolve(__dirname, '../..'),
+      stdio: 'inherit',
+    },
+  );
 }

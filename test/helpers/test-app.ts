@@ -8,18 +8,28 @@ import { loadConfig } from '../../src/config/config';
 export interface GraphQLResponse<T = Record<string, any>> {
   status: number;
   data?: T | null;
-  errors?: Array<{ message: string; extensions?: { code?: string; violations?: Array<{ field: string; rule: string }> } }>;
+  errors?: Array<{
+    message: string;
+    extensions?: { code?: string; violations?: Array<{ field: string; rule: string }> };
+  }>;
 }
 
 export interface TestApp {
   app: App;
   url: string;
-  gql<T = Record<string, any>>(query: string, variables?: Record<string, unknown>, token?: string): Promise<GraphQLResponse<T>>;
+  gql<T = Record<string, any>>(
+    query: string,
+    variables?: Record<string, unknown>,
+    token?: string,
+  ): Promise<GraphQLResponse<T>>;
   stop(): Promise<void>;
 }
 
 /** A real gateway (HTTP + WebSocket) on a free port, against crm_test and the test Redis DB. */
-export async function startTestApp(overrides: Record<string, string> = {}, role: ProcessRole = 'gateway'): Promise<TestApp> {
+export async function startTestApp(
+  overrides: Record<string, string> = {},
+  role: ProcessRole = 'gateway',
+): Promise<TestApp> {
   const config = loadConfig(process.env, { PORT: '0', HOST: '127.0.0.1', ...overrides });
   const app = await startApp({ config, role, queuePrefix: `test-${randomUUID().slice(0, 8)}` });
   const url = app.url ?? '';
@@ -29,7 +39,10 @@ export async function startTestApp(overrides: Record<string, string> = {}, role:
     async gql(query, variables, token) {
       const response = await fetch(`${url}/graphql`, {
         method: 'POST',
-        headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) },
+        headers: {
+          'content-type': 'application/json',
+          ...(token ? { authorization: `Bearer ${token}` } : {}),
+        },
         body: JSON.stringify({ query, variables }),
       });
       const body = (await response.json()) as GraphQLResponse;
@@ -39,7 +52,11 @@ export async function startTestApp(overrides: Record<string, string> = {}, role:
   };
 }
 
-export function wsClient(url: string, authorization?: string, options: { keepOpenMs?: number } = {}): WsClient {
+export function wsClient(
+  url: string,
+  authorization?: string,
+  options: { keepOpenMs?: number } = {},
+): WsClient {
   return createClient({
     url: url.replace(/^http/, 'ws') + '/graphql',
     webSocketImpl: WebSocket,
@@ -51,7 +68,11 @@ export function wsClient(url: string, authorization?: string, options: { keepOpe
 }
 
 /** Runs one operation over graphql-ws; resolves with the result or rejects with the close event / errors. */
-export function wsExecute(client: WsClient, query: string, variables?: Record<string, unknown>): Promise<GraphQLResponse> {
+export function wsExecute(
+  client: WsClient,
+  query: string,
+  variables?: Record<string, unknown>,
+): Promise<GraphQLResponse> {
   return new Promise((resolve, reject) => {
     let result: GraphQLResponse | undefined;
     client.subscribe(
@@ -62,7 +83,10 @@ export function wsExecute(client: WsClient, query: string, variables?: Record<st
         },
         error: (error: unknown) => {
           if (Array.isArray(error)) resolve({ status: 0, errors: error as GraphQLResponse['errors'] });
-          else reject(error as Error);
+          else {
+            const code = (error as { code?: number }).code;
+            reject(Object.assign(new Error(`websocket closed (${code})`), { code }));
+          }
         },
         complete: () => resolve(result ?? { status: 0 }),
       },

@@ -39,10 +39,18 @@ describe('authentication over HTTP and WebSocket', () => {
   });
 
   it.each([
-    ['an expired token', async () => t.app.services.tokens.mint(a.admin.id, a.companyId, -5), 'Token has expired'],
+    [
+      'an expired token',
+      async () => t.app.services.tokens.mint(a.admin.id, a.companyId, -5),
+      'Token has expired',
+    ],
     [
       'a token signed with another secret',
-      async () => new TokenService({ secret: 'another-secret-0123456789abcdef0123456789' }).mint(a.admin.id, a.companyId),
+      async () =>
+        new TokenService({ secret: 'another-secret-0123456789abcdef0123456789' }).mint(
+          a.admin.id,
+          a.companyId,
+        ),
       'Token is invalid',
     ],
     ['a garbage token', async () => 'not.a.jwt', 'Token is invalid'],
@@ -65,7 +73,9 @@ describe('authentication over HTTP and WebSocket', () => {
       headers: { 'content-type': 'application/json', authorization: 'Token abc' },
       body: JSON.stringify({ query: '{ me { id } }' }),
     });
-    const body = (await response.json()) as { errors: Array<{ message: string; extensions: { code: string } }> };
+    const body = (await response.json()) as {
+      errors: Array<{ message: string; extensions: { code: string } }>;
+    };
     expect(response.status).toBe(401);
     expect(body.errors[0]!.extensions.code).toBe('UNAUTHENTICATED');
     expect(body.errors[0]!.message).toMatch(/Bearer/);
@@ -87,7 +97,9 @@ describe('authentication over HTTP and WebSocket', () => {
     ['a token for another company', 'cross-company'],
   ])('refuses a WebSocket connection with %s (close 4403)', async (_label, authorization) => {
     const header =
-      authorization === 'cross-company' ? `Bearer ${await t.app.services.tokens.mint(a.rep.id, b.companyId)}` : authorization;
+      authorization === 'cross-company'
+        ? `Bearer ${await t.app.services.tokens.mint(a.rep.id, b.companyId)}`
+        : authorization;
     const client = wsClient(t.url, header);
     try {
       await expect(wsExecute(client, '{ me { id } }')).rejects.toMatchObject({ code: 4403 });

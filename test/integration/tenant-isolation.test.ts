@@ -22,13 +22,38 @@ describe('tenant isolation and owner/admin visibility', () => {
   afterAll(() => t.stop());
 
   const kinds = [
-    { type: 'lead', list: 'leads', id: () => bLead, update: 'updateLead', input: '{ lastName: "hijacked" }', del: 'deleteLead' },
-    { type: 'deal', list: 'deals', id: () => bDeal, update: 'updateDeal', input: '{ name: "hijacked" }', del: 'deleteDeal' },
-    { type: 'account', list: 'accounts', id: () => bAccount, update: 'updateAccount', input: '{ name: "hijacked" }', del: 'deleteAccount' },
+    {
+      type: 'lead',
+      list: 'leads',
+      id: () => bLead,
+      update: 'updateLead',
+      input: '{ lastName: "hijacked" }',
+      del: 'deleteLead',
+    },
+    {
+      type: 'deal',
+      list: 'deals',
+      id: () => bDeal,
+      update: 'updateDeal',
+      input: '{ name: "hijacked" }',
+      del: 'deleteDeal',
+    },
+    {
+      type: 'account',
+      list: 'accounts',
+      id: () => bAccount,
+      update: 'updateAccount',
+      input: '{ name: "hijacked" }',
+      del: 'deleteAccount',
+    },
   ];
 
   it.each(kinds)("A's admin cannot read B's $type by id", async (kind) => {
-    const res = await t.gql(`query($id: ID!) { ${kind.type}(id: $id) { id } }`, { id: kind.id() }, a.admin.token);
+    const res = await t.gql(
+      `query($id: ID!) { ${kind.type}(id: $id) { id } }`,
+      { id: kind.id() },
+      a.admin.token,
+    );
     expect(res.errors).toBeUndefined();
     expect(res.data?.[kind.type]).toBeNull();
   });
@@ -40,20 +65,41 @@ describe('tenant isolation and owner/admin visibility', () => {
     expect(ids).not.toContain(kind.id());
     // B's admin does see it: the row exists, the filter is what hides it.
     const own = await t.gql(`{ ${kind.list}(pageSize: 200) { items { id } } }`, {}, b.admin.token);
-    expect((own.data?.[kind.list].items as Array<{ id: string }>).map((item) => item.id)).toContain(kind.id());
+    expect((own.data?.[kind.list].items as Array<{ id: string }>).map((item) => item.id)).toContain(
+      kind.id(),
+    );
   });
 
-  it.each(kinds)("A's admin cannot update or delete B's $type: NOT_FOUND and the row is unchanged", async (kind) => {
-    const update = await t.gql(`mutation($id: ID!) { ${kind.update}(id: $id, input: ${kind.input}) { id } }`, { id: kind.id() }, a.admin.token);
-    expect(update.errors?.[0]?.extensions?.code).toBe('NOT_FOUND');
-    const del = await t.gql(`mutation($id: ID!) { ${kind.del}(id: $id) }`, { id: kind.id() }, a.admin.token);
-    expect(del.errors?.[0]?.extensions?.code).toBe('NOT_FOUND');
-    const still = await t.gql(`query($id: ID!) { ${kind.type}(id: $id) { id } }`, { id: kind.id() }, b.admin.token);
-    expect(still.data?.[kind.type]).toEqual({ id: kind.id() });
-  });
+  it.each(kinds)(
+    "A's admin cannot update or delete B's $type: NOT_FOUND and the row is unchanged",
+    async (kind) => {
+      const update = await t.gql(
+        `mutation($id: ID!) { ${kind.update}(id: $id, input: ${kind.input}) { id } }`,
+        { id: kind.id() },
+        a.admin.token,
+      );
+      expect(update.errors?.[0]?.extensions?.code).toBe('NOT_FOUND');
+      const del = await t.gql(
+        `mutation($id: ID!) { ${kind.del}(id: $id) }`,
+        { id: kind.id() },
+        a.admin.token,
+      );
+      expect(del.errors?.[0]?.extensions?.code).toBe('NOT_FOUND');
+      const still = await t.gql(
+        `query($id: ID!) { ${kind.type}(id: $id) { id } }`,
+        { id: kind.id() },
+        b.admin.token,
+      );
+      expect(still.data?.[kind.type]).toEqual({ id: kind.id() });
+    },
+  );
 
   it("rejects pointing a deal at another company's account or owner", async () => {
-    const deal = await t.gql(`mutation($acc: ID!) { createDeal(input: { name: "x", accountId: $acc }) { id } }`, { acc: bAccount }, a.admin.token);
+    const deal = await t.gql(
+      `mutation($acc: ID!) { createDeal(input: { name: "x", accountId: $acc }) { id } }`,
+      { acc: bAccount },
+      a.admin.token,
+    );
     expect(deal.errors?.[0]?.extensions?.code).toBe('BAD_USER_INPUT');
     expect(deal.errors?.[0]?.message).toContain('input.accountId');
     const lead = await t.gql(
@@ -73,7 +119,14 @@ describe('tenant isolation and owner/admin visibility', () => {
   it('a rep sees only own records; the admin sees every record of the company', async () => {
     const rep = await t.gql('{ leads { items { lastName owner { id } } } }', {}, a.rep.token);
     expect(rep.data?.leads.items).toEqual([{ lastName: 'A-rep-lead', owner: { id: a.rep.id } }]);
-    const admin = await t.gql('{ leads(sortBy: "lastName", sortDirection: ASC) { total items { lastName } } }', {}, a.admin.token);
-    expect(admin.data?.leads).toEqual({ total: 2, items: [{ lastName: 'A-admin-lead' }, { lastName: 'A-rep-lead' }] });
+    const admin = await t.gql(
+      '{ leads(sortBy: "lastName", sortDirection: ASC) { total items { lastName } } }',
+      {},
+      a.admin.token,
+    );
+    expect(admin.data?.leads).toEqual({
+      total: 2,
+      items: [{ lastName: 'A-admin-lead' }, { lastName: 'A-rep-lead' }],
+    });
   });
 });

@@ -6,7 +6,8 @@ export const AuditAction = { CREATE: 'CREATE', UPDATE: 'UPDATE', DELETE: 'DELETE
 export type AuditAction = (typeof AuditAction)[keyof typeof AuditAction];
 
 export interface AuditEntry {
-  action: AuditAction | string;
+  /** One of AuditAction, or a module's own verb. */
+  action: string;
   objectType: string;
   objectId: string | null;
   /** For updates `{ field: { from, to } }`; for creates and deletes the record. */

@@ -13,6 +13,11 @@ export interface HealthPingResult {
 export function registerHealthProcessor(queue: QueueDriver): void {
   queue.process<{ echo?: string }, HealthPingResult>(QueueName.system, async (job) => {
     if (job.name !== HealthJob.ping) throw new Error(`unknown system job ${job.name}`);
-    return { pong: true, pid: process.pid, receivedAt: new Date().toISOString(), echo: job.data.echo ?? null };
+    return {
+      pong: true,
+      pid: process.pid,
+      receivedAt: new Date().toISOString(),
+      echo: job.data.echo ?? null,
+    };
   });
 }

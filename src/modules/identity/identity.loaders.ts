@@ -17,9 +17,12 @@ export function createIdentityLoaders(
 ): IdentityLoaders {
   const companyId = principal?.companyId;
   const scoped = <T>(load: (companyId: string, ids: readonly string[]) => Promise<Array<T | null>>) =>
-    new DataLoader<string, T | null>(async (ids) => (companyId ? load(companyId, ids) : ids.map(() => null)), {
-      maxBatchSize,
-    });
+    new DataLoader<string, T | null>(
+      async (ids) => (companyId ? load(companyId, ids) : ids.map(() => null)),
+      {
+        maxBatchSize,
+      },
+    );
   return {
     user: scoped((company, ids) => identity.usersByIds(company, ids)),
     role: scoped((company, ids) => identity.rolesByIds(company, ids)),

@@ -23,13 +23,21 @@ export class IdentityService {
   readonly companyCache: ReadThroughCache<CompanyEntity>;
 
   constructor(private readonly options: IdentityServiceOptions) {
-    const shared = { store: options.cache, namespace: CacheNamespace.entity, ttlSeconds: options.cacheTtlSeconds };
+    const shared = {
+      store: options.cache,
+      namespace: CacheNamespace.entity,
+      ttlSeconds: options.cacheTtlSeconds,
+    };
     this.userCache = new ReadThroughCache<UserEntity>({
       ...shared,
       kind: 'user',
       revive: (raw) => reviveDates(raw, ['createdAt', 'updatedAt']),
     });
-    this.roleCache = new ReadThroughCache<RoleEntity>({ ...shared, kind: 'role', revive: (raw) => reviveDates(raw, ['createdAt']) });
+    this.roleCache = new ReadThroughCache<RoleEntity>({
+      ...shared,
+      kind: 'role',
+      revive: (raw) => reviveDates(raw, ['createdAt']),
+    });
     this.companyCache = new ReadThroughCache<CompanyEntity>({
       ...shared,
       kind: 'company',

@@ -1,4 +1,4 @@
-import { errors, jwtVerify, SignJWT } from 'jose';
+import { errors, jwtVerify, SignJWT, type JWTPayload } from 'jose';
 import { authFailure } from './identity.errors';
 
 export interface TokenClaims {
@@ -22,7 +22,11 @@ export class TokenService {
     this.key = new TextEncoder().encode(options.secret);
   }
 
-  async mint(userId: string, companyId: string, ttlSeconds = this.options.ttlSeconds ?? 3600): Promise<string> {
+  async mint(
+    userId: string,
+    companyId: string,
+    ttlSeconds = this.options.ttlSeconds ?? 3600,
+  ): Promise<string> {
     return new SignJWT({ company_id: companyId })
       .setProtectedHeader({ alg: 'HS256', typ: 'JWT' })
       .setSubject(userId)
@@ -32,7 +36,7 @@ export class TokenService {
   }
 
   async verify(token: string): Promise<TokenClaims> {
-    let payload;
+    let payload: JWTPayload;
     try {
       ({ payload } = await jwtVerify(token, this.key, { algorithms: ['HS256'] }));
     } catch (error) {

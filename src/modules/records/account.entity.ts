@@ -24,7 +24,14 @@ export class AccountEntity {
   @Column({ type: 'text', nullable: true })
   country!: string | null;
 
-  @Column({ name: 'annual_revenue', type: 'numeric', precision: 16, scale: 2, nullable: true, transformer: numericToNumber })
+  @Column({
+    name: 'annual_revenue',
+    type: 'numeric',
+    precision: 16,
+    scale: 2,
+    nullable: true,
+    transformer: numericToNumber,
+  })
   annualRevenue!: number | null;
 
   @Column({ type: 'integer', nullable: true })

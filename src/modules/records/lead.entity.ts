@@ -40,7 +40,14 @@ export class LeadEntity {
   @Column({ type: 'integer', default: 0 })
   score!: number;
 
-  @Column({ name: 'estimated_value', type: 'numeric', precision: 14, scale: 2, nullable: true, transformer: numericToNumber })
+  @Column({
+    name: 'estimated_value',
+    type: 'numeric',
+    precision: 14,
+    scale: 2,
+    nullable: true,
+    transformer: numericToNumber,
+  })
   estimatedValue!: number | null;
 
   @Column({ type: 'text', nullable: true })

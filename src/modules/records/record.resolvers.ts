@@ -17,9 +17,17 @@ import {
 import { Account, AccountPage, Deal, DealPage, Lead, LeadPage, type PageShape } from './record.types';
 import type { RecordServices } from './records.service';
 
+/** A nested record costs a (batched) lookup on top of its own fields. */
+const NESTED_RECORD_COMPLEXITY = 2;
+
 /** A list costs one unit plus pageSize times what each item selects. */
-const listComplexity = ({ args, childComplexity }: { args: Record<string, unknown>; childComplexity: number }) =>
-  1 + (typeof args.pageSize === 'number' ? args.pageSize : 50) * childComplexity;
+const listComplexity = ({
+  args,
+  childComplexity,
+}: {
+  args: Record<string, unknown>;
+  childComplexity: number;
+}) => 1 + (typeof args.pageSize === 'number' ? args.pageSize : 50) * childComplexity;
 
 async function loadOwner(record: { ownerId: string }, context: RequestContext): Promise<User> {
   const owner = await context.loaders.user.load(record.ownerId);
@@ -36,13 +44,22 @@ function sentFields<T extends object>(input: T): Partial<T> {
 export class LeadResolver {
   constructor(private readonly records: RecordServices) {}
 
-  @Query(() => Lead, { nullable: true, description: 'Null when the lead does not exist or is not visible to you' })
-  lead(@CurrentPrincipal() principal: Principal, @Arg('id', () => ID) id: string): Promise<LeadEntity | null> {
+  @Query(() => Lead, {
+    nullable: true,
+    description: 'Null when the lead does not exist or is not visible to you',
+  })
+  lead(
+    @CurrentPrincipal() principal: Principal,
+    @Arg('id', () => ID) id: string,
+  ): Promise<LeadEntity | null> {
     return this.records.leads.get(principal, id);
   }
 
   @Query(() => LeadPage, { complexity: listComplexity })
-  leads(@CurrentPrincipal() principal: Principal, @Args(() => ListArgs) args: ListArgs): Promise<PageShape<LeadEntity>> {
+  leads(
+    @CurrentPrincipal() principal: Principal,
+    @Args(() => ListArgs) args: ListArgs,
+  ): Promise<PageShape<LeadEntity>> {
     return this.records.leads.list(principal, args);
   }
 
@@ -51,7 +68,7 @@ export class LeadResolver {
     @CurrentPrincipal() principal: Principal,
     @Arg('input', () => CreateLeadInput) input: CreateLeadInput,
   ): Promise<LeadEntity> {
-    return this.records.leads.create(principal, sentFields(input) as Partial<LeadEntity>);
+    return this.records.leads.create(principal, sentFields(input));
   }
 
   @Mutation(() => Lead)
@@ -60,7 +77,7 @@ export class LeadResolver {
     @Arg('id', () => ID) id: string,
     @Arg('input', () => UpdateLeadInput) input: UpdateLeadInput,
   ): Promise<LeadEntity> {
-    return this.records.leads.update(principal, id, sentFields(input) as Partial<LeadEntity>);
+    return this.records.leads.update(principal, id, sentFields(input));
   }
 
   @Mutation(() => Boolean)
@@ -68,7 +85,7 @@ export class LeadResolver {
     return this.records.leads.delete(principal, id);
   }
 
-  @FieldResolver(() => User)
+  @FieldResolver(() => User, { complexity: NESTED_RECORD_COMPLEXITY })
   owner(@Root() lead: Lead, @Ctx() context: RequestContext): Promise<User> {
     return loadOwner(lead, context);
   }
@@ -78,13 +95,22 @@ export class LeadResolver {
 export class DealResolver {
   constructor(private readonly records: RecordServices) {}
 
-  @Query(() => Deal, { nullable: true, description: 'Null when the deal does not exist or is not visible to you' })
-  deal(@CurrentPrincipal() principal: Principal, @Arg('id', () => ID) id: string): Promise<DealEntity | null> {
+  @Query(() => Deal, {
+    nullable: true,
+    description: 'Null when the deal does not exist or is not visible to you',
+  })
+  deal(
+    @CurrentPrincipal() principal: Principal,
+    @Arg('id', () => ID) id: string,
+  ): Promise<DealEntity | null> {
     return this.records.deals.get(principal, id);
   }
 
   @Query(() => DealPage, { complexity: listComplexity })
-  deals(@CurrentPrincipal() principal: Principal, @Args(() => ListArgs) args: ListArgs): Promise<PageShape<DealEntity>> {
+  deals(
+    @CurrentPrincipal() principal: Principal,
+    @Args(() => ListArgs) args: ListArgs,
+  ): Promise<PageShape<DealEntity>> {
     return this.records.deals.list(principal, args);
   }
 
@@ -93,7 +119,7 @@ export class DealResolver {
     @CurrentPrincipal() principal: Principal,
     @Arg('input', () => CreateDealInput) input: CreateDealInput,
   ): Promise<DealEntity> {
-    return this.records.deals.create(principal, sentFields(input) as Partial<DealEntity>);
+    return this.records.deals.create(principal, sentFields(input));
   }
 
   @Mutation(() => Deal)
@@ -102,7 +128,7 @@ export class DealResolver {
     @Arg('id', () => ID) id: string,
     @Arg('input', () => UpdateDealInput) input: UpdateDealInput,
   ): Promise<DealEntity> {
-    return this.records.deals.update(principal, id, sentFields(input) as Partial<DealEntity>);
+    return this.records.deals.update(principal, id, sentFields(input));
   }
 
   @Mutation(() => Boolean)
@@ -110,12 +136,12 @@ export class DealResolver {
     return this.records.deals.delete(principal, id);
   }
 
-  @FieldResolver(() => User)
+  @FieldResolver(() => User, { complexity: NESTED_RECORD_COMPLEXITY })
   owner(@Root() deal: Deal, @Ctx() context: RequestContext): Promise<User> {
     return loadOwner(deal, context);
   }
 
-  @FieldResolver(() => Account, { nullable: true })
+  @FieldResolver(() => Account, { nullable: true, complexity: NESTED_RECORD_COMPLEXITY })
   account(@Root() deal: Deal, @Ctx() context: RequestContext): Promise<AccountEntity | null> | null {
     return deal.accountId ? context.loaders.account.load(deal.accountId) : null;
   }
@@ -125,8 +151,14 @@ export class DealResolver {
 export class AccountResolver {
   constructor(private readonly records: RecordServices) {}
 
-  @Query(() => Account, { nullable: true, description: 'Null when the account does not exist or is not visible to you' })
-  account(@CurrentPrincipal() principal: Principal, @Arg('id', () => ID) id: string): Promise<AccountEntity | null> {
+  @Query(() => Account, {
+    nullable: true,
+    description: 'Null when the account does not exist or is not visible to you',
+  })
+  account(
+    @CurrentPrincipal() principal: Principal,
+    @Arg('id', () => ID) id: string,
+  ): Promise<AccountEntity | null> {
     return this.records.accounts.get(principal, id);
   }
 
@@ -143,7 +175,7 @@ export class AccountResolver {
     @CurrentPrincipal() principal: Principal,
     @Arg('input', () => CreateAccountInput) input: CreateAccountInput,
   ): Promise<AccountEntity> {
-    return this.records.accounts.create(principal, sentFields(input) as Partial<AccountEntity>);
+    return this.records.accounts.create(principal, sentFields(input));
   }
 
   @Mutation(() => Account)
@@ -152,7 +184,7 @@ export class AccountResolver {
     @Arg('id', () => ID) id: string,
     @Arg('input', () => UpdateAccountInput) input: UpdateAccountInput,
   ): Promise<AccountEntity> {
-    return this.records.accounts.update(principal, id, sentFields(input) as Partial<AccountEntity>);
+    return this.records.accounts.update(principal, id, sentFields(input));
   }
 
   @Mutation(() => Boolean)
@@ -160,7 +192,7 @@ export class AccountResolver {
     return this.records.accounts.delete(principal, id);
   }
 
-  @FieldResolver(() => User)
+  @FieldResolver(() => User, { complexity: NESTED_RECORD_COMPLEXITY })
   owner(@Root() account: Account, @Ctx() context: RequestContext): Promise<User> {
     return loadOwner(account, context);
   }

@@ -87,13 +87,21 @@ export class RecordService<E extends OwnedEntity> {
   }
 
   async list(principal: Principal, options: ListOptions): Promise<Page<E>> {
-    if (!Number.isInteger(options.page) || options.page < 1) throw ValidationError.single('page', 'must be an integer >= 1');
-    if (!Number.isInteger(options.pageSize) || options.pageSize < 1 || options.pageSize > this.deps.maxPageSize) {
+    if (!Number.isInteger(options.page) || options.page < 1)
+      throw ValidationError.single('page', 'must be an integer >= 1');
+    if (
+      !Number.isInteger(options.pageSize) ||
+      options.pageSize < 1 ||
+      options.pageSize > this.deps.maxPageSize
+    ) {
       throw ValidationError.single('pageSize', `must be an integer between 1 and ${this.deps.maxPageSize}`);
     }
     const sortProperty = this.definition.sortable[options.sortBy];
     if (!sortProperty) {
-      throw ValidationError.single('sortBy', `must be one of ${Object.keys(this.definition.sortable).join(', ')}`);
+      throw ValidationError.single(
+        'sortBy',
+        `must be one of ${Object.keys(this.definition.sortable).join(', ')}`,
+      );
     }
     const visible = await this.deps.visibility.readPredicate(principal, this.definition.objectType, 'r');
     const [items, total] = await this.repository()
@@ -108,7 +116,7 @@ export class RecordService<E extends OwnedEntity> {
   }
 
   async create(principal: Principal, values: Partial<E>): Promise<E> {
-    const ownerId = (values.ownerId as string | undefined) ?? principal.userId;
+    const ownerId = values.ownerId ?? principal.userId;
     await this.assertOwnerInCompany(principal, ownerId, values.ownerId !== undefined);
     const created = await this.deps.dataSource.transaction(async (manager) => {
       const candidate = manager.create(this.definition.entity, {
@@ -131,7 +139,7 @@ export class RecordService<E extends OwnedEntity> {
 
   async update(principal: Principal, id: string, patch: Partial<E>): Promise<E> {
     assertUuid('id', id);
-    if (patch.ownerId !== undefined) await this.assertOwnerInCompany(principal, patch.ownerId as string, true);
+    if (patch.ownerId !== undefined) await this.assertOwnerInCompany(principal, patch.ownerId, true);
     const updated = await this.deps.dataSource.transaction(async (manager) => {
       const current = await this.lockForWrite(manager, principal, id);
       const changes: Record<string, { from: unknown; to: unknown }> = {};
@@ -193,7 +201,11 @@ export class RecordService<E extends OwnedEntity> {
     return current;
   }
 
-  private async assertOwnerInCompany(principal: Principal, ownerId: string, explicit: boolean): Promise<void> {
+  private async assertOwnerInCompany(
+    principal: Principal,
+    ownerId: string,
+    explicit: boolean,
+  ): Promise<void> {
     if (!explicit) return;
     assertUuid('input.ownerId', ownerId);
     if (!(await this.deps.identity.userExists(principal.companyId, ownerId))) {

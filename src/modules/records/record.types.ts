@@ -25,7 +25,7 @@ export class Account {
   @Field(() => Int, { nullable: true })
   employees!: number | null;
 
-  @Field(() => User, { complexity: 2 })
+  @Field(() => User)
   owner!: User;
 
   @Field(() => Date)
@@ -73,7 +73,7 @@ export class Lead {
   @Field(() => String, { nullable: true })
   description!: string | null;
 
-  @Field(() => User, { complexity: 2 })
+  @Field(() => User)
   owner!: User;
 
   @Field(() => Date)
@@ -106,10 +106,10 @@ export class Deal {
   @Field(() => String, { nullable: true, description: 'YYYY-MM-DD' })
   closeDate!: string | null;
 
-  @Field(() => User, { complexity: 2 })
+  @Field(() => User)
   owner!: User;
 
-  @Field(() => Account, { nullable: true, complexity: 2, description: 'Null when unset or not visible to you' })
+  @Field(() => Account, { nullable: true, description: 'Null when unset or not visible to you' })
   account!: Account | null;
 
   @Field(() => Date)

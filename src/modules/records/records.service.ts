@@ -57,14 +57,24 @@ export interface RecordServices {
   accounts: AccountService;
 }
 
-export function createRecordServices(deps: RecordServiceDeps, cache: CacheStore, cacheTtlSeconds: number): RecordServices {
+export function createRecordServices(
+  deps: RecordServiceDeps,
+  cache: CacheStore,
+  cacheTtlSeconds: number,
+): RecordServices {
   const accounts = new AccountService(deps, cache, cacheTtlSeconds);
   const leads = new RecordService<LeadEntity>(
     {
       objectType: ObjectType.LEAD,
       label: 'Lead',
       entity: LeadEntity,
-      sortable: { ...COMMON_SORTS, lastName: 'lastName', score: 'score', estimatedValue: 'estimatedValue', status: 'status' },
+      sortable: {
+        ...COMMON_SORTS,
+        lastName: 'lastName',
+        score: 'score',
+        estimatedValue: 'estimatedValue',
+        status: 'status',
+      },
     },
     deps,
   );
@@ -79,7 +89,8 @@ export function createRecordServices(deps: RecordServiceDeps, cache: CacheStore,
     async (principal, candidate) => {
       if (!candidate.accountId) return;
       const [account] = await accounts.byIds(principal, [candidate.accountId]);
-      if (!account) throw ValidationError.single('input.accountId', 'must be the id of an account you can see');
+      if (!account)
+        throw ValidationError.single('input.accountId', 'must be the id of an account you can see');
     },
   );
   return { leads, deals, accounts };

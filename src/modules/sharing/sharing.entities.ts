@@ -1,7 +1,18 @@
-import { Column, CreateDateColumn, Entity, PrimaryColumn, PrimaryGeneratedColumn, UpdateDateColumn } from 'typeorm';
+import {
+  Column,
+  CreateDateColumn,
+  Entity,
+  PrimaryColumn,
+  PrimaryGeneratedColumn,
+  UpdateDateColumn,
+} from 'typeorm';
 import type { ObjectType } from '../records/record.enums';
 
-export const OrgWideAccess = { PRIVATE: 'PRIVATE', PUBLIC_READ: 'PUBLIC_READ', PUBLIC_READ_WRITE: 'PUBLIC_READ_WRITE' } as const;
+export const OrgWideAccess = {
+  PRIVATE: 'PRIVATE',
+  PUBLIC_READ: 'PUBLIC_READ',
+  PUBLIC_READ_WRITE: 'PUBLIC_READ_WRITE',
+} as const;
 export type OrgWideAccess = (typeof OrgWideAccess)[keyof typeof OrgWideAccess];
 
 export const AccessLevel = { READ: 'READ', EDIT: 'EDIT' } as const;

@@ -59,7 +59,11 @@ export class RedisCacheStore implements CacheStore {
 
   private recordFailure(operation: string, error: unknown): void {
     this.fallbacks++;
-    if (this.healthy) this.logger.warn({ operation, err: (error as Error).message }, 'redis cache unavailable, using Postgres');
+    if (this.healthy)
+      this.logger.warn(
+        { operation, err: (error as Error).message },
+        'redis cache unavailable, using Postgres',
+      );
     this.healthy = false;
   }
 }

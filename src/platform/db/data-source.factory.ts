@@ -15,7 +15,10 @@ export interface DataSourceOptions {
   slowQueryMs?: number;
 }
 
-export function createDataSource(options: DataSourceOptions): { dataSource: DataSource; queryLogger: QueryCountingLogger } {
+export function createDataSource(options: DataSourceOptions): {
+  dataSource: DataSource;
+  queryLogger: QueryCountingLogger;
+} {
   const queryLogger = new QueryCountingLogger(options.logger.child({ component: 'db' }));
   const dataSource = new DataSource({
     type: 'postgres',

@@ -20,12 +20,19 @@ export interface EmbeddedPostgresOptions {
  * Embedded PostgreSQL 18 with pgvector (PGlite), served over the wire protocol on a loopback port so the same
  * `pg`/TypeORM code runs against it. One backend serves every connection: for first runs, demos and pgvector tests.
  */
-export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions = {}): Promise<EmbeddedPostgres> {
+export async function startEmbeddedPostgres(
+  options: EmbeddedPostgresOptions = {},
+): Promise<EmbeddedPostgres> {
   const dataDir = options.dataDir ?? '.data/pglite';
   if (!dataDir.startsWith('memory://')) mkdirSync(dataDir, { recursive: true });
   const db = await PGlite.create(dataDir, { extensions: { vector } });
   await db.exec('CREATE EXTENSION IF NOT EXISTS vector');
-  const server = new PGLiteSocketServer({ db, host: '127.0.0.1', port: 0, maxConnections: options.maxConnections ?? 20 });
+  const server = new PGLiteSocketServer({
+    db,
+    host: '127.0.0.1',
+    port: 0,
+    maxConnections: options.maxConnections ?? 20,
+  });
   await server.start();
   const address = server.getServerConn();
   let stopped: Promise<void> | undefined;

@@ -43,11 +43,7 @@ export class AppError extends Error {
 
 export class ValidationError extends AppError {
   constructor(readonly violations: FieldViolation[]) {
-    super(
-      ErrorCode.BAD_USER_INPUT,
-      violations.map((v) => `${v.field} ${v.rule}`).join('; '),
-      { violations },
-    );
+    super(ErrorCode.BAD_USER_INPUT, violations.map((v) => `${v.field} ${v.rule}`).join('; '), { violations });
     this.name = 'ValidationError';
   }
 

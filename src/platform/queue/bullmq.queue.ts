@@ -30,7 +30,12 @@ export class BullMqQueueDriver implements QueueDriver {
     this.prefix = options.prefix ?? 'crm';
   }
 
-  async add<TData, TResult>(queueName: QueueName, jobName: string, data: TData, options: JobOptions = {}): Promise<QueuedJob<TResult>> {
+  async add<TData, TResult>(
+    queueName: QueueName,
+    jobName: string,
+    data: TData,
+    options: JobOptions = {},
+  ): Promise<QueuedJob<TResult>> {
     const job = await this.queue(queueName).add(jobName, data, {
       attempts: options.attempts ?? 1,
       jobId: options.jobId,
@@ -47,7 +52,11 @@ export class BullMqQueueDriver implements QueueDriver {
     };
   }
 
-  process<TData, TResult>(queueName: QueueName, processor: JobProcessor<TData, TResult>, options: ProcessorOptions = {}): void {
+  process<TData, TResult>(
+    queueName: QueueName,
+    processor: JobProcessor<TData, TResult>,
+    options: ProcessorOptions = {},
+  ): void {
     const worker = new Worker<TData, TResult>(
       queueName,
       (job) => processor({ id: job.id!, name: job.name, data: job.data, attempt: job.attemptsMade + 1 }),
@@ -56,7 +65,9 @@ export class BullMqQueueDriver implements QueueDriver {
     worker.on('failed', (job, error) => {
       this.options.logger.warn({ queue: queueName, jobId: job?.id, err: error.message }, 'job failed');
     });
-    worker.on('error', (error) => this.options.logger.error({ queue: queueName, err: error.message }, 'worker error'));
+    worker.on('error', (error) =>
+      this.options.logger.error({ queue: queueName, err: error.message }, 'worker error'),
+    );
     this.workers.push(worker);
   }
 

@@ -31,7 +31,12 @@ export class InProcessQueueDriver implements QueueDriver {
   private readonly inFlight = new Set<Promise<void>>();
   private accepting = true;
 
-  async add<TData, TResult>(queue: QueueName, jobName: string, data: TData, options: JobOptions = {}): Promise<QueuedJob<TResult>> {
+  async add<TData, TResult>(
+    queue: QueueName,
+    jobName: string,
+    data: TData,
+    options: JobOptions = {},
+  ): Promise<QueuedJob<TResult>> {
     if (!this.accepting) throw new Error(`queue ${queue} is closed`);
     const id = options.jobId ?? randomUUID();
     this.lane(queue).pending.push({
@@ -42,7 +47,11 @@ export class InProcessQueueDriver implements QueueDriver {
     return { id, finished: (timeoutMs) => this.waitFor<TResult>(id, timeoutMs) };
   }
 
-  process<TData, TResult>(queue: QueueName, processor: JobProcessor<TData, TResult>, options: ProcessorOptions = {}): void {
+  process<TData, TResult>(
+    queue: QueueName,
+    processor: JobProcessor<TData, TResult>,
+    options: ProcessorOptions = {},
+  ): void {
     const lane = this.lane(queue);
     lane.processor = processor as JobProcessor<unknown, unknown>;
     lane.concurrency = options.concurrency ?? 1;

@@ -34,9 +34,18 @@ export interface ProcessorOptions {
 /** BullMQ on Redis, or an in-process runner with the same interface when Redis is not configured. */
 export interface QueueDriver {
   readonly driver: 'bullmq' | 'in-process';
-  add<TData, TResult = unknown>(queue: QueueName, jobName: string, data: TData, options?: JobOptions): Promise<QueuedJob<TResult>>;
+  add<TData, TResult = unknown>(
+    queue: QueueName,
+    jobName: string,
+    data: TData,
+    options?: JobOptions,
+  ): Promise<QueuedJob<TResult>>;
   /** Starts processing a queue in this process (the worker, or the gateway in embedded mode). */
-  process<TData, TResult>(queue: QueueName, processor: JobProcessor<TData, TResult>, options?: ProcessorOptions): void;
+  process<TData, TResult>(
+    queue: QueueName,
+    processor: JobProcessor<TData, TResult>,
+    options?: ProcessorOptions,
+  ): void;
   /** Stops taking jobs and waits for the running ones. */
   closeWorkers(): Promise<void>;
   /** Closes producer connections. */

@@ -1,0 +1,49 @@
+import { ConfigError, loadConfig } from '../config';
+
+describe('loadConfig', () => {
+  it('applies documented defaults and picks embedded drivers when nothing is configured', () => {
+    const config = loadConfig({});
+    expect(config.http.port).toBe(4000);
+    expect(config.metricsPort).toBe(9464);
+    expect(config.database.driver).toBe('embedded');
+    expect(config.redis.driver).toBe('memory');
+    expect(config.graphql).toMatchObject({
+      maxDepth: 10,
+      maxAliases: 15,
+      maxPageSize: 200,
+      introspection: true,
+    });
+    expect(Object.isFrozen(config) && Object.isFrozen(config.graphql)).toBe(true);
+  });
+
+  it('names the bad variable and the rule', () => {
+    expect(() => loadConfig({ PORT: 'eighty' })).toThrow(/PORT: .*number/i);
+    expect(() => loadConfig({ DATABASE_URL: 'mysql://x' })).toThrow(
+      /DATABASE_URL: must be a URL starting with postgres/,
+    );
+    expect(() => loadConfig({ JWT_SECRET: 'short' })).toThrow(/JWT_SECRET: must be at least 32 characters/);
+    expect(() => loadConfig({ GRAPHQL_INTROSPECTION: 'maybe' })).toThrow(ConfigError);
+  });
+
+  it('parses "false" as false (not truthy like z.coerce.boolean would)', () => {
+    expect(loadConfig({ GRAPHQL_INTROSPECTION: 'false' }).graphql.introspection).toBe(false);
+    expect(loadConfig({ GRAPHQL_INTROSPECTION: '1' }).graphql.introspection).toBe(true);
+  });
+
+  it('turns introspection off in production and requires a real JWT secret there', () => {
+    expect(() => loadConfig({ NODE_ENV: 'production' })).toThrow(/JWT_SECRET: is required/);
+    const config = loadConfig({ NODE_ENV: 'production', JWT_SECRET: 'x'.repeat(40) });
+    expect(config.graphql.introspection).toBe(false);
+    expect(config.jwt.isDevSecret).toBe(false);
+  });
+
+  it('selects real drivers from URLs', () => {
+    const config = loadConfig({ DATABASE_URL: 'postgres://u@h/db', REDIS_URL: 'redis://h:6379/2' });
+    expect(config.database.driver).toBe('postgres');
+    expect(config.redis.driver).toBe('redis');
+    expect(loadConfig({ REDIS_CLUSTER_NODES: 'a:7000, b:7001' }).redis).toMatchObject({
+      driver: 'redis-cluster',
+      clusterNodes: ['a:7000', 'b:7001'],
+    });
+  });
+});

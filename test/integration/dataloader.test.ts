@@ -1,0 +1,118 @@
+import { createTenant, insertAccount, insertDeal, type TestTenant } from '../helpers/fixtures';
+import { startTestApp, type TestApp } from '../helpers/test-app';
+
+const NESTED =
+  'query($size: Int!) { deals(pageSize: $size, sortBy: "name", sortDirection: ASC) { items { id owner { id name } account { id name } } } }';
+
+describe('per-request DataLoaders', () => {
+  let t: TestApp;
+  let a: TestTenant;
+
+  beforeAll(async () => {
+    t = await startTestApp();
+    a = await createTenant(t.app, { extraUsers: 18 });
+    const owners = [a.admin, a.rep, ...a.others];
+    const accounts: string[] = [];
+    for (let i = 0; i < 30; i++) accounts.push(await insertAccount(t.app, a, a.admin.id, `Account ${i}`));
+    for (let i = 0; i < 100; i++) {
+      await insertDeal(
+        t.app,
+        a,
+        owners[i % owners.length]!.id,
+        i % 7 === 0 ? null : accounts[i % accounts.length]!,
+        `Deal ${String(i).padStart(3, '0')}`,
+      );
+    }
+  });
+  afterAll(() => t.stop());
+
+  async function statementsFor(
+    size: number,
+  ): Promise<{ statements: number; items: Array<Record<string, any>> }> {
+    const before = t.app.queryLogger.statementCount;
+    const res = await t.gql(NESTED, { size }, a.admin.token);
+    expect(res.errors).toBeUndefined();
+    return { statements: t.app.queryLogger.statementCount - before, items: res.data!.deals.items };
+  }
+
+  async function flushEntityCache() {
+    const all = [a.admin, a.rep, ...a.others].map((u) => u.id);
+    await t.app.services.identity.invalidateUsers(a.companyId, all);
+    const accountIds = await t.app.dataSource.query<Array<{ id: string }>>(
+      'SELECT id FROM accounts WHERE company_id = $1',
+      [a.companyId],
+    );
+    await t.app.services.records.accounts.cache.invalidate(
+      a.companyId,
+      accountIds.map((r) => r.id),
+    );
+  }
+
+  it('100 deals with owner and account cost a constant number of SQL statements, not 1+2N', async () => {
+    await t.gql('{ me { id } }', {}, a.admin.token); // the caller's own row is cached by authentication
+    await flushEntityCache();
+    const hundred = await statementsFor(100);
+    expect(hundred.items).toHaveLength(100);
+    // page + count + one batch of owners + one batch of accounts (+ the caller, when not cached yet)
+    expect(hundred.statements).toBeLessThanOrEqual(5);
+
+    await flushEntityCache();
+    const ten = await statementsFor(10);
+    expect(ten.items).toHaveLength(10);
+    expect(hundred.statements).toBe(ten.statements);
+  });
+
+  it('resolves owner and account correctly (results in key order)', async () => {
+    const { items } = await statementsFor(100);
+    const rows = await t.app.dataSource.query<
+      Array<{
+        id: string;
+        owner_id: string;
+        owner_name: string;
+        account_id: string | null;
+        account_name: string | null;
+      }>
+    >(
+      `SELECT d.id, d.owner_id, u.name AS owner_name, d.account_id, ac.name AS account_name
+         FROM deals d JOIN users u ON u.id = d.owner_id LEFT JOIN accounts ac ON ac.id = d.account_id
+        WHERE d.company_id = $1`,
+      [a.companyId],
+    );
+    const expected = new Map(rows.map((r) => [r.id, r]));
+    for (const item of items) {
+      const row = expected.get(item.id)!;
+      expect(item.owner).toEqual({ id: row.owner_id, name: row.owner_name });
+      expect(item.account).toEqual(row.account_id ? { id: row.account_id, name: row.account_name } : null);
+    }
+  });
+
+  it('serves hot users and accounts from the shared cache: a warm request needs only the page queries', async () => {
+    await statementsFor(100);
+    const warm = await statementsFor(100);
+    expect(warm.statements).toBe(2);
+  });
+
+  it('never shares loaders between requests: users with different visibility in parallel get their own results', async () => {
+    const repAccount = await insertAccount(t.app, a, a.rep.id, 'Rep-owned account');
+    await insertDeal(t.app, a, a.rep.id, repAccount, 'Deal rep-only');
+    const query = '{ me { id } deals(pageSize: 200) { total items { owner { id } account { id } } } }';
+    const runs = await Promise.all(
+      Array.from({ length: 10 }, (_, i) => t.gql(query, {}, i % 2 === 0 ? a.admin.token : a.rep.token)),
+    );
+    runs.forEach((res, i) => {
+      expect(res.errors).toBeUndefined();
+      const asAdmin = i % 2 === 0;
+      expect(res.data!.me.id).toBe(asAdmin ? a.admin.id : a.rep.id);
+      const items = res.data!.deals.items as Array<{ owner: { id: string }; account: { id: string } | null }>;
+      if (asAdmin) {
+        expect(res.data!.deals.total).toBe(101);
+      } else {
+        expect(items.every((item) => item.owner.id === a.rep.id)).toBe(true);
+        expect(res.data!.deals.total).toBe(items.length);
+        // The rep's deals on admin-owned accounts show account: null; the rep's own account shows.
+        const accountIds = items.map((item) => item.account?.id).filter(Boolean);
+        expect(accountIds).toEqual([repAccount]);
+      }
+    });
+  });
+});

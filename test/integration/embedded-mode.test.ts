@@ -1,0 +1,49 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { spawnBuilt, type SpawnedProcess } from '../helpers/spawn-gateway';
+
+describe('embedded mode (nothing configured)', () => {
+  const dataDir = mkdtempSync(join(tmpdir(), 'crm-embedded-'));
+  let gateway: SpawnedProcess | undefined;
+
+  afterAll(() => {
+    gateway?.child.kill('SIGKILL');
+    rmSync(dataDir, { recursive: true, force: true });
+  });
+
+  it('boots on PGlite with in-process drivers, migrates, seeds a demo, answers a query, and stops cleanly', async () => {
+    gateway = spawnBuilt('main', {
+      NODE_ENV: 'development',
+      LOG_LEVEL: 'info',
+      PORT: '0',
+      HOST: '127.0.0.1',
+      EMBEDDED_DATA_DIR: dataDir,
+    });
+    const [, url] = await gateway.waitFor(/running with embedded defaults at (\S+)/, 120_000);
+    const [, token] = await gateway.waitFor(/Authorization: Bearer (\S+)/);
+    expect(gateway.output()).toMatch(/"postgres":"embedded PGlite \+ pgvector/);
+    expect(gateway.output()).toMatch(/"cache":"in-process LRU"/);
+    expect(gateway.output()).toMatch(/"queue":"in-process runner"/);
+
+    const response = await fetch(url!, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
+      body: JSON.stringify({
+        query: '{ me { email isAdmin } deals(pageSize: 5) { total items { owner { id } account { id } } } }',
+      }),
+    });
+    const body = (await response.json()) as {
+      data: { me: { email: string; isAdmin: boolean }; deals: { total: number; items: unknown[] } };
+    };
+    expect(body.data.me).toEqual({ email: 'user0@company0.example.com', isAdmin: true });
+    expect(body.data.deals.total).toBeGreaterThan(0);
+    expect(body.data.deals.items).toHaveLength(5);
+
+    const ready = await fetch(url!.replace('/graphql', '/readyz'));
+    expect(await ready.json()).toEqual({ status: 'ready', checks: { postgres: true } });
+
+    gateway.child.kill('SIGTERM');
+    expect(await gateway.exited).toBe(0);
+  }, 180_000);
+});
