@@ -1,24 +1,10 @@
 import { SingleBar, Presets } from 'cli-progress';
+import { DATA_TABLES } from '../seed/data-tables';
 import { seedDatabase, type SeedSizes } from '../seed/seed.generator';
 import { parseFlags, positiveIntFlag, runCli, withApp } from './cli';
 
 const USAGE =
   'npm run seed -- [--companies N] [--users N] [--accounts N] [--leads N] [--deals N] [--seed N] [--reset]';
-
-export const DATA_TABLES = [
-  'audit_logs',
-  'record_shares',
-  'sharing_rules',
-  'org_wide_defaults',
-  'deals',
-  'leads',
-  'accounts',
-  'group_members',
-  'groups',
-  'users',
-  'roles',
-  'companies',
-] as const;
 
 runCli(async () => {
   const flags = parseFlags(

@@ -44,7 +44,8 @@ const environmentSchema = z.object({
     .regex(/^\d+(b|kb|mb)$/i, 'must look like 1mb, 512kb or 1000b')
     .default('1mb'),
   SHUTDOWN_TIMEOUT_MS: positiveInt(10_000),
-  ENTITY_CACHE_TTL_SECONDS: positiveInt(300),
+  /** 0 turns the shared entity cache off (every lookup goes to Postgres). */
+  ENTITY_CACHE_TTL_SECONDS: z.coerce.number().int().min(0).default(300),
   DATALOADER_MAX_BATCH: positiveInt(500),
   SEED_DEMO_WHEN_EMPTY: booleanFlag(true),
 });

@@ -55,15 +55,15 @@ export async function startTestApp(
 export function wsClient(
   url: string,
   authorization?: string,
-  options: { keepOpenMs?: number } = {},
+  options: { keepOpen?: boolean } = {},
 ): WsClient {
   return createClient({
     url: url.replace(/^http/, 'ws') + '/graphql',
     webSocketImpl: WebSocket,
     connectionParams: authorization ? { authorization } : {},
     retryAttempts: 0,
-    lazy: true,
-    lazyCloseTimeout: options.keepOpenMs ?? 0,
+    // lazy: connect on the first operation and close after the last; otherwise stay open until dispose().
+    lazy: !options.keepOpen,
   });
 }
 

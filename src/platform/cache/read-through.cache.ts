@@ -5,7 +5,7 @@ export interface ReadThroughCacheOptions<T> {
   namespace: CacheNamespace;
   /** Kind of entity, part of the key (e.g. `user`). */
   kind: string;
-  /** Seconds an entry lives. */
+  /** Seconds an entry lives; 0 disables the cache (pass-through). */
   ttlSeconds: number;
   /** Rebuilds a value from its JSON form (dates come back as strings). */
   revive: (raw: Record<string, unknown>) => T;
@@ -27,6 +27,10 @@ export class ReadThroughCache<T> {
     ids: readonly string[],
     loadMissing: (ids: string[]) => Promise<Map<string, T>>,
   ): Promise<Array<T | null>> {
+    if (this.options.ttlSeconds === 0) {
+      const loaded = await loadMissing([...new Set(ids)]);
+      return ids.map((id) => loaded.get(id) ?? null);
+    }
     const keys = ids.map((id) => this.key(companyId, id));
     const cached = await this.options.store.mget(keys);
     const result: Array<T | null> = new Array<T | null>(ids.length).fill(null);

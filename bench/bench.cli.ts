@@ -1,0 +1,57 @@
+import 'reflect-metadata';
+import { writeFileSync } from 'node:fs';
+import { cpus } from 'node:os';
+import { resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { printTable, type Scenario, type ScenarioResult } from './harness';
+import { gatewayNested, gatewaySimple } from './scenarios/gateway.bench';
+
+/** Every scenario, in run order; later issues append theirs. */
+const SCENARIOS: Scenario[] = [gatewaySimple, gatewayNested];
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      only: { type: 'string' },
+      scale: { type: 'string', default: '1' },
+      out: { type: 'string', default: 'bench-results.json' },
+    },
+  });
+  const scale = Number(values.scale);
+  if (!(scale > 0 && scale <= 1)) throw new Error('--scale must be a number in (0, 1]');
+  const selected = SCENARIOS.filter((scenario) => !values.only || scenario.name.startsWith(values.only));
+  if (selected.length === 0)
+    throw new Error(
+      `no scenario matches --only ${values.only}; have ${SCENARIOS.map((s) => s.name).join(', ')}`,
+    );
+
+  const log = (message: string) => process.stderr.write(`[bench] ${message}\n`);
+  const results: ScenarioResult[] = [];
+  for (const scenario of selected) {
+    log(`running ${scenario.name} (scale ${scale})`);
+    results.push(await scenario.run({ scale, log }));
+  }
+  process.stdout.write(`\n${printTable(results)}\n`);
+  for (const result of results)
+    if (result.notes) process.stdout.write(`${result.scenario}: ${result.notes}\n`);
+  const out = resolve(values.out);
+  writeFileSync(
+    out,
+    JSON.stringify(
+      {
+        at: new Date().toISOString(),
+        scale,
+        machine: { cpus: cpus().length, node: process.version },
+        results,
+      },
+      null,
+      2,
+    ),
+  );
+  process.stdout.write(`wrote ${out}\n`);
+}
+
+main().catch((error: unknown) => {
+  process.stderr.write(`bench failed: ${(error as Error).stack ?? String(error)}\n`);
+  process.exit(1);
+});

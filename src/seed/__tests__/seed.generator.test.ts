@@ -1,0 +1,46 @@
+import { seedDatabase, type Queryable } from '../seed.generator';
+
+function recorder(): Queryable & { statements: Array<{ sql: string; params: unknown[] }> } {
+  const statements: Array<{ sql: string; params: unknown[] }> = [];
+  return {
+    statements,
+    query: async (sql, params = []) => {
+      statements.push({ sql, params });
+      return [];
+    },
+  };
+}
+
+const sizes = { companies: 3, users: 20, accounts: 30, leads: 400, deals: 150 };
+const anchor = new Date('2026-11-01T00:00:00Z');
+
+describe('seedDatabase', () => {
+  it('is deterministic: the same seed produces identical rows, another seed different ones', async () => {
+    const first = recorder();
+    const second = recorder();
+    const other = recorder();
+    await seedDatabase(first, { ...sizes, seed: 7, anchor, chunkSize: 100 });
+    await seedDatabase(second, { ...sizes, seed: 7, anchor, chunkSize: 100 });
+    await seedDatabase(other, { ...sizes, seed: 8, anchor, chunkSize: 100 });
+    expect(JSON.stringify(second.statements)).toBe(JSON.stringify(first.statements));
+    expect(JSON.stringify(other.statements)).not.toBe(JSON.stringify(first.statements));
+  });
+
+  it('writes exactly the requested counts, in chunks, with skewed distributions', async () => {
+    const db = recorder();
+    const summary = await seedDatabase(db, { ...sizes, seed: 1, anchor, chunkSize: 100 });
+    expect(summary.counts).toEqual(sizes);
+    const leadInserts = db.statements.filter((s) => s.sql.startsWith('INSERT INTO leads'));
+    expect(leadInserts).toHaveLength(4);
+    const statuses = leadInserts.flatMap((s) => s.params[7] as string[]);
+    const count = (status: string) => statuses.filter((s) => s === status).length;
+    expect(count('NEW')).toBeGreaterThan(count('CONVERTED') * 2);
+    const created = leadInserts.flatMap((s) => s.params[13] as Date[]).map((d) => d.getTime());
+    expect(Math.min(...created)).toBeGreaterThanOrEqual(anchor.getTime() - 731 * 86_400_000);
+    expect(Math.max(...created)).toBeLessThanOrEqual(anchor.getTime());
+    // The largest company gets the most leads (Zipf-like company sizes).
+    const companies = leadInserts.flatMap((s) => s.params[1] as string[]);
+    const perCompany = summary.companies.map((c) => companies.filter((id) => id === c.id).length);
+    expect(perCompany[0]).toBeGreaterThan(perCompany[2]!);
+  });
+});
