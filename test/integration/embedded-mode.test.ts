@@ -22,6 +22,7 @@ describe('embedded mode (nothing configured)', () => {
     });
     const [, url] = await gateway.waitFor(/running with embedded defaults at (\S+)/, 120_000);
     const [, token] = await gateway.waitFor(/Authorization: Bearer (\S+)/);
+    await gateway.waitFor(/gateway started/);
     expect(gateway.output()).toMatch(/"postgres":"embedded PGlite \+ pgvector/);
     expect(gateway.output()).toMatch(/"cache":"in-process LRU"/);
     expect(gateway.output()).toMatch(/"queue":"in-process runner"/);

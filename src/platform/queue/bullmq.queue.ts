@@ -1,6 +1,6 @@
 import { Queue, QueueEvents, Worker } from 'bullmq';
 import type { Logger } from '../logging/logger';
-import type { RedisClient } from '../redis/redis.connection';
+import { closeRedis, type RedisClient } from '../redis/redis.connection';
 import type {
   JobOptions,
   JobProcessor,
@@ -24,6 +24,7 @@ export class BullMqQueueDriver implements QueueDriver {
   private readonly queues = new Map<QueueName, Queue>();
   private readonly events = new Map<QueueName, QueueEvents>();
   private readonly workers: Worker[] = [];
+  private readonly ownedConnections: RedisClient[] = [];
   private readonly prefix: string;
 
   constructor(private readonly options: BullMqDriverOptions) {
@@ -57,10 +58,13 @@ export class BullMqQueueDriver implements QueueDriver {
     processor: JobProcessor<TData, TResult>,
     options: ProcessorOptions = {},
   ): void {
+    // Each worker owns its connection (BullMQ blocks on it); producers share the one passed in.
+    const connection = this.options.connection.duplicate();
+    this.ownedConnections.push(connection);
     const worker = new Worker<TData, TResult>(
       queueName,
       (job) => processor({ id: job.id!, name: job.name, data: job.data, attempt: job.attemptsMade + 1 }),
-      { connection: this.options.connection, prefix: this.prefix, concurrency: options.concurrency ?? 1 },
+      { connection, prefix: this.prefix, concurrency: options.concurrency ?? 1 },
     );
     worker.on('failed', (job, error) => {
       this.options.logger.warn({ queue: queueName, jobId: job?.id, err: error.message }, 'job failed');
@@ -79,6 +83,8 @@ export class BullMqQueueDriver implements QueueDriver {
   async closeQueues(): Promise<void> {
     await Promise.all([...this.events.values()].map((events) => events.close()));
     await Promise.all([...this.queues.values()].map((queue) => queue.close()));
+    await Promise.all(this.ownedConnections.map(closeRedis));
+    this.ownedConnections.length = 0;
     this.events.clear();
     this.queues.clear();
   }
@@ -95,7 +101,9 @@ export class BullMqQueueDriver implements QueueDriver {
   private async queueEvents(name: QueueName): Promise<QueueEvents> {
     let events = this.events.get(name);
     if (!events) {
-      events = new QueueEvents(name, { connection: this.options.connection, prefix: this.prefix });
+      const connection = this.options.connection.duplicate();
+      this.ownedConnections.push(connection);
+      events = new QueueEvents(name, { connection, prefix: this.prefix });
       this.events.set(name, events);
       await events.waitUntilReady();
     }
