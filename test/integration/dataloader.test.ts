@@ -92,6 +92,24 @@ describe('per-request DataLoaders', () => {
     expect(warm.statements).toBe(2);
   });
 
+  it('invalidates the shared account cache on write: the next request shows the new name', async () => {
+    const warm = await statementsFor(100);
+    const withAccount = warm.items.find((item) => item.account)!;
+    const accountId = withAccount.account.id as string;
+    const renamed = await t.gql(
+      'mutation($id: ID!) { updateAccount(id: $id, input: { name: "Renamed Co" }) { name } }',
+      { id: accountId },
+      a.admin.token,
+    );
+    expect(renamed.data?.updateAccount).toEqual({ name: 'Renamed Co' });
+    const after = await statementsFor(100);
+    const names = after.items
+      .filter((item) => item.account?.id === accountId)
+      .map((item) => item.account.name as string);
+    expect(names.length).toBeGreaterThan(0);
+    expect(new Set(names)).toEqual(new Set(['Renamed Co']));
+  });
+
   it('never shares loaders between requests: users with different visibility in parallel get their own results', async () => {
     const repAccount = await insertAccount(t.app, a, a.rep.id, 'Rep-owned account');
     await insertDeal(t.app, a, a.rep.id, repAccount, 'Deal rep-only');

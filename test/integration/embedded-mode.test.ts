@@ -41,8 +41,31 @@ describe('embedded mode (nothing configured)', () => {
     expect(body.data.deals.total).toBeGreaterThan(0);
     expect(body.data.deals.items).toHaveLength(5);
 
+    // A write whose checks read inside the transaction must not deadlock PGlite's single backend.
+    const accountId = (body.data.deals.items as Array<{ account: { id: string } | null }>).find(
+      (item) => item.account,
+    )!.account!.id;
+    const created = await fetch(url!, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
+      body: JSON.stringify({
+        query: `mutation { createDeal(input: { name: "Embedded", accountId: "${accountId}" }) { account { id } } }`,
+      }),
+    });
+    expect(await created.json()).toEqual({ data: { createDeal: { account: { id: accountId } } } });
+
     const ready = await fetch(url!.replace('/graphql', '/readyz'));
     expect(await ready.json()).toEqual({ status: 'ready', checks: { postgres: true } });
+
+    // A second process on the same data directory is refused instead of corrupting it.
+    const second = spawnBuilt('main', {
+      NODE_ENV: 'development',
+      PORT: '0',
+      HOST: '127.0.0.1',
+      EMBEDDED_DATA_DIR: dataDir,
+    });
+    await second.waitFor(/in use by process \d+/);
+    expect(await second.exited).toBe(1);
 
     gateway.child.kill('SIGTERM');
     expect(await gateway.exited).toBe(0);

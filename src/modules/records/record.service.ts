@@ -74,12 +74,16 @@ export class RecordService<E extends OwnedEntity> {
     return row ?? null;
   }
 
-  /** Readable rows among `ids`, in no particular order; unknown or hidden ids are simply absent. */
-  async byIds(principal: Principal, ids: readonly string[]): Promise<E[]> {
+  /**
+   * Readable rows among `ids`, in no particular order; unknown or hidden ids are simply absent. Pass the
+   * transaction's manager when called inside one (the embedded database serialises connections).
+   */
+  async byIds(principal: Principal, ids: readonly string[], manager?: EntityManager): Promise<E[]> {
     const valid = ids.filter((id) => UUID.test(id));
     if (valid.length === 0) return [];
     const visible = await this.deps.visibility.readPredicate(principal, this.definition.objectType, 'r');
-    return this.repository()
+    return (manager ?? this.deps.dataSource.manager)
+      .getRepository(this.definition.entity)
       .createQueryBuilder('r')
       .where('r.id = ANY(:ids)', { ids: valid })
       .andWhere(visible.sql, visible.params)

@@ -86,9 +86,9 @@ export function createRecordServices(
       sortable: { ...COMMON_SORTS, name: 'name', amount: 'amount', closeDate: 'closeDate', stage: 'stage' },
     },
     deps,
-    async (principal, candidate) => {
+    async (principal, candidate, manager) => {
       if (!candidate.accountId) return;
-      const [account] = await accounts.byIds(principal, [candidate.accountId]);
+      const [account] = await accounts.byIds(principal, [candidate.accountId], manager);
       if (!account)
         throw ValidationError.single('input.accountId', 'must be the id of an account you can see');
     },

@@ -1,6 +1,6 @@
 import type { Logger } from '../logging/logger';
 
-/** Shutdown phases run in this order; everything in one phase closes in parallel. */
+/** Shutdown phases run in this order; within a phase, resources close one by one, last registered first. */
 export const ShutdownPhase = {
   transport: 1,
   workers: 2,
@@ -37,25 +37,28 @@ export class Lifecycle {
     const deadline = Date.now() + timeoutMs;
     for (const phase of phases) {
       const inPhase = this.registrations.filter((r) => r.phase === phase).reverse();
-      await Promise.all(
-        inPhase.map(async (registration) => {
-          const remaining = Math.max(0, deadline - Date.now());
-          let timer: NodeJS.Timeout | undefined;
-          try {
-            await Promise.race([
-              Promise.resolve().then(registration.close),
-              new Promise<void>((_, reject) => {
-                timer = setTimeout(() => reject(new Error(`timed out after ${timeoutMs} ms`)), remaining);
-              }),
-            ]);
-            this.logger.debug({ resource: registration.name }, 'closed');
-          } catch (error) {
-            this.logger.error({ resource: registration.name, err: error }, 'failed to close cleanly');
-          } finally {
-            clearTimeout(timer);
-          }
+      for (const registration of inPhase) await this.close(registration, deadline, timeoutMs);
+    }
+  }
+
+  /** Closes one resource within what is left of the budget; a failure is logged and shutdown goes on. */
+  private async close(registration: Registration, deadline: number, timeoutMs: number): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      await Promise.race([
+        Promise.resolve().then(registration.close),
+        new Promise<void>((_, reject) => {
+          timer = setTimeout(
+            () => reject(new Error(`shutdown budget of ${timeoutMs} ms exceeded`)),
+            Math.max(0, deadline - Date.now()),
+          );
         }),
-      );
+      ]);
+      this.logger.debug({ resource: registration.name }, 'closed');
+    } catch (error) {
+      this.logger.error({ resource: registration.name, err: error }, 'failed to close cleanly');
+    } finally {
+      clearTimeout(timer);
     }
   }
 }
