@@ -11,7 +11,8 @@ import { ENTITIES } from './modules/entities';
 import { registerHealthProcessor } from './modules/health/health.processor';
 import { IdentityService, TokenService } from './modules/identity';
 import { createRecordServices, type RecordServices } from './modules/records';
-import { VisibilityService } from './modules/sharing';
+import { SharingService, VisibilityCache, VisibilityCompiler, VisibilityService } from './modules/sharing';
+import { TieredCache } from './platform/cache/tiered.cache';
 import type { CacheStore } from './platform/cache/cache.store';
 import { MemoryCacheStore } from './platform/cache/memory.cache';
 import { RedisCacheStore } from './platform/cache/redis.cache';
@@ -51,6 +52,7 @@ export interface AppServices {
   tokens: TokenService;
   identity: IdentityService;
   visibility: VisibilityService;
+  sharing: SharingService;
   audit: AuditService;
   records: RecordServices;
 }
@@ -116,6 +118,7 @@ async function compose(options: AppOptions, logger: Logger, lifecycle: Lifecycle
   }
 
   let cache: CacheStore;
+  let cacheClient: RedisClient | undefined;
   let events: EventBus;
   let queue: QueueDriver;
   const redisClients: RedisClient[] = [];
@@ -138,7 +141,8 @@ async function compose(options: AppOptions, logger: Logger, lifecycle: Lifecycle
       redisClients.push(client);
       return client;
     };
-    cache = new RedisCacheStore(connect('cache', true), logger);
+    cacheClient = connect('cache', true);
+    cache = new RedisCacheStore(cacheClient, logger);
     events = new RedisEventBus(connect('publish', true), connect('subscribe', false), logger);
     queue = new BullMqQueueDriver({
       connection: connect('queue', false),
@@ -169,14 +173,23 @@ async function compose(options: AppOptions, logger: Logger, lifecycle: Lifecycle
     tokens,
     cacheTtlSeconds: config.entityCacheTtlSeconds,
   });
-  const visibility = new VisibilityService();
+  const sharingCache = new TieredCache({ name: 'sharing', redis: cacheClient, events, logger });
+  await sharingCache.start();
+  lifecycle.register('sharing-cache', ShutdownPhase.cache, () => sharingCache.stop());
+  const visibilityCache = new VisibilityCache({
+    cache: sharingCache,
+    rulesTtlSeconds: config.sharing.rulesTtlSeconds,
+    visibilityTtlSeconds: config.sharing.visibilityTtlSeconds,
+  });
+  const visibility = new VisibilityService(dataSource, new VisibilityCompiler(dataSource), visibilityCache);
   const audit = new AuditService();
+  const sharing = new SharingService({ dataSource, audit, identity, visibility, cache: visibilityCache });
   const records = createRecordServices(
     { dataSource, visibility, audit, identity, maxPageSize: config.graphql.maxPageSize },
     cache,
     config.entityCacheTtlSeconds,
   );
-  const services: AppServices = { tokens, identity, visibility, audit, records };
+  const services: AppServices = { tokens, identity, visibility, sharing, audit, records };
 
   // Without Redis there is no separate worker process, so the gateway runs the processors itself.
   if (role === 'worker' || (role === 'gateway' && queue.driver === 'in-process')) {

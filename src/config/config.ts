@@ -47,6 +47,8 @@ const environmentSchema = z.object({
   /** 0 turns the shared entity cache off (every lookup goes to Postgres). */
   ENTITY_CACHE_TTL_SECONDS: z.coerce.number().int().min(0).default(300),
   DATALOADER_MAX_BATCH: positiveInt(500),
+  SHARING_RULES_TTL_SECONDS: positiveInt(3600),
+  SHARING_VISIBILITY_TTL_SECONDS: positiveInt(1800),
   SEED_DEMO_WHEN_EMPTY: booleanFlag(true),
 });
 
@@ -82,6 +84,7 @@ export interface AppConfig {
   readonly shutdownTimeoutMs: number;
   readonly entityCacheTtlSeconds: number;
   readonly dataloaderMaxBatch: number;
+  readonly sharing: { readonly rulesTtlSeconds: number; readonly visibilityTtlSeconds: number };
   readonly seedDemoWhenEmpty: boolean;
 }
 
@@ -154,6 +157,10 @@ export function loadConfig(
     shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
     entityCacheTtlSeconds: e.ENTITY_CACHE_TTL_SECONDS,
     dataloaderMaxBatch: e.DATALOADER_MAX_BATCH,
+    sharing: {
+      rulesTtlSeconds: e.SHARING_RULES_TTL_SECONDS,
+      visibilityTtlSeconds: e.SHARING_VISIBILITY_TTL_SECONDS,
+    },
     seedDemoWhenEmpty: e.SEED_DEMO_WHEN_EMPTY,
   });
 }

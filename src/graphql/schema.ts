@@ -2,15 +2,17 @@ import { lexicographicSortSchema, printSchema, type GraphQLSchema } from 'graphq
 import { buildSchema, type ContainerType } from 'type-graphql';
 import { IdentityResolver, type IdentityService } from '../modules/identity';
 import { AccountResolver, DealResolver, LeadResolver, type RecordServices } from '../modules/records';
+import { SharingResolver, type SharingService } from '../modules/sharing';
 import { validateInput } from './input-validation';
 
 export interface SchemaServices {
   identity: IdentityService;
   records: RecordServices;
+  sharing: SharingService;
 }
 
 /** The resolver classes of every slice; type-graphql builds them through the container below. */
-const RESOLVERS = [IdentityResolver, LeadResolver, DealResolver, AccountResolver] as const;
+const RESOLVERS = [IdentityResolver, LeadResolver, DealResolver, AccountResolver, SharingResolver] as const;
 
 /**
  * Builds the executable schema once per process. type-graphql's container contract is one `get()`: this one hands
@@ -27,6 +29,7 @@ export async function buildGatewaySchema(services: SchemaServices): Promise<Grap
     [LeadResolver, () => new LeadResolver(services.records)],
     [DealResolver, () => new DealResolver(services.records)],
     [AccountResolver, () => new AccountResolver(services.records)],
+    [SharingResolver, () => new SharingResolver(services.sharing)],
   ]);
   const instances = new Map<Function, unknown>();
   const container: ContainerType = {

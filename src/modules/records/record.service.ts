@@ -199,7 +199,7 @@ export class RecordService<E extends OwnedEntity> {
       .andWhere(visible.sql, visible.params)
       .getOne();
     if (!current) throw new NotFoundError(this.definition.label, id);
-    if (!(await this.deps.visibility.canEdit(principal, this.definition.objectType, current))) {
+    if (!(await this.deps.visibility.canEdit(principal, this.definition.objectType, current, manager))) {
       throw new ForbiddenError(`You may read but not edit ${this.definition.label} ${id}`);
     }
     return current;

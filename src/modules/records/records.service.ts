@@ -43,11 +43,12 @@ export class AccountService extends RecordService<AccountEntity> {
       const found = await this.repository().findBy({ companyId: principal.companyId, id: In(missing) });
       return new Map(found.map((row) => [row.id, row]));
     });
-    return Promise.all(
-      rows.map(async (row) =>
-        row && (await this.deps.visibility.canRead(principal, ObjectType.ACCOUNT, row)) ? row : null,
-      ),
+    const readable = await this.deps.visibility.readableIds(
+      principal,
+      ObjectType.ACCOUNT,
+      rows.filter((row): row is AccountEntity => row !== null),
     );
+    return rows.map((row) => (row && readable.has(row.id) ? row : null));
   }
 }
 

@@ -1,5 +1,10 @@
+import type { DataSource, EntityManager } from 'typeorm';
 import type { Principal } from '../identity';
 import type { ObjectType } from '../records/record.enums';
+import { criteriaMatch, criteriaToSql } from './criteria';
+import type { CompiledVisibility } from './sharing.model';
+import type { VisibilityCache } from './visibility.cache';
+import type { VisibilityCompiler } from './visibility.compiler';
 
 /** A SQL boolean expression with named parameters (TypeORM `:name` syntax), always including the tenant filter. */
 export interface SqlPredicate {
@@ -7,46 +12,160 @@ export interface SqlPredicate {
   params: Record<string, unknown>;
 }
 
+/** The fields a check needs: tenant, owner, id (for manual shares) and the criteria fields. */
 export interface OwnedRecord {
+  id: string;
   companyId: string;
   ownerId: string;
 }
 
+type Access = 'READ' | 'EDIT';
+
 /**
- * The single place that decides which records a principal may read or edit. Every read path (single fetch, lists,
- * loaders, and later search, reports, exports, vectors) asks it for a predicate or a check.
- *
- * Foundation rule set: tenant isolation, then company admins see and edit everything, others their own records.
- * The sharing issue replaces the body with the full rules engine; callers do not change.
+ * The single place that decides which records a principal may read or edit (DESIGN.md, clauses 1-6). Every read path
+ * (single fetch, lists, loaders, search, reports, exports, vectors) asks it for a predicate or a check.
  */
 export class VisibilityService {
-  async readPredicate(principal: Principal, _objectType: ObjectType, alias: string): Promise<SqlPredicate> {
-    return this.predicate(principal, alias);
+  constructor(
+    private readonly dataSource: DataSource,
+    private readonly compiler: VisibilityCompiler,
+    private readonly cache: VisibilityCache,
+  ) {}
+
+  /** Compiled visibility of the principal for a record type, from the in-process tier, Redis, or Postgres. */
+  compiled(principal: Principal, objectType: ObjectType): Promise<CompiledVisibility> {
+    const { companyId, userId } = principal;
+    return this.cache.getOrCompute(companyId, userId, objectType, async () => {
+      const model = await this.cache.getOrComputeModel(companyId, () => this.compiler.loadModel(companyId));
+      return this.compiler.compile(model, companyId, userId, objectType);
+    });
   }
 
-  async editPredicate(principal: Principal, _objectType: ObjectType, alias: string): Promise<SqlPredicate> {
-    return this.predicate(principal, alias);
+  async readPredicate(principal: Principal, objectType: ObjectType, alias: string): Promise<SqlPredicate> {
+    return toPredicate(await this.compiled(principal, objectType), alias, 'READ');
   }
 
-  async canRead(principal: Principal, _objectType: ObjectType, record: OwnedRecord): Promise<boolean> {
-    return this.allows(principal, record);
+  async editPredicate(principal: Principal, objectType: ObjectType, alias: string): Promise<SqlPredicate> {
+    return toPredicate(await this.compiled(principal, objectType), alias, 'EDIT');
   }
 
-  async canEdit(principal: Principal, _objectType: ObjectType, record: OwnedRecord): Promise<boolean> {
-    return this.allows(principal, record);
+  async canRead(
+    principal: Principal,
+    objectType: ObjectType,
+    record: OwnedRecord,
+    manager?: EntityManager,
+  ): Promise<boolean> {
+    return (await this.allowed(principal, objectType, [record], 'READ', manager)).has(record.id);
   }
 
-  private predicate(principal: Principal, alias: string): SqlPredicate {
-    const tenant = `${alias}.company_id = :visibilityCompanyId`;
-    if (principal.isAdmin) return { sql: tenant, params: { visibilityCompanyId: principal.companyId } };
-    return {
-      sql: `(${tenant} AND ${alias}.owner_id = :visibilityUserId)`,
-      params: { visibilityCompanyId: principal.companyId, visibilityUserId: principal.userId },
-    };
+  async canEdit(
+    principal: Principal,
+    objectType: ObjectType,
+    record: OwnedRecord,
+    manager?: EntityManager,
+  ): Promise<boolean> {
+    return (await this.allowed(principal, objectType, [record], 'EDIT', manager)).has(record.id);
   }
 
-  private allows(principal: Principal, record: OwnedRecord): boolean {
+  /** Batched check for lists and loaders: the ids among `records` the principal may read (one share query at most). */
+  async readableIds(
+    principal: Principal,
+    objectType: ObjectType,
+    records: readonly OwnedRecord[],
+  ): Promise<Set<string>> {
+    return this.allowed(principal, objectType, records, 'READ');
+  }
+
+  /** Ownership, hierarchy or admin: who may share a record by hand. */
+  async canShare(principal: Principal, objectType: ObjectType, record: OwnedRecord): Promise<boolean> {
     if (record.companyId !== principal.companyId) return false;
-    return principal.isAdmin || record.ownerId === principal.userId;
+    const compiled = await this.compiled(principal, objectType);
+    return principal.isAdmin || compiled.hierarchyOwnerIds.includes(record.ownerId);
   }
+
+  private async allowed(
+    principal: Principal,
+    objectType: ObjectType,
+    records: readonly OwnedRecord[],
+    access: Access,
+    manager?: EntityManager,
+  ): Promise<Set<string>> {
+    const compiled = await this.compiled(principal, objectType);
+    const allowed = new Set<string>();
+    const undecided: OwnedRecord[] = [];
+    const owners = new Set([
+      ...compiled.hierarchyOwnerIds,
+      ...compiled.ruleEditOwnerIds,
+      ...(access === 'READ' ? compiled.ruleReadOwnerIds : []),
+    ]);
+    const everything = access === 'READ' ? compiled.readAll : compiled.editAll;
+    for (const record of records) {
+      if (record.companyId !== principal.companyId) continue;
+      const fields = record as unknown as Record<string, unknown>;
+      if (
+        everything ||
+        owners.has(record.ownerId) ||
+        compiled.criteria.some(
+          (rule) =>
+            (access === 'READ' || rule.access === 'EDIT') &&
+            criteriaMatch(objectType, rule.conditions, fields),
+        )
+      ) {
+        allowed.add(record.id);
+      } else {
+        undecided.push(record);
+      }
+    }
+    if (compiled.manualShares && undecided.length > 0) {
+      const rows = await (manager ?? this.dataSource.manager).query<Array<{ record_id: string }>>(
+        `SELECT DISTINCT record_id FROM record_shares
+          WHERE company_id = $1 AND object_type = $2 AND record_id = ANY($3::uuid[])
+            AND ($4 = 'READ' OR access_level = 'EDIT')
+            AND ((grantee_type = 'USER' AND grantee_id = $5) OR (grantee_type = 'GROUP' AND grantee_id = ANY($6::uuid[])))`,
+        [
+          principal.companyId,
+          objectType,
+          undecided.map((r) => r.id),
+          access,
+          principal.userId,
+          compiled.groupIds,
+        ],
+      );
+      for (const row of rows) allowed.add(row.record_id);
+    }
+    return allowed;
+  }
+}
+
+/** Compiles visibility into one predicate over `alias` with bound parameters (names prefixed by the alias). */
+export function toPredicate(compiled: CompiledVisibility, alias: string, access: Access): SqlPredicate {
+  const p = `vis_${alias.replace(/\W/g, '')}_`;
+  const params: Record<string, unknown> = { [`${p}company`]: compiled.companyId };
+  const tenant = `${alias}.company_id = :${p}company`;
+  if (access === 'READ' ? compiled.readAll : compiled.editAll) return { sql: tenant, params };
+
+  const owners = [
+    ...compiled.hierarchyOwnerIds,
+    ...compiled.ruleEditOwnerIds,
+    ...(access === 'READ' ? compiled.ruleReadOwnerIds : []),
+  ];
+  params[`${p}owners`] = owners;
+  const clauses = [`${alias}.owner_id = ANY(:${p}owners::uuid[])`];
+  for (const rule of compiled.criteria) {
+    if (access === 'EDIT' && rule.access !== 'EDIT') continue;
+    clauses.push(criteriaToSql(compiled.objectType, rule.conditions, alias, `${p}c`, params));
+  }
+  if (compiled.manualShares) {
+    params[`${p}type`] = compiled.objectType;
+    params[`${p}user`] = compiled.userId;
+    params[`${p}groups`] = compiled.groupIds;
+    clauses.push(
+      `EXISTS (SELECT 1 FROM record_shares rs_${alias} WHERE rs_${alias}.company_id = :${p}company` +
+        ` AND rs_${alias}.object_type = :${p}type AND rs_${alias}.record_id = ${alias}.id` +
+        (access === 'EDIT' ? ` AND rs_${alias}.access_level = 'EDIT'` : '') +
+        ` AND ((rs_${alias}.grantee_type = 'USER' AND rs_${alias}.grantee_id = :${p}user)` +
+        ` OR (rs_${alias}.grantee_type = 'GROUP' AND rs_${alias}.grantee_id = ANY(:${p}groups::uuid[]))))`,
+    );
+  }
+  return { sql: `(${tenant} AND (${clauses.join(' OR ')}))`, params };
 }

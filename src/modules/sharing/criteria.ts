@@ -1,0 +1,264 @@
+import { ValidationError, type FieldViolation } from '../../platform/errors/app-error';
+import { DealStage, Industry, LeadSource, LeadStatus, ObjectType } from '../records/record.enums';
+
+export const CriteriaOperator = {
+  eq: 'eq',
+  ne: 'ne',
+  in: 'in',
+  gt: 'gt',
+  gte: 'gte',
+  lt: 'lt',
+  lte: 'lte',
+  contains: 'contains',
+} as const;
+export type CriteriaOperator = (typeof CriteriaOperator)[keyof typeof CriteriaOperator];
+
+export interface CriteriaCondition {
+  field: string;
+  operator: CriteriaOperator;
+  value: unknown;
+}
+
+/** `date` is a timestamptz compared as an instant; `day` a DATE compared as YYYY-MM-DD. */
+type FieldKind = 'text' | 'enum' | 'int' | 'number' | 'date' | 'day';
+
+interface FieldSpec {
+  column: string;
+  kind: FieldKind;
+  values?: readonly string[];
+}
+
+const text = (column: string): FieldSpec => ({ column, kind: 'text' });
+const enumOf = (column: string, values: Record<string, string>): FieldSpec => ({
+  column,
+  kind: 'enum',
+  values: Object.values(values),
+});
+
+/** The only fields a criteria rule may name, per record type (GraphQL name -> column and kind). */
+export const CRITERIA_FIELDS: Readonly<Record<ObjectType, Readonly<Record<string, FieldSpec>>>> = {
+  LEAD: {
+    status: enumOf('status', LeadStatus),
+    source: enumOf('source', LeadSource),
+    industry: enumOf('industry', Industry),
+    score: { column: 'score', kind: 'int' },
+    estimatedValue: { column: 'estimated_value', kind: 'number' },
+    companyName: text('company_name'),
+    lastName: text('last_name'),
+    email: text('email'),
+    createdAt: { column: 'created_at', kind: 'date' },
+  },
+  DEAL: {
+    stage: enumOf('stage', DealStage),
+    amount: { column: 'amount', kind: 'number' },
+    probability: { column: 'probability', kind: 'int' },
+    closeDate: { column: 'close_date', kind: 'day' },
+    name: text('name'),
+    createdAt: { column: 'created_at', kind: 'date' },
+  },
+  ACCOUNT: {
+    industry: enumOf('industry', Industry),
+    country: text('country'),
+    annualRevenue: { column: 'annual_revenue', kind: 'number' },
+    employees: { column: 'employees', kind: 'int' },
+    name: text('name'),
+    createdAt: { column: 'created_at', kind: 'date' },
+  },
+};
+
+const OPERATORS: Record<FieldKind, readonly CriteriaOperator[]> = {
+  text: ['eq', 'ne', 'in', 'contains'],
+  enum: ['eq', 'ne', 'in'],
+  int: ['eq', 'ne', 'in', 'gt', 'gte', 'lt', 'lte'],
+  number: ['eq', 'ne', 'in', 'gt', 'gte', 'lt', 'lte'],
+  date: ['eq', 'ne', 'gt', 'gte', 'lt', 'lte'],
+  day: ['eq', 'ne', 'gt', 'gte', 'lt', 'lte'],
+};
+
+const MAX_CONDITIONS = 10;
+const MAX_IN_VALUES = 100;
+const ISO_DATE = /^\d{4}-\d{2}-\d{2}(T[\d:.]+(Z|[+-]\d{2}:\d{2})?)?$/;
+
+function scalarProblem(spec: FieldSpec, value: unknown): string | undefined {
+  switch (spec.kind) {
+    case 'text':
+      return typeof value === 'string' && value.length <= 500
+        ? undefined
+        : 'must be a string of at most 500 characters';
+    case 'enum':
+      return typeof value === 'string' && spec.values!.includes(value)
+        ? undefined
+        : `must be one of ${spec.values!.join(', ')}`;
+    case 'int':
+      return Number.isInteger(value) ? undefined : 'must be an integer';
+    case 'number':
+      return typeof value === 'number' && Number.isFinite(value) ? undefined : 'must be a finite number';
+    case 'date':
+      return typeof value === 'string' && ISO_DATE.test(value) && !Number.isNaN(Date.parse(value))
+        ? undefined
+        : 'must be a date (YYYY-MM-DD or ISO 8601)';
+    case 'day':
+      return typeof value === 'string' &&
+        /^\d{4}-\d{2}-\d{2}$/.test(value) &&
+        !Number.isNaN(Date.parse(value))
+        ? undefined
+        : 'must be a date written YYYY-MM-DD';
+  }
+}
+
+/** Checks a criteria list against the allow-list; throws one ValidationError naming every bad condition. */
+export function validateCriteria(
+  objectType: ObjectType,
+  conditions: readonly CriteriaCondition[],
+  path = 'input.criteria',
+): void {
+  const violations: FieldViolation[] = [];
+  if (conditions.length === 0) violations.push({ field: path, rule: 'must hold at least one condition' });
+  if (conditions.length > MAX_CONDITIONS)
+    violations.push({ field: path, rule: `must hold at most ${MAX_CONDITIONS} conditions` });
+  const fields = CRITERIA_FIELDS[objectType];
+  conditions.forEach((condition, index) => {
+    const at = `${path}[${index}]`;
+    const spec = Object.hasOwn(fields, condition.field) ? fields[condition.field] : undefined;
+    if (!spec) {
+      violations.push({
+        field: `${at}.field`,
+        rule: `must be one of ${Object.keys(fields).join(', ')} for ${objectType}`,
+      });
+      return;
+    }
+    if (!OPERATORS[spec.kind].includes(condition.operator)) {
+      violations.push({
+        field: `${at}.operator`,
+        rule: `must be one of ${OPERATORS[spec.kind].join(', ')} for ${condition.field}`,
+      });
+      return;
+    }
+    if (condition.operator === 'in') {
+      const list = condition.value;
+      if (!Array.isArray(list) || list.length === 0 || list.length > MAX_IN_VALUES) {
+        violations.push({
+          field: `${at}.value`,
+          rule: `must be a list of 1 to ${MAX_IN_VALUES} values for "in"`,
+        });
+        return;
+      }
+      const problem = list.map((item) => scalarProblem(spec, item)).find(Boolean);
+      if (problem) violations.push({ field: `${at}.value`, rule: `each value ${problem}` });
+      return;
+    }
+    if (
+      condition.operator === 'contains' &&
+      (typeof condition.value !== 'string' || condition.value.length === 0)
+    ) {
+      violations.push({ field: `${at}.value`, rule: 'must be a non-empty string for "contains"' });
+      return;
+    }
+    const problem = scalarProblem(spec, condition.value);
+    if (problem) violations.push({ field: `${at}.value`, rule: problem });
+  });
+  if (violations.length > 0) throw new ValidationError(violations);
+}
+
+const SQL_CAST: Record<FieldKind, string> = {
+  text: '::text',
+  enum: '::text',
+  int: '::int',
+  number: '::numeric',
+  date: '::timestamptz',
+  day: '::date',
+};
+
+const SQL_OPERATOR: Partial<Record<CriteriaOperator, string>> = { gt: '>', gte: '>=', lt: '<', lte: '<=' };
+
+/**
+ * Compiles a (validated) conjunction to SQL over `alias`. Columns come from the allow-list; every value is a bound
+ * parameter named `${paramPrefix}${n}`.
+ */
+export function criteriaToSql(
+  objectType: ObjectType,
+  conditions: readonly CriteriaCondition[],
+  alias: string,
+  paramPrefix: string,
+  params: Record<string, unknown>,
+): string {
+  const fields = CRITERIA_FIELDS[objectType];
+  const parts = conditions.map((condition) => {
+    const spec = fields[condition.field];
+    if (!spec) throw new Error(`criteria field ${condition.field} is not allowed for ${objectType}`);
+    const column = `${alias}.${spec.column}`;
+    const name = `${paramPrefix}${Object.keys(params).length}`;
+    const cast = SQL_CAST[spec.kind];
+    // Instants are bound in UTC so the database's session time zone cannot shift them.
+    const bind = (value: unknown) => (spec.kind === 'date' ? new Date(String(value)).toISOString() : value);
+    switch (condition.operator) {
+      case 'eq':
+        params[name] = bind(condition.value);
+        return `${column} = :${name}${cast}`;
+      case 'ne':
+        params[name] = bind(condition.value);
+        return `${column} IS DISTINCT FROM :${name}${cast}`;
+      case 'in':
+        params[name] = (condition.value as unknown[]).map(bind);
+        return `${column} = ANY(:${name}${cast}[])`;
+      case 'contains':
+        params[name] = String(condition.value).toLowerCase();
+        return `position(:${name}::text in lower(${column})) > 0`;
+      default:
+        params[name] = bind(condition.value);
+        return `${column} ${SQL_OPERATOR[condition.operator]} :${name}${cast}`;
+    }
+  });
+  return `(${parts.join(' AND ')})`;
+}
+
+/** Record fields and rule values are scalars (or Dates); anything else never matches. */
+function comparable(kind: FieldKind, value: unknown): number | string | null {
+  if (value instanceof Date) return kind === 'day' ? value.toISOString().slice(0, 10) : value.getTime();
+  if (typeof value !== 'string' && typeof value !== 'number') return null;
+  if (kind === 'date') return new Date(value).getTime();
+  if (kind === 'day') return String(value).slice(0, 10);
+  if (kind === 'int' || kind === 'number') return Number(value);
+  return String(value);
+}
+
+/** The same conjunction evaluated on a loaded record (entity property names), matching SQL's NULL semantics. */
+export function criteriaMatch(
+  objectType: ObjectType,
+  conditions: readonly CriteriaCondition[],
+  record: Record<string, unknown>,
+): boolean {
+  const fields = CRITERIA_FIELDS[objectType];
+  return conditions.every((condition) => {
+    const spec = fields[condition.field];
+    if (!spec) return false;
+    const actual = comparable(spec.kind, record[condition.field]);
+    switch (condition.operator) {
+      case 'ne':
+        return actual !== comparable(spec.kind, condition.value);
+      case 'in':
+        return (
+          actual !== null &&
+          (condition.value as unknown[]).some((item) => comparable(spec.kind, item) === actual)
+        );
+      case 'contains':
+        return (
+          actual !== null && String(actual).toLowerCase().includes(String(condition.value).toLowerCase())
+        );
+      default: {
+        if (actual === null) return false;
+        const expected = comparable(spec.kind, condition.value)!;
+        if (condition.operator === 'eq') return actual === expected;
+        if (condition.operator === 'gt') return actual > expected;
+        if (condition.operator === 'gte') return actual >= expected;
+        if (condition.operator === 'lt') return actual < expected;
+        return actual <= expected;
+      }
+    }
+  });
+}
+
+export function assertCriteriaShape(value: unknown, path = 'input.criteria'): CriteriaCondition[] {
+  if (!Array.isArray(value)) throw ValidationError.single(path, 'must be a list of conditions');
+  return value as CriteriaCondition[];
+}

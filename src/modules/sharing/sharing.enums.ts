@@ -1,0 +1,45 @@
+import { registerEnumType } from 'type-graphql';
+import { CriteriaOperator } from './criteria';
+import { AccessLevel, OrgWideAccess } from './sharing.entities';
+
+export const RuleType = { OWNER: 'OWNER', CRITERIA: 'CRITERIA' } as const;
+export type RuleType = (typeof RuleType)[keyof typeof RuleType];
+
+export const SourceType = {
+  ROLE: 'ROLE',
+  ROLE_AND_SUBORDINATES: 'ROLE_AND_SUBORDINATES',
+  GROUP: 'GROUP',
+} as const;
+export type SourceType = (typeof SourceType)[keyof typeof SourceType];
+
+export const TargetType = {
+  USER: 'USER',
+  ROLE: 'ROLE',
+  ROLE_AND_SUBORDINATES: 'ROLE_AND_SUBORDINATES',
+  GROUP: 'GROUP',
+} as const;
+export type TargetType = (typeof TargetType)[keyof typeof TargetType];
+
+export const GranteeType = { USER: 'USER', GROUP: 'GROUP' } as const;
+export type GranteeType = (typeof GranteeType)[keyof typeof GranteeType];
+
+/** Group members are the same kinds as rule targets. */
+export const MemberType = TargetType;
+export type MemberType = TargetType;
+
+registerEnumType(OrgWideAccess, {
+  name: 'OrgWideAccess',
+  description: 'Default access to records of a type within a company',
+});
+registerEnumType(AccessLevel, { name: 'AccessLevel' });
+registerEnumType(RuleType, { name: 'SharingRuleType' });
+registerEnumType(SourceType, {
+  name: 'SharingSourceType',
+  description: 'Whose records an owner-based rule shares',
+});
+registerEnumType(TargetType, {
+  name: 'SharingTargetType',
+  description: 'Who receives access (also the kinds of group members)',
+});
+registerEnumType(GranteeType, { name: 'ShareGranteeType' });
+registerEnumType(CriteriaOperator, { name: 'CriteriaOperator' });

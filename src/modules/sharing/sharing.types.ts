@@ -1,0 +1,205 @@
+import { GraphQLJSON } from 'graphql-scalars';
+import { IsString, Length } from 'class-validator';
+import { Field, ID, InputType, ObjectType } from 'type-graphql';
+import { ObjectType as RecordType } from '../records/record.enums';
+import { CriteriaOperator } from './criteria';
+import { AccessLevel, OrgWideAccess } from './sharing.entities';
+import { GranteeType, MemberType, RuleType, SourceType, TargetType } from './sharing.enums';
+
+@ObjectType()
+export class SharingReference {
+  @Field(() => String)
+  type!: string;
+
+  @Field(() => ID)
+  id!: string;
+}
+
+@ObjectType()
+export class CriteriaConditionType {
+  @Field(() => String)
+  field!: string;
+
+  @Field(() => CriteriaOperator)
+  operator!: CriteriaOperator;
+
+  @Field(() => GraphQLJSON)
+  value!: unknown;
+}
+
+@ObjectType({
+  description: 'Shares records of one type with a target, by owner (source) or by field criteria',
+})
+export class SharingRule {
+  @Field(() => ID)
+  id!: string;
+
+  @Field(() => RecordType)
+  objectType!: RecordType;
+
+  @Field(() => String)
+  name!: string;
+
+  @Field(() => RuleType)
+  ruleType!: RuleType;
+
+  @Field(() => SharingReference, { nullable: true, description: 'OWNER rules: whose records are shared' })
+  source!: SharingReference | null;
+
+  @Field(() => [CriteriaConditionType], {
+    nullable: true,
+    description: 'CRITERIA rules: all conditions must hold',
+  })
+  criteria!: CriteriaConditionType[] | null;
+
+  @Field(() => SharingReference)
+  target!: SharingReference;
+
+  @Field(() => AccessLevel)
+  accessLevel!: AccessLevel;
+}
+
+@ObjectType()
+export class OrgWideDefault {
+  @Field(() => RecordType)
+  objectType!: RecordType;
+
+  @Field(() => OrgWideAccess)
+  accessLevel!: OrgWideAccess;
+}
+
+@ObjectType()
+export class RecordShare {
+  @Field(() => ID)
+  id!: string;
+
+  @Field(() => RecordType)
+  objectType!: RecordType;
+
+  @Field(() => ID)
+  recordId!: string;
+
+  @Field(() => GranteeType)
+  granteeType!: GranteeType;
+
+  @Field(() => ID)
+  granteeId!: string;
+
+  @Field(() => AccessLevel)
+  accessLevel!: AccessLevel;
+}
+
+@ObjectType()
+export class Group {
+  @Field(() => ID)
+  id!: string;
+
+  @Field(() => String)
+  name!: string;
+}
+
+@InputType()
+export class SharingSourceInput {
+  @Field(() => SourceType)
+  type!: SourceType;
+
+  @Field(() => ID)
+  id!: string;
+}
+
+@InputType()
+export class SharingTargetInput {
+  @Field(() => TargetType)
+  type!: TargetType;
+
+  @Field(() => ID)
+  id!: string;
+}
+
+@InputType()
+export class CriteriaConditionInput {
+  @Field(() => String)
+  field!: string;
+
+  @Field(() => CriteriaOperator)
+  operator!: CriteriaOperator;
+
+  @Field(() => GraphQLJSON, { description: 'A scalar of the field type, or a list of them for "in"' })
+  value!: unknown;
+}
+
+@InputType()
+export class SharingRuleInput {
+  @Field(() => RecordType)
+  objectType!: RecordType;
+
+  @Field(() => String)
+  @IsString()
+  @Length(1, 200)
+  name!: string;
+
+  @Field(() => RuleType)
+  ruleType!: RuleType;
+
+  @Field(() => SharingSourceInput, { nullable: true, description: 'Required for OWNER rules' })
+  source?: SharingSourceInput | null;
+
+  @Field(() => [CriteriaConditionInput], { nullable: true, description: 'Required for CRITERIA rules' })
+  criteria?: CriteriaConditionInput[] | null;
+
+  @Field(() => SharingTargetInput)
+  target!: SharingTargetInput;
+
+  @Field(() => AccessLevel, { defaultValue: AccessLevel.READ })
+  accessLevel!: AccessLevel;
+}
+
+@InputType()
+export class RecordShareInput {
+  @Field(() => RecordType)
+  objectType!: RecordType;
+
+  @Field(() => ID)
+  recordId!: string;
+
+  @Field(() => GranteeType)
+  granteeType!: GranteeType;
+
+  @Field(() => ID)
+  granteeId!: string;
+
+  @Field(() => AccessLevel, { defaultValue: AccessLevel.READ })
+  accessLevel!: AccessLevel;
+}
+
+@InputType()
+export class RoleInput {
+  @Field(() => String)
+  @IsString()
+  @Length(1, 100)
+  name!: string;
+
+  @Field(() => ID, { nullable: true, description: 'The role directly above; null for a root' })
+  parentId?: string | null;
+}
+
+@InputType()
+export class GroupMemberInput {
+  @Field(() => ID)
+  groupId!: string;
+
+  @Field(() => MemberType)
+  memberType!: MemberType;
+
+  @Field(() => ID)
+  memberId!: string;
+}
+
+@InputType()
+export class UserAccessInput {
+  @Field(() => ID, { nullable: true, description: 'Omit to keep; null to remove the role' })
+  roleId?: string | null;
+
+  @Field(() => Boolean, { nullable: true })
+  isAdmin?: boolean;
+}

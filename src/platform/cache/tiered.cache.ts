@@ -1,0 +1,252 @@
+import { LRUCache } from 'lru-cache';
+import type { Logger } from '../logging/logger';
+import type { EventBus } from '../pubsub/event-bus';
+import type { RedisClient } from '../redis/redis.connection';
+
+export interface TieredCacheOptions {
+  /** Names the keys (`crm:<name>:...`) and the invalidation channel. */
+  name: string;
+  /** Shared tier; without it only the in-process tier exists (single-process embedded mode). */
+  redis?: RedisClient;
+  /** Carries invalidations to every process. */
+  events: EventBus;
+  logger: Logger;
+  /** In-process entries before the least recently used go. Default 10,000. */
+  maxLocalEntries?: number;
+  /**
+   * Longest an in-process entry or a scope's version is trusted without asking Redis again: bounds staleness if an
+   * invalidation message were lost. Default 60 s.
+   */
+  localMaxAgeMs?: number;
+}
+
+interface LocalEntry {
+  value: unknown;
+  version: number;
+  expiresAt: number;
+}
+
+interface InvalidationMessage {
+  scope: string;
+  /** New scope version (scope-wide invalidation). */
+  version?: number;
+  /** A single key (key invalidation). */
+  key?: string;
+}
+
+export interface TieredCacheStats {
+  localHits: number;
+  redisHits: number;
+  misses: number;
+  /** Lookups computed without cache because Redis did not answer. */
+  fallbacks: number;
+}
+
+/**
+ * Two-tier cache (bounded in-process LRU in front of Redis) whose invalidation is O(1): every scope (a company) has a
+ * version counter that is part of each key, so bumping it orphans all the scope's entries at once; a pub/sub message
+ * makes every process drop its in-process copies. Concurrent misses for one key compute once. When Redis does not
+ * answer, lookups are computed from the source without caching (and counted), and caching resumes by itself.
+ */
+export class TieredCache {
+  readonly stats: TieredCacheStats = { localHits: 0, redisHits: 0, misses: 0, fallbacks: 0 };
+  private readonly local: LRUCache<string, LocalEntry>;
+  private readonly versions = new Map<string, { version: number; checkedAt: number }>();
+  private readonly inFlight = new Map<string, Promise<unknown>>();
+  private readonly channel: string;
+  private readonly localMaxAgeMs: number;
+  private redisHealthy = true;
+  private unsubscribe?: () => Promise<void>;
+
+  constructor(private readonly options: TieredCacheOptions) {
+    this.local = new LRUCache({ max: options.maxLocalEntries ?? 10_000 });
+    this.channel = `crm:${options.name}:invalidated`;
+    this.localMaxAgeMs = options.localMaxAgeMs ?? 60_000;
+  }
+
+  /** Subscribes to invalidations from other processes. */
+  async start(): Promise<void> {
+    this.unsubscribe = await this.options.events.subscribe(this.channel, (raw) => this.onInvalidation(raw));
+  }
+
+  async stop(): Promise<void> {
+    await this.unsubscribe?.();
+  }
+
+  /** Forgets every in-process entry and version (after a reconnect, messages may have been missed). */
+  resetLocal(): void {
+    this.local.clear();
+    this.versions.clear();
+  }
+
+  async getOrCompute<T>(
+    scope: string,
+    key: string,
+    ttlSeconds: number,
+    compute: () => Promise<T>,
+  ): Promise<T> {
+    const now = Date.now();
+    const localKey = `${scope}|${key}`;
+    const known = this.versions.get(scope);
+    if (known && now - known.checkedAt < this.localMaxAgeMs && (this.redisHealthy || !this.options.redis)) {
+      const entry = this.local.get(localKey);
+      if (entry && entry.version === known.version && entry.expiresAt > now) {
+        this.stats.localHits++;
+        return entry.value as T;
+      }
+    }
+    const pending = this.inFlight.get(localKey);
+    if (pending) return pending as Promise<T>;
+    const lookup = this.lookup(scope, key, localKey, ttlSeconds, compute).finally(() =>
+      this.inFlight.delete(localKey),
+    );
+    this.inFlight.set(localKey, lookup);
+    return lookup;
+  }
+
+  /** Orphans every entry of the scope, here and in every process. */
+  async invalidateScope(scope: string): Promise<void> {
+    let version: number;
+    if (this.options.redis) {
+      try {
+        version = await this.options.redis.incr(this.versionKey(scope));
+        this.markHealthy();
+      } catch (error) {
+        this.markUnhealthy(error);
+        this.versions.delete(scope);
+        return;
+      }
+    } else {
+      version = (this.versions.get(scope)?.version ?? 0) + 1;
+    }
+    this.versions.set(scope, { version, checkedAt: Date.now() });
+    await this.publish({ scope, version });
+  }
+
+  /** Drops one key of the scope, here and in every process. */
+  async invalidateKey(scope: string, key: string): Promise<void> {
+    this.local.delete(`${scope}|${key}`);
+    if (this.options.redis) {
+      try {
+        const version = await this.currentVersion(scope);
+        await this.options.redis.del(this.redisKey(scope, version, key));
+      } catch (error) {
+        this.markUnhealthy(error);
+      }
+    }
+    await this.publish({ scope, key });
+  }
+
+  private async lookup<T>(
+    scope: string,
+    key: string,
+    localKey: string,
+    ttlSeconds: number,
+    compute: () => Promise<T>,
+  ): Promise<T> {
+    const redis = this.options.redis;
+    if (!redis) {
+      const version = this.versions.get(scope)?.version ?? 0;
+      this.versions.set(scope, { version, checkedAt: Date.now() });
+      this.stats.misses++;
+      const value = await compute();
+      this.storeLocal(localKey, value, version, ttlSeconds);
+      return value;
+    }
+    let version: number;
+    let cached: string | null;
+    try {
+      version = await this.currentVersion(scope);
+      cached = await redis.get(this.redisKey(scope, version, key));
+      this.markHealthy();
+    } catch (error) {
+      this.markUnhealthy(error);
+      this.stats.fallbacks++;
+      return compute();
+    }
+    if (cached !== null) {
+      this.stats.redisHits++;
+      const value = JSON.parse(cached) as T;
+      this.storeLocal(localKey, value, version, ttlSeconds);
+      return value;
+    }
+    this.stats.misses++;
+    const value = await compute();
+    try {
+      await redis.set(this.redisKey(scope, version, key), JSON.stringify(value), 'EX', ttlSeconds);
+    } catch (error) {
+      this.markUnhealthy(error);
+      return value;
+    }
+    this.storeLocal(localKey, value, version, ttlSeconds);
+    return value;
+  }
+
+  private async currentVersion(scope: string): Promise<number> {
+    const known = this.versions.get(scope);
+    if (known && Date.now() - known.checkedAt < this.localMaxAgeMs) return known.version;
+    const raw = await this.options.redis!.get(this.versionKey(scope));
+    const version = raw === null ? 0 : Number(raw);
+    this.versions.set(scope, { version, checkedAt: Date.now() });
+    return version;
+  }
+
+  private storeLocal(localKey: string, value: unknown, version: number, ttlSeconds: number): void {
+    if (this.options.redis && !this.redisHealthy) return;
+    this.local.set(localKey, {
+      value,
+      version,
+      expiresAt: Date.now() + Math.min(ttlSeconds * 1000, this.localMaxAgeMs),
+    });
+  }
+
+  private onInvalidation(raw: string): void {
+    let message: InvalidationMessage;
+    try {
+      message = JSON.parse(raw) as InvalidationMessage;
+    } catch {
+      return;
+    }
+    if (message.key !== undefined) {
+      this.local.delete(`${message.scope}|${message.key}`);
+    } else if (message.version !== undefined) {
+      const known = this.versions.get(message.scope);
+      if (!known || known.version < message.version)
+        this.versions.set(message.scope, { version: message.version, checkedAt: Date.now() });
+    }
+  }
+
+  private async publish(message: InvalidationMessage): Promise<void> {
+    try {
+      await this.options.events.publish(this.channel, JSON.stringify(message));
+    } catch (error) {
+      this.markUnhealthy(error);
+    }
+  }
+
+  private markHealthy(): void {
+    if (this.redisHealthy) return;
+    this.redisHealthy = true;
+    // Invalidations sent while we could not hear them may be lost: start the in-process tier afresh.
+    this.resetLocal();
+    this.options.logger.info({ cache: this.options.name }, 'redis answers again: cache resumed');
+  }
+
+  private markUnhealthy(error: unknown): void {
+    if (!this.redisHealthy) return;
+    this.redisHealthy = false;
+    this.resetLocal();
+    this.options.logger.warn(
+      { cache: this.options.name, err: (error as Error).message },
+      'redis unavailable: computing without cache',
+    );
+  }
+
+  private versionKey(scope: string): string {
+    return `crm:${this.options.name}:{${scope}}:version`;
+  }
+
+  private redisKey(scope: string, version: number, key: string): string {
+    return `crm:${this.options.name}:{${scope}}:v${version}:${key}`;
+  }
+}
