@@ -59,12 +59,10 @@ export class SharingService {
 
   async listRules(principal: Principal, objectType: ObjectType): Promise<SharingRuleEntity[]> {
     requireAdmin(principal, 'view sharing rules');
-    return this.deps.dataSource
-      .getRepository(SharingRuleEntity)
-      .find({
-        where: { companyId: principal.companyId, objectType },
-        order: { createdAt: 'ASC', id: 'ASC' },
-      });
+    return this.deps.dataSource.getRepository(SharingRuleEntity).find({
+      where: { companyId: principal.companyId, objectType },
+      order: { createdAt: 'ASC', id: 'ASC' },
+    });
   }
 
   async createRule(principal: Principal, command: SharingRuleCommand): Promise<SharingRuleEntity> {
