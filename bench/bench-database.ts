@@ -3,30 +3,40 @@ import { DataSource } from 'typeorm';
 import { MIGRATIONS } from '../migrations';
 import { ENTITIES } from '../src/modules/entities';
 import { DATA_TABLES } from '../src/seed/data-tables';
-import { seedDatabase, type SeedSizes } from '../src/seed/seed.generator';
+import { seedDatabase, type SeedOptions } from '../src/seed/seed.generator';
 
-export const BENCH_DATABASE_URL =
-  process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/crm_bench';
+const BENCH_POSTGRES = process.env.BENCH_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432';
 export const BENCH_REDIS_URL = process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379/3';
 
+/** Each scenario family has a database of its own, so switching scenarios does not reseed. */
+export function benchDatabaseUrl(name: string): string {
+  return `${BENCH_POSTGRES}/crm_bench_${name}`;
+}
+
+type Counts = Record<'companies' | 'users' | 'accounts' | 'leads' | 'deals' | 'rules', number>;
+
 /**
- * Makes sure the bench database exists, is migrated and holds exactly the data set of `sizes` (seed 42);
- * reseeds only when the sizes differ from what is there.
+ * Makes sure the bench database exists, is migrated and holds exactly the data set of `options` (seed 42);
+ * reseeds only when the counts differ from what is there.
  */
-export async function prepareBenchDatabase(sizes: SeedSizes, log: (message: string) => void): Promise<void> {
-  const url = new URL(BENCH_DATABASE_URL);
+export async function prepareBenchDatabase(
+  url: string,
+  options: SeedOptions,
+  log: (message: string) => void,
+): Promise<void> {
+  const target = new URL(url);
   const admin = new Client({
-    connectionString: Object.assign(new URL(url), { pathname: '/postgres' }).toString(),
+    connectionString: Object.assign(new URL(target), { pathname: '/postgres' }).toString(),
   });
   await admin.connect();
-  const database = url.pathname.slice(1);
+  const database = target.pathname.slice(1);
   const exists = await admin.query('SELECT 1 FROM pg_database WHERE datname = $1', [database]);
   if (exists.rowCount === 0) await admin.query(`CREATE DATABASE "${database.replace(/"/g, '')}"`);
   await admin.end();
 
   const dataSource = new DataSource({
     type: 'postgres',
-    url: BENCH_DATABASE_URL,
+    url,
     entities: ENTITIES,
     migrations: MIGRATIONS,
     installExtensions: false,
@@ -34,29 +44,30 @@ export async function prepareBenchDatabase(sizes: SeedSizes, log: (message: stri
   await dataSource.initialize();
   try {
     await dataSource.runMigrations({ transaction: 'each' });
-    const [current] = await dataSource.query<Array<Record<keyof SeedSizes, number>>>(
+    const [current] = await dataSource.query<Counts[]>(
       `SELECT (SELECT count(*) FROM companies)::int AS companies, (SELECT count(*) FROM users)::int AS users,
               (SELECT count(*) FROM accounts)::int AS accounts, (SELECT count(*) FROM leads)::int AS leads,
-              (SELECT count(*) FROM deals)::int AS deals`,
+              (SELECT count(*) FROM deals)::int AS deals, (SELECT count(*) FROM sharing_rules)::int AS rules`,
     );
-    const matches = (Object.keys(sizes) as Array<keyof SeedSizes>).every(
-      (key) => current![key] === expectedCount(key, sizes),
-    );
-    if (matches) {
-      log(`bench database already holds ${JSON.stringify(current)}`);
+    const wanted: Counts = {
+      companies: options.companies,
+      users: Math.max(options.users, options.companies),
+      accounts: options.accounts,
+      leads: options.leads,
+      deals: options.deals,
+      rules: options.rules ?? 0,
+    };
+    if (JSON.stringify(current) === JSON.stringify(wanted)) {
+      log(`${database} already holds ${JSON.stringify(current)}`);
       return;
     }
-    log(`seeding bench database with ${JSON.stringify(sizes)} ...`);
+    log(`seeding ${database} with ${JSON.stringify(wanted)} ...`);
     const started = Date.now();
     await dataSource.query(`TRUNCATE ${DATA_TABLES.join(', ')} CASCADE`);
-    await seedDatabase(dataSource, sizes);
+    await seedDatabase(dataSource, options);
     await dataSource.query('ANALYZE');
     log(`seeded in ${((Date.now() - started) / 1000).toFixed(1)} s`);
   } finally {
     await dataSource.destroy();
   }
-}
-
-function expectedCount(key: keyof SeedSizes, sizes: SeedSizes): number {
-  return key === 'users' ? Math.max(sizes.users, sizes.companies) : sizes[key];
 }

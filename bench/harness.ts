@@ -149,6 +149,9 @@ export function printTable(results: ScenarioResult[]): string {
         index === 0 ? result.baselineName : '',
       ]);
     });
+    for (const key of Object.keys(result.baseline).filter((k) => !(k in result.measured))) {
+      rows.push(['', key, '', format(result.baseline[key]!), '']);
+    }
     rows.push(['', `ratio (${result.ratioOf})`, format(result.ratio), '', '']);
   }
   const widths = rows[0]!.map((_, column) => Math.max(...rows.map((row) => row[column]!.length)));

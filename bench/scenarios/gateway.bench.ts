@@ -1,7 +1,9 @@
 import { startApp, type App } from '../../src/app';
 import { loadConfig } from '../../src/config/config';
 import { createLogger } from '../../src/platform/logging/logger';
-import { BENCH_DATABASE_URL, BENCH_REDIS_URL, prepareBenchDatabase } from '../bench-database';
+import { BENCH_REDIS_URL, benchDatabaseUrl, prepareBenchDatabase } from '../bench-database';
+
+const DATABASE_URL = benchDatabaseUrl('gateway');
 import { runHttpLoad, type BenchContext, type Scenario, type ScenarioResult } from '../harness';
 
 const CONCURRENCY = 32;
@@ -27,7 +29,7 @@ async function startBenchGateway(overrides: Record<string, string> = {}): Promis
       PORT: '0',
       HOST: '127.0.0.1',
       METRICS_PORT: '0',
-      DATABASE_URL: BENCH_DATABASE_URL,
+      DATABASE_URL,
       REDIS_URL: BENCH_REDIS_URL,
       ...overrides,
     },
@@ -60,7 +62,7 @@ const graphqlCall = (token: string, query: string) => ({
 export const gatewaySimple: Scenario = {
   name: 'gateway.simple',
   async run(context): Promise<ScenarioResult> {
-    await prepareBenchDatabase(gatewaySizes(context.scale), context.log);
+    await prepareBenchDatabase(DATABASE_URL, gatewaySizes(context.scale), context.log);
     const app = await startBenchGateway();
     try {
       const token = await adminToken(app);
@@ -125,7 +127,7 @@ async function measureNested(app: App, token: string, context: BenchContext) {
 export const gatewayNested: Scenario = {
   name: 'gateway.nested',
   async run(context): Promise<ScenarioResult> {
-    await prepareBenchDatabase(gatewaySizes(context.scale), context.log);
+    await prepareBenchDatabase(DATABASE_URL, gatewaySizes(context.scale), context.log);
     const withLoaders = await startBenchGateway();
     let measured;
     try {

@@ -4,7 +4,7 @@ import { seedDatabase, type SeedSizes } from '../seed/seed.generator';
 import { parseFlags, positiveIntFlag, runCli, withApp } from './cli';
 
 const USAGE =
-  'npm run seed -- [--companies N] [--users N] [--accounts N] [--leads N] [--deals N] [--seed N] [--reset]';
+  'npm run seed -- [--companies N] [--users N] [--accounts N] [--leads N] [--deals N] [--rules N] [--seed N] [--reset]';
 
 runCli(async () => {
   const flags = parseFlags(
@@ -14,6 +14,7 @@ runCli(async () => {
       accounts: { type: 'string' },
       leads: { type: 'string' },
       deals: { type: 'string' },
+      rules: { type: 'string' },
       seed: { type: 'string' },
       reset: { type: 'boolean', default: false },
     },
@@ -26,6 +27,7 @@ runCli(async () => {
     leads: positiveIntFlag('leads', flags.leads, 20_000),
     deals: positiveIntFlag('deals', flags.deals, 10_000),
   };
+  const rules = positiveIntFlag('rules', flags.rules, 0);
   const seed = positiveIntFlag('seed', flags.seed, 42);
 
   await withApp(
@@ -48,6 +50,7 @@ runCli(async () => {
       let currentTable = '';
       const summary = await seedDatabase(app.dataSource, {
         ...sizes,
+        rules,
         seed,
         onProgress: (table, done, total) => {
           if (!bar) {

@@ -1,4 +1,5 @@
 import { DealStage, Industry, LeadSource, LeadStatus } from '../modules/records/record.enums';
+import { buildGroups, buildRoleTree, buildRule, pickRole, roleDepthFor, type SeedRole } from './org-shape';
 import { SeededRandom } from './random';
 
 export interface SeedSizes {
@@ -11,6 +12,10 @@ export interface SeedSizes {
 }
 
 export interface SeedOptions extends SeedSizes {
+  /** Sharing rules across all companies. Default 0. */
+  rules?: number;
+  /** Fixes the first (largest) company's size; the rest is spread over the others. Default: Zipf-like shares. */
+  largest?: { users: number; rules: number };
   /** PRNG seed; the same seed and sizes give the same data. Default 42. */
   seed?: number;
   /** Timestamps spread over the 24 months before this instant. Default: start of today (UTC). */
@@ -29,24 +34,12 @@ export interface SeededCompany {
 
 export interface SeedSummary {
   companies: SeededCompany[];
-  counts: SeedSizes;
+  counts: SeedSizes & { rules: number };
 }
 
 export interface Queryable {
   query(sql: string, params?: unknown[]): Promise<unknown>;
 }
-
-const ROLE_TREE: ReadonlyArray<readonly [name: string, parent: string | null]> = [
-  ['CEO', null],
-  ['VP Sales', 'CEO'],
-  ['Sales Director EMEA', 'VP Sales'],
-  ['Sales Director AMER', 'VP Sales'],
-  ['Sales Manager EMEA', 'Sales Director EMEA'],
-  ['Sales Manager AMER', 'Sales Director AMER'],
-  ['Sales Rep EMEA', 'Sales Manager EMEA'],
-  ['Sales Rep AMER', 'Sales Manager AMER'],
-];
-const ROLE_WEIGHTS = [0, 1, 1, 1, 3, 3, 12, 12];
 
 const FIRST_NAMES = [
   'Ada',
@@ -121,8 +114,27 @@ const STAGE_PROBABILITY: Record<DealStage, number> = {
 const DAY_MS = 86_400_000;
 const HISTORY_DAYS = 730;
 
+/** Keeps every share at or below `cap` (so a fixed "largest" company stays the largest), moving the excess down. */
+function capped(counts: number[], cap: number): number[] {
+  let excess = 0;
+  const result = counts.map((count) => {
+    excess += Math.max(0, count - cap);
+    return Math.min(count, cap);
+  });
+  for (let i = result.length - 1; excess > 0 && i >= 0; i = i === 0 ? result.length - 1 : i - 1) {
+    if (result.every((count) => count >= cap)) break;
+    if (result[i]! < cap) {
+      result[i]!++;
+      excess--;
+    }
+  }
+  return result;
+}
+
 /** Splits `total` over companies by Zipf weights; every company gets at least `minimum`. */
-function allocate(total: number, companies: number, minimum: number): number[] {
+function allocate(total: number, companies: number, minimum: number, first?: number): number[] {
+  if (first !== undefined && companies > 1)
+    return [first, ...capped(allocate(Math.max(0, total - first), companies - 1, minimum), first)];
   const weights = SeededRandom.zipfTable(companies, 0.9);
   const counts: number[] = [];
   let previous = 0;
@@ -200,7 +212,8 @@ export async function seedDatabase(db: Queryable, options: SeedOptions): Promise
   const progress = options.onProgress;
 
   const companyCount = Math.max(1, options.companies);
-  const usersPer = allocate(Math.max(options.users, companyCount), companyCount, 1);
+  const usersPer = allocate(Math.max(options.users, companyCount), companyCount, 1, options.largest?.users);
+  const rulesPer = allocate(options.rules ?? 0, companyCount, 0, options.largest?.rules);
   const accountsPer = allocate(options.accounts, companyCount, 0);
   const leadsPer = allocate(options.leads, companyCount, 0);
   const dealsPer = allocate(options.deals, companyCount, 0);
@@ -213,6 +226,8 @@ export async function seedDatabase(db: Queryable, options: SeedOptions): Promise
   const memberRows: unknown[][] = [[], [], [], []];
   const owdRows: unknown[][] = [[], [], []];
   const usersByCompany: string[][] = [];
+  const rolesByCompany: SeedRole[][] = [];
+  const groupsByCompany: string[][] = [];
 
   for (let c = 0; c < companyCount; c++) {
     const companyId = random.uuid();
@@ -220,43 +235,41 @@ export async function seedDatabase(db: Queryable, options: SeedOptions): Promise
     companyRows[0]!.push(companyId);
     companyRows[1]!.push(name);
     companyRows[2]!.push(new Date(anchor - HISTORY_DAYS * DAY_MS));
-    const roleIds = new Map<string, string>();
-    for (const [roleName, parent] of ROLE_TREE) {
-      const roleId = random.uuid();
-      roleIds.set(roleName, roleId);
-      roleRows[0]!.push(roleId);
+    const roles = buildRoleTree(random, roleDepthFor(usersPer[c]!));
+    for (const role of roles) {
+      roleRows[0]!.push(role.id);
       roleRows[1]!.push(companyId);
-      roleRows[2]!.push(roleName);
-      roleRows[3]!.push(parent ? roleIds.get(parent)! : null);
+      roleRows[2]!.push(role.name);
+      roleRows[3]!.push(role.parentId);
     }
+    rolesByCompany.push(roles);
     const userIds: string[] = [];
     for (let u = 0; u < usersPer[c]!; u++) {
       const userId = random.uuid();
       userIds.push(userId);
-      const roleName =
-        u === 0
-          ? 'CEO'
-          : random.weighted(
-              ROLE_TREE.map(([n]) => n),
-              ROLE_WEIGHTS,
-            );
+      const role = u === 0 ? roles[0]! : pickRole(random, roles);
       userRows[0]!.push(userId);
       userRows[1]!.push(companyId);
       userRows[2]!.push(`user${u}@company${c}.example.com`);
       userRows[3]!.push(`${random.pick(FIRST_NAMES)} ${random.pick(LAST_NAMES)}`);
-      userRows[4]!.push(roleIds.get(roleName)!);
+      userRows[4]!.push(role.id);
       userRows[5]!.push(u === 0);
       userRows[6]!.push(new Date(anchor - random.int(30, HISTORY_DAYS) * DAY_MS));
     }
     usersByCompany.push(userIds);
-    const groupId = random.uuid();
-    groupRows[0]!.push(groupId);
-    groupRows[1]!.push(companyId);
-    groupRows[2]!.push('Sales Leadership');
-    memberRows[0]!.push(companyId);
-    memberRows[1]!.push(groupId);
-    memberRows[2]!.push('ROLE_AND_SUBORDINATES');
-    memberRows[3]!.push(roleIds.get('Sales Director EMEA')!);
+    const groups = buildGroups(random, roles, userIds);
+    for (const group of groups) {
+      groupRows[0]!.push(group.id);
+      groupRows[1]!.push(companyId);
+      groupRows[2]!.push(group.name);
+      for (const member of group.members) {
+        memberRows[0]!.push(companyId);
+        memberRows[1]!.push(group.id);
+        memberRows[2]!.push(member.type);
+        memberRows[3]!.push(member.id);
+      }
+    }
+    groupsByCompany.push(groups.map((group) => group.id));
     for (const [objectType, access] of [
       ['LEAD', 'PRIVATE'],
       ['DEAL', 'PRIVATE'],
@@ -284,7 +297,7 @@ export async function seedDatabase(db: Queryable, options: SeedOptions): Promise
     ],
     companyRows,
   );
-  // Parents come before children in ROLE_TREE order, but one statement checks the FK only at its end anyway.
+  // Parents come before children, and one statement checks the foreign key only at its end anyway.
   await insertRows(
     db,
     'roles',
@@ -342,6 +355,46 @@ export async function seedDatabase(db: Queryable, options: SeedOptions): Promise
     owdRows,
   );
   progress?.('users', userRows[0]!.length, userRows[0]!.length);
+
+  // Rules draw from their own generator, so the records below do not change with --rules.
+  const ruleRandom = new SeededRandom((options.seed ?? 42) + 1);
+  const rules = new ChunkWriter(
+    db,
+    'sharing_rules',
+    [
+      ['company_id', 'uuid'],
+      ['object_type', 'text'],
+      ['name', 'text'],
+      ['rule_type', 'text'],
+      ['source_type', 'text'],
+      ['source_id', 'uuid'],
+      ['criteria', 'jsonb'],
+      ['target_type', 'text'],
+      ['target_id', 'uuid'],
+      ['access_level', 'text'],
+    ],
+    chunkSize,
+    options.rules ?? 0,
+    progress,
+  );
+  for (let c = 0; c < companyCount; c++) {
+    for (let r = 0; r < rulesPer[c]!; r++) {
+      const rule = buildRule(ruleRandom, rolesByCompany[c]!, usersByCompany[c]!, groupsByCompany[c]!);
+      await rules.push([
+        companies[c]!.id,
+        rule.objectType,
+        `Rule ${r + 1}`,
+        rule.ruleType,
+        rule.sourceType,
+        rule.sourceId,
+        rule.criteria,
+        rule.targetType,
+        rule.targetId,
+        rule.accessLevel,
+      ]);
+    }
+  }
+  await rules.flush();
 
   const ownerTables = usersByCompany.map((users) => SeededRandom.zipfTable(users.length, 0.7));
   const ownerOf = (c: number) => usersByCompany[c]![random.zipf(ownerTables[c]!)]!;
@@ -494,6 +547,7 @@ export async function seedDatabase(db: Queryable, options: SeedOptions): Promise
       accounts: accounts.written,
       leads: leads.written,
       deals: deals.written,
+      rules: rules.written,
     },
   };
 }

@@ -26,10 +26,43 @@ describe('seedDatabase', () => {
     expect(JSON.stringify(other.statements)).not.toBe(JSON.stringify(first.statements));
   });
 
+  it('gives the largest company the fixed shape asked for, with a role tree 8 deep and its share of rules', async () => {
+    const db = recorder();
+    const summary = await seedDatabase(db, {
+      companies: 4,
+      users: 1600,
+      accounts: 0,
+      leads: 0,
+      deals: 0,
+      rules: 3000,
+      largest: { users: 500, rules: 2000 },
+      seed: 3,
+      anchor,
+    });
+    expect(summary.companies[0]!.userCount).toBe(500);
+    expect(Math.max(...summary.companies.slice(1).map((c) => c.userCount))).toBeLessThanOrEqual(500);
+    expect(summary.counts.rules).toBe(3000);
+    const rules = db.statements
+      .filter((s) => s.sql.startsWith('INSERT INTO sharing_rules'))
+      .flatMap((s) => s.params[0] as string[]);
+    expect(rules.filter((companyId) => companyId === summary.companies[0]!.id)).toHaveLength(2000);
+    const roleInsert = db.statements.find((s) => s.sql.startsWith('INSERT INTO roles'))!;
+    const [ids, companies, , parents] = roleInsert.params as [
+      string[],
+      string[],
+      string[],
+      Array<string | null>,
+    ];
+    const parentOf = new Map(ids.map((id, i) => [id, parents[i]!]));
+    const depth = (id: string): number => (parentOf.get(id) ? 1 + depth(parentOf.get(id)!) : 1);
+    const largestRoles = ids.filter((_, i) => companies[i] === summary.companies[0]!.id);
+    expect(Math.max(...largestRoles.map(depth))).toBe(8);
+  });
+
   it('writes exactly the requested counts, in chunks, with skewed distributions', async () => {
     const db = recorder();
     const summary = await seedDatabase(db, { ...sizes, seed: 1, anchor, chunkSize: 100 });
-    expect(summary.counts).toEqual(sizes);
+    expect(summary.counts).toEqual({ ...sizes, rules: 0 });
     const leadInserts = db.statements.filter((s) => s.sql.startsWith('INSERT INTO leads'));
     expect(leadInserts).toHaveLength(4);
     const statuses = leadInserts.flatMap((s) => s.params[7] as string[]);
