@@ -5,10 +5,11 @@ import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { printTable, type Scenario, type ScenarioResult } from './harness';
 import { gatewayNested, gatewaySimple } from './scenarios/gateway.bench';
+import { metricsScrape } from './scenarios/metrics.bench';
 import { sharingLookup } from './scenarios/sharing.bench';
 
 /** Every scenario, in run order; later issues append theirs. */
-const SCENARIOS: Scenario[] = [gatewaySimple, gatewayNested, sharingLookup];
+const SCENARIOS: Scenario[] = [gatewaySimple, gatewayNested, sharingLookup, metricsScrape];
 
 async function main(): Promise<void> {
   const { values } = parseArgs({

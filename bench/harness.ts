@@ -1,4 +1,5 @@
 import { Agent, request } from 'node:http';
+import { createServer } from 'node:net';
 
 export interface LatencyStats {
   count: number;
@@ -156,4 +157,14 @@ export function printTable(results: ScenarioResult[]): string {
   }
   const widths = rows[0]!.map((_, column) => Math.max(...rows.map((row) => row[column]!.length)));
   return rows.map((row) => row.map((cell, column) => cell.padEnd(widths[column]!)).join('  ')).join('\n');
+}
+
+/** A TCP port that was free a moment ago (for listeners whose port 0 means "off"). */
+export function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const server = createServer().listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+  });
 }

@@ -33,6 +33,10 @@ import {
 } from './platform/redis/redis.connection';
 import { seedDemoIfEmpty } from './seed/demo.seed';
 import { createHttpGateway } from './server/http.server';
+import { startMetricsServer } from './server/metrics.server';
+import { OperationMetrics } from './graphql/operation-metrics';
+import { Metrics } from './platform/metrics/metrics';
+import { DbMetricsSubscriber } from './platform/metrics/db-metrics.subscriber';
 import { startGraphQLWs } from './server/graphql-ws.server';
 
 export type ProcessRole = 'gateway' | 'worker' | 'cli';
@@ -66,6 +70,9 @@ export interface App {
   readonly events: EventBus;
   readonly queue: QueueDriver;
   readonly services: AppServices;
+  readonly metrics: Metrics;
+  /** URL of the Prometheus sidecar, when enabled. */
+  readonly metricsUrl?: string;
   /** Base URL of the HTTP server (gateway role). */
   readonly url?: string;
   readonly databaseUrl: string;
@@ -91,6 +98,7 @@ export async function startApp(options: AppOptions): Promise<App> {
 async function compose(options: AppOptions, logger: Logger, lifecycle: Lifecycle): Promise<App> {
   const { config, role } = options;
   const drivers: Record<string, string> = {};
+  const metrics = new Metrics({ process: role });
 
   let databaseUrl = config.database.url;
   if (!databaseUrl) {
@@ -113,6 +121,17 @@ async function compose(options: AppOptions, logger: Logger, lifecycle: Lifecycle
   });
   await dataSource.initialize();
   lifecycle.register('postgres-pool', ShutdownPhase.database, () => dataSource.destroy());
+  dataSource.subscribers.push(
+    new DbMetricsSubscriber(metrics, new Set(dataSource.entityMetadatas.map((m) => m.tableName))),
+  );
+  metrics.provideAuditPartitions(
+    cachedFor(30_000, async () => {
+      const [row] = await dataSource.query<Array<{ count: number }>>(
+        "SELECT count(*)::int AS count FROM pg_inherits WHERE inhparent = to_regclass('audit_logs')",
+      );
+      return row?.count ?? 0;
+    }),
+  );
   if (options.migrate ?? config.database.driver === 'embedded') {
     await dataSource.runMigrations({ transaction: 'each' });
   }
@@ -142,7 +161,7 @@ async function compose(options: AppOptions, logger: Logger, lifecycle: Lifecycle
       return client;
     };
     cacheClient = connect('cache', true);
-    cache = new RedisCacheStore(cacheClient, logger);
+    cache = new RedisCacheStore(cacheClient, logger, metrics);
     events = new RedisEventBus(connect('publish', true), connect('subscribe', false), logger);
     queue = new BullMqQueueDriver({
       connection: connect('queue', false),
@@ -165,6 +184,7 @@ async function compose(options: AppOptions, logger: Logger, lifecycle: Lifecycle
   });
   lifecycle.register('queues', ShutdownPhase.queues, () => queue.closeQueues());
   lifecycle.register('queue-workers', ShutdownPhase.workers, () => queue.closeWorkers());
+  metrics.provideQueueCounts(() => queue.counts().catch(() => []));
 
   const tokens = new TokenService({ secret: config.jwt.secret, ttlSeconds: config.jwt.ttlSeconds });
   const identity = new IdentityService({
@@ -172,8 +192,9 @@ async function compose(options: AppOptions, logger: Logger, lifecycle: Lifecycle
     cache,
     tokens,
     cacheTtlSeconds: config.entityCacheTtlSeconds,
+    metrics,
   });
-  const sharingCache = new TieredCache({ name: 'sharing', redis: cacheClient, events, logger });
+  const sharingCache = new TieredCache({ name: 'sharing', redis: cacheClient, events, logger, metrics });
   await sharingCache.start();
   lifecycle.register('sharing-cache', ShutdownPhase.cache, () => sharingCache.stop());
   const visibilityCache = new VisibilityCache({
@@ -188,6 +209,7 @@ async function compose(options: AppOptions, logger: Logger, lifecycle: Lifecycle
     { dataSource, visibility, audit, identity, maxPageSize: config.graphql.maxPageSize },
     cache,
     config.entityCacheTtlSeconds,
+    metrics,
   );
   const services: AppServices = { tokens, identity, visibility, sharing, audit, records };
 
@@ -216,6 +238,7 @@ async function compose(options: AppOptions, logger: Logger, lifecycle: Lifecycle
       maxBatchSize: config.dataloaderMaxBatch,
     });
     const websocket = { close: async (): Promise<void> => {} };
+    const operationMetrics = new OperationMetrics(metrics);
     const { httpServer, apollo } = await createHttpGateway({
       schema,
       contexts,
@@ -226,15 +249,20 @@ async function compose(options: AppOptions, logger: Logger, lifecycle: Lifecycle
       bodyLimit: config.http.bodyLimit,
       readiness: () => readiness(dataSource, redisClients),
       onDrain: () => websocket.close(),
+      metrics,
+      operationMetrics,
     });
-    websocket.close = startGraphQLWs({
+    const ws = startGraphQLWs({
       httpServer,
       path: '/graphql',
       schema,
       contexts,
       limits,
       logger,
-    }).close;
+      operationMetrics,
+    });
+    websocket.close = ws.close;
+    metrics.provideWebsocketConnections(ws.connections);
     // apollo.stop() drains in-flight HTTP requests (and, through onDrain, WebSocket operations), then closes.
     lifecycle.register('http+websocket', ShutdownPhase.transport, () => apollo.stop());
     await new Promise<void>((resolve, reject) => {
@@ -246,7 +274,23 @@ async function compose(options: AppOptions, logger: Logger, lifecycle: Lifecycle
     url = `http://${host}:${address.port}`;
   }
 
-  logger.info({ role, drivers, ...(url ? { url: `${url}/graphql` } : {}) }, `${role} started`);
+  let metricsUrl: string | undefined;
+  const metricsPort = role === 'worker' ? config.metrics.workerPort : config.metrics.gatewayPort;
+  if (role !== 'cli' && metricsPort !== 0) {
+    const sidecar = await startMetricsServer({ metrics, port: metricsPort, host: config.http.host, logger });
+    lifecycle.register('metrics-listener', ShutdownPhase.transport, sidecar.close);
+    metricsUrl = sidecar.url;
+  }
+
+  logger.info(
+    {
+      role,
+      drivers,
+      ...(url ? { url: `${url}/graphql` } : {}),
+      ...(metricsUrl ? { metrics: metricsUrl } : {}),
+    },
+    `${role} started`,
+  );
   if (config.jwt.isDevSecret && role === 'gateway') {
     logger.warn('JWT_SECRET is not set: using the built-in development secret; never do this in production');
   }
@@ -260,6 +304,8 @@ async function compose(options: AppOptions, logger: Logger, lifecycle: Lifecycle
     events,
     queue,
     services,
+    metrics,
+    metricsUrl,
     url,
     databaseUrl,
     stop: () => lifecycle.stop(config.shutdownTimeoutMs),
@@ -279,6 +325,15 @@ async function readiness(
     .catch(() => false);
   const [pg, rd] = await Promise.all([postgres, redis]);
   return redisClients.length > 0 ? { postgres: pg, redis: rd } : { postgres: pg };
+}
+
+/** Memoises an async value for `ms`, so a scrape-time gauge does not hit the database on every scrape. */
+function cachedFor<T>(ms: number, load: () => Promise<T>): () => Promise<T> {
+  let value: { at: number; promise: Promise<T> } | undefined;
+  return () => {
+    if (!value || Date.now() - value.at > ms) value = { at: Date.now(), promise: load() };
+    return value.promise;
+  };
 }
 
 function redactUrl(url: string): string {

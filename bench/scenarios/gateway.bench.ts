@@ -3,7 +3,7 @@ import { loadConfig } from '../../src/config/config';
 import { createLogger } from '../../src/platform/logging/logger';
 import { BENCH_REDIS_URL, benchDatabaseUrl, prepareBenchDatabase } from '../bench-database';
 
-const DATABASE_URL = benchDatabaseUrl('gateway');
+export const GATEWAY_DATABASE_URL = benchDatabaseUrl('gateway');
 import { runHttpLoad, type BenchContext, type Scenario, type ScenarioResult } from '../harness';
 
 const CONCURRENCY = 32;
@@ -19,7 +19,7 @@ export function gatewaySizes(scale: number) {
   };
 }
 
-async function startBenchGateway(overrides: Record<string, string> = {}): Promise<App> {
+export async function startBenchGateway(overrides: Record<string, string> = {}): Promise<App> {
   const config = loadConfig(
     {},
     {
@@ -29,7 +29,7 @@ async function startBenchGateway(overrides: Record<string, string> = {}): Promis
       PORT: '0',
       HOST: '127.0.0.1',
       METRICS_PORT: '0',
-      DATABASE_URL,
+      DATABASE_URL: GATEWAY_DATABASE_URL,
       REDIS_URL: BENCH_REDIS_URL,
       ...overrides,
     },
@@ -37,7 +37,7 @@ async function startBenchGateway(overrides: Record<string, string> = {}): Promis
   return startApp({ config, role: 'gateway', logger: createLogger({ level: 'error', name: 'bench' }) });
 }
 
-async function adminToken(app: App): Promise<string> {
+export async function adminToken(app: App): Promise<string> {
   const admin = await app.services.identity.findUserByEmail('user0@company0.example.com');
   if (!admin) throw new Error('bench data set has no user0@company0.example.com');
   return app.services.tokens.mint(admin.id, admin.companyId, 3600);
@@ -62,7 +62,7 @@ const graphqlCall = (token: string, query: string) => ({
 export const gatewaySimple: Scenario = {
   name: 'gateway.simple',
   async run(context): Promise<ScenarioResult> {
-    await prepareBenchDatabase(DATABASE_URL, gatewaySizes(context.scale), context.log);
+    await prepareBenchDatabase(GATEWAY_DATABASE_URL, gatewaySizes(context.scale), context.log);
     const app = await startBenchGateway();
     try {
       const token = await adminToken(app);
@@ -127,7 +127,7 @@ async function measureNested(app: App, token: string, context: BenchContext) {
 export const gatewayNested: Scenario = {
   name: 'gateway.nested',
   async run(context): Promise<ScenarioResult> {
-    await prepareBenchDatabase(DATABASE_URL, gatewaySizes(context.scale), context.log);
+    await prepareBenchDatabase(GATEWAY_DATABASE_URL, gatewaySizes(context.scale), context.log);
     const withLoaders = await startBenchGateway();
     let measured;
     try {

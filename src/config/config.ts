@@ -25,7 +25,8 @@ const environmentSchema = z.object({
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   PORT: port(4000),
   HOST: z.string().min(1).default('0.0.0.0'),
-  METRICS_PORT: port(9464),
+  /** Unset: 9464 for the gateway, 9465 for the worker; 0 disables the listener. */
+  METRICS_PORT: z.coerce.number().int().min(0).max(65535).optional(),
   DATABASE_URL: optionalUrl(/^(postgres|postgresql):\/\//),
   DATABASE_POOL_SIZE: positiveInt(10),
   EMBEDDED_DATA_DIR: z.string().min(1).default('.data/pglite'),
@@ -59,7 +60,8 @@ export interface AppConfig {
   readonly env: 'development' | 'test' | 'production';
   readonly logLevel: string;
   readonly http: { readonly host: string; readonly port: number; readonly bodyLimit: string };
-  readonly metricsPort: number;
+  /** Prometheus sidecar port per process kind (0 = off). */
+  readonly metrics: { readonly gatewayPort: number; readonly workerPort: number };
   readonly database: {
     readonly driver: DatabaseDriver;
     readonly url?: string;
@@ -128,7 +130,7 @@ export function loadConfig(
     env: e.NODE_ENV,
     logLevel: e.LOG_LEVEL,
     http: { host: e.HOST, port: e.PORT, bodyLimit: e.BODY_LIMIT },
-    metricsPort: e.METRICS_PORT,
+    metrics: { gatewayPort: e.METRICS_PORT ?? 9464, workerPort: e.METRICS_PORT ?? 9465 },
     database: {
       driver: e.DATABASE_URL ? 'postgres' : 'embedded',
       url: e.DATABASE_URL,

@@ -43,7 +43,15 @@ export function formatError(
   formatted: GraphQLFormattedError,
   error: unknown,
   logger: Logger,
+  onCode: (code: string) => void = () => {},
 ): GraphQLFormattedError {
+  const result = shapeError(formatted, error, logger);
+  const code = result.extensions?.code;
+  onCode(typeof code === 'string' ? code : 'UNKNOWN');
+  return result;
+}
+
+function shapeError(formatted: GraphQLFormattedError, error: unknown, logger: Logger): GraphQLFormattedError {
   const appError = findAppError(error);
   if (appError) {
     const { violations } = appError.details as { violations?: unknown };

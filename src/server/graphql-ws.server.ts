@@ -1,5 +1,7 @@
 import type { Server as HttpServer } from 'node:http';
 import {
+  getOperationAST,
+  OperationTypeNode,
   GraphQLError,
   parse,
   specifiedRules,
@@ -7,6 +9,7 @@ import {
   type ExecutionArgs,
   type GraphQLSchema,
 } from 'graphql';
+import type { OperationMetrics } from '../graphql/operation-metrics';
 import { useServer } from 'graphql-ws/use/ws';
 import { WebSocketServer } from 'ws';
 import { checkVariableLimits, createLimitRules, type OperationLimits } from '../graphql/limits';
@@ -24,6 +27,7 @@ export interface GraphQLWsOptions {
   contexts: ContextFactory;
   limits: OperationLimits;
   logger: Logger;
+  operationMetrics: OperationMetrics;
 }
 
 /**
@@ -38,6 +42,16 @@ export function startGraphQLWs(options: GraphQLWsOptions): {
   const principals = new WeakMap<object, Principal>();
   const limitRules = createLimitRules(options.limits);
   const rules = [...specifiedRules, ...limitRules];
+  const running = new Map<string, { finish: () => void; subscription: boolean }>();
+  const finish = (id: string) => {
+    const operation = running.get(id);
+    if (!operation) return;
+    running.delete(id);
+    operation.finish();
+    if (operation.subscription) options.operationMetrics.subscriptionClosed();
+  };
+  const format = (error: GraphQLError) =>
+    formatError(error.toJSON(), error, options.logger, (code) => options.operationMetrics.error(code));
 
   const disposable = useServer(
     {
@@ -57,7 +71,7 @@ export function startGraphQLWs(options: GraphQLWsOptions): {
         }
       },
       context: (ctx) => options.contexts.create(principals.get(ctx.extra)),
-      onSubscribe: (ctx, _id, payload) => {
+      onSubscribe: (ctx, id, payload) => {
         const principal = principals.get(ctx.extra);
         if (!principal || principal.tokenExpiresAt * 1000 <= Date.now()) {
           return [gatewayError(ErrorCode.UNAUTHENTICATED, AuthFailure.EXPIRED_TOKEN, 401)];
@@ -78,6 +92,16 @@ export function startGraphQLWs(options: GraphQLWsOptions): {
           limits: options.limits,
         });
         if (limitErrors.length > 0) return limitErrors;
+        const operation = getOperationAST(document, payload.operationName);
+        const subscription = operation?.operation === OperationTypeNode.SUBSCRIPTION;
+        running.set(id, {
+          finish: options.operationMetrics.start(
+            operation?.operation ?? 'invalid',
+            operation?.name?.value ?? payload.operationName,
+          ),
+          subscription,
+        });
+        if (subscription) options.operationMetrics.subscriptionOpened();
         const args: ExecutionArgs = {
           schema: options.schema,
           document,
@@ -86,15 +110,15 @@ export function startGraphQLWs(options: GraphQLWsOptions): {
         };
         return args;
       },
-      onError: (_ctx, _id, _payload, errors) =>
-        errors.map((error) => formatError(error.toJSON(), error, options.logger)),
+      onError: (_ctx, id, _payload, errors) => {
+        finish(id);
+        return errors.map(format);
+      },
       onNext: (_ctx, _id, _payload, _args, result) => {
         if (!result.errors?.length) return;
-        return {
-          ...result,
-          errors: result.errors.map((error) => formatError(error.toJSON(), error, options.logger)),
-        };
+        return { ...result, errors: result.errors.map(format) };
       },
+      onComplete: (_ctx, id) => finish(id),
     },
     wsServer,
   );

@@ -8,6 +8,8 @@ import { expressMiddleware } from '@as-integrations/express5';
 import express, { type ErrorRequestHandler, type RequestHandler } from 'express';
 import { GraphQLError, type GraphQLSchema } from 'graphql';
 import type { ContextFactory } from '../graphql/context';
+import type { OperationMetrics } from '../graphql/operation-metrics';
+import type { Metrics } from '../platform/metrics/metrics';
 import { formatError } from '../graphql/errors';
 import { checkVariableLimits, createLimitRules, type OperationLimits } from '../graphql/limits';
 import type { RequestContext } from '../modules/request-context';
@@ -29,6 +31,8 @@ export interface HttpServerOptions {
   readiness: () => Promise<Record<string, boolean>>;
   /** Extra cleanup run while Apollo drains (e.g. closing graphql-ws). */
   onDrain?: () => Promise<void>;
+  metrics: Metrics;
+  operationMetrics: OperationMetrics;
 }
 
 export interface HttpGateway {
@@ -37,6 +41,8 @@ export interface HttpGateway {
 }
 
 const REQUEST_ID = /^[A-Za-z0-9._-]{1,100}$/;
+/** Route label values: the routes this server defines; anything else is "unmatched" (bounded cardinality). */
+const KNOWN_ROUTES = new Set(['/graphql', '/healthz', '/readyz']);
 
 function jsonError(res: express.Response, status: number, code: string, message: string): void {
   res.status(status).json({ errors: [{ message, extensions: { code } }] });
@@ -64,6 +70,19 @@ export async function createHttpGateway(options: HttpServerOptions): Promise<Htt
       };
     },
   };
+  const metricsPlugin: ApolloServerPlugin<RequestContext> = {
+    async requestDidStart() {
+      let finish: (() => void) | undefined;
+      return {
+        async didResolveOperation({ operation, operationName }) {
+          finish = options.operationMetrics.start(operation?.operation ?? 'invalid', operationName);
+        },
+        async willSendResponse() {
+          (finish ?? options.operationMetrics.start('invalid', null))();
+        },
+      };
+    },
+  };
   const drainPlugin: ApolloServerPlugin<RequestContext> = {
     async serverWillStart() {
       return { drainServer: async () => options.onDrain?.() };
@@ -76,8 +95,10 @@ export async function createHttpGateway(options: HttpServerOptions): Promise<Htt
     includeStacktraceInErrorResponses: false,
     csrfPrevention: true,
     validationRules: createLimitRules(options.limits),
-    formatError: (formatted, error) => formatError(formatted, error, options.logger),
+    formatError: (formatted, error) =>
+      formatError(formatted, error, options.logger, (code) => options.operationMetrics.error(code)),
     plugins: [
+      metricsPlugin,
       ApolloServerPluginDrainHttpServer({ httpServer }),
       drainPlugin,
       limitsPlugin,
@@ -96,6 +117,21 @@ export async function createHttpGateway(options: HttpServerOptions): Promise<Htt
     next();
   };
   app.use(requestId);
+  app.use((req, res, next) => {
+    const stop = options.metrics.httpDuration.startTimer();
+    // Read the path now: mounted routers rewrite req.url while they handle the request.
+    const route = KNOWN_ROUTES.has(req.path) ? req.path : 'unmatched';
+    res.on('finish', () => {
+      const labels = {
+        method: req.method,
+        route,
+        status_class: `${Math.floor(res.statusCode / 100)}xx`,
+      };
+      stop(labels);
+      options.metrics.httpRequests.inc(labels);
+    });
+    next();
+  });
 
   app.get('/healthz', (_req, res) => {
     res.json({ status: 'ok' });

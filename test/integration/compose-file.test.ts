@@ -18,9 +18,17 @@ describe('compose.yaml', () => {
   };
   const services = compose.services;
 
-  it('has Postgres with pgvector, Redis, OpenSearch, the gateway and a worker', () => {
+  it('has Postgres with pgvector, Redis, OpenSearch, the gateway, a worker, Prometheus and Grafana', () => {
     expect(Object.keys(services)).toEqual(
-      expect.arrayContaining(['postgres', 'redis', 'opensearch', 'gateway', 'worker']),
+      expect.arrayContaining([
+        'postgres',
+        'redis',
+        'opensearch',
+        'gateway',
+        'worker',
+        'prometheus',
+        'grafana',
+      ]),
     );
     expect(services.postgres!.image).toMatch(/pgvector/);
     expect(services.worker!.command).toEqual(['node', 'dist/src/worker.js']);
@@ -51,10 +59,14 @@ describe('compose.yaml', () => {
     expect(services.gateway!.ports).toEqual(
       expect.arrayContaining([
         `${config.http.port}:${config.http.port}`,
-        `${config.metricsPort}:${config.metricsPort}`,
+        `${config.metrics.gatewayPort}:${config.metrics.gatewayPort}`,
       ]),
     );
+    // Prometheus scrapes the ports the processes publish, under their service names.
+    const scrape = readFileSync(resolve(__dirname, '../../monitoring/prometheus.yml'), 'utf8');
+    expect(scrape).toContain(`gateway:${config.metrics.gatewayPort}`);
     const worker = loadConfig(services.worker!.environment);
-    expect(services.worker!.ports).toContain(`${worker.metricsPort}:${worker.metricsPort}`);
+    expect(scrape).toContain(`worker:${worker.metrics.workerPort}`);
+    expect(services.worker!.ports).toContain(`${worker.metrics.workerPort}:${worker.metrics.workerPort}`);
   });
 });

@@ -16,6 +16,7 @@ describe('embedded mode (nothing configured)', () => {
     gateway = spawnBuilt('main', {
       NODE_ENV: 'development',
       LOG_LEVEL: 'info',
+      METRICS_PORT: '0',
       PORT: '0',
       HOST: '127.0.0.1',
       EMBEDDED_DATA_DIR: dataDir,
@@ -60,6 +61,7 @@ describe('embedded mode (nothing configured)', () => {
     // A second process on the same data directory is refused instead of corrupting it.
     const second = spawnBuilt('main', {
       NODE_ENV: 'development',
+      METRICS_PORT: '0',
       PORT: '0',
       HOST: '127.0.0.1',
       EMBEDDED_DATA_DIR: dataDir,

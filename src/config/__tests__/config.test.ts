@@ -4,7 +4,7 @@ describe('loadConfig', () => {
   it('applies documented defaults and picks embedded drivers when nothing is configured', () => {
     const config = loadConfig({});
     expect(config.http.port).toBe(4000);
-    expect(config.metricsPort).toBe(9464);
+    expect(config.metrics).toEqual({ gatewayPort: 9464, workerPort: 9465 });
     expect(config.database.driver).toBe('embedded');
     expect(config.redis.driver).toBe('memory');
     expect(config.graphql).toMatchObject({

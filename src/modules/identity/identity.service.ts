@@ -1,6 +1,7 @@
 import { In, type DataSource } from 'typeorm';
 import { CacheNamespace, type CacheStore } from '../../platform/cache/cache.store';
 import { ReadThroughCache, reviveDates } from '../../platform/cache/read-through.cache';
+import type { CacheMetrics } from '../../platform/metrics/metrics';
 import { CompanyEntity } from './company.entity';
 import { authFailure } from './identity.errors';
 import type { Principal } from './principal';
@@ -14,6 +15,7 @@ export interface IdentityServiceOptions {
   tokens: TokenService;
   /** TTL of cached users, roles and companies. */
   cacheTtlSeconds: number;
+  metrics?: CacheMetrics;
 }
 
 /** Users, roles and companies: token -> principal, and batched, cached lookups for loaders. */
@@ -27,6 +29,7 @@ export class IdentityService {
       store: options.cache,
       namespace: CacheNamespace.entity,
       ttlSeconds: options.cacheTtlSeconds,
+      metrics: options.metrics,
     };
     this.userCache = new ReadThroughCache<UserEntity>({
       ...shared,

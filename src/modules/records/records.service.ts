@@ -2,6 +2,7 @@ import { In } from 'typeorm';
 import { CacheNamespace, type CacheStore } from '../../platform/cache/cache.store';
 import { ReadThroughCache, reviveDates } from '../../platform/cache/read-through.cache';
 import { ValidationError } from '../../platform/errors/app-error';
+import type { CacheMetrics } from '../../platform/metrics/metrics';
 import type { Principal } from '../identity';
 import { AccountEntity } from './account.entity';
 import { DealEntity } from './deal.entity';
@@ -15,8 +16,9 @@ const COMMON_SORTS = { createdAt: 'createdAt', updatedAt: 'updatedAt' } as const
 export class AccountService extends RecordService<AccountEntity> {
   readonly cache: ReadThroughCache<AccountEntity>;
 
-  constructor(deps: RecordServiceDeps, cache: CacheStore, ttlSeconds: number) {
+  constructor(deps: RecordServiceDeps, cache: CacheStore, ttlSeconds: number, metrics?: CacheMetrics) {
     const accountCache = new ReadThroughCache<AccountEntity>({
+      metrics,
       store: cache,
       namespace: CacheNamespace.entity,
       kind: 'account',
@@ -62,8 +64,9 @@ export function createRecordServices(
   deps: RecordServiceDeps,
   cache: CacheStore,
   cacheTtlSeconds: number,
+  metrics?: CacheMetrics,
 ): RecordServices {
-  const accounts = new AccountService(deps, cache, cacheTtlSeconds);
+  const accounts = new AccountService(deps, cache, cacheTtlSeconds, metrics);
   const leads = new RecordService<LeadEntity>(
     {
       objectType: ObjectType.LEAD,

@@ -1,3 +1,4 @@
+import { noCacheMetrics, type CacheMetrics } from '../metrics/metrics';
 import { cacheKey, type CacheNamespace, type CacheStore } from './cache.store';
 
 export interface ReadThroughCacheOptions<T> {
@@ -9,6 +10,8 @@ export interface ReadThroughCacheOptions<T> {
   ttlSeconds: number;
   /** Rebuilds a value from its JSON form (dates come back as strings). */
   revive: (raw: Record<string, unknown>) => T;
+  /** Hits, misses and timings, labelled with `kind` and the store's tier. */
+  metrics?: CacheMetrics;
 }
 
 /**
@@ -31,8 +34,12 @@ export class ReadThroughCache<T> {
       const loaded = await loadMissing([...new Set(ids)]);
       return ids.map((id) => loaded.get(id) ?? null);
     }
+    const metrics = this.options.metrics ?? noCacheMetrics;
+    const tier = this.options.store.driver;
     const keys = ids.map((id) => this.key(companyId, id));
+    const started = process.hrtime.bigint();
     const cached = await this.options.store.mget(keys);
+    metrics.recordCacheOperation(this.options.kind, tier, Number(process.hrtime.bigint() - started) / 1e9);
     const result: Array<T | null> = new Array<T | null>(ids.length).fill(null);
     const missing: string[] = [];
     cached.forEach((raw, index) => {
@@ -41,6 +48,8 @@ export class ReadThroughCache<T> {
     });
     this.hits += ids.length - missing.length;
     this.misses += missing.length;
+    for (let i = missing.length; i < ids.length; i++) metrics.recordCacheHit(this.options.kind, tier);
+    for (let i = 0; i < missing.length; i++) metrics.recordCacheMiss(this.options.kind, tier);
     if (missing.length === 0) return result;
 
     const loaded = await loadMissing([...new Set(missing)]);

@@ -1,4 +1,5 @@
 import type { Logger } from '../logging/logger';
+import { noCacheMetrics, type CacheMetrics } from '../metrics/metrics';
 import type { RedisClient } from '../redis/redis.connection';
 import type { CacheStore } from './cache.store';
 
@@ -14,6 +15,7 @@ export class RedisCacheStore implements CacheStore {
   constructor(
     private readonly redis: RedisClient,
     private readonly logger: Logger,
+    private readonly metrics: CacheMetrics = noCacheMetrics,
   ) {}
 
   async mget(keys: readonly string[]): Promise<Array<string | undefined>> {
@@ -59,6 +61,7 @@ export class RedisCacheStore implements CacheStore {
 
   private recordFailure(operation: string, error: unknown): void {
     this.fallbacks++;
+    this.metrics.recordCacheFallback('entity');
     if (this.healthy)
       this.logger.warn(
         { operation, err: (error as Error).message },

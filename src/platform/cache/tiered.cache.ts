@@ -1,5 +1,6 @@
 import { LRUCache } from 'lru-cache';
 import type { Logger } from '../logging/logger';
+import { noCacheMetrics, type CacheMetrics } from '../metrics/metrics';
 import type { EventBus } from '../pubsub/event-bus';
 import type { RedisClient } from '../redis/redis.connection';
 
@@ -18,6 +19,7 @@ export interface TieredCacheOptions {
    * invalidation message were lost. Default 60 s.
    */
   localMaxAgeMs?: number;
+  metrics?: CacheMetrics;
 }
 
 interface LocalEntry {
@@ -57,11 +59,13 @@ export class TieredCache {
   private readonly localMaxAgeMs: number;
   private redisHealthy = true;
   private unsubscribe?: () => Promise<void>;
+  private readonly metrics: CacheMetrics;
 
   constructor(private readonly options: TieredCacheOptions) {
     this.local = new LRUCache({ max: options.maxLocalEntries ?? 10_000 });
     this.channel = `crm:${options.name}:invalidated`;
     this.localMaxAgeMs = options.localMaxAgeMs ?? 60_000;
+    this.metrics = options.metrics ?? noCacheMetrics;
   }
 
   /** Subscribes to invalidations from other processes. */
@@ -92,9 +96,11 @@ export class TieredCache {
       const entry = this.local.get(localKey);
       if (entry && entry.version === known.version && entry.expiresAt > now) {
         this.stats.localHits++;
+        this.metrics.recordCacheHit(this.options.name, 'memory');
         return entry.value as T;
       }
     }
+    this.metrics.recordCacheMiss(this.options.name, 'memory');
     const pending = this.inFlight.get(localKey);
     if (pending) return pending as Promise<T>;
     const lookup = this.lookup(scope, key, localKey, ttlSeconds, compute).finally(() =>
@@ -155,6 +161,7 @@ export class TieredCache {
     }
     let version: number;
     let cached: string | null;
+    const started = process.hrtime.bigint();
     try {
       version = await this.currentVersion(scope);
       cached = await redis.get(this.redisKey(scope, version, key));
@@ -162,15 +169,23 @@ export class TieredCache {
     } catch (error) {
       this.markUnhealthy(error);
       this.stats.fallbacks++;
+      this.metrics.recordCacheFallback(this.options.name);
       return compute();
     }
+    this.metrics.recordCacheOperation(
+      this.options.name,
+      'redis',
+      Number(process.hrtime.bigint() - started) / 1e9,
+    );
     if (cached !== null) {
       this.stats.redisHits++;
+      this.metrics.recordCacheHit(this.options.name, 'redis');
       const value = JSON.parse(cached) as T;
       this.storeLocal(localKey, value, version, ttlSeconds);
       return value;
     }
     this.stats.misses++;
+    this.metrics.recordCacheMiss(this.options.name, 'redis');
     const value = await compute();
     try {
       await redis.set(this.redisKey(scope, version, key), JSON.stringify(value), 'EX', ttlSeconds);

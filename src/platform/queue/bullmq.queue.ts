@@ -1,13 +1,14 @@
 import { Queue, QueueEvents, Worker } from 'bullmq';
 import type { Logger } from '../logging/logger';
 import { closeRedis, type RedisClient } from '../redis/redis.connection';
-import type {
-  JobOptions,
-  JobProcessor,
-  ProcessorOptions,
-  QueueDriver,
-  QueuedJob,
+import {
+  JOB_STATES,
   QueueName,
+  type JobOptions,
+  type JobProcessor,
+  type ProcessorOptions,
+  type QueueDriver,
+  type QueuedJob,
 } from './queue.driver';
 
 export interface BullMqDriverOptions {
@@ -73,6 +74,17 @@ export class BullMqQueueDriver implements QueueDriver {
       this.options.logger.error({ queue: queueName, err: error.message }, 'worker error'),
     );
     this.workers.push(worker);
+  }
+
+  /** Counts every declared queue, so an idle queue still reports zeros. */
+  async counts() {
+    const all = await Promise.all(
+      Object.values(QueueName).map(async (queue) => {
+        const counts = await this.queue(queue).getJobCounts(...JOB_STATES);
+        return JOB_STATES.map((state) => ({ queue, state, count: counts[state] ?? 0 }));
+      }),
+    );
+    return all.flat();
   }
 
   async closeWorkers(): Promise<void> {

@@ -30,6 +30,7 @@ export class InProcessQueueDriver implements QueueDriver {
   private readonly outcomes = new Map<string, { ok: boolean; value: unknown }>();
   private readonly inFlight = new Set<Promise<void>>();
   private accepting = true;
+  private readonly failedCount = new Map<QueueName, number>();
 
   async add<TData, TResult>(
     queue: QueueName,
@@ -56,6 +57,15 @@ export class InProcessQueueDriver implements QueueDriver {
     lane.processor = processor as JobProcessor<unknown, unknown>;
     lane.concurrency = options.concurrency ?? 1;
     this.drain(queue);
+  }
+
+  async counts() {
+    return [...this.lanes].flatMap(([queue, lane]) => [
+      { queue, state: 'waiting' as const, count: lane.pending.length },
+      { queue, state: 'active' as const, count: lane.running },
+      { queue, state: 'delayed' as const, count: 0 },
+      { queue, state: 'failed' as const, count: this.failedCount.get(queue) ?? 0 },
+    ]);
   }
 
   async closeWorkers(): Promise<void> {
@@ -92,6 +102,7 @@ export class InProcessQueueDriver implements QueueDriver {
           if (job.context.attempt < job.maxAttempts) {
             lane.pending.push({ ...job, context: { ...job.context, attempt: job.context.attempt + 1 } });
           } else {
+            this.failedCount.set(queue, (this.failedCount.get(queue) ?? 0) + 1);
             this.settle(job.context.id, false, error);
           }
         } finally {

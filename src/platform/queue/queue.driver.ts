@@ -4,6 +4,9 @@ export const QueueName = {
 } as const;
 export type QueueName = (typeof QueueName)[keyof typeof QueueName];
 
+export const JOB_STATES = ['waiting', 'active', 'delayed', 'failed'] as const;
+export type JobState = (typeof JOB_STATES)[number];
+
 export interface JobOptions {
   /** Attempts before the job counts as failed. Default 1. */
   attempts?: number;
@@ -46,6 +49,8 @@ export interface QueueDriver {
     processor: JobProcessor<TData, TResult>,
     options?: ProcessorOptions,
   ): void;
+  /** Jobs per queue and state (waiting, active, delayed, failed), for the queue gauge. */
+  counts(): Promise<Array<{ queue: QueueName; state: JobState; count: number }>>;
   /** Stops taking jobs and waits for the running ones. */
   closeWorkers(): Promise<void>;
   /** Closes producer connections. */
