@@ -23,7 +23,8 @@ export const metricsScrape: Scenario = {
         );
         await post(`query Bad${i % 5} { me { nope } }`, `Bad${i % 5}`);
       }
-      await post('mutation M { createLead(input: { firstName: "Bench", lastName: "Scrape" }) { id } }', 'M');
+      // A mutation that validation rejects: exercises the path without changing the shared data set.
+      await post('mutation M { createLead(input: { firstName: "", lastName: "Scrape" }) { id } }', 'M');
       const scrapeUrl = app.metricsUrl!;
       const body = await (await fetch(scrapeUrl)).text();
       const series = body.split('\n').filter((line) => line && !line.startsWith('#')).length;

@@ -9,6 +9,21 @@ export interface SpawnedProcess {
   exited: Promise<number | null>;
 }
 
+/** The environment of a gateway or worker process on the test database and Redis DB, with its logs on stdout. */
+export function testProcessEnv(overrides: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
+  return {
+    NODE_ENV: 'test',
+    LOG_LEVEL: 'info',
+    PORT: '0',
+    HOST: '127.0.0.1',
+    METRICS_PORT: '0',
+    DATABASE_URL: process.env.DATABASE_URL,
+    REDIS_URL: process.env.REDIS_URL,
+    JWT_SECRET: process.env.JWT_SECRET,
+    ...overrides,
+  };
+}
+
 /** Runs a built entry point (dist/src/*.js, built by the global setup) as a real OS process. */
 export function spawnBuilt(entry: 'main' | 'worker', env: NodeJS.ProcessEnv): SpawnedProcess {
   const child = spawn(process.execPath, [resolve(__dirname, `../../dist/src/${entry}.js`)], {

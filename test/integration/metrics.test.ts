@@ -5,7 +5,7 @@ import { resolve } from 'node:path';
 import { parse } from 'yaml';
 import { MetricName } from '../../src/platform/metrics/metrics';
 import { createTenant, insertAccount, insertDeal, type TestTenant } from '../helpers/fixtures';
-import { spawnBuilt } from '../helpers/spawn-gateway';
+import { spawnBuilt, testProcessEnv } from '../helpers/spawn-gateway';
 import { startTestApp, wsClient, wsExecute, type TestApp } from '../helpers/test-app';
 
 const ROOT = resolve(__dirname, '../..');
@@ -187,15 +187,7 @@ describe('Prometheus metrics', () => {
 
   it('a worker process serves its own /metrics, with queue gauges', async () => {
     const port = await freePort();
-    const worker = spawnBuilt('worker', {
-      NODE_ENV: 'test',
-      LOG_LEVEL: 'info',
-      METRICS_PORT: String(port),
-      HOST: '127.0.0.1',
-      DATABASE_URL: process.env.DATABASE_URL,
-      REDIS_URL: process.env.REDIS_URL,
-      JWT_SECRET: process.env.JWT_SECRET,
-    });
+    const worker = spawnBuilt('worker', testProcessEnv({ METRICS_PORT: String(port) }));
     try {
       await worker.waitFor(/worker started/);
       const body = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();

@@ -8,7 +8,7 @@ import { BullMqQueueDriver } from '../../src/platform/queue/bullmq.queue';
 import { closeRedis, createRedisConnection } from '../../src/platform/redis/redis.connection';
 import { InProcessQueueDriver } from '../../src/platform/queue/in-process.queue';
 import { QueueName } from '../../src/platform/queue/queue.driver';
-import { spawnBuilt, type SpawnedProcess } from '../helpers/spawn-gateway';
+import { spawnBuilt, testProcessEnv, type SpawnedProcess } from '../helpers/spawn-gateway';
 import { startTestApp, type TestApp } from '../helpers/test-app';
 
 describe('queues', () => {
@@ -24,14 +24,7 @@ describe('queues', () => {
   });
 
   it('a real `npm run worker` process consumes BullMQ jobs that another process enqueued', async () => {
-    worker = spawnBuilt('worker', {
-      NODE_ENV: 'test',
-      LOG_LEVEL: 'info',
-      METRICS_PORT: '0',
-      DATABASE_URL: process.env.DATABASE_URL,
-      REDIS_URL: process.env.REDIS_URL,
-      JWT_SECRET: process.env.JWT_SECRET,
-    });
+    worker = spawnBuilt('worker', testProcessEnv());
     await worker.waitFor(/worker started/);
     expect(worker.output()).toMatch(/"queue":"bullmq \(redis:\/\/127\.0\.0\.1:6379\/9\)"/);
 

@@ -1,7 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer } from 'node:net';
 import { buildSharingOrg, type SharingOrg } from '../helpers/sharing-org';
-import { spawnBuilt, type SpawnedProcess } from '../helpers/spawn-gateway';
+import { spawnBuilt, testProcessEnv, type SpawnedProcess } from '../helpers/spawn-gateway';
 import { startTestApp, type TestApp } from '../helpers/test-app';
 
 type LeadOwner = keyof SharingOrg['leads'];
@@ -48,16 +48,7 @@ describe('sharing cache: invalidation reaches this process and a second gateway 
 
   beforeAll(async () => {
     t = await startTestApp();
-    second = spawnBuilt('main', {
-      NODE_ENV: 'test',
-      LOG_LEVEL: 'info',
-      PORT: '0',
-      HOST: '127.0.0.1',
-      METRICS_PORT: '0',
-      DATABASE_URL: process.env.DATABASE_URL,
-      REDIS_URL: process.env.REDIS_URL,
-      JWT_SECRET: process.env.JWT_SECRET,
-    });
+    second = spawnBuilt('main', testProcessEnv());
     const [, url] = await second.waitFor(/"url":"(http:\/\/[^"]+)\/graphql"/);
     secondUrl = url!;
   });

@@ -1,6 +1,6 @@
 import { Client } from 'pg';
 import { createTenant, insertLead, type TestTenant } from '../helpers/fixtures';
-import { spawnBuilt, type SpawnedProcess } from '../helpers/spawn-gateway';
+import { spawnBuilt, testProcessEnv, type SpawnedProcess } from '../helpers/spawn-gateway';
 import { startTestApp, type TestApp } from '../helpers/test-app';
 
 describe('graceful shutdown of the gateway process', () => {
@@ -19,16 +19,7 @@ describe('graceful shutdown of the gateway process', () => {
 
   it('on SIGTERM completes the in-flight request, then exits 0', async () => {
     const leadId = await insertLead(t.app, a, a.admin.id, 'Before');
-    gateway = spawnBuilt('main', {
-      NODE_ENV: 'test',
-      LOG_LEVEL: 'info',
-      PORT: '0',
-      HOST: '127.0.0.1',
-      METRICS_PORT: '0',
-      DATABASE_URL: process.env.DATABASE_URL,
-      REDIS_URL: process.env.REDIS_URL,
-      JWT_SECRET: process.env.JWT_SECRET,
-    });
+    gateway = spawnBuilt('main', testProcessEnv());
     const [, url] = await gateway.waitFor(/"url":"(http:\/\/[^"]+)"/);
 
     // Hold the lead's row lock so the mutation is provably in flight when the signal arrives.

@@ -5,25 +5,12 @@ import { SortDirection } from './record.service';
 
 registerEnumType(SortDirection, { name: 'SortDirection' });
 
-@ObjectType({ description: 'A business customer' })
-export class Account {
+/** What every record type has: identity, owner and timestamps (the tenant stays internal). */
+// Not referenced by any field, so type-graphql emits no type for it; subclasses inherit its fields.
+@ObjectType()
+abstract class OwnedRecord {
   @Field(() => ID)
   id!: string;
-
-  @Field(() => String)
-  name!: string;
-
-  @Field(() => Industry, { nullable: true })
-  industry!: Industry | null;
-
-  @Field(() => String, { nullable: true, description: 'ISO 3166-1 alpha-2 code' })
-  country!: string | null;
-
-  @Field(() => Float, { nullable: true })
-  annualRevenue!: number | null;
-
-  @Field(() => Int, { nullable: true })
-  employees!: number | null;
 
   @Field(() => User)
   owner!: User;
@@ -38,11 +25,26 @@ export class Account {
   companyId!: string;
 }
 
-@ObjectType({ description: 'A prospective customer not yet qualified into a deal' })
-export class Lead {
-  @Field(() => ID)
-  id!: string;
+@ObjectType({ description: 'A business customer' })
+export class Account extends OwnedRecord {
+  @Field(() => String)
+  name!: string;
 
+  @Field(() => Industry, { nullable: true })
+  industry!: Industry | null;
+
+  @Field(() => String, { nullable: true, description: 'ISO 3166-1 alpha-2 code' })
+  country!: string | null;
+
+  @Field(() => Float, { nullable: true })
+  annualRevenue!: number | null;
+
+  @Field(() => Int, { nullable: true })
+  employees!: number | null;
+}
+
+@ObjectType({ description: 'A prospective customer not yet qualified into a deal' })
+export class Lead extends OwnedRecord {
   @Field(() => String)
   firstName!: string;
 
@@ -72,25 +74,10 @@ export class Lead {
 
   @Field(() => String, { nullable: true })
   description!: string | null;
-
-  @Field(() => User)
-  owner!: User;
-
-  @Field(() => Date)
-  createdAt!: Date;
-
-  @Field(() => Date)
-  updatedAt!: Date;
-
-  ownerId!: string;
-  companyId!: string;
 }
 
 @ObjectType({ description: 'A sales opportunity, optionally tied to an account' })
-export class Deal {
-  @Field(() => ID)
-  id!: string;
-
+export class Deal extends OwnedRecord {
   @Field(() => String)
   name!: string;
 
@@ -106,21 +93,10 @@ export class Deal {
   @Field(() => String, { nullable: true, description: 'YYYY-MM-DD' })
   closeDate!: string | null;
 
-  @Field(() => User)
-  owner!: User;
-
   @Field(() => Account, { nullable: true, description: 'Null when unset or not visible to you' })
   account!: Account | null;
 
-  @Field(() => Date)
-  createdAt!: Date;
-
-  @Field(() => Date)
-  updatedAt!: Date;
-
-  ownerId!: string;
   accountId!: string | null;
-  companyId!: string;
 }
 
 export interface PageShape<T> {
