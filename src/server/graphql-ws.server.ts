@@ -39,7 +39,8 @@ export function startGraphQLWs(options: GraphQLWsOptions): {
   connections: () => number;
 } {
   const wsServer = new WebSocketServer({ server: options.httpServer, path: options.path });
-  const principals = new WeakMap<object, Principal>();
+  /** The Authorization value each connection was accepted with; it is checked again for every operation. */
+  const authorizations = new WeakMap<object, string>();
   const limitRules = createLimitRules(options.limits);
   const rules = [...specifiedRules, ...limitRules];
   const running = new Map<string, { finish: () => void; subscription: boolean }>();
@@ -63,19 +64,22 @@ export function startGraphQLWs(options: GraphQLWsOptions): {
             typeof authorization === 'string' ? authorization : undefined,
           );
           if (!principal) return false;
-          principals.set(ctx.extra, principal);
+          authorizations.set(ctx.extra, authorization as string);
           return true;
         } catch (error) {
           options.logger.debug({ err: (error as Error).message }, 'websocket connection refused');
           return false;
         }
       },
-      context: (ctx) => options.contexts.create(principals.get(ctx.extra)),
-      onSubscribe: (ctx, id, payload) => {
-        const principal = principals.get(ctx.extra);
-        if (!principal || principal.tokenExpiresAt * 1000 <= Date.now()) {
-          return [gatewayError(ErrorCode.UNAUTHENTICATED, AuthFailure.EXPIRED_TOKEN, 401)];
+      onSubscribe: async (ctx, id, payload) => {
+        // Per operation, like HTTP: an expired token, or a user removed or changed since connecting, is seen at once.
+        let principal: Principal | undefined;
+        try {
+          principal = await options.contexts.authenticate(authorizations.get(ctx.extra));
+        } catch (error) {
+          return [gatewayError(ErrorCode.UNAUTHENTICATED, (error as Error).message, 401)];
         }
+        if (!principal) return [gatewayError(ErrorCode.UNAUTHENTICATED, AuthFailure.MISSING_TOKEN, 401)];
         let document;
         try {
           document = parse(payload.query);
@@ -107,6 +111,7 @@ export function startGraphQLWs(options: GraphQLWsOptions): {
           document,
           variableValues: payload.variables,
           operationName: payload.operationName,
+          contextValue: options.contexts.create(principal),
         };
         return args;
       },

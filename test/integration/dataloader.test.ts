@@ -1,3 +1,4 @@
+import { Redis } from 'ioredis';
 import { createTenant, insertAccount, insertDeal, type TestTenant } from '../helpers/fixtures';
 import { startTestApp, type TestApp } from '../helpers/test-app';
 
@@ -35,17 +36,12 @@ describe('per-request DataLoaders', () => {
     return { statements: t.app.queryLogger.statementCount - before, items: res.data!.deals.items };
   }
 
+  /** A cold entity cache (not an invalidation, which would also hold write-backs off for a moment). */
   async function flushEntityCache() {
-    const all = [a.admin, a.rep, ...a.others].map((u) => u.id);
-    await t.app.services.identity.invalidateUsers(a.companyId, all);
-    const accountIds = await t.app.dataSource.query<Array<{ id: string }>>(
-      'SELECT id FROM accounts WHERE company_id = $1',
-      [a.companyId],
-    );
-    await t.app.services.records.accounts.cache.invalidate(
-      a.companyId,
-      accountIds.map((r) => r.id),
-    );
+    const redis = new Redis(process.env.REDIS_URL!);
+    const keys = await redis.keys(`crm:entity:{${a.companyId}}:*`);
+    if (keys.length > 0) await redis.del(...keys);
+    await redis.quit();
   }
 
   it('100 deals with owner and account cost a constant number of SQL statements, not 1+2N', async () => {

@@ -1,5 +1,5 @@
 import { buildSharingOrg, type SharingOrg } from '../helpers/sharing-org';
-import { startTestApp, type TestApp } from '../helpers/test-app';
+import { startTestApp, wsClient, wsExecute, type TestApp } from '../helpers/test-app';
 
 type LeadOwner = keyof SharingOrg['leads'];
 type Subject = keyof SharingOrg['users'];
@@ -159,6 +159,13 @@ describe('record-level sharing, clause by clause (DESIGN.md 1-6)', () => {
     );
     expect(await readable(org, 'sup')).toEqual(['mgr', 'rep1', 'rep2', 'sup']);
     expect(await accessTo(org, 'sup', 'rep2')).toBe('EDIT');
+    // Readable through a criteria rule is still not a licence to share: FORBIDDEN, not NOT_FOUND.
+    const share = await t.gql(
+      `mutation { shareRecord(input: { objectType: LEAD, recordId: "${org.leads.rep1}", granteeType: USER, granteeId: "${org.users.outsider.id}" }) { id } }`,
+      {},
+      org.users.sup.token,
+    );
+    expect(share.errors?.[0]?.extensions?.code).toBe('FORBIDDEN');
     // The single-record check agrees with the list predicate.
     const single = await t.gql(
       'query($id: ID!) { lead(id: $id) { id } }',
@@ -236,6 +243,37 @@ describe('record-level sharing, clause by clause (DESIGN.md 1-6)', () => {
       ),
     );
     for (const [subject, seen] of runs) expect(seen).toEqual(expected[subject]);
+  });
+
+  it('a demoted admin loses admin rights at once, also on an open WebSocket', async () => {
+    const org = await buildSharingOrg(t.app);
+    const promote = await t.gql(
+      `mutation { updateUserAccess(userId: "${org.users.vp.id}", input: { isAdmin: true }) { isAdmin } }`,
+      {},
+      org.users.admin.token,
+    );
+    expect(promote.data!.updateUserAccess).toEqual({ isAdmin: true });
+    const socket = wsClient(t.url, `Bearer ${org.users.vp.token}`, { keepOpen: true });
+    try {
+      expect((await wsExecute(socket, '{ sharingRules(objectType: LEAD) { id } }')).errors).toBeUndefined();
+      await t.gql(
+        `mutation { updateUserAccess(userId: "${org.users.vp.id}", input: { isAdmin: false }) { isAdmin } }`,
+        {},
+        org.users.admin.token,
+      );
+      const after = await wsExecute(socket, '{ me { isAdmin } sharingRules(objectType: LEAD) { id } }');
+      expect(after.errors?.[0]?.extensions?.code).toBe('FORBIDDEN');
+      const me = await wsExecute(socket, '{ me { isAdmin } }');
+      expect(me.data).toEqual({ me: { isAdmin: false } });
+      const escalate = await wsExecute(
+        socket,
+        `mutation { updateUserAccess(userId: "${org.users.vp.id}", input: { isAdmin: true }) { isAdmin } }`,
+      );
+      expect(escalate.errors?.[0]?.extensions?.code).toBe('FORBIDDEN');
+    } finally {
+      await socket.dispose();
+    }
+    expect(await readable(org, 'vp')).toEqual(['mgr', 'rep1', 'rep2', 'vp']);
   });
 
   it('only admins manage rules and defaults', async () => {

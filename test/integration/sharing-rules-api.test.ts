@@ -50,6 +50,17 @@ describe('sharing API: invalid input is rejected with the field and the rule, an
       () => criteriaRule('[{ field: "status", operator: in, value: [] }]'),
       /input\.criteria\[0\]\.value must be a list of 1 to 100 values/,
     ],
+    [
+      'a close date that does not exist',
+      () =>
+        `mutation { createSharingRule(input: { objectType: DEAL, name: "x", ruleType: CRITERIA, criteria: [{ field: "closeDate", operator: gte, value: "2024-02-30" }], target: { type: USER, id: "$SUP" } }) { id } }`,
+      /input\.criteria\[0\]\.value must be a date written YYYY-MM-DD/,
+    ],
+    [
+      'an integer beyond the column range',
+      () => criteriaRule('[{ field: "score", operator: gte, value: 3000000000 }]'),
+      /input\.criteria\[0\]\.value must be an integer between/,
+    ],
     ['no conditions at all', () => criteriaRule('[]'), /input\.criteria must hold at least one condition/],
     [
       'a target in another company',

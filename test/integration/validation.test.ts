@@ -165,6 +165,11 @@ describe('mutation input validation', () => {
     expect(res.errors?.[0]?.message).toMatch(/^id must be a UUID/);
   });
 
+  it('does not let inherited object properties through the sort allow-list', async () => {
+    const res = await t.gql('{ leads(sortBy: "constructor") { total } }', {}, a.admin.token);
+    expect(res.errors?.[0]?.extensions?.code).toBe('BAD_USER_INPUT');
+  });
+
   it('rejects a sort field outside the allow-list, naming the allowed ones', async () => {
     const res = await t.gql('{ leads(sortBy: "owner_id; --") { total } }', {}, a.admin.token);
     expect(res.errors?.[0]?.extensions?.code).toBe('BAD_USER_INPUT');

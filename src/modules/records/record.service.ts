@@ -100,7 +100,9 @@ export class RecordService<E extends OwnedEntity> {
     ) {
       throw ValidationError.single('pageSize', `must be an integer between 1 and ${this.deps.maxPageSize}`);
     }
-    const sortProperty = this.definition.sortable[options.sortBy];
+    const sortProperty = Object.hasOwn(this.definition.sortable, options.sortBy)
+      ? this.definition.sortable[options.sortBy]
+      : undefined;
     if (!sortProperty) {
       throw ValidationError.single(
         'sortBy',

@@ -79,6 +79,12 @@ const MAX_CONDITIONS = 10;
 const MAX_IN_VALUES = 100;
 const ISO_DATE = /^\d{4}-\d{2}-\d{2}(T[\d:.]+(Z|[+-]\d{2}:\d{2})?)?$/;
 
+/** A calendar day that exists (Date.parse accepts 2024-02-30) in years 1 to 9999. */
+function isRealDay(day: string): boolean {
+  const parsed = new Date(`${day}T00:00:00Z`);
+  return !Number.isNaN(parsed.getTime()) && parsed.toISOString().slice(0, 10) === day && day >= '0001-01-01';
+}
+
 function scalarProblem(spec: FieldSpec, value: unknown): string | undefined {
   switch (spec.kind) {
     case 'text':
@@ -90,17 +96,20 @@ function scalarProblem(spec: FieldSpec, value: unknown): string | undefined {
         ? undefined
         : `must be one of ${spec.values!.join(', ')}`;
     case 'int':
-      return Number.isInteger(value) ? undefined : 'must be an integer';
+      // The column is a 32-bit integer: anything outside would fail the cast in SQL.
+      return Number.isInteger(value) && Math.abs(value as number) <= 2_147_483_647
+        ? undefined
+        : 'must be an integer between -2147483647 and 2147483647';
     case 'number':
-      return typeof value === 'number' && Number.isFinite(value) ? undefined : 'must be a finite number';
+      return typeof value === 'number' && Number.isFinite(value) && Math.abs(value) < 1e15
+        ? undefined
+        : 'must be a finite number below 1e15 in magnitude';
     case 'date':
-      return typeof value === 'string' && ISO_DATE.test(value) && !Number.isNaN(Date.parse(value))
+      return typeof value === 'string' && ISO_DATE.test(value) && isRealDay(value.slice(0, 10))
         ? undefined
         : 'must be a date (YYYY-MM-DD or ISO 8601)';
     case 'day':
-      return typeof value === 'string' &&
-        /^\d{4}-\d{2}-\d{2}$/.test(value) &&
-        !Number.isNaN(Date.parse(value))
+      return typeof value === 'string' && /^\d{4}-\d{2}-\d{2}$/.test(value) && isRealDay(value)
         ? undefined
         : 'must be a date written YYYY-MM-DD';
   }
@@ -186,7 +195,11 @@ export function criteriaToSql(
   const parts = conditions.map((condition) => {
     const spec = fields[condition.field];
     if (!spec) throw new Error(`criteria field ${condition.field} is not allowed for ${objectType}`);
-    const column = `${alias}.${spec.column}`;
+    // Instants compare at millisecond precision, as JavaScript Dates (criteriaMatch) do.
+    const column =
+      spec.kind === 'date'
+        ? `date_trunc('milliseconds', ${alias}.${spec.column})`
+        : `${alias}.${spec.column}`;
     const name = `${paramPrefix}${Object.keys(params).length}`;
     const cast = SQL_CAST[spec.kind];
     // Instants are bound in UTC so the database's session time zone cannot shift them.

@@ -24,6 +24,8 @@ export interface CompiledVisibility {
   companyId: string;
   userId: string;
   objectType: ObjectType;
+  /** A company admin (clause 1), as the sharing model last saw them. */
+  isAdmin: boolean;
   /** Company admin or PUBLIC_READ/PUBLIC_READ_WRITE default. */
   readAll: boolean;
   /** Company admin or PUBLIC_READ_WRITE default. */

@@ -58,7 +58,7 @@ export class SharingService {
   constructor(private readonly deps: SharingServiceDeps) {}
 
   async listRules(principal: Principal, objectType: ObjectType): Promise<SharingRuleEntity[]> {
-    requireAdmin(principal, 'view sharing rules');
+    await this.requireAdmin(principal, 'view sharing rules');
     return this.deps.dataSource.getRepository(SharingRuleEntity).find({
       where: { companyId: principal.companyId, objectType },
       order: { createdAt: 'ASC', id: 'ASC' },
@@ -66,7 +66,7 @@ export class SharingService {
   }
 
   async createRule(principal: Principal, command: SharingRuleCommand): Promise<SharingRuleEntity> {
-    requireAdmin(principal, 'manage sharing rules');
+    await this.requireAdmin(principal, 'manage sharing rules');
     return this.changeRules(principal, async (manager) => {
       const values = await this.validateRule(manager, principal, command);
       const saved = await manager.save(
@@ -83,7 +83,7 @@ export class SharingService {
     id: string,
     command: SharingRuleCommand,
   ): Promise<SharingRuleEntity> {
-    requireAdmin(principal, 'manage sharing rules');
+    await this.requireAdmin(principal, 'manage sharing rules');
     assertUuid('id', id);
     return this.changeRules(principal, async (manager) => {
       const current = await manager.findOneBy(SharingRuleEntity, { id, companyId: principal.companyId });
@@ -96,7 +96,7 @@ export class SharingService {
   }
 
   async deleteRule(principal: Principal, id: string): Promise<boolean> {
-    requireAdmin(principal, 'manage sharing rules');
+    await this.requireAdmin(principal, 'manage sharing rules');
     assertUuid('id', id);
     return this.changeRules(principal, async (manager) => {
       const result = await manager.delete(SharingRuleEntity, { id, companyId: principal.companyId });
@@ -107,7 +107,7 @@ export class SharingService {
   }
 
   async setOrgWideDefault(principal: Principal, objectType: ObjectType, accessLevel: OrgWideAccess) {
-    requireAdmin(principal, 'change org-wide defaults');
+    await this.requireAdmin(principal, 'change org-wide defaults');
     return this.changeRules(principal, async (manager) => {
       await manager.query(
         `INSERT INTO org_wide_defaults (company_id, object_type, access_level) VALUES ($1, $2, $3)
@@ -154,11 +154,7 @@ export class SharingService {
       });
       return manager.findOneByOrFail(RecordShareEntity, { id: row!.id });
     });
-    await this.deps.cache.invalidateShares(
-      principal.companyId,
-      { type: command.granteeType, id: command.granteeId },
-      command.objectType,
-    );
+    await this.deps.cache.invalidateShares(principal.companyId);
     return share;
   }
 
@@ -184,7 +180,7 @@ export class SharingService {
     name: string,
     parentId: string | null | undefined,
   ): Promise<{ id: string; name: string; parentId: string | null }> {
-    requireAdmin(principal, 'change the role hierarchy');
+    await this.requireAdmin(principal, 'change the role hierarchy');
     return this.changeRules(principal, async (manager) => {
       if (parentId) await this.assertReference(manager, principal, 'ROLE', parentId, 'input.parentId');
       const [row] = await manager.query<Array<{ id: string }>>(
@@ -200,7 +196,7 @@ export class SharingService {
   }
 
   async updateRole(principal: Principal, id: string, name: string, parentId: string | null | undefined) {
-    requireAdmin(principal, 'change the role hierarchy');
+    await this.requireAdmin(principal, 'change the role hierarchy');
     assertUuid('id', id);
     return this.changeRules(principal, async (manager) => {
       const roles = await manager.query<Array<{ id: string; parent_id: string | null }>>(
@@ -231,7 +227,7 @@ export class SharingService {
   }
 
   async createGroup(principal: Principal, name: string): Promise<{ id: string; name: string }> {
-    requireAdmin(principal, 'manage groups');
+    await this.requireAdmin(principal, 'manage groups');
     if (name.length < 1 || name.length > 200)
       throw ValidationError.single('name', 'must be 1 to 200 characters');
     return this.changeRules(principal, async (manager) => {
@@ -250,7 +246,7 @@ export class SharingService {
     memberType: MemberType,
     memberId: string,
   ): Promise<boolean> {
-    requireAdmin(principal, 'manage groups');
+    await this.requireAdmin(principal, 'manage groups');
     return this.changeRules(principal, async (manager) => {
       await this.assertReference(manager, principal, 'GROUP', groupId, 'input.groupId');
       await this.assertReference(manager, principal, memberType, memberId, 'input.memberId');
@@ -272,7 +268,7 @@ export class SharingService {
     memberType: MemberType,
     memberId: string,
   ): Promise<boolean> {
-    requireAdmin(principal, 'manage groups');
+    await this.requireAdmin(principal, 'manage groups');
     assertUuid('input.groupId', groupId);
     assertUuid('input.memberId', memberId);
     return this.changeRules(principal, async (manager) => {
@@ -291,7 +287,7 @@ export class SharingService {
     userId: string,
     change: { roleId?: string | null; isAdmin?: boolean },
   ) {
-    requireAdmin(principal, "change a user's role or admin flag");
+    await this.requireAdmin(principal, "change a user's role or admin flag");
     assertUuid('userId', userId);
     const updated = await this.changeRules(principal, async (manager) => {
       await this.assertReference(manager, principal, 'USER', userId, 'userId');
@@ -386,17 +382,29 @@ export class SharingService {
     command: RecordShareCommand,
   ): Promise<void> {
     assertUuid('input.recordId', command.recordId);
-    const [record] = await manager.query<Array<{ id: string; company_id: string; owner_id: string }>>(
-      `SELECT id, company_id, owner_id FROM ${RECORD_TABLE[command.objectType]} WHERE id = $1 AND company_id = $2`,
-      [command.recordId, principal.companyId],
-    );
+    // Readability through the full predicate (criteria rules included), so a hidden record answers NOT_FOUND.
+    const readable = await this.deps.visibility.readPredicate(principal, command.objectType, 'r');
+    const record = await manager
+      .createQueryBuilder()
+      .select(['r.id AS id', 'r.owner_id AS owner_id'])
+      .from(RECORD_TABLE[command.objectType], 'r')
+      .where('r.id = :recordId', { recordId: command.recordId })
+      .andWhere(readable.sql, readable.params)
+      .getRawOne<{ id: string; owner_id: string }>();
     if (!record) throw new NotFoundError(command.objectType, command.recordId);
-    const owned = { id: record.id, companyId: record.company_id, ownerId: record.owner_id };
+    const owned = { id: record.id, companyId: principal.companyId, ownerId: record.owner_id };
     if (!(await this.deps.visibility.canShare(principal, command.objectType, owned))) {
-      if (!(await this.deps.visibility.canRead(principal, command.objectType, owned, manager)))
-        throw new NotFoundError(command.objectType, command.recordId);
       throw new ForbiddenError('Only the record owner, their superiors and admins may share it');
     }
+  }
+
+  /** Read from Postgres, not the principal's cached copy: a just-demoted admin must not manage sharing. */
+  private async requireAdmin(principal: Principal, what: string): Promise<void> {
+    const [user] = await this.deps.dataSource.query<Array<{ is_admin: boolean }>>(
+      'SELECT is_admin FROM users WHERE id = $1 AND company_id = $2',
+      [principal.userId, principal.companyId],
+    );
+    if (!user?.is_admin) throw new ForbiddenError(`Only company admins may ${what}`);
   }
 
   private audit(
@@ -409,10 +417,6 @@ export class SharingService {
   ) {
     return this.deps.audit.record(manager, principal, { action, objectType, objectId, changes });
   }
-}
-
-function requireAdmin(principal: Principal, what: string): void {
-  if (!principal.isAdmin) throw new ForbiddenError(`Only company admins may ${what}`);
 }
 
 function assertUuid(field: string, value: string): void {

@@ -49,16 +49,11 @@ export class VisibilityCache {
   }
 
   /**
-   * A manual share to one user can only widen that user's view of one record type; shares to groups reach many
-   * users, so they invalidate the company. Removing a share needs nothing: the predicate checks shares live.
+   * A new manual share may flip a compiled "no manual shares" flag. A version bump (not a key delete) is what keeps a
+   * computation that started before the share from storing the old flag. Removing a share needs nothing: the
+   * predicate checks shares live.
    */
-  invalidateShares(
-    companyId: string,
-    grantee: { type: 'USER' | 'GROUP'; id: string },
-    objectType: ObjectType,
-  ): Promise<void> {
-    return grantee.type === 'USER'
-      ? this.options.cache.invalidateKey(companyId, `vis:${grantee.id}:${objectType}`)
-      : this.options.cache.invalidateScope(companyId);
+  invalidateShares(companyId: string): Promise<void> {
+    return this.options.cache.invalidateScope(companyId);
   }
 }

@@ -69,6 +69,7 @@ export class VisibilityCompiler {
       companyId,
       userId,
       objectType,
+      isAdmin: false,
       readAll: false,
       editAll: false,
       hierarchyOwnerIds: [userId],
@@ -79,7 +80,7 @@ export class VisibilityCompiler {
       manualShares: false,
     };
     if (!user) return base; // an unknown user sees nothing but what they own (which is nothing)
-    if (user.isAdmin) return { ...base, readAll: true, editAll: true };
+    if (user.isAdmin) return { ...base, isAdmin: true, readAll: true, editAll: true };
 
     const subordinates = descendantsOf(model.roleParents);
     const hierarchy = new Set([userId]);

@@ -80,7 +80,7 @@ export class VisibilityService {
   async canShare(principal: Principal, objectType: ObjectType, record: OwnedRecord): Promise<boolean> {
     if (record.companyId !== principal.companyId) return false;
     const compiled = await this.compiled(principal, objectType);
-    return principal.isAdmin || compiled.hierarchyOwnerIds.includes(record.ownerId);
+    return compiled.isAdmin || compiled.hierarchyOwnerIds.includes(record.ownerId);
   }
 
   private async allowed(

@@ -1,5 +1,5 @@
 import { LRUCache } from 'lru-cache';
-import type { CacheStore } from './cache.store';
+import { INVALIDATION_GUARD_SECONDS, type CacheStore } from './cache.store';
 
 export interface MemoryCacheOptions {
   /** Maximum number of entries before the least recently used go. Default 50,000. */
@@ -9,6 +9,7 @@ export interface MemoryCacheOptions {
 export class MemoryCacheStore implements CacheStore {
   readonly driver = 'memory' as const;
   private readonly lru: LRUCache<string, string>;
+  private readonly guards = new LRUCache<string, number>({ max: 10_000 });
 
   constructor(options: MemoryCacheOptions = {}) {
     this.lru = new LRUCache({ max: options.maxEntries ?? 50_000 });
@@ -19,11 +20,19 @@ export class MemoryCacheStore implements CacheStore {
   }
 
   async mset(entries: ReadonlyArray<readonly [string, string]>, ttlSeconds: number): Promise<void> {
-    for (const [key, value] of entries) this.lru.set(key, value, { ttl: ttlSeconds * 1000 });
+    const now = Date.now();
+    for (const [key, value] of entries) {
+      if ((this.guards.get(key) ?? 0) > now) continue;
+      this.lru.set(key, value, { ttl: ttlSeconds * 1000 });
+    }
   }
 
-  async del(keys: readonly string[]): Promise<void> {
-    for (const key of keys) this.lru.delete(key);
+  async invalidate(keys: readonly string[]): Promise<void> {
+    const until = Date.now() + INVALIDATION_GUARD_SECONDS * 1000;
+    for (const key of keys) {
+      this.lru.delete(key);
+      this.guards.set(key, until);
+    }
   }
 
   isHealthy(): boolean {

@@ -64,7 +64,7 @@ export class ReadThroughCache<T> {
   }
 
   async invalidate(companyId: string, ids: readonly string[]): Promise<void> {
-    await this.options.store.del(ids.map((id) => this.key(companyId, id)));
+    await this.options.store.invalidate(ids.map((id) => this.key(companyId, id)));
   }
 
   private key(companyId: string, id: string): string {

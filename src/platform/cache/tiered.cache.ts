@@ -30,10 +30,8 @@ interface LocalEntry {
 
 interface InvalidationMessage {
   scope: string;
-  /** New scope version (scope-wide invalidation). */
-  version?: number;
-  /** A single key (key invalidation). */
-  key?: string;
+  /** The scope's new version. */
+  version: number;
 }
 
 export interface TieredCacheStats {
@@ -55,6 +53,9 @@ export class TieredCache {
   private readonly local: LRUCache<string, LocalEntry>;
   private readonly versions = new Map<string, { version: number; checkedAt: number }>();
   private readonly inFlight = new Map<string, Promise<unknown>>();
+  /** Scopes whose version bump Redis refused; retried until it answers. */
+  private readonly pendingScopes = new Set<string>();
+  private retryTimer?: NodeJS.Timeout;
   private readonly channel: string;
   private readonly localMaxAgeMs: number;
   private redisHealthy = true;
@@ -71,10 +72,33 @@ export class TieredCache {
   /** Subscribes to invalidations from other processes. */
   async start(): Promise<void> {
     this.unsubscribe = await this.options.events.subscribe(this.channel, (raw) => this.onInvalidation(raw));
+    // Messages published while our subscriber was reconnecting are lost: forget what we may have missed.
+    this.options.events.onReconnect(() => this.resetLocal());
   }
 
   async stop(): Promise<void> {
+    clearTimeout(this.retryTimer);
+    await this.flushPending();
     await this.unsubscribe?.();
+  }
+
+  private scheduleRetry(): void {
+    if (this.retryTimer) return;
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = undefined;
+      void this.flushPending().then(() => {
+        if (this.pendingScopes.size > 0) this.scheduleRetry();
+      });
+    }, 500);
+    this.retryTimer.unref();
+  }
+
+  private async flushPending(): Promise<void> {
+    for (const scope of [...this.pendingScopes]) {
+      this.pendingScopes.delete(scope);
+      await this.invalidateScope(scope);
+      if (this.pendingScopes.has(scope)) return;
+    }
   }
 
   /** Forgets every in-process entry and version (after a reconnect, messages may have been missed). */
@@ -101,12 +125,15 @@ export class TieredCache {
       }
     }
     this.metrics.recordCacheMiss(this.options.name, 'memory');
-    const pending = this.inFlight.get(localKey);
+    // Single flight per key and version: a request that arrives after an invalidation never joins a computation
+    // that started before it.
+    const flightKey = `${localKey}@${known?.version ?? '?'}`;
+    const pending = this.inFlight.get(flightKey);
     if (pending) return pending as Promise<T>;
     const lookup = this.lookup(scope, key, localKey, ttlSeconds, compute).finally(() =>
-      this.inFlight.delete(localKey),
+      this.inFlight.delete(flightKey),
     );
-    this.inFlight.set(localKey, lookup);
+    this.inFlight.set(flightKey, lookup);
     return lookup;
   }
 
@@ -118,8 +145,11 @@ export class TieredCache {
         version = await this.options.redis.incr(this.versionKey(scope));
         this.markHealthy();
       } catch (error) {
+        // The change is committed; other processes must still learn of it. Retry until Redis takes the bump.
         this.markUnhealthy(error);
         this.versions.delete(scope);
+        this.pendingScopes.add(scope);
+        this.scheduleRetry();
         return;
       }
     } else {
@@ -127,20 +157,6 @@ export class TieredCache {
     }
     this.versions.set(scope, { version, checkedAt: Date.now() });
     await this.publish({ scope, version });
-  }
-
-  /** Drops one key of the scope, here and in every process. */
-  async invalidateKey(scope: string, key: string): Promise<void> {
-    this.local.delete(`${scope}|${key}`);
-    if (this.options.redis) {
-      try {
-        const version = await this.currentVersion(scope);
-        await this.options.redis.del(this.redisKey(scope, version, key));
-      } catch (error) {
-        this.markUnhealthy(error);
-      }
-    }
-    await this.publish({ scope, key });
   }
 
   private async lookup<T>(
@@ -222,12 +238,9 @@ export class TieredCache {
     } catch {
       return;
     }
-    if (message.key !== undefined) {
-      this.local.delete(`${message.scope}|${message.key}`);
-    } else if (message.version !== undefined) {
-      const known = this.versions.get(message.scope);
-      if (!known || known.version < message.version)
-        this.versions.set(message.scope, { version: message.version, checkedAt: Date.now() });
+    const known = this.versions.get(message.scope);
+    if (!known || known.version < message.version) {
+      this.versions.set(message.scope, { version: message.version, checkedAt: Date.now() });
     }
   }
 

@@ -10,6 +10,8 @@ export interface EventBus {
   publish(channel: string, message: string): Promise<void>;
   /** Returns a function that removes this handler. */
   subscribe(channel: string, handler: EventHandler): Promise<() => Promise<void>>;
+  /** Called after the subscription was lost and restored (messages in between are gone). */
+  onReconnect(handler: () => void): void;
   close(): Promise<void>;
 }
 
@@ -28,10 +30,16 @@ export class MemoryEventBus implements EventBus {
     };
   }
 
+  onReconnect(): void {
+    // In-process delivery cannot be interrupted.
+  }
+
   async close(): Promise<void> {
     this.emitter.removeAllListeners();
   }
 }
+
+const RECONNECTED = Symbol('reconnected') as unknown as string;
 
 /** Uses two connections, as Redis requires: one publishes, one is in subscriber mode. */
 export class RedisEventBus implements EventBus {
@@ -45,6 +53,15 @@ export class RedisEventBus implements EventBus {
     private readonly logger: Logger,
   ) {
     subscriber.on('message', (channel: string, message: string) => this.local.emit(channel, message));
+    let connectedOnce = false;
+    subscriber.on('ready', () => {
+      if (connectedOnce) this.local.emit(RECONNECTED, '');
+      connectedOnce = true;
+    });
+  }
+
+  onReconnect(handler: () => void): void {
+    this.local.on(RECONNECTED, handler);
   }
 
   async publish(channel: string, message: string): Promise<void> {
