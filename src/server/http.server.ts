@@ -93,6 +93,8 @@ export async function createHttpGateway(options: HttpServerOptions): Promise<Htt
     schema: options.schema,
     introspection: options.introspection,
     includeStacktraceInErrorResponses: false,
+    // The process's lifecycle owns SIGTERM/SIGINT and stops Apollo in its place in the shutdown order.
+    stopOnTerminationSignals: false,
     csrfPrevention: true,
     validationRules: createLimitRules(options.limits),
     formatError: (formatted, error) =>
