@@ -163,9 +163,11 @@ async function compose(options: AppOptions, logger: Logger, lifecycle: Lifecycle
     cacheClient = connect('cache', true);
     cache = new RedisCacheStore(cacheClient, logger, metrics);
     events = new RedisEventBus(connect('publish', true), connect('subscribe', false), logger);
+    const queuePrefix = options.queuePrefix ?? 'crm';
     queue = new BullMqQueueDriver({
       connection: connect('queue', false),
-      prefix: options.queuePrefix,
+      // BullMQ's scripts touch several keys of a queue: in a cluster they must share a hash slot.
+      prefix: config.redis.driver === 'redis-cluster' ? `{${queuePrefix}}` : queuePrefix,
       logger,
     });
     const ready = await Promise.all(redisClients.map((client) => waitForReady(client, 3000)));
