@@ -1,24 +1,15 @@
 import { execFileSync, spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { resolve } from 'node:path';
 import { parse } from 'yaml';
 import { MetricName } from '../../src/platform/metrics/metrics';
 import { createTenant, insertAccount, insertDeal, type TestTenant } from '../helpers/fixtures';
 import { spawnBuilt, testProcessEnv } from '../helpers/spawn-gateway';
+import { freePort } from '../helpers/ports';
 import { startTestApp, wsClient, wsExecute, type TestApp } from '../helpers/test-app';
 
 const ROOT = resolve(__dirname, '../..');
 const UUID = /[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/i;
-
-function freePort(): Promise<number> {
-  return new Promise((done) => {
-    const server = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => done(port));
-    });
-  });
-}
 
 /** Sum of the samples of `name` whose labels include every pair in `labels`. */
 function sample(exposition: string, name: string, labels: Record<string, string> = {}): number {

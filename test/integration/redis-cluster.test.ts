@@ -1,20 +1,11 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { QueueName } from '../../src/platform/queue/queue.driver';
 import { buildSharingOrg } from '../helpers/sharing-org';
+import { freePort } from '../helpers/ports';
 import { startTestApp, type TestApp } from '../helpers/test-app';
-
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const server = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 /** A real three-master Redis Cluster on loopback, made for this test and removed after it. */
 describe('Redis Cluster driver', () => {

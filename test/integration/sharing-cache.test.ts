@@ -1,7 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createServer } from 'node:net';
 import { buildSharingOrg, type SharingOrg } from '../helpers/sharing-org';
 import { spawnBuilt, testProcessEnv, type SpawnedProcess } from '../helpers/spawn-gateway';
+import { freePort } from '../helpers/ports';
 import { startTestApp, type TestApp } from '../helpers/test-app';
 
 type LeadOwner = keyof SharingOrg['leads'];
@@ -233,15 +233,6 @@ describe('sharing cache: invalidation reaches this process and a second gateway 
     expect(stats.misses).toBe(before.misses);
   });
 });
-
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const server = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 function startRedis(port: number): Promise<ChildProcess> {
   return new Promise((resolve, reject) => {

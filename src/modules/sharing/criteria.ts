@@ -270,8 +270,3 @@ export function criteriaMatch(
     }
   });
 }
-
-export function assertCriteriaShape(value: unknown, path = 'input.criteria'): CriteriaCondition[] {
-  if (!Array.isArray(value)) throw ValidationError.single(path, 'must be a list of conditions');
-  return value as CriteriaCondition[];
-}

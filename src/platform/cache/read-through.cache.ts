@@ -19,9 +19,6 @@ export interface ReadThroughCacheOptions<T> {
  * the company id, so a lookup can only ever return rows of the caller's tenant.
  */
 export class ReadThroughCache<T> {
-  hits = 0;
-  misses = 0;
-
   constructor(private readonly options: ReadThroughCacheOptions<T>) {}
 
   /** Values in key order, null where neither cache nor `loadMissing` knows the id. */
@@ -46,8 +43,6 @@ export class ReadThroughCache<T> {
       if (raw === undefined) missing.push(ids[index]!);
       else result[index] = this.options.revive(JSON.parse(raw) as Record<string, unknown>);
     });
-    this.hits += ids.length - missing.length;
-    this.misses += missing.length;
     for (let i = missing.length; i < ids.length; i++) metrics.recordCacheHit(this.options.kind, tier);
     for (let i = 0; i < missing.length; i++) metrics.recordCacheMiss(this.options.kind, tier);
     if (missing.length === 0) return result;
