@@ -49,7 +49,14 @@ export class BullMqQueueDriver implements QueueDriver {
       id,
       finished: async (timeoutMs = 30_000) => {
         const events = await this.queueEvents(queueName);
-        return (await job.waitUntilFinished(events, timeoutMs)) as TResult;
+        try {
+          return (await job.waitUntilFinished(events, timeoutMs)) as TResult;
+        } catch (error) {
+          // Say where the job is: a timeout on a job still "waiting" means no worker took it.
+          const state = await job.getState().catch(() => 'unknown');
+          (error as Error).message += ` (job ${id} of ${queueName} is ${state})`;
+          throw error;
+        }
       },
     };
   }
@@ -115,7 +122,9 @@ export class BullMqQueueDriver implements QueueDriver {
     if (!events) {
       const connection = this.options.connection.duplicate();
       this.ownedConnections.push(connection);
-      events = new QueueEvents(name, { connection, prefix: this.prefix });
+      // Read the event stream from its start: with the default ("new events only") an event emitted between
+      // "ready" and the first read is lost, and a job finishing in that gap looked like it never finished.
+      events = new QueueEvents(name, { connection, prefix: this.prefix, lastEventId: '0-0' });
       this.events.set(name, events);
       await events.waitUntilReady();
     }
