@@ -3,7 +3,10 @@ import { createServer, type Server as HttpServer } from 'node:http';
 import { ApolloServer, type ApolloServerPlugin } from '@apollo/server';
 import { ApolloServerPluginDrainHttpServer } from '@apollo/server/plugin/drainHttpServer';
 import { ApolloServerPluginLandingPageLocalDefault } from '@apollo/server/plugin/landingPage/default';
-import { ApolloServerPluginLandingPageDisabled } from '@apollo/server/plugin/disabled';
+import {
+  ApolloServerPluginCacheControlDisabled,
+  ApolloServerPluginLandingPageDisabled,
+} from '@apollo/server/plugin/disabled';
 import { expressMiddleware } from '@as-integrations/express5';
 import express, { type ErrorRequestHandler, type RequestHandler } from 'express';
 import { GraphQLError, type GraphQLSchema } from 'graphql';
@@ -95,11 +98,15 @@ export async function createHttpGateway(options: HttpServerOptions): Promise<Htt
     includeStacktraceInErrorResponses: false,
     // The process's lifecycle owns SIGTERM/SIGINT and stops Apollo in its place in the shutdown order.
     stopOnTerminationSignals: false,
+    // Compact JSON: Apollo pretty-prints by default, which costs CPU and bytes on every large response.
+    stringifyResult: (result) => JSON.stringify(result),
     csrfPrevention: true,
     validationRules: createLimitRules(options.limits),
     formatError: (formatted, error) =>
       formatError(formatted, error, options.logger, (code) => options.operationMetrics.error(code)),
     plugins: [
+      // No cache hints are used; the default cache-control plugin would wrap every field resolver.
+      ApolloServerPluginCacheControlDisabled(),
       metricsPlugin,
       ApolloServerPluginDrainHttpServer({ httpServer }),
       drainPlugin,

@@ -110,15 +110,19 @@ export class RecordService<E extends OwnedEntity> {
       );
     }
     const visible = await this.deps.visibility.readPredicate(principal, this.definition.objectType, 'r');
-    const [items, total] = await this.repository()
-      .createQueryBuilder('r')
-      .where(visible.sql, visible.params)
-      .orderBy(`r.${sortProperty}`, options.sortDirection)
-      .addOrderBy('r.id', options.sortDirection)
-      .skip((options.page - 1) * options.pageSize)
-      .take(options.pageSize)
-      .getManyAndCount();
-    return { items, total, page: options.page, pageSize: options.pageSize };
+    const visibleRows = this.repository().createQueryBuilder('r').where(visible.sql, visible.params);
+    // One table, no joins: LIMIT/OFFSET and COUNT(*) are exact (getManyAndCount's COUNT(DISTINCT id) costs ~3x).
+    const [items, counted] = await Promise.all([
+      visibleRows
+        .clone()
+        .orderBy(`r.${sortProperty}`, options.sortDirection)
+        .addOrderBy('r.id', options.sortDirection)
+        .offset((options.page - 1) * options.pageSize)
+        .limit(options.pageSize)
+        .getMany(),
+      visibleRows.clone().select('COUNT(*)::int', 'total').getRawOne<{ total: number }>(),
+    ]);
+    return { items, total: counted?.total ?? 0, page: options.page, pageSize: options.pageSize };
   }
 
   async create(principal: Principal, values: Partial<E>): Promise<E> {
