@@ -1,5 +1,11 @@
 import type { DataSource, EntityManager, EntityTarget, ObjectLiteral } from 'typeorm';
-import { NotFoundError, ForbiddenError, ValidationError } from '../../platform/errors/app-error';
+import {
+  assertUuid,
+  isUuid,
+  NotFoundError,
+  ForbiddenError,
+  ValidationError,
+} from '../../platform/errors/app-error';
 import { AuditAction, type AuditService } from '../audit';
 import type { IdentityService, Principal } from '../identity';
 import type { VisibilityService } from '../sharing';
@@ -50,12 +56,6 @@ export interface RecordServiceDeps {
 /** Hook run inside the write transaction before the row is saved; throws ValidationError to reject. */
 export type WriteCheck<E> = (principal: Principal, candidate: E, manager: EntityManager) => Promise<void>;
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-
-export function assertUuid(field: string, value: string): void {
-  if (!UUID.test(value)) throw ValidationError.single(field, 'must be a UUID');
-}
-
 /**
  * Reads and writes one record type under tenant isolation and the visibility rules; every mutation writes its
  * audit row in the same transaction.
@@ -79,7 +79,7 @@ export class RecordService<E extends OwnedEntity> {
    * transaction's manager when called inside one (the embedded database serialises connections).
    */
   async byIds(principal: Principal, ids: readonly string[], manager?: EntityManager): Promise<E[]> {
-    const valid = ids.filter((id) => UUID.test(id));
+    const valid = ids.filter(isUuid);
     if (valid.length === 0) return [];
     const visible = await this.deps.visibility.readPredicate(principal, this.definition.objectType, 'r');
     return (manager ?? this.deps.dataSource.manager)

@@ -1,5 +1,5 @@
 import type { DataSource, EntityManager } from 'typeorm';
-import { ForbiddenError, NotFoundError, ValidationError } from '../../platform/errors/app-error';
+import { assertUuid, ForbiddenError, NotFoundError, ValidationError } from '../../platform/errors/app-error';
 import type { AuditService } from '../audit';
 import type { IdentityService, Principal } from '../identity';
 import { ObjectType } from '../records/record.enums';
@@ -14,7 +14,6 @@ import type { GranteeType, MemberType, RuleType, SourceType, TargetType } from '
 import type { VisibilityCache } from './visibility.cache';
 import type { VisibilityService } from './visibility.service';
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 /** Record tables by type: an allow-list, never built from input. */
 const RECORD_TABLE: Record<ObjectType, string> = { LEAD: 'leads', DEAL: 'deals', ACCOUNT: 'accounts' };
 const REFERENCE_TABLE: Record<TargetType | SourceType | GranteeType, string> = {
@@ -417,8 +416,4 @@ export class SharingService {
   ) {
     return this.deps.audit.record(manager, principal, { action, objectType, objectId, changes });
   }
-}
-
-function assertUuid(field: string, value: string): void {
-  if (!UUID.test(value)) throw ValidationError.single(field, 'must be a UUID');
 }

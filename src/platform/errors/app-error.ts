@@ -72,3 +72,14 @@ export class AuthenticationError extends AppError {
     this.name = 'AuthenticationError';
   }
 }
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+export function isUuid(value: string): boolean {
+  return UUID.test(value);
+}
+
+/** Ids are UUIDs: anything else is rejected naming the field, before it reaches SQL. */
+export function assertUuid(field: string, value: string): void {
+  if (!isUuid(value)) throw ValidationError.single(field, 'must be a UUID');
+}
