@@ -1,7 +1,6 @@
 import 'reflect-metadata';
 import { loadConfig } from './src/config/config';
-import { createDataSource } from './src/platform/db/data-source.factory';
-import { createLogger } from './src/platform/logging/logger';
+import { createCliDataSource } from './src/platform/db/data-source.factory';
 import { ENTITIES } from './src/modules/entities';
 import { MIGRATIONS } from './migrations';
 
@@ -12,9 +11,4 @@ import { MIGRATIONS } from './migrations';
 const config = loadConfig();
 if (!config.database.url) throw new Error('DATABASE_URL: set it to use the typeorm CLI');
 
-export default createDataSource({
-  url: config.database.url,
-  entities: ENTITIES,
-  migrations: MIGRATIONS,
-  logger: createLogger({ level: config.logLevel, name: 'typeorm-cli' }),
-}).dataSource;
+export default createCliDataSource({ url: config.database.url, entities: ENTITIES, migrations: MIGRATIONS });

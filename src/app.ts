@@ -21,6 +21,7 @@ import { startEmbeddedPostgres } from './platform/db/embedded-postgres';
 import type { QueryCountingLogger } from './platform/db/query-counting.logger';
 import { Lifecycle, ShutdownPhase } from './platform/lifecycle/lifecycle';
 import { createLogger, type Logger } from './platform/logging/logger';
+import { redactCredentials } from './platform/logging/redact';
 import { MemoryEventBus, RedisEventBus, type EventBus } from './platform/pubsub/event-bus';
 import { BullMqQueueDriver } from './platform/queue/bullmq.queue';
 import { InProcessQueueDriver } from './platform/queue/in-process.queue';
@@ -107,7 +108,7 @@ async function compose(options: AppOptions, logger: Logger, lifecycle: Lifecycle
     databaseUrl = embedded.url;
     drivers.postgres = `embedded PGlite + pgvector (${config.database.embeddedDataDir})`;
   } else {
-    drivers.postgres = `postgres (${redactUrl(databaseUrl)})`;
+    drivers.postgres = `postgres (${redactCredentials(databaseUrl)})`;
   }
   const { dataSource, queryLogger } = createDataSource({
     url: databaseUrl,
@@ -175,7 +176,7 @@ async function compose(options: AppOptions, logger: Logger, lifecycle: Lifecycle
     const target =
       config.redis.driver === 'redis-cluster'
         ? `cluster ${config.redis.clusterNodes.join(',')}`
-        : redactUrl(config.redis.url!);
+        : redactCredentials(config.redis.url!);
     drivers.cache = `redis (${target})`;
     drivers.pubsub = `redis pub/sub (${target})`;
     drivers.queue = `bullmq (${target})`;
@@ -226,9 +227,15 @@ async function compose(options: AppOptions, logger: Logger, lifecycle: Lifecycle
 
   let url: string | undefined;
   if (role === 'gateway') {
+    const { maxDepth, maxIntrospectionDepth, maxAliases, maxDirectives, maxTokens, maxFragments } =
+      config.graphql;
     const limits: OperationLimits = {
-      maxDepth: config.graphql.maxDepth,
-      maxAliases: config.graphql.maxAliases,
+      maxDepth,
+      maxIntrospectionDepth,
+      maxAliases,
+      maxDirectives,
+      maxTokens,
+      maxFragments,
       maxComplexity: config.graphql.maxComplexity,
       maxPageSize: config.graphql.maxPageSize,
     };
@@ -251,6 +258,7 @@ async function compose(options: AppOptions, logger: Logger, lifecycle: Lifecycle
       bodyLimit: config.http.bodyLimit,
       readiness: () => readiness(dataSource, redisClients),
       onDrain: () => websocket.close(),
+      drainTimeoutMs: Math.floor(config.shutdownTimeoutMs / 2),
       metrics,
       operationMetrics,
     });
@@ -262,6 +270,8 @@ async function compose(options: AppOptions, logger: Logger, lifecycle: Lifecycle
       limits,
       logger,
       operationMetrics,
+      introspection: config.graphql.introspection,
+      maxPayloadBytes: bytes(config.http.bodyLimit),
     });
     websocket.close = ws.close;
     metrics.provideWebsocketConnections(ws.connections);
@@ -279,7 +289,12 @@ async function compose(options: AppOptions, logger: Logger, lifecycle: Lifecycle
   let metricsUrl: string | undefined;
   const metricsPort = role === 'worker' ? config.metrics.workerPort : config.metrics.gatewayPort;
   if (role !== 'cli' && metricsPort !== 0) {
-    const sidecar = await startMetricsServer({ metrics, port: metricsPort, host: config.http.host, logger });
+    const sidecar = await startMetricsServer({
+      metrics,
+      port: metricsPort,
+      host: config.metrics.host,
+      logger,
+    });
     lifecycle.register('metrics-listener', ShutdownPhase.transport, sidecar.close);
     metricsUrl = sidecar.url;
   }
@@ -329,6 +344,12 @@ async function readiness(
   return redisClients.length > 0 ? { postgres: pg, redis: rd } : { postgres: pg };
 }
 
+/** `1mb`, `512kb`, `1000b` (the validated BODY_LIMIT forms) in bytes. */
+function bytes(limit: string): number {
+  const [, amount, unit] = /^(\d+)(b|kb|mb)$/i.exec(limit)!;
+  return Number(amount) * { b: 1, kb: 1024, mb: 1024 * 1024 }[unit!.toLowerCase() as 'b' | 'kb' | 'mb'];
+}
+
 /** Memoises an async value for `ms`, so a scrape-time gauge does not hit the database on every scrape. */
 function cachedFor<T>(ms: number, load: () => Promise<T>): () => Promise<T> {
   let value: { at: number; promise: Promise<T> } | undefined;
@@ -336,8 +357,4 @@ function cachedFor<T>(ms: number, load: () => Promise<T>): () => Promise<T> {
     if (!value || Date.now() - value.at > ms) value = { at: Date.now(), promise: load() };
     return value.promise;
   };
-}
-
-function redactUrl(url: string): string {
-  return url.replace(/\/\/([^:@/]+):[^@/]*@/, '//$1:***@');
 }

@@ -19,6 +19,22 @@ const optionalUrl = (protocols: RegExp) =>
     });
 
 const DEV_JWT_SECRET = 'dev-only-secret-change-me-0123456789abcdef';
+/** Secrets published with the project (built-in default, `.env.example`, compose file): never valid in production. */
+const PUBLISHED_JWT_SECRETS = new Set([
+  DEV_JWT_SECRET,
+  'replace-with-a-long-random-secret-of-at-least-32-chars',
+  'change-me-to-a-long-random-secret-of-32-chars-or-more',
+]);
+const PLACEHOLDER_SECRET = /change-?me|replace-?with|placeholder|example/i;
+const MIN_SECRET_BYTES = 32;
+
+/** Why a production JWT secret is unacceptable, or undefined when it will do. */
+function productionSecretProblem(secret: string | undefined): string | undefined {
+  if (!secret) return 'is required when NODE_ENV=production';
+  if (PUBLISHED_JWT_SECRETS.has(secret) || PLACEHOLDER_SECRET.test(secret))
+    return 'is a published example or placeholder; set a random secret (e.g. openssl rand -hex 32)';
+  return undefined;
+}
 
 const environmentSchema = z.object({
   NODE_ENV: z.enum(['development', 'test', 'production']).default('development'),
@@ -27,17 +43,28 @@ const environmentSchema = z.object({
   HOST: z.string().min(1).default('0.0.0.0'),
   /** Unset: 9464 for the gateway, 9465 for the worker; 0 disables the listener. */
   METRICS_PORT: z.coerce.number().int().min(0).max(65535).optional(),
+  /** The metrics listener is unauthenticated: loopback unless an operator opens it to a Prometheus sidecar. */
+  METRICS_HOST: z.string().min(1).default('127.0.0.1'),
   DATABASE_URL: optionalUrl(/^(postgres|postgresql):\/\//),
   DATABASE_POOL_SIZE: positiveInt(10),
   EMBEDDED_DATA_DIR: z.string().min(1).default('.data/pglite'),
   REDIS_URL: optionalUrl(/^(redis|rediss):\/\//),
   REDIS_CLUSTER_NODES: z.string().optional(),
   OPENSEARCH_URL: optionalUrl(/^(http|https):\/\//),
-  JWT_SECRET: z.string().min(32, 'must be at least 32 characters').optional(),
+  JWT_SECRET: z
+    .string()
+    .refine((secret) => Buffer.byteLength(secret, 'utf8') >= MIN_SECRET_BYTES, {
+      message: `must be at least ${MIN_SECRET_BYTES} bytes`,
+    })
+    .optional(),
   JWT_TTL_SECONDS: positiveInt(3600),
   GRAPHQL_INTROSPECTION: booleanFlag(true).optional(),
   GRAPHQL_MAX_DEPTH: positiveInt(10),
+  GRAPHQL_MAX_INTROSPECTION_DEPTH: positiveInt(20),
   GRAPHQL_MAX_ALIASES: positiveInt(15),
+  GRAPHQL_MAX_DIRECTIVES: positiveInt(50),
+  GRAPHQL_MAX_TOKENS: positiveInt(5000),
+  GRAPHQL_MAX_FRAGMENTS: positiveInt(100),
   GRAPHQL_MAX_COMPLEXITY: positiveInt(5000),
   GRAPHQL_MAX_PAGE_SIZE: positiveInt(200),
   BODY_LIMIT: z
@@ -61,7 +88,7 @@ export interface AppConfig {
   readonly logLevel: string;
   readonly http: { readonly host: string; readonly port: number; readonly bodyLimit: string };
   /** Prometheus sidecar port per process kind (0 = off). */
-  readonly metrics: { readonly gatewayPort: number; readonly workerPort: number };
+  readonly metrics: { readonly host: string; readonly gatewayPort: number; readonly workerPort: number };
   readonly database: {
     readonly driver: DatabaseDriver;
     readonly url?: string;
@@ -79,7 +106,11 @@ export interface AppConfig {
     readonly introspection: boolean;
     readonly landingPage: boolean;
     readonly maxDepth: number;
+    readonly maxIntrospectionDepth: number;
     readonly maxAliases: number;
+    readonly maxDirectives: number;
+    readonly maxTokens: number;
+    readonly maxFragments: number;
     readonly maxComplexity: number;
     readonly maxPageSize: number;
   };
@@ -118,8 +149,8 @@ export function loadConfig(
   }
   const e = parsed.data;
   const isProduction = e.NODE_ENV === 'production';
-  if (isProduction && !e.JWT_SECRET)
-    throw new ConfigError(['JWT_SECRET: is required when NODE_ENV=production']);
+  const secretProblem = isProduction ? productionSecretProblem(e.JWT_SECRET) : undefined;
+  if (secretProblem) throw new ConfigError([`JWT_SECRET: ${secretProblem}`]);
   const clusterNodes = (e.REDIS_CLUSTER_NODES ?? '')
     .split(',')
     .map((node) => node.trim())
@@ -130,7 +161,11 @@ export function loadConfig(
     env: e.NODE_ENV,
     logLevel: e.LOG_LEVEL,
     http: { host: e.HOST, port: e.PORT, bodyLimit: e.BODY_LIMIT },
-    metrics: { gatewayPort: e.METRICS_PORT ?? 9464, workerPort: e.METRICS_PORT ?? 9465 },
+    metrics: {
+      host: e.METRICS_HOST,
+      gatewayPort: e.METRICS_PORT ?? 9464,
+      workerPort: e.METRICS_PORT ?? 9465,
+    },
     database: {
       driver: e.DATABASE_URL ? 'postgres' : 'embedded',
       url: e.DATABASE_URL,
@@ -152,7 +187,11 @@ export function loadConfig(
       introspection,
       landingPage: introspection,
       maxDepth: e.GRAPHQL_MAX_DEPTH,
+      maxIntrospectionDepth: e.GRAPHQL_MAX_INTROSPECTION_DEPTH,
       maxAliases: e.GRAPHQL_MAX_ALIASES,
+      maxDirectives: e.GRAPHQL_MAX_DIRECTIVES,
+      maxTokens: e.GRAPHQL_MAX_TOKENS,
+      maxFragments: e.GRAPHQL_MAX_FRAGMENTS,
       maxComplexity: e.GRAPHQL_MAX_COMPLEXITY,
       maxPageSize: e.GRAPHQL_MAX_PAGE_SIZE,
     },

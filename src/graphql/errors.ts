@@ -1,4 +1,5 @@
 import { GraphQLError, type GraphQLFormattedError } from 'graphql';
+import { classifyDatabaseError } from '../platform/db/db-errors';
 import { AppError, ErrorCode } from '../platform/errors/app-error';
 import type { Logger } from '../platform/logging/logger';
 
@@ -35,31 +36,61 @@ function findGatewayCode(error: unknown): string | undefined {
   return undefined;
 }
 
+export interface ErrorFormatOptions {
+  /** Strip graphql-js's "Did you mean …?" hints (they reveal the schema when introspection is off). */
+  hideSuggestions?: boolean;
+  /** Told the code of every formatted error (metrics). */
+  onCode?: (code: string) => void;
+}
+
+/** graphql-js's wording when the parser's `maxTokens` stops a document. */
+const TOKEN_LIMIT = /Document contains more th(?:at|an|en) (\d+) tokens/;
+const SUGGESTION = /\s*Did you mean [^?]+\?/g;
+
 /**
- * The one place errors are shaped for clients (HTTP and WebSocket): AppErrors keep their message and code,
- * request errors from graphql-js keep theirs, anything else is masked and logged in full.
+ * The one place errors are shaped for clients (HTTP and WebSocket): AppErrors keep their message and code, database
+ * errors that input caused or an outage explains become client errors, request errors from graphql-js keep theirs,
+ * anything else is masked and logged in full.
  */
 export function formatError(
   formatted: GraphQLFormattedError,
   error: unknown,
   logger: Logger,
-  onCode: (code: string) => void = () => {},
+  options: ErrorFormatOptions = {},
 ): GraphQLFormattedError {
   const result = shapeError(formatted, error, logger);
   const code = result.extensions?.code;
-  onCode(typeof code === 'string' ? code : 'UNKNOWN');
-  return result;
+  options.onCode?.(typeof code === 'string' ? code : 'UNKNOWN');
+  return options.hideSuggestions ? { ...result, message: result.message.replace(SUGGESTION, '') } : result;
+}
+
+function fromAppError(appError: AppError, formatted: GraphQLFormattedError): GraphQLFormattedError {
+  const { violations } = appError.details as { violations?: unknown };
+  return {
+    message: appError.message,
+    locations: formatted.locations,
+    path: formatted.path,
+    extensions: { code: appError.code, ...(violations ? { violations } : {}) },
+  };
 }
 
 function shapeError(formatted: GraphQLFormattedError, error: unknown, logger: Logger): GraphQLFormattedError {
   const appError = findAppError(error);
-  if (appError) {
-    const { violations } = appError.details as { violations?: unknown };
+  if (appError) return fromAppError(appError, formatted);
+  const databaseError = classifyDatabaseError(error);
+  if (databaseError) {
+    logger.warn(
+      { err: (error as { originalError?: unknown })?.originalError ?? error, path: formatted.path },
+      `database error answered as ${databaseError.code}`,
+    );
+    return fromAppError(databaseError, formatted);
+  }
+  const tokenLimit = TOKEN_LIMIT.exec(formatted.message)?.[1];
+  if (tokenLimit) {
     return {
-      message: appError.message,
+      message: `Query document has more than ${tokenLimit} tokens; the limit is ${tokenLimit}`,
       locations: formatted.locations,
-      path: formatted.path,
-      extensions: { code: appError.code, ...(violations ? { violations } : {}) },
+      extensions: { code: ErrorCode.QUERY_TOO_LARGE },
     };
   }
   // Apollo re-labels validation-rule errors GRAPHQL_VALIDATION_FAILED; keep the gateway's own, more precise code.

@@ -1,11 +1,13 @@
+import { maxAliasesRule } from '@escape.tech/graphql-armor-max-aliases';
+import { maxDepthRule } from '@escape.tech/graphql-armor-max-depth';
+import { maxDirectivesRule } from '@escape.tech/graphql-armor-max-directives';
 import {
   GraphQLError,
   Kind,
   type ASTVisitor,
   type DocumentNode,
-  type FragmentDefinitionNode,
   type GraphQLSchema,
-  type OperationDefinitionNode,
+  type ParseOptions,
   type SelectionSetNode,
   type ValidationContext,
   type ValueNode,
@@ -14,91 +16,115 @@ import { fieldExtensionsEstimator, getComplexity, simpleEstimator } from 'graphq
 import { ErrorCode } from '../platform/errors/app-error';
 
 export interface OperationLimits {
-  /** Deepest selection nesting allowed (introspection fields excepted). Default 10. */
+  /** Deepest selection nesting allowed outside `__schema` (leaves count; fragments add no level). Default 10. */
   maxDepth: number;
-  /** Aliased fields allowed per document. Default 15. */
+  /**
+   * Deepest nesting allowed for a whole operation, introspection included. The introspection query graphql-js,
+   * Sandbox and codegen send is 15 deep. Default 20.
+   */
+  maxIntrospectionDepth: number;
+  /** Aliased fields allowed per operation, counted through fragments. Default 15. */
   maxAliases: number;
+  /** Directives allowed per operation, counted through fragments. Default 50. */
+  maxDirectives: number;
+  /** Lexical tokens allowed in one document; parsing stops at the first token over. Default 5000. */
+  maxTokens: number;
+  /** Fragment definitions allowed in one document. Default 100. */
+  maxFragments: number;
   /** Complexity budget per operation (type-graphql `complexity` on fields; lists multiply by page size). */
   maxComplexity: number;
   /** Largest `pageSize`/`first` any argument may ask for. Default 200. */
   maxPageSize: number;
 }
 
+/**
+ * Field selections the complexity estimate may visit for one operation. It follows fragment spreads afresh each time
+ * (graphql-query-complexity has no memo), so this bound is what keeps a fan-out of fragments linear.
+ */
+const MAX_COMPLEXITY_NODES = 10_000;
 const PAGE_ARGUMENTS = new Set(['pageSize', 'first', 'limit']);
 
 function limitError(code: ErrorCode, message: string): GraphQLError {
   return new GraphQLError(message, { extensions: { code, http: { status: 400 } } });
 }
 
-function selectionDepth(
-  selectionSet: SelectionSetNode | undefined,
-  fragments: Map<string, FragmentDefinitionNode>,
-  visited: Set<string>,
-): number {
-  if (!selectionSet) return 0;
-  let deepest = 0;
-  for (const selection of selectionSet.selections) {
-    if (selection.kind === Kind.FIELD) {
-      if (selection.name.value.startsWith('__')) continue;
-      deepest = Math.max(deepest, 1 + selectionDepth(selection.selectionSet, fragments, visited));
-    } else if (selection.kind === Kind.INLINE_FRAGMENT) {
-      deepest = Math.max(deepest, selectionDepth(selection.selectionSet, fragments, visited));
-    } else {
-      const name = selection.name.value;
-      const fragment = fragments.get(name);
-      if (!fragment || visited.has(name)) continue;
-      visited.add(name);
-      deepest = Math.max(deepest, selectionDepth(fragment.selectionSet, fragments, visited));
-      visited.delete(name);
-    }
-  }
-  return deepest;
+/** Options for graphql-js `parse`: the token cap stops a huge document before any rule walks it. */
+export function createParseOptions(limits: OperationLimits): ParseOptions {
+  return { maxTokens: limits.maxTokens };
 }
 
-/** Validation rules that need no variables: run by Apollo (`validationRules`) and by graphql-ws alike. */
+/** graphql-armor's visitors report through callbacks; the gateway reports its own codes and wording. */
+function reportAs(code: ErrorCode, describe: (found: string) => string) {
+  return {
+    exposeLimits: true,
+    propagateOnRejection: false,
+    onReject: [
+      (context: ValidationContext | null, error: GraphQLError) => {
+        const found = /found (\d+)/.exec(error.message)?.[1] ?? 'more';
+        context?.reportError(limitError(code, describe(found)));
+      },
+    ],
+  };
+}
+
+/**
+ * Validation rules that need no variables: run by Apollo (`validationRules`) and by graphql-ws alike. Each runs in
+ * time linear in the document: graphql-armor's visitors compute every fragment once and reuse the result per spread.
+ */
 export function createLimitRules(limits: OperationLimits): Array<(context: ValidationContext) => ASTVisitor> {
-  const depthRule = (context: ValidationContext): ASTVisitor => {
-    const document = context.getDocument();
-    const fragments = new Map(
-      document.definitions
-        .filter((d): d is FragmentDefinitionNode => d.kind === Kind.FRAGMENT_DEFINITION)
-        .map((d) => [d.name.value, d]),
-    );
+  const fragmentCount = (context: ValidationContext): ASTVisitor => {
+    let fragments = 0;
     return {
-      OperationDefinition(operation: OperationDefinitionNode) {
-        const depth = selectionDepth(operation.selectionSet, fragments, new Set());
-        if (depth > limits.maxDepth) {
+      FragmentDefinition() {
+        fragments++;
+        if (fragments === limits.maxFragments + 1) {
           context.reportError(
             limitError(
-              ErrorCode.QUERY_TOO_DEEP,
-              `Query depth ${depth} exceeds the limit of ${limits.maxDepth}`,
+              ErrorCode.QUERY_TOO_LARGE,
+              `Query document defines more than ${limits.maxFragments} fragments`,
             ),
           );
         }
       },
     };
   };
-  const aliasRule = (context: ValidationContext): ASTVisitor => {
-    let aliases = 0;
-    return {
-      Field(node) {
-        if (node.alias) aliases++;
-      },
-      Document: {
-        leave() {
-          if (aliases > limits.maxAliases) {
-            context.reportError(
-              limitError(
-                ErrorCode.TOO_MANY_ALIASES,
-                `Query uses ${aliases} aliases; the limit is ${limits.maxAliases}`,
-              ),
-            );
-          }
-        },
-      },
-    };
-  };
-  return [depthRule, aliasRule];
+  return [
+    fragmentCount,
+    maxDepthRule({
+      n: limits.maxDepth,
+      ignoreIntrospection: true,
+      flattenFragments: true,
+      ...reportAs(
+        ErrorCode.QUERY_TOO_DEEP,
+        (found) => `Query depth ${found} exceeds the limit of ${limits.maxDepth}`,
+      ),
+    }),
+    maxDepthRule({
+      n: limits.maxIntrospectionDepth,
+      ignoreIntrospection: false,
+      flattenFragments: true,
+      ...reportAs(
+        ErrorCode.QUERY_TOO_DEEP,
+        (found) =>
+          `Query depth ${found} (introspection included) exceeds the limit of ${limits.maxIntrospectionDepth}`,
+      ),
+    }),
+    maxAliasesRule({
+      n: limits.maxAliases,
+      allowList: [],
+      ...reportAs(
+        ErrorCode.TOO_MANY_ALIASES,
+        (found) => `Query uses ${found} aliases; the limit is ${limits.maxAliases}`,
+      ),
+    }),
+    maxDirectivesRule({
+      n: limits.maxDirectives,
+      ...reportAs(
+        ErrorCode.TOO_MANY_DIRECTIVES,
+        (found) => `Query uses ${found} directives; the limit is ${limits.maxDirectives}`,
+      ),
+    }),
+  ];
 }
 
 function findOversizedPage(value: unknown, path: string, max: number): string | undefined {
@@ -184,6 +210,7 @@ export function checkVariableLimits(options: {
       variables,
       operationName: options.operationName ?? undefined,
       estimators: [fieldExtensionsEstimator(), simpleEstimator({ defaultComplexity: 1 })],
+      maxQueryNodes: MAX_COMPLEXITY_NODES,
     });
     if (complexity > limits.maxComplexity) {
       errors.push(
@@ -194,7 +221,15 @@ export function checkVariableLimits(options: {
       );
     }
   } catch (error) {
-    errors.push(limitError(ErrorCode.BAD_USER_INPUT, (error as Error).message));
+    const tooManyNodes = /maximum allowed number of nodes/.test((error as Error).message);
+    errors.push(
+      tooManyNodes
+        ? limitError(
+            ErrorCode.QUERY_TOO_COMPLEX,
+            `Query selects more than ${MAX_COMPLEXITY_NODES} fields once its fragments are expanded`,
+          )
+        : limitError(ErrorCode.BAD_USER_INPUT, (error as Error).message),
+    );
   }
   return errors;
 }

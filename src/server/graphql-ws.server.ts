@@ -12,11 +12,17 @@ import {
 import type { OperationMetrics } from '../graphql/operation-metrics';
 import { useServer } from 'graphql-ws/use/ws';
 import { WebSocketServer } from 'ws';
-import { checkVariableLimits, createLimitRules, type OperationLimits } from '../graphql/limits';
+import {
+  checkVariableLimits,
+  createLimitRules,
+  createParseOptions,
+  type OperationLimits,
+} from '../graphql/limits';
 import { formatError, gatewayError } from '../graphql/errors';
 import type { ContextFactory } from '../graphql/context';
 import { AuthFailure, type Principal } from '../modules/identity';
-import { ErrorCode } from '../platform/errors/app-error';
+import { classifyDatabaseError } from '../platform/db/db-errors';
+import { AppError, ErrorCode } from '../platform/errors/app-error';
 import type { Logger } from '../platform/logging/logger';
 
 export interface GraphQLWsOptions {
@@ -28,6 +34,12 @@ export interface GraphQLWsOptions {
   limits: OperationLimits;
   logger: Logger;
   operationMetrics: OperationMetrics;
+  /** Introspection on: keep graphql-js's "Did you mean" hints; off: strip them. */
+  introspection: boolean;
+  /** Largest message accepted, in bytes (the HTTP body limit). */
+  maxPayloadBytes: number;
+  /** An unauthenticated socket that sends no `connection_init` within this time is closed. Default 3000 ms. */
+  connectionInitWaitTimeoutMs?: number;
 }
 
 /**
@@ -38,10 +50,16 @@ export function startGraphQLWs(options: GraphQLWsOptions): {
   close: () => Promise<void>;
   connections: () => number;
 } {
-  const wsServer = new WebSocketServer({ server: options.httpServer, path: options.path });
+  const wsServer = new WebSocketServer({
+    server: options.httpServer,
+    path: options.path,
+    // ws buffers a whole message before anyone sees it: cap it as the HTTP body is capped (default is 100 MiB).
+    maxPayload: options.maxPayloadBytes,
+  });
   /** The Authorization value each connection was accepted with; it is checked again for every operation. */
   const authorizations = new WeakMap<object, string>();
   const limitRules = createLimitRules(options.limits);
+  const parseOptions = createParseOptions(options.limits);
   const rules = [...specifiedRules, ...limitRules];
   const running = new Map<string, { finish: () => void; subscription: boolean }>();
   const finish = (id: string) => {
@@ -52,11 +70,15 @@ export function startGraphQLWs(options: GraphQLWsOptions): {
     if (operation.subscription) options.operationMetrics.subscriptionClosed();
   };
   const format = (error: GraphQLError) =>
-    formatError(error.toJSON(), error, options.logger, (code) => options.operationMetrics.error(code));
+    formatError(error.toJSON(), error, options.logger, {
+      hideSuggestions: !options.introspection,
+      onCode: (code) => options.operationMetrics.error(code),
+    });
 
   const disposable = useServer(
     {
       schema: options.schema,
+      connectionInitWaitTimeout: options.connectionInitWaitTimeoutMs ?? 3000,
       onConnect: async (ctx) => {
         const authorization = ctx.connectionParams?.authorization;
         try {
@@ -77,12 +99,15 @@ export function startGraphQLWs(options: GraphQLWsOptions): {
         try {
           principal = await options.contexts.authenticate(authorizations.get(ctx.extra));
         } catch (error) {
+          const unavailable = error instanceof AppError ? undefined : classifyDatabaseError(error);
+          if (unavailable?.code === ErrorCode.SERVICE_UNAVAILABLE)
+            return [gatewayError(ErrorCode.SERVICE_UNAVAILABLE, unavailable.message, 503)];
           return [gatewayError(ErrorCode.UNAUTHENTICATED, (error as Error).message, 401)];
         }
         if (!principal) return [gatewayError(ErrorCode.UNAUTHENTICATED, AuthFailure.MISSING_TOKEN, 401)];
         let document;
         try {
-          document = parse(payload.query);
+          document = parse(payload.query, parseOptions);
         } catch (error) {
           return [error instanceof GraphQLError ? error : new GraphQLError(String(error))];
         }

@@ -1,7 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { createServer, type Server as HttpServer } from 'node:http';
 import { ApolloServer, type ApolloServerPlugin } from '@apollo/server';
-import { ApolloServerPluginDrainHttpServer } from '@apollo/server/plugin/drainHttpServer';
 import { ApolloServerPluginLandingPageLocalDefault } from '@apollo/server/plugin/landingPage/default';
 import {
   ApolloServerPluginCacheControlDisabled,
@@ -11,12 +10,19 @@ import { expressMiddleware } from '@as-integrations/express5';
 import express, { type ErrorRequestHandler, type RequestHandler } from 'express';
 import { GraphQLError, type GraphQLSchema } from 'graphql';
 import type { ContextFactory } from '../graphql/context';
+import { trackHttpConnections } from './http-drain';
 import type { OperationMetrics } from '../graphql/operation-metrics';
 import type { Metrics } from '../platform/metrics/metrics';
 import { formatError } from '../graphql/errors';
-import { checkVariableLimits, createLimitRules, type OperationLimits } from '../graphql/limits';
+import {
+  checkVariableLimits,
+  createLimitRules,
+  createParseOptions,
+  type OperationLimits,
+} from '../graphql/limits';
 import type { RequestContext } from '../modules/request-context';
-import { AppError } from '../platform/errors/app-error';
+import { classifyDatabaseError } from '../platform/db/db-errors';
+import { AppError, ErrorCode } from '../platform/errors/app-error';
 import type { Logger } from '../platform/logging/logger';
 
 export interface HttpServerOptions {
@@ -34,6 +40,8 @@ export interface HttpServerOptions {
   readiness: () => Promise<Record<string, boolean>>;
   /** Extra cleanup run while Apollo drains (e.g. closing graphql-ws). */
   onDrain?: () => Promise<void>;
+  /** Longest the HTTP drain waits for in-flight requests before cutting connections. */
+  drainTimeoutMs: number;
   metrics: Metrics;
   operationMetrics: OperationMetrics;
 }
@@ -56,6 +64,7 @@ export async function createHttpGateway(options: HttpServerOptions): Promise<Htt
   const app = express();
   app.disable('x-powered-by');
   const httpServer = createServer(app);
+  const connections = trackHttpConnections(httpServer);
 
   const limitsPlugin: ApolloServerPlugin<RequestContext> = {
     async requestDidStart() {
@@ -86,9 +95,32 @@ export async function createHttpGateway(options: HttpServerOptions): Promise<Htt
       };
     },
   };
+  // A request that could not run at all because a dependency is down answers 503, so clients and balancers retry.
+  const unavailablePlugin: ApolloServerPlugin<RequestContext> = {
+    async requestDidStart() {
+      return {
+        async willSendResponse({ response }) {
+          if (response.body.kind !== 'single') return;
+          const { data, errors } = response.body.singleResult;
+          const unavailable =
+            errors?.length &&
+            errors.every((e) => e.extensions?.code === ErrorCode.SERVICE_UNAVAILABLE) &&
+            (!data || Object.values(data).every((value) => value === null));
+          if (!unavailable) return;
+          response.http.status = 503;
+          response.http.headers.set('retry-after', '1');
+        },
+      };
+    },
+  };
   const drainPlugin: ApolloServerPlugin<RequestContext> = {
     async serverWillStart() {
-      return { drainServer: async () => options.onDrain?.() };
+      // Apollo serves requests normally while its servers drain; it stops only once this resolves.
+      return {
+        drainServer: async () => {
+          await Promise.all([connections.drain(options.drainTimeoutMs), options.onDrain?.()]);
+        },
+      };
     },
   };
 
@@ -102,13 +134,17 @@ export async function createHttpGateway(options: HttpServerOptions): Promise<Htt
     stringifyResult: (result) => JSON.stringify(result),
     csrfPrevention: true,
     validationRules: createLimitRules(options.limits),
+    parseOptions: createParseOptions(options.limits),
     formatError: (formatted, error) =>
-      formatError(formatted, error, options.logger, (code) => options.operationMetrics.error(code)),
+      formatError(formatted, error, options.logger, {
+        hideSuggestions: !options.introspection,
+        onCode: (code) => options.operationMetrics.error(code),
+      }),
     plugins: [
       // No cache hints are used; the default cache-control plugin would wrap every field resolver.
       ApolloServerPluginCacheControlDisabled(),
       metricsPlugin,
-      ApolloServerPluginDrainHttpServer({ httpServer }),
+      unavailablePlugin,
       drainPlugin,
       limitsPlugin,
       options.landingPage
@@ -160,9 +196,11 @@ export async function createHttpGateway(options: HttpServerOptions): Promise<Htt
           const principal = await options.contexts.authenticate(req.headers.authorization);
           return options.contexts.create(principal, res.locals.requestId as string);
         } catch (error) {
-          if (error instanceof AppError) {
-            throw new GraphQLError(error.message, {
-              extensions: { code: error.code, http: { status: error.httpStatus ?? 400 } },
+          // A bad token is the client's; a database that cannot be reached while checking it is ours (503, retry).
+          const known = error instanceof AppError ? error : classifyDatabaseError(error);
+          if (known) {
+            throw new GraphQLError(known.message, {
+              extensions: { code: known.code, http: { status: known.httpStatus ?? 400 } },
             });
           }
           throw error;

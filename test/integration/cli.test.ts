@@ -57,6 +57,17 @@ describe('command line: migrate, seed, token', () => {
     expect(monthly.map((r) => r.name)).toContain(current);
   });
 
+  it('the typeorm CLI prints which migrations ran, in its own console format', async () => {
+    const typeorm = resolve(ROOT, 'node_modules/typeorm/cli.js');
+    const { stdout } = await run(process.execPath, [typeorm, 'migration:show', '-d', 'dist/ormconfig.js'], {
+      env,
+      cwd: ROOT,
+    });
+    expect(stdout).toMatch(/\[X\] \d+ Foundation1764300000000/);
+    expect(stdout).toMatch(/\[X\] \d+ UserDeactivation1764500000000/);
+    expect(stdout).not.toMatch(/^\{/m); // not pino's JSON lines
+  });
+
   it('seeds the exact counts, refuses to seed twice without --reset, and mints working tokens', async () => {
     const sizes = [
       '--companies',

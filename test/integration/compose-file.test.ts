@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { parse } from 'yaml';
@@ -11,9 +12,18 @@ interface ComposeService {
   ports?: string[];
 }
 
+/** What an operator exports before `docker compose up`; compose substitutes `${VAR}` / `${VAR:?message}`. */
+const OPERATOR_ENV: Record<string, string> = { JWT_SECRET: randomBytes(32).toString('hex') };
+const RAW_COMPOSE = readFileSync(resolve(__dirname, '../../compose.yaml'), 'utf8');
+
 /** No Docker engine runs here, so the compose file is checked against the config module instead of started. */
 describe('compose.yaml', () => {
-  const compose = parse(readFileSync(resolve(__dirname, '../../compose.yaml'), 'utf8'), { merge: true }) as {
+  const interpolated = RAW_COMPOSE.replace(/\$\{(\w+)(?::\?[^}]*)?\}/g, (_match, name: string) => {
+    const value = OPERATOR_ENV[name];
+    if (value === undefined) throw new Error(`compose.yaml needs ${name}, which the test does not provide`);
+    return value;
+  });
+  const compose = parse(interpolated, { merge: true }) as {
     services: Record<string, ComposeService>;
   };
   const services = compose.services;
@@ -59,7 +69,7 @@ describe('compose.yaml', () => {
     expect(services.gateway!.ports).toEqual(
       expect.arrayContaining([
         `${config.http.port}:${config.http.port}`,
-        `${config.metrics.gatewayPort}:${config.metrics.gatewayPort}`,
+        `127.0.0.1:${config.metrics.gatewayPort}:${config.metrics.gatewayPort}`,
       ]),
     );
     // Prometheus scrapes the ports the processes publish, under their service names.
@@ -67,6 +77,14 @@ describe('compose.yaml', () => {
     expect(scrape).toContain(`gateway:${config.metrics.gatewayPort}`);
     const worker = loadConfig(services.worker!.environment);
     expect(scrape).toContain(`worker:${worker.metrics.workerPort}`);
-    expect(services.worker!.ports).toContain(`${worker.metrics.workerPort}:${worker.metrics.workerPort}`);
+    expect(services.worker!.ports).toContain(
+      `127.0.0.1:${worker.metrics.workerPort}:${worker.metrics.workerPort}`,
+    );
+    // Inside the compose network Prometheus must reach the listeners, which otherwise bind loopback.
+    expect([config.metrics.host, worker.metrics.host]).toEqual(['0.0.0.0', '0.0.0.0']);
+  });
+
+  it('takes the JWT secret from the operator, never a value written in the file (production refuses those)', () => {
+    expect(RAW_COMPOSE).toMatch(/JWT_SECRET: \$\{JWT_SECRET:\?[^}]+\}/);
   });
 });

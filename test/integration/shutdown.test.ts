@@ -36,14 +36,18 @@ describe('graceful shutdown of the gateway process', () => {
         query: `mutation { updateLead(id: "${leadId}", input: { lastName: "After" }) { lastName } }`,
       }),
     });
+    // Polled outside the locker's transaction: pg_stat_activity is snapshotted once per transaction.
+    const watcher = new Client({ connectionString: process.env.DATABASE_URL });
+    await watcher.connect();
     await waitUntil(async () => {
       const [{ waiting }] = (
-        await locker.query(
+        await watcher.query(
           "SELECT count(*)::int AS waiting FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()",
         )
       ).rows as [{ waiting: number }];
       return waiting > 0;
     });
+    await watcher.end();
 
     gateway.child.kill('SIGTERM');
     await gateway.waitFor(/shutting down/);

@@ -4,7 +4,7 @@ describe('loadConfig', () => {
   it('applies documented defaults and picks embedded drivers when nothing is configured', () => {
     const config = loadConfig({});
     expect(config.http.port).toBe(4000);
-    expect(config.metrics).toEqual({ gatewayPort: 9464, workerPort: 9465 });
+    expect(config.metrics).toEqual({ host: '127.0.0.1', gatewayPort: 9464, workerPort: 9465 });
     expect(config.database.driver).toBe('embedded');
     expect(config.redis.driver).toBe('memory');
     expect(config.graphql).toMatchObject({
@@ -21,7 +21,7 @@ describe('loadConfig', () => {
     expect(() => loadConfig({ DATABASE_URL: 'mysql://x' })).toThrow(
       /DATABASE_URL: must be a URL starting with postgres/,
     );
-    expect(() => loadConfig({ JWT_SECRET: 'short' })).toThrow(/JWT_SECRET: must be at least 32 characters/);
+    expect(() => loadConfig({ JWT_SECRET: 'short' })).toThrow(/JWT_SECRET: must be at least 32 bytes/);
     expect(() => loadConfig({ GRAPHQL_INTROSPECTION: 'maybe' })).toThrow(ConfigError);
   });
 
@@ -35,6 +35,42 @@ describe('loadConfig', () => {
     const config = loadConfig({ NODE_ENV: 'production', JWT_SECRET: 'x'.repeat(40) });
     expect(config.graphql.introspection).toBe(false);
     expect(config.jwt.isDevSecret).toBe(false);
+  });
+
+  it.each([
+    [
+      'the built-in development secret',
+      'dev-only-secret-change-me-0123456789abcdef',
+      /published example or placeholder/,
+    ],
+    [
+      'the .env.example placeholder',
+      'replace-with-a-long-random-secret-of-at-least-32-chars',
+      /published example or placeholder/,
+    ],
+    [
+      'any other placeholder',
+      'please-change-me-before-going-live-0123456789',
+      /published example or placeholder/,
+    ],
+    ['a secret under 32 bytes', 'k8Jq2mZr0vXy7LpT4nWc9sHd6fGb1a', /at least 32 bytes/],
+  ])('refuses %s in production, naming JWT_SECRET', (_label, secret, rule) => {
+    expect(() => loadConfig({ NODE_ENV: 'production', JWT_SECRET: secret })).toThrow(
+      new RegExp(`JWT_SECRET: .*${rule.source}`),
+    );
+    // Outside production a published secret is accepted (tests and local runs); a short one never is.
+    if (secret.length >= 32)
+      expect(() => loadConfig({ NODE_ENV: 'development', JWT_SECRET: secret })).not.toThrow();
+    else expect(() => loadConfig({ JWT_SECRET: secret })).toThrow(/JWT_SECRET: must be at least 32 bytes/);
+  });
+
+  it('counts the secret in bytes: 16 two-byte characters are 32 bytes', () => {
+    expect(() => loadConfig({ NODE_ENV: 'production', JWT_SECRET: 'ü'.repeat(16) })).not.toThrow();
+  });
+
+  it('binds the metrics listener to loopback unless METRICS_HOST says otherwise', () => {
+    expect(loadConfig({ HOST: '0.0.0.0' }).metrics.host).toBe('127.0.0.1');
+    expect(loadConfig({ METRICS_HOST: '0.0.0.0' }).metrics.host).toBe('0.0.0.0');
   });
 
   it('selects real drivers from URLs', () => {

@@ -6,6 +6,8 @@ export const AuthFailure = {
   INVALID_TOKEN: 'Token is invalid (bad signature or malformed)',
   EXPIRED_TOKEN: 'Token has expired',
   MISSING_CLAIMS: 'Token must carry the claims "sub" and "company_id"',
+  MALFORMED_CLAIMS: 'Token claims "sub" and "company_id" must be UUIDs',
+  DEACTIVATED_USER: 'Token belongs to a deactivated user',
   UNKNOWN_USER: 'Token does not belong to a user of its company',
 } as const;
 

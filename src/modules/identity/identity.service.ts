@@ -18,6 +18,9 @@ export interface IdentityServiceOptions {
   metrics?: CacheMetrics;
 }
 
+/** Longer than a user lookup takes from Postgres to the cache write that follows it. */
+const LATE_INVALIDATION_MS = 1000;
+
 /** Users, roles and companies: token -> principal, and batched, cached lookups for loaders. */
 export class IdentityService {
   readonly userCache: ReadThroughCache<UserEntity>;
@@ -34,7 +37,7 @@ export class IdentityService {
     this.userCache = new ReadThroughCache<UserEntity>({
       ...shared,
       kind: 'user',
-      revive: (raw) => reviveDates(raw, ['createdAt', 'updatedAt']),
+      revive: (raw) => reviveDates(raw, ['createdAt', 'updatedAt', 'deactivatedAt']),
     });
     this.roleCache = new ReadThroughCache<RoleEntity>({
       ...shared,
@@ -53,6 +56,7 @@ export class IdentityService {
     const claims = await this.options.tokens.verify(token);
     const [user] = await this.usersByIds(claims.companyId, [claims.userId]);
     if (!user) throw authFailure('UNKNOWN_USER');
+    if (user.deactivatedAt) throw authFailure('DEACTIVATED_USER');
     return {
       userId: user.id,
       companyId: user.companyId,
@@ -93,6 +97,19 @@ export class IdentityService {
   /** Call after any change to a user (role, admin flag, name) so every process reloads it. */
   invalidateUsers(companyId: string, ids: readonly string[]): Promise<void> {
     return this.userCache.invalidate(companyId, ids);
+  }
+
+  /**
+   * Invalidation for a committed change to users: now, and once more a moment later, because a request that read
+   * the old row just before the commit may write it back to the cache just after the first invalidation.
+   */
+  async invalidateUsersAfterCommit(companyId: string, ids: readonly string[]): Promise<void> {
+    await this.invalidateUsers(companyId, ids);
+    setTimeout(() => {
+      this.invalidateUsers(companyId, ids).catch(() => {
+        // Best effort: the first invalidation already reached the shared cache.
+      });
+    }, LATE_INVALIDATION_MS).unref();
   }
 }
 

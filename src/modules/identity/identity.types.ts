@@ -35,6 +35,9 @@ export class User {
   @Field(() => Boolean, { description: 'Company admins see and edit every record of their company' })
   isAdmin!: boolean;
 
+  @Field(() => Date, { nullable: true, description: 'When an admin deactivated the user; null while active' })
+  deactivatedAt!: Date | null;
+
   roleId!: string | null;
   companyId!: string;
 }

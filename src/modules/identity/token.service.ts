@@ -1,4 +1,5 @@
 import { errors, jwtVerify, SignJWT, type JWTPayload } from 'jose';
+import { isUuid } from '../../platform/errors/app-error';
 import { authFailure } from './identity.errors';
 
 export interface TokenClaims {
@@ -47,6 +48,8 @@ export class TokenService {
     if (typeof payload.sub !== 'string' || typeof companyId !== 'string' || typeof payload.exp !== 'number') {
       throw authFailure('MISSING_CLAIMS');
     }
+    // Ids are UUIDs: a validly signed token naming anything else belongs to no user (and must not reach SQL).
+    if (!isUuid(payload.sub) || !isUuid(companyId)) throw authFailure('MALFORMED_CLAIMS');
     return { userId: payload.sub, companyId, expiresAt: payload.exp };
   }
 }

@@ -10,16 +10,44 @@ import {
   Max,
   MaxLength,
   Min,
+  ValidateBy,
   ValidateIf,
 } from 'class-validator';
+import { numericColumnMax } from '../../platform/db/column-bounds';
+import { AccountEntity } from './account.entity';
+import { DealEntity } from './deal.entity';
+import { LeadEntity } from './lead.entity';
 import { ArgsType, Field, Float, ID, InputType, Int } from 'type-graphql';
 import { DealStage, Industry, LeadSource, LeadStatus } from './record.enums';
 import { SortDirection } from './record.service';
 
 /** Present in an update: validate it, and reject null for non-nullable columns (IsOptional would let null through). */
 const IfPresent = () => ValidateIf((_object, value) => value !== undefined);
-const MAX_MONEY = 1_000_000_000_000;
-const ISO_DATE = /^\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])$/;
+const MAX_LEAD_VALUE = numericColumnMax(LeadEntity, 'estimatedValue');
+const MAX_DEAL_AMOUNT = numericColumnMax(DealEntity, 'amount');
+const MAX_ANNUAL_REVENUE = numericColumnMax(AccountEntity, 'annualRevenue');
+const ISO_DATE = /^(\d{4})-(\d{2})-(\d{2})$/;
+
+/** A real day of the Gregorian calendar that a Postgres `date` holds: 2023-02-30 and 0000-01-01 are not. */
+export function isCalendarDate(value: unknown): boolean {
+  if (typeof value !== 'string') return false;
+  const match = ISO_DATE.exec(value);
+  if (!match) return false;
+  const [year, month, day] = match.slice(1).map(Number) as [number, number, number];
+  if (year < 1) return false;
+  const date = new Date(Date.UTC(2000, month - 1, day));
+  date.setUTCFullYear(year);
+  return date.getUTCFullYear() === year && date.getUTCMonth() === month - 1 && date.getUTCDate() === day;
+}
+
+const IsCalendarDate = () =>
+  ValidateBy({
+    name: 'isCalendarDate',
+    validator: {
+      validate: isCalendarDate,
+      defaultMessage: () => '$property must be a calendar date written YYYY-MM-DD (year 0001 or later)',
+    },
+  });
 
 @ArgsType()
 export class ListArgs {
@@ -85,7 +113,7 @@ export class CreateLeadInput {
   @IsOptional()
   @IsNumber({ allowNaN: false, allowInfinity: false })
   @Min(0)
-  @Max(MAX_MONEY)
+  @Max(MAX_LEAD_VALUE)
   estimatedValue?: number | null;
 
   @Field(() => String, { nullable: true })
@@ -148,7 +176,7 @@ export class UpdateLeadInput {
   @IsOptional()
   @IsNumber({ allowNaN: false, allowInfinity: false })
   @Min(0)
-  @Max(MAX_MONEY)
+  @Max(MAX_LEAD_VALUE)
   estimatedValue?: number | null;
 
   @Field(() => String, { nullable: true })
@@ -182,7 +210,7 @@ export class CreateAccountInput {
   @IsOptional()
   @IsNumber({ allowNaN: false, allowInfinity: false })
   @Min(0)
-  @Max(MAX_MONEY)
+  @Max(MAX_ANNUAL_REVENUE)
   annualRevenue?: number | null;
 
   @Field(() => Int, { nullable: true })
@@ -218,7 +246,7 @@ export class UpdateAccountInput {
   @IsOptional()
   @IsNumber({ allowNaN: false, allowInfinity: false })
   @Min(0)
-  @Max(MAX_MONEY)
+  @Max(MAX_ANNUAL_REVENUE)
   annualRevenue?: number | null;
 
   @Field(() => Int, { nullable: true })
@@ -247,7 +275,7 @@ export class CreateDealInput {
   @Field(() => Float, { defaultValue: 0 })
   @IsNumber({ allowNaN: false, allowInfinity: false })
   @Min(0)
-  @Max(MAX_MONEY)
+  @Max(MAX_DEAL_AMOUNT)
   amount!: number;
 
   @Field(() => Int, { defaultValue: 0, description: '0-100' })
@@ -258,7 +286,7 @@ export class CreateDealInput {
 
   @Field(() => String, { nullable: true, description: 'YYYY-MM-DD' })
   @IsOptional()
-  @Matches(ISO_DATE, { message: 'must be a date written YYYY-MM-DD' })
+  @IsCalendarDate()
   closeDate?: string | null;
 
   @Field(() => ID, { nullable: true })
@@ -289,7 +317,7 @@ export class UpdateDealInput {
   @IfPresent()
   @IsNumber({ allowNaN: false, allowInfinity: false })
   @Min(0)
-  @Max(MAX_MONEY)
+  @Max(MAX_DEAL_AMOUNT)
   amount?: number;
 
   @Field(() => Int, { nullable: true })
@@ -301,7 +329,7 @@ export class UpdateDealInput {
 
   @Field(() => String, { nullable: true })
   @IsOptional()
-  @Matches(ISO_DATE, { message: 'must be a date written YYYY-MM-DD' })
+  @IsCalendarDate()
   closeDate?: string | null;
 
   @Field(() => ID, { nullable: true })

@@ -8,7 +8,7 @@ import {
 } from '../../platform/errors/app-error';
 import { AuditAction, type AuditService } from '../audit';
 import type { IdentityService, Principal } from '../identity';
-import type { VisibilityService } from '../sharing';
+import type { VisibilityService, WriteVisibility } from '../sharing';
 import type { ObjectType } from './record.enums';
 
 export interface OwnedEntity extends ObjectLiteral {
@@ -53,8 +53,11 @@ export interface RecordServiceDeps {
   maxPageSize: number;
 }
 
-/** Hook run inside the write transaction before the row is saved; throws ValidationError to reject. */
-export type WriteCheck<E> = (principal: Principal, candidate: E, manager: EntityManager) => Promise<void>;
+/**
+ * Check of the fields a create or update sets, run before the write transaction opens (so it may read through the
+ * pool and the caches); throws ValidationError to reject.
+ */
+export type WriteCheck<E> = (principal: Principal, changes: Partial<E>) => Promise<void>;
 
 /**
  * Reads and writes one record type under tenant isolation and the visibility rules; every mutation writes its
@@ -128,13 +131,13 @@ export class RecordService<E extends OwnedEntity> {
   async create(principal: Principal, values: Partial<E>): Promise<E> {
     const ownerId = values.ownerId ?? principal.userId;
     await this.assertOwnerInCompany(principal, ownerId, values.ownerId !== undefined);
+    await this.beforeWrite(principal, values);
     const created = await this.deps.dataSource.transaction(async (manager) => {
       const candidate = manager.create(this.definition.entity, {
         ...values,
         companyId: principal.companyId,
         ownerId,
       } as unknown as E);
-      await this.beforeWrite(principal, candidate, manager);
       const saved = await manager.save(this.definition.entity, candidate);
       await this.deps.audit.record(manager, principal, {
         action: AuditAction.CREATE,
@@ -150,8 +153,10 @@ export class RecordService<E extends OwnedEntity> {
   async update(principal: Principal, id: string, patch: Partial<E>): Promise<E> {
     assertUuid('id', id);
     if (patch.ownerId !== undefined) await this.assertOwnerInCompany(principal, patch.ownerId, true);
+    await this.beforeWrite(principal, patch);
+    const visibility = await this.deps.visibility.forWrite(principal, this.definition.objectType);
     const updated = await this.deps.dataSource.transaction(async (manager) => {
-      const current = await this.lockForWrite(manager, principal, id);
+      const current = await this.lockForWrite(manager, visibility, id);
       const changes: Record<string, { from: unknown; to: unknown }> = {};
       for (const [field, value] of Object.entries(patch)) {
         if (value === undefined) continue;
@@ -159,7 +164,6 @@ export class RecordService<E extends OwnedEntity> {
         if (!sameValue(before, value)) changes[field] = { from: before ?? null, to: value };
       }
       const candidate = manager.merge(this.definition.entity, current, patch as E);
-      await this.beforeWrite(principal, candidate, manager);
       if (Object.keys(changes).length === 0) return current;
       const saved = await manager.save(this.definition.entity, candidate);
       await this.deps.audit.record(manager, principal, {
@@ -176,8 +180,9 @@ export class RecordService<E extends OwnedEntity> {
 
   async delete(principal: Principal, id: string): Promise<boolean> {
     assertUuid('id', id);
+    const visibility = await this.deps.visibility.forWrite(principal, this.definition.objectType);
     await this.deps.dataSource.transaction(async (manager) => {
-      const current = await this.lockForWrite(manager, principal, id);
+      const current = await this.lockForWrite(manager, visibility, id);
       await manager.delete(this.definition.entity, { id, companyId: principal.companyId });
       await this.deps.audit.record(manager, principal, {
         action: AuditAction.DELETE,
@@ -195,8 +200,8 @@ export class RecordService<E extends OwnedEntity> {
   }
 
   /** Row-locks the record; NOT_FOUND when hidden (existence is not revealed), FORBIDDEN when read-only. */
-  private async lockForWrite(manager: EntityManager, principal: Principal, id: string): Promise<E> {
-    const visible = await this.deps.visibility.readPredicate(principal, this.definition.objectType, 'r');
+  private async lockForWrite(manager: EntityManager, visibility: WriteVisibility, id: string): Promise<E> {
+    const visible = visibility.readPredicate('r');
     const current = await manager
       .getRepository(this.definition.entity)
       .createQueryBuilder('r')
@@ -205,7 +210,7 @@ export class RecordService<E extends OwnedEntity> {
       .andWhere(visible.sql, visible.params)
       .getOne();
     if (!current) throw new NotFoundError(this.definition.label, id);
-    if (!(await this.deps.visibility.canEdit(principal, this.definition.objectType, current, manager))) {
+    if (!(await visibility.canEdit(current, manager))) {
       throw new ForbiddenError(`You may read but not edit ${this.definition.label} ${id}`);
     }
     return current;

@@ -90,9 +90,11 @@ export function createRecordServices(
       sortable: { ...COMMON_SORTS, name: 'name', amount: 'amount', closeDate: 'closeDate', stage: 'stage' },
     },
     deps,
-    async (principal, candidate, manager) => {
-      if (!candidate.accountId) return;
-      const [account] = await accounts.byIds(principal, [candidate.accountId], manager);
+    // Only a create or update that sets accountId must name an account the writer can see; editing other fields of
+    // a deal whose account the editor cannot see needs EDIT on the deal alone.
+    async (principal, changes) => {
+      if (!changes.accountId) return;
+      const [account] = await accounts.byIds(principal, [changes.accountId]);
       if (!account)
         throw ValidationError.single('input.accountId', 'must be the id of an account you can see');
     },

@@ -1,6 +1,12 @@
 import './sharing.enums';
 
-export { VisibilityService, toPredicate, type SqlPredicate, type OwnedRecord } from './visibility.service';
+export {
+  VisibilityService,
+  toPredicate,
+  type SqlPredicate,
+  type OwnedRecord,
+  type WriteVisibility,
+} from './visibility.service';
 export { VisibilityCompiler } from './visibility.compiler';
 export { VisibilityCache } from './visibility.cache';
 export { SharingService } from './sharing.service';

@@ -140,4 +140,12 @@ export class SharingResolver {
   ) {
     return this.sharing.updateUserAccess(principal, userId, input);
   }
+
+  @Mutation(() => User, {
+    description:
+      'Deactivates a user of your company (admins): their tokens are refused from now on, on every gateway',
+  })
+  async deactivateUser(@CurrentPrincipal() principal: Principal, @Arg('userId', () => ID) userId: string) {
+    return this.sharing.deactivateUser(principal, userId);
+  }
 }

@@ -12,7 +12,7 @@ import {
 } from './sharing.entities';
 import type { GranteeType, MemberType, RuleType, SourceType, TargetType } from './sharing.enums';
 import type { VisibilityCache } from './visibility.cache';
-import type { VisibilityService } from './visibility.service';
+import type { VisibilityService, WriteVisibility } from './visibility.service';
 
 /** Record tables by type: an allow-list, never built from input. */
 const RECORD_TABLE: Record<ObjectType, string> = { LEAD: 'leads', DEAL: 'deals', ACCOUNT: 'accounts' };
@@ -123,8 +123,10 @@ export class SharingService {
 
   async shareRecord(principal: Principal, command: RecordShareCommand): Promise<RecordShareEntity> {
     const accessLevel = command.accessLevel ?? 'READ';
+    assertUuid('input.recordId', command.recordId);
+    const visibility = await this.deps.visibility.forWrite(principal, command.objectType);
     const share = await this.deps.dataSource.transaction(async (manager) => {
-      await this.assertMayShare(manager, principal, command);
+      await this.assertMayShare(manager, principal, visibility, command);
       await this.assertReference(
         manager,
         principal,
@@ -159,8 +161,11 @@ export class SharingService {
 
   /** Removing a share needs no cache invalidation: the compiled predicate checks record_shares live. */
   async unshareRecord(principal: Principal, command: RecordShareCommand): Promise<boolean> {
+    assertUuid('input.recordId', command.recordId);
+    assertUuid('input.granteeId', command.granteeId);
+    const visibility = await this.deps.visibility.forWrite(principal, command.objectType);
     return this.deps.dataSource.transaction(async (manager) => {
-      await this.assertMayShare(manager, principal, command);
+      await this.assertMayShare(manager, principal, visibility, command);
       const result = await manager.delete(RecordShareEntity, {
         companyId: principal.companyId,
         objectType: command.objectType,
@@ -181,7 +186,8 @@ export class SharingService {
   ): Promise<{ id: string; name: string; parentId: string | null }> {
     await this.requireAdmin(principal, 'change the role hierarchy');
     return this.changeRules(principal, async (manager) => {
-      if (parentId) await this.assertReference(manager, principal, 'ROLE', parentId, 'input.parentId');
+      if (parentId !== null && parentId !== undefined)
+        await this.assertReference(manager, principal, 'ROLE', parentId, 'input.parentId');
       const [row] = await manager.query<Array<{ id: string }>>(
         'INSERT INTO roles (company_id, name, parent_id) VALUES ($1, $2, $3) RETURNING id',
         [principal.companyId, name, parentId ?? null],
@@ -205,7 +211,7 @@ export class SharingService {
       const parents = new Map(roles.map((r) => [r.id, r.parent_id]));
       if (!parents.has(id)) throw new NotFoundError('Role', id);
       const newParent = parentId === undefined ? (parents.get(id) ?? null) : parentId;
-      if (newParent) {
+      if (newParent !== null) {
         assertUuid('input.parentId', newParent);
         if (!parents.has(newParent))
           throw ValidationError.single('input.parentId', 'must be the id of a role in your company');
@@ -309,8 +315,31 @@ export class SharingService {
       await this.audit(manager, principal, 'USER_ACCESS_UPDATE', 'USER', userId, change);
       return row!;
     });
-    await this.deps.identity.invalidateUsers(principal.companyId, [userId]);
+    await this.deps.identity.invalidateUsersAfterCommit(principal.companyId, [userId]);
     const [user] = await this.deps.identity.usersByIds(principal.companyId, [updated.id]);
+    return user!;
+  }
+
+  /**
+   * Deactivates a user of the caller's company: from the commit on, every gateway refuses their tokens (401). Their
+   * records, shares and audit history stay.
+   */
+  async deactivateUser(principal: Principal, userId: string) {
+    await this.requireAdmin(principal, 'deactivate users');
+    assertUuid('userId', userId);
+    if (userId === principal.userId)
+      throw ValidationError.single('userId', 'must not be yourself (ask another admin)');
+    await this.changeRules(principal, async (manager) => {
+      const [rows] = await manager.query<[Array<{ id: string }>, number]>(
+        `UPDATE users SET deactivated_at = COALESCE(deactivated_at, now()), updated_at = now()
+          WHERE id = $1 AND company_id = $2 RETURNING id`,
+        [userId, principal.companyId],
+      );
+      if (rows.length === 0) throw new NotFoundError('User', userId);
+      await this.audit(manager, principal, 'USER_DEACTIVATE', 'USER', userId, null);
+    });
+    await this.deps.identity.invalidateUsersAfterCommit(principal.companyId, [userId]);
+    const [user] = await this.deps.identity.usersByIds(principal.companyId, [userId]);
     return user!;
   }
 
@@ -378,11 +407,11 @@ export class SharingService {
   private async assertMayShare(
     manager: EntityManager,
     principal: Principal,
+    visibility: WriteVisibility,
     command: RecordShareCommand,
   ): Promise<void> {
-    assertUuid('input.recordId', command.recordId);
     // Readability through the full predicate (criteria rules included), so a hidden record answers NOT_FOUND.
-    const readable = await this.deps.visibility.readPredicate(principal, command.objectType, 'r');
+    const readable = visibility.readPredicate('r');
     const record = await manager
       .createQueryBuilder()
       .select(['r.id AS id', 'r.owner_id AS owner_id'])
@@ -392,7 +421,7 @@ export class SharingService {
       .getRawOne<{ id: string; owner_id: string }>();
     if (!record) throw new NotFoundError(command.objectType, command.recordId);
     const owned = { id: record.id, companyId: principal.companyId, ownerId: record.owner_id };
-    if (!(await this.deps.visibility.canShare(principal, command.objectType, owned))) {
+    if (!visibility.canShare(owned)) {
       throw new ForbiddenError('Only the record owner, their superiors and admins may share it');
     }
   }

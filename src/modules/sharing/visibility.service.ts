@@ -21,6 +21,15 @@ export interface OwnedRecord {
 
 type Access = 'READ' | 'EDIT';
 
+/** A principal's visibility of one record type, compiled before a write transaction opens. */
+export interface WriteVisibility {
+  readPredicate(alias: string): SqlPredicate;
+  /** EDIT access; manual shares are read on `manager`, the transaction's own connection. */
+  canEdit(record: OwnedRecord, manager: EntityManager): Promise<boolean>;
+  /** Ownership, hierarchy or admin: who may share a record by hand. */
+  canShare(record: OwnedRecord): boolean;
+}
+
 /**
  * The single place that decides which records a principal may read or edit (DESIGN.md, clauses 1-6). Every read path
  * (single fetch, lists, loaders, search, reports, exports, vectors) asks it for a predicate or a check.
@@ -49,22 +58,20 @@ export class VisibilityService {
     return toPredicate(await this.compiled(principal, objectType), alias, 'EDIT');
   }
 
-  async canRead(
-    principal: Principal,
-    objectType: ObjectType,
-    record: OwnedRecord,
-    manager?: EntityManager,
-  ): Promise<boolean> {
-    return (await this.allowed(principal, objectType, [record], 'READ', manager)).has(record.id);
-  }
-
-  async canEdit(
-    principal: Principal,
-    objectType: ObjectType,
-    record: OwnedRecord,
-    manager?: EntityManager,
-  ): Promise<boolean> {
-    return (await this.allowed(principal, objectType, [record], 'EDIT', manager)).has(record.id);
+  /**
+   * Visibility resolved now, for a write transaction: its checks use the given transaction's connection only, so a
+   * write never waits for a second pool connection while holding one (which starves the pool under concurrency).
+   */
+  async forWrite(principal: Principal, objectType: ObjectType): Promise<WriteVisibility> {
+    const compiled = await this.compiled(principal, objectType);
+    return {
+      readPredicate: (alias) => toPredicate(compiled, alias, 'READ'),
+      canEdit: async (record, manager) =>
+        (await this.allowedBy(compiled, principal, [record], 'EDIT', manager)).has(record.id),
+      canShare: (record) =>
+        record.companyId === principal.companyId &&
+        (compiled.isAdmin || compiled.hierarchyOwnerIds.includes(record.ownerId)),
+    };
   }
 
   /** Batched check for lists and loaders: the ids among `records` the principal may read (one share query at most). */
@@ -76,21 +83,23 @@ export class VisibilityService {
     return this.allowed(principal, objectType, records, 'READ');
   }
 
-  /** Ownership, hierarchy or admin: who may share a record by hand. */
-  async canShare(principal: Principal, objectType: ObjectType, record: OwnedRecord): Promise<boolean> {
-    if (record.companyId !== principal.companyId) return false;
-    const compiled = await this.compiled(principal, objectType);
-    return compiled.isAdmin || compiled.hierarchyOwnerIds.includes(record.ownerId);
-  }
-
   private async allowed(
     principal: Principal,
     objectType: ObjectType,
     records: readonly OwnedRecord[],
     access: Access,
+  ): Promise<Set<string>> {
+    return this.allowedBy(await this.compiled(principal, objectType), principal, records, access);
+  }
+
+  private async allowedBy(
+    compiled: CompiledVisibility,
+    principal: Principal,
+    records: readonly OwnedRecord[],
+    access: Access,
     manager?: EntityManager,
   ): Promise<Set<string>> {
-    const compiled = await this.compiled(principal, objectType);
+    const { objectType } = compiled;
     const allowed = new Set<string>();
     const undecided: OwnedRecord[] = [];
     const owners = new Set([

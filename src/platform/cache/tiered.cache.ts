@@ -116,7 +116,7 @@ export class TieredCache {
     const now = Date.now();
     const localKey = `${scope}|${key}`;
     const known = this.versions.get(scope);
-    if (known && now - known.checkedAt < this.localMaxAgeMs && (this.redisHealthy || !this.options.redis)) {
+    if (known && now - known.checkedAt < this.localMaxAgeMs && this.trustsLocalTier()) {
       const entry = this.local.get(localKey);
       if (entry && entry.version === known.version && entry.expiresAt > now) {
         this.stats.localHits++;
@@ -215,15 +215,25 @@ export class TieredCache {
 
   private async currentVersion(scope: string): Promise<number> {
     const known = this.versions.get(scope);
-    if (known && Date.now() - known.checkedAt < this.localMaxAgeMs) return known.version;
+    // A version is only kept while bumps would be heard; otherwise ask Redis every time.
+    if (known && Date.now() - known.checkedAt < this.localMaxAgeMs && this.options.events.isListening())
+      return known.version;
     const raw = await this.options.redis!.get(this.versionKey(scope));
     const version = raw === null ? 0 : Number(raw);
     this.versions.set(scope, { version, checkedAt: Date.now() });
     return version;
   }
 
+  /**
+   * The in-process tier is only as good as the invalidations this process hears. While Redis fails or the
+   * subscription is down (a change elsewhere could narrow access unheard), every lookup goes to Redis or Postgres.
+   */
+  private trustsLocalTier(): boolean {
+    return !this.options.redis || (this.redisHealthy && this.options.events.isListening());
+  }
+
   private storeLocal(localKey: string, value: unknown, version: number, ttlSeconds: number): void {
-    if (this.options.redis && !this.redisHealthy) return;
+    if (!this.trustsLocalTier()) return;
     this.local.set(localKey, {
       value,
       version,

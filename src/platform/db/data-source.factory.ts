@@ -15,13 +15,9 @@ export interface DataSourceOptions {
   slowQueryMs?: number;
 }
 
-export function createDataSource(options: DataSourceOptions): {
-  dataSource: DataSource;
-  queryLogger: QueryCountingLogger;
-} {
-  const queryLogger = new QueryCountingLogger(options.logger.child({ component: 'db' }));
-  const dataSource = new DataSource({
-    type: 'postgres',
+function baseOptions(options: Omit<DataSourceOptions, 'logger'>) {
+  return {
+    type: 'postgres' as const,
     url: options.url,
     entities: options.entities,
     migrations: options.migrations,
@@ -29,10 +25,30 @@ export function createDataSource(options: DataSourceOptions): {
     synchronize: false,
     // Ids default to gen_random_uuid() (core since PG 13): no extension to install.
     installExtensions: false,
-    uuidExtension: 'pgcrypto',
-    logger: queryLogger,
+    uuidExtension: 'pgcrypto' as const,
     maxQueryExecutionTime: options.slowQueryMs ?? 1000,
     extra: { max: options.poolSize ?? 10, connectionTimeoutMillis: 5000 },
-  });
+  };
+}
+
+/** The application's DataSource: statements counted, logs through pino. */
+export function createDataSource(options: DataSourceOptions): {
+  dataSource: DataSource;
+  queryLogger: QueryCountingLogger;
+} {
+  const queryLogger = new QueryCountingLogger(options.logger.child({ component: 'db' }));
+  const dataSource = new DataSource({ ...baseOptions(options), logger: queryLogger });
   return { dataSource, queryLogger };
+}
+
+/**
+ * The typeorm CLI's DataSource: typeorm's own console logger, so `migration:show`, `migration:run` and friends print
+ * what they did the way typeorm's CLI users expect (the CLI picks what to print through `logging`).
+ */
+export function createCliDataSource(options: Omit<DataSourceOptions, 'logger'>): DataSource {
+  return new DataSource({
+    ...baseOptions(options),
+    logger: 'advanced-console',
+    logging: ['error', 'warn', 'migration', 'schema'],
+  });
 }

@@ -1,12 +1,23 @@
 import pino, { type Logger } from 'pino';
+import { redactCredentials } from './redact';
 
 export type { Logger };
+
+/** Error serializer that also masks URL credentials a driver may quote in a message or stack. */
+function serializeError(error: unknown): unknown {
+  if (!(error instanceof Error)) return typeof error === 'string' ? redactCredentials(error) : error;
+  const serialized = pino.stdSerializers.err(error);
+  serialized.message = redactCredentials(serialized.message);
+  if (serialized.stack) serialized.stack = redactCredentials(serialized.stack);
+  return serialized;
+}
 
 /** One root logger per process; request loggers are children carrying the request id. Tokens are redacted. */
 export function createLogger(options: { level: string; name?: string }): Logger {
   return pino({
     name: options.name ?? 'crm-gateway',
     level: options.level,
+    serializers: { err: serializeError },
     redact: {
       paths: ['req.headers.authorization', 'authorization', 'token', '*.authorization', '*.token'],
       censor: '[redacted]',

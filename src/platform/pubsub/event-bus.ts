@@ -12,6 +12,11 @@ export interface EventBus {
   subscribe(channel: string, handler: EventHandler): Promise<() => Promise<void>>;
   /** Called after the subscription was lost and restored (messages in between are gone). */
   onReconnect(handler: () => void): void;
+  /**
+   * True while every subscription is known to be live. False from the moment the subscriber connection drops until
+   * it is back and resubscribed: messages sent meanwhile may be lost, so whatever they would invalidate is suspect.
+   */
+  isListening(): boolean;
   close(): Promise<void>;
 }
 
@@ -34,6 +39,10 @@ export class MemoryEventBus implements EventBus {
     // In-process delivery cannot be interrupted.
   }
 
+  isListening(): boolean {
+    return true;
+  }
+
   async close(): Promise<void> {
     this.emitter.removeAllListeners();
   }
@@ -46,6 +55,7 @@ export class RedisEventBus implements EventBus {
   readonly driver = 'redis' as const;
   private readonly local = new EventEmitter().setMaxListeners(0);
   private readonly channelRefs = new Map<string, number>();
+  private listening: boolean;
 
   constructor(
     private readonly publisher: RedisClient,
@@ -53,11 +63,31 @@ export class RedisEventBus implements EventBus {
     private readonly logger: Logger,
   ) {
     subscriber.on('message', (channel: string, message: string) => this.local.emit(channel, message));
-    let connectedOnce = false;
-    subscriber.on('ready', () => {
-      if (connectedOnce) this.local.emit(RECONNECTED, '');
-      connectedOnce = true;
+    this.listening = subscriber.status === 'ready';
+    let connectedOnce = this.listening;
+    subscriber.on('close', () => {
+      this.listening = false;
     });
+    subscriber.on('ready', () => {
+      // ioredis resubscribes on its own but does not say when that is done: subscribe again (idempotent) and trust
+      // the connection once Redis has confirmed every channel.
+      const channels = [...this.channelRefs.keys()];
+      const resubscribed = channels.length > 0 ? subscriber.subscribe(...channels) : Promise.resolve();
+      resubscribed.then(
+        () => {
+          if (subscriber.status !== 'ready') return;
+          this.listening = true;
+          if (connectedOnce) this.local.emit(RECONNECTED, '');
+          connectedOnce = true;
+        },
+        (error: Error) =>
+          this.logger.warn({ err: error.message }, 'resubscribe failed; will retry on reconnect'),
+      );
+    });
+  }
+
+  isListening(): boolean {
+    return this.listening;
   }
 
   onReconnect(handler: () => void): void {
