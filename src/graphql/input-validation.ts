@@ -35,30 +35,40 @@ function collectUnstorableText(value: unknown, path: string, out: FieldViolation
 }
 
 /**
+ * Where an argument's fields are reported: its own name; '' for an @Args class (its fields are the field's arguments);
+ * for an input object type-graphql passes a class instance built from the raw value, so the object-valued argument.
+ */
+function argumentPath(argValue: unknown, args: Record<string, unknown>): string {
+  const same = Object.entries(args).find(([, value]) => value === argValue)?.[0];
+  if (same !== undefined) return same;
+  if (argValue !== null && typeof argValue === 'object' && !Array.isArray(argValue)) {
+    if (Object.keys(argValue).every((key) => key in args)) return '';
+  }
+  return (
+    Object.entries(args).find(([, value]) => value !== null && typeof value === 'object')?.[0] ?? 'input'
+  );
+}
+
+const withoutLeadingDot = (violations: FieldViolation[]) =>
+  violations.map((v) => ({ ...v, field: v.field.replace(/^\./, '') }));
+
+/**
  * Runs class-validator on every input object argument and turns failures into one BAD_USER_INPUT error that
- * names each field and the rule it broke, before the resolver (and so before any write) runs.
+ * names each field and the rule it broke, before the resolver (and so before any write) runs. Every string of every
+ * argument, scalars included, is checked for text Postgres cannot store.
  */
 export const validateInput: ValidatorFn = async (argValue, _argType, { args }) => {
+  const path = argumentPath(argValue, args);
   const textViolations: FieldViolation[] = [];
-  const scalarName = Object.entries(args).find(([, value]) => value === argValue)?.[0];
-  // Unnamed: an @Args class, whose fields are the field's own arguments (no prefix).
-  collectUnstorableText(argValue, scalarName ?? '', textViolations);
-  if (textViolations.length > 0)
-    throw new ValidationError(textViolations.map((v) => ({ ...v, field: v.field.replace(/^\./, '') })));
+  collectUnstorableText(argValue, path, textViolations);
+  if (textViolations.length > 0) throw new ValidationError(withoutLeadingDot(textViolations));
   if (argValue === null || typeof argValue !== 'object' || argValue instanceof Date) return;
   const values: unknown[] = Array.isArray(argValue) ? (argValue as unknown[]) : [argValue];
-  const argName =
-    Object.entries(args).find(([, value]) => value !== null && typeof value === 'object')?.[0] ?? 'input';
   const violations: FieldViolation[] = [];
   for (const value of values) {
     if (value === null || typeof value !== 'object') continue;
     const errors = await validate(value, { forbidUnknownValues: false, validationError: { target: false } });
-    // @Args classes are flattened into the field's arguments, so their fields carry no prefix.
-    const isArgsClass =
-      !Object.values(args).includes(value) && Object.keys(value).every((key) => key in args);
-    collect(errors, isArgsClass ? '' : argName, violations);
+    collect(errors, path, violations);
   }
-  if (violations.length > 0) {
-    throw new ValidationError(violations.map((v) => ({ ...v, field: v.field.replace(/^\./, '') })));
-  }
+  if (violations.length > 0) throw new ValidationError(withoutLeadingDot(violations));
 };

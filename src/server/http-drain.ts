@@ -1,5 +1,5 @@
-import type { Server as HttpServer } from 'node:http';
-import { Server as NetServer, type Socket } from 'node:net';
+import type { Server as HttpServer, ServerResponse } from 'node:http';
+import { Server as NetServer } from 'node:net';
 
 export interface HttpDrainOptions {
   /**
@@ -19,35 +19,24 @@ export interface HttpDrain {
   drain(deadlineMs: number): Promise<void>;
 }
 
+/** After the grace period, idle sockets are looked for this often (a long request may finish late). */
+const IDLE_SWEEP_MS = 200;
+
 /**
  * Graceful HTTP drain for keep-alive traffic. `http.Server.close()` closes idle keep-alive sockets at once, racing a
  * client that is reusing one for its next request ("socket hang up", and for a mutation: committed but unanswered).
- * This drain never closes a socket that carries a request and tells each client not to reuse its connection.
+ * This drain tells every client not to reuse its connection and closes a socket only when it carries no request.
  */
 export function trackHttpConnections(server: HttpServer, options: HttpDrainOptions = {}): HttpDrain {
   const idleGraceMs = options.idleGraceMs ?? 1000;
-  /** Requests in flight per socket (HTTP/1.1 pipelining can make it more than one). */
-  const inFlight = new Map<Socket, number>();
+  const pending = new Set<ServerResponse>();
   let draining = false;
 
-  const closeIfIdle = (socket: Socket) => {
-    if ((inFlight.get(socket) ?? 0) === 0) socket.end();
-  };
-
-  server.on('connection', (socket: Socket) => {
-    inFlight.set(socket, 0);
-    socket.once('close', () => inFlight.delete(socket));
-  });
   // Prepended: express may answer synchronously, and the header must be set before it does.
-  server.prependListener('request', (req, res) => {
-    const socket = req.socket;
-    inFlight.set(socket, (inFlight.get(socket) ?? 0) + 1);
+  server.prependListener('request', (_req, res: ServerResponse) => {
     if (draining) res.setHeader('connection', 'close');
-    res.once('close', () => {
-      const remaining = Math.max(0, (inFlight.get(socket) ?? 1) - 1);
-      if (inFlight.has(socket)) inFlight.set(socket, remaining);
-      if (draining && remaining === 0 && !socket.destroyed) socket.end();
-    });
+    pending.add(res);
+    res.once('close', () => pending.delete(res));
   });
 
   return {
@@ -57,21 +46,29 @@ export function trackHttpConnections(server: HttpServer, options: HttpDrainOptio
     async drain(deadlineMs) {
       if (draining) return;
       draining = true;
-      // net.Server#close stops listening and waits for connections without http.Server's eager idle close.
+      // Requests already running answer with Connection: close too, if their headers are not out yet.
+      for (const res of pending) if (!res.headersSent) res.setHeader('connection', 'close');
+      // net.Server#close stops listening and waits for the connections, without http.Server's eager idle close.
       const closed = new Promise<void>((resolve) => NetServer.prototype.close.call(server, () => resolve()));
-      const graceTimer = setTimeout(
-        () => [...inFlight.keys()].forEach(closeIfIdle),
+      // Node's own idle check skips sockets whose next request has begun to arrive.
+      let sweep: NodeJS.Timeout | undefined;
+      const grace = setTimeout(
+        () => {
+          server.closeIdleConnections();
+          sweep = setInterval(() => server.closeIdleConnections(), IDLE_SWEEP_MS);
+        },
         Math.min(idleGraceMs, deadlineMs),
       );
-      const deadline = new Promise<'deadline'>((resolve) => {
-        const timer = setTimeout(() => resolve('deadline'), deadlineMs);
-        timer.unref();
-        void closed.then(() => clearTimeout(timer));
-      });
-      const outcome = await Promise.race([closed, deadline]);
-      clearTimeout(graceTimer);
+      let deadline: NodeJS.Timeout | undefined;
+      const outcome = await Promise.race([
+        closed.then(() => 'closed' as const),
+        new Promise<'deadline'>((resolve) => (deadline = setTimeout(() => resolve('deadline'), deadlineMs))),
+      ]);
+      clearTimeout(grace);
+      clearInterval(sweep);
+      clearTimeout(deadline);
       if (outcome === 'deadline') {
-        for (const socket of inFlight.keys()) socket.destroy();
+        server.closeAllConnections();
         await closed;
       }
     },

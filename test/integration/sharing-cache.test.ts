@@ -300,3 +300,77 @@ describe('sharing cache when Redis goes away and comes back (a private redis-ser
     expect(cached).toBe(true);
   });
 });
+
+describe('narrowed access while Redis is down: a second gateway stops serving it at once', () => {
+  let redis: ChildProcess | undefined;
+  let t: TestApp;
+  let second: SpawnedProcess;
+  let secondUrl: string;
+  let port: number;
+
+  beforeAll(async () => {
+    port = await freePort();
+    redis = await startRedis(port);
+    const redisUrl = `redis://127.0.0.1:${port}/0`;
+    t = await startTestApp({ REDIS_URL: redisUrl });
+    second = spawnBuilt('main', testProcessEnv({ REDIS_URL: redisUrl }));
+    const [, url] = await second.waitFor(/"url":"(http:\/\/[^"]+)\/graphql"/);
+    secondUrl = url!;
+  });
+  afterAll(async () => {
+    second.child.kill('SIGTERM');
+    await second.exited;
+    await t.stop();
+    redis?.kill('SIGKILL');
+  });
+
+  async function leadById(url: string, token: string, id: string) {
+    const response = await fetch(`${url}/graphql`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
+      body: JSON.stringify({ query: `{ lead(id: "${id}") { id } }` }),
+    });
+    return ((await response.json()) as { data: { lead: { id: string } | null } }).data.lead;
+  }
+
+  it('PUBLIC_READ -> kill Redis -> PRIVATE on gateway A: gateway B serves only what is still visible', async () => {
+    const org = await buildSharingOrg(t.app);
+    const everyone: LeadOwner[] = ['mgr', 'outsider', 'rep1', 'rep2', 'sup', 'vp'];
+    const publicRead = await t.gql(
+      'mutation { setOrgWideDefault(objectType: LEAD, accessLevel: PUBLIC_READ) { accessLevel } }',
+      {},
+      org.users.admin.token,
+    );
+    expect(publicRead.errors).toBeUndefined();
+    await converges(secondUrl, org, 'rep1', everyone, 2000);
+    // Warm B's in-process tier with the wide view.
+    for (let i = 0; i < 3; i++) expect(await readableVia(secondUrl, org, 'rep1')).toEqual(everyone);
+    expect(await leadById(secondUrl, org.users.rep1.token, org.leads.vp)).toEqual({ id: org.leads.vp });
+
+    redis!.kill('SIGKILL');
+    await new Promise((resolve) => redis!.once('exit', resolve));
+    const narrowed = await t.gql(
+      'mutation { setOrgWideDefault(objectType: LEAD, accessLevel: PRIVATE) { accessLevel } }',
+      {},
+      org.users.admin.token,
+    );
+    expect(narrowed.errors).toBeUndefined();
+
+    // B cannot hear the invalidation; it must not trust what it holds in process.
+    const ms = await converges(secondUrl, org, 'rep1', ['rep1'], 1000);
+    expect(ms).toBeLessThan(1000);
+    expect(await leadById(secondUrl, org.users.rep1.token, org.leads.vp)).toBeNull();
+
+    redis = await startRedis(port);
+    // Once Redis and the subscription are back, B keeps answering the narrowed view (and caches it again).
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    for (let i = 0; i < 3; i++) expect(await readableVia(secondUrl, org, 'rep1')).toEqual(['rep1']);
+    const widened = await t.gql(
+      'mutation { setOrgWideDefault(objectType: LEAD, accessLevel: PUBLIC_READ) { accessLevel } }',
+      {},
+      org.users.admin.token,
+    );
+    expect(widened.errors).toBeUndefined();
+    await converges(secondUrl, org, 'rep1', everyone, 2000);
+  });
+});

@@ -53,13 +53,15 @@ function findPgError(error: unknown): (PgErrorFields & { errno?: unknown }) | un
       driverError?: unknown;
       originalError?: unknown;
       cause?: unknown;
+      /** graphql-js wraps a thrown non-Error (pg's pool rejects with a plain `{ code: 'ECONNREFUSED' }`). */
+      thrownValue?: unknown;
     };
     if (
       typeof candidate.code === 'string' ||
       (candidate.message && UNAVAILABLE_MESSAGE.test(candidate.message))
     )
       return candidate;
-    current = candidate.driverError ?? candidate.originalError ?? candidate.cause;
+    current = candidate.driverError ?? candidate.originalError ?? candidate.thrownValue ?? candidate.cause;
   }
   return undefined;
 }
