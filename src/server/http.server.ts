@@ -51,6 +51,11 @@ export interface HttpGateway {
   apollo: ApolloServer<RequestContext>;
 }
 
+const WHOLE_REQUEST_STATUS: Record<string, number> = {
+  [ErrorCode.SERVICE_UNAVAILABLE]: 503,
+  [ErrorCode.UNAUTHENTICATED]: 401,
+};
+
 const REQUEST_ID = /^[A-Za-z0-9._-]{1,100}$/;
 /** Route label values: the routes this server defines; anything else is "unmatched" (bounded cardinality). */
 const KNOWN_ROUTES = new Set(['/graphql', '/healthz', '/readyz']);
@@ -95,20 +100,21 @@ export async function createHttpGateway(options: HttpServerOptions): Promise<Htt
       };
     },
   };
-  // A request that could not run at all because a dependency is down answers 503, so clients and balancers retry.
-  const unavailablePlugin: ApolloServerPlugin<RequestContext> = {
+  // A request that could not run at all answers with the status its one cause implies, so clients and load balancers
+  // react without parsing the body: 503 (retry) when a dependency is down, 401 when the caller is not (or no longer)
+  // a user. Partial results keep 200.
+  const wholeRequestStatusPlugin: ApolloServerPlugin<RequestContext> = {
     async requestDidStart() {
       return {
         async willSendResponse({ response }) {
           if (response.body.kind !== 'single') return;
           const { data, errors } = response.body.singleResult;
-          const unavailable =
-            errors?.length &&
-            errors.every((e) => e.extensions?.code === ErrorCode.SERVICE_UNAVAILABLE) &&
-            (!data || Object.values(data).every((value) => value === null));
-          if (!unavailable) return;
-          response.http.status = 503;
-          response.http.headers.set('retry-after', '1');
+          const code = errors?.[0]?.extensions?.code;
+          const status = code === undefined ? undefined : WHOLE_REQUEST_STATUS[code as string];
+          const nothingRan = !data || Object.values(data).every((value) => value === null);
+          if (!status || !nothingRan || !errors!.every((e) => e.extensions?.code === code)) return;
+          response.http.status = status;
+          if (status === 503) response.http.headers.set('retry-after', '1');
         },
       };
     },
@@ -144,7 +150,7 @@ export async function createHttpGateway(options: HttpServerOptions): Promise<Htt
       // No cache hints are used; the default cache-control plugin would wrap every field resolver.
       ApolloServerPluginCacheControlDisabled(),
       metricsPlugin,
-      unavailablePlugin,
+      wholeRequestStatusPlugin,
       drainPlugin,
       limitsPlugin,
       options.landingPage

@@ -89,4 +89,23 @@ describe('deactivating a user refuses their tokens at once, on every gateway', (
     expect(foreign.errors?.[0]?.extensions?.code).toBe('NOT_FOUND');
     expect((await me(t.url, other.rep.token)).status).toBe(200);
   });
+
+  it('a user deleted outside the API: their first write answers 401, and every gateway refuses them from then on', async () => {
+    const gone = await createTenant(t.app);
+    expect((await me(secondUrl, gone.rep.token)).status).toBe(200); // cached as a valid principal
+    await t.app.dataSource.query('DELETE FROM users WHERE id = $1', [gone.rep.id]);
+    const write = await t.gql(
+      'mutation { createLead(input: { firstName: "a", lastName: "b" }) { id } }',
+      {},
+      gone.rep.token,
+    );
+    expect(write.status).toBe(401);
+    expect(write.errors?.[0]?.extensions?.code).toBe('UNAUTHENTICATED');
+    for (const url of [t.url, secondUrl]) expect((await me(url, gone.rep.token)).status).toBe(401);
+    const [{ count }] = await t.app.dataSource.query<[{ count: number }]>(
+      'SELECT count(*)::int AS count FROM leads WHERE company_id = $1',
+      [gone.companyId],
+    );
+    expect(count).toBe(0);
+  });
 });

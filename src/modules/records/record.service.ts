@@ -6,6 +6,7 @@ import {
   ForbiddenError,
   ValidationError,
 } from '../../platform/errors/app-error';
+import { foreignKeyViolationColumn } from '../../platform/db/db-errors';
 import { AuditAction, type AuditService } from '../audit';
 import type { IdentityService, Principal } from '../identity';
 import type { VisibilityService, WriteVisibility } from '../sharing';
@@ -132,7 +133,16 @@ export class RecordService<E extends OwnedEntity> {
     const ownerId = values.ownerId ?? principal.userId;
     await this.assertOwnerInCompany(principal, ownerId, values.ownerId !== undefined);
     await this.beforeWrite(principal, values);
-    const created = await this.deps.dataSource.transaction(async (manager) => {
+    return this.insertAudited(principal, values, ownerId).catch(async (error: unknown) => {
+      // The owner defaulted to the principal: a missing owner means the caller's own user no longer exists.
+      if (values.ownerId === undefined && foreignKeyViolationColumn(error) === 'owner_id')
+        return this.deps.identity.refuseVanishedPrincipal(principal);
+      throw error;
+    });
+  }
+
+  private insertAudited(principal: Principal, values: Partial<E>, ownerId: string): Promise<E> {
+    return this.deps.dataSource.transaction(async (manager) => {
       const candidate = manager.create(this.definition.entity, {
         ...values,
         companyId: principal.companyId,
@@ -147,7 +157,6 @@ export class RecordService<E extends OwnedEntity> {
       });
       return saved;
     });
-    return created;
   }
 
   async update(principal: Principal, id: string, patch: Partial<E>): Promise<E> {

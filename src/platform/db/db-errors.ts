@@ -66,6 +66,17 @@ function findPgError(error: unknown): (PgErrorFields & { errno?: unknown }) | un
   return undefined;
 }
 
+/** The referencing column (snake_case, tenant column aside) of a foreign-key violation (23503), else undefined. */
+export function foreignKeyViolationColumn(error: unknown): string | undefined {
+  const pg = findPgError(error);
+  if (pg?.code !== '23503') return undefined;
+  const columns = /Key \(([^)]+)\)=/
+    .exec(pg.detail ?? '')?.[1]
+    ?.split(',')
+    .map((c) => c.trim());
+  return columns?.filter((c) => c !== 'company_id').pop();
+}
+
 /** Thrown when the database cannot be reached; clients and load balancers may retry. */
 export class ServiceUnavailableError extends AppError {
   constructor(what = 'The database') {
