@@ -1,4 +1,4 @@
-import { DealStage, Industry, LeadSource, LeadStatus } from '../modules/records/record.enums';
+import { DealStage, Industry, LeadSource, LeadStatus } from '../modules/kernel';
 import { buildGroups, buildRoleTree, buildRule, pickRole, roleDepthFor, type SeedRole } from './org-shape';
 import { SeededRandom } from './random';
 

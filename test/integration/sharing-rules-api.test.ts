@@ -28,7 +28,7 @@ describe('sharing API: invalid input is rejected with the field and the rule, an
     [
       'an unknown criteria field',
       () => criteriaRule('[{ field: "owner_id", operator: eq, value: "x" }]'),
-      /input\.criteria\[0\]\.field must be one of status, source/,
+      /input\.criteria\[0\]\.field must be one of createdAt, lastName, email, companyName, status, source/,
     ],
     [
       'an operator the field does not support',

@@ -1,6 +1,6 @@
 import { Column, CreateDateColumn, Entity, Index, PrimaryGeneratedColumn, UpdateDateColumn } from 'typeorm';
 import { numericToNumber } from '../../platform/db/column-transformers';
-import type { Industry } from './record.enums';
+import type { Industry } from '../kernel';
 
 @Entity({ name: 'accounts' })
 @Index(['companyId', 'ownerId'])

@@ -1,6 +1,6 @@
 import { Column, CreateDateColumn, Entity, Index, PrimaryGeneratedColumn, UpdateDateColumn } from 'typeorm';
 import { numericToNumber } from '../../platform/db/column-transformers';
-import type { DealStage } from './record.enums';
+import type { DealStage } from '../kernel';
 
 @Entity({ name: 'deals' })
 @Index(['companyId', 'ownerId'])

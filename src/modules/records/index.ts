@@ -1,7 +1,6 @@
 export { LeadEntity } from './lead.entity';
 export { DealEntity } from './deal.entity';
 export { AccountEntity } from './account.entity';
-export * from './record.enums';
 export { createRecordServices, type RecordServices, AccountService } from './records.service';
 export { RecordService, type RecordServiceDeps } from './record.service';
 export { createRecordLoaders, type RecordLoaders } from './record.loaders';

@@ -1,6 +1,6 @@
 import { Column, CreateDateColumn, Entity, Index, PrimaryGeneratedColumn, UpdateDateColumn } from 'typeorm';
 import { numericToNumber } from '../../platform/db/column-transformers';
-import type { Industry, LeadSource, LeadStatus } from './record.enums';
+import type { Industry, LeadSource, LeadStatus } from '../kernel';
 
 @Entity({ name: 'leads' })
 @Index(['companyId', 'ownerId'])

@@ -10,7 +10,7 @@ import { foreignKeyViolationColumn } from '../../platform/db/db-errors';
 import { AuditAction, type AuditService } from '../audit';
 import type { IdentityService, Principal } from '../identity';
 import type { VisibilityService, WriteVisibility } from '../sharing';
-import type { ObjectType } from './record.enums';
+import { fieldsFor, findField, type RecordType } from '../kernel';
 
 export interface OwnedEntity extends ObjectLiteral {
   id: string;
@@ -38,12 +38,10 @@ export interface Page<T> {
 }
 
 export interface RecordDefinition<E extends OwnedEntity> {
-  objectType: ObjectType;
+  objectType: RecordType;
   /** Name used in messages, e.g. `Lead`. */
   label: string;
   entity: EntityTarget<E>;
-  /** Allow-list of sortable properties (GraphQL name -> entity property). */
-  sortable: Readonly<Record<string, keyof E & string>>;
 }
 
 export interface RecordServiceDeps {
@@ -104,14 +102,11 @@ export class RecordService<E extends OwnedEntity> {
     ) {
       throw ValidationError.single('pageSize', `must be an integer between 1 and ${this.deps.maxPageSize}`);
     }
-    const sortProperty = Object.hasOwn(this.definition.sortable, options.sortBy)
-      ? this.definition.sortable[options.sortBy]
-      : undefined;
-    if (!sortProperty) {
-      throw ValidationError.single(
-        'sortBy',
-        `must be one of ${Object.keys(this.definition.sortable).join(', ')}`,
-      );
+    // The field catalog is the allow-list: a sortable field's name is also its entity property.
+    const sortField = findField(this.definition.objectType, options.sortBy, 'sort');
+    if (!sortField) {
+      const sortable = Object.keys(fieldsFor(this.definition.objectType, 'sort'));
+      throw ValidationError.single('sortBy', `must be one of ${sortable.join(', ')}`);
     }
     const visible = await this.deps.visibility.readPredicate(principal, this.definition.objectType, 'r');
     const visibleRows = this.repository().createQueryBuilder('r').where(visible.sql, visible.params);
@@ -119,7 +114,7 @@ export class RecordService<E extends OwnedEntity> {
     const [items, counted] = await Promise.all([
       visibleRows
         .clone()
-        .orderBy(`r.${sortProperty}`, options.sortDirection)
+        .orderBy(`r.${sortField.name}`, options.sortDirection)
         .addOrderBy('r.id', options.sortDirection)
         .offset((options.page - 1) * options.pageSize)
         .limit(options.pageSize)

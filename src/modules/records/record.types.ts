@@ -1,6 +1,6 @@
 import { type ClassType, Field, Float, ID, Int, ObjectType, registerEnumType } from 'type-graphql';
 import { User } from '../identity';
-import { DealStage, Industry, LeadSource, LeadStatus } from './record.enums';
+import { DealStage, Industry, LeadSource, LeadStatus } from '../kernel';
 import { SortDirection } from './record.service';
 
 registerEnumType(SortDirection, { name: 'SortDirection' });

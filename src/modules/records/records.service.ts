@@ -7,10 +7,8 @@ import type { Principal } from '../identity';
 import { AccountEntity } from './account.entity';
 import { DealEntity } from './deal.entity';
 import { LeadEntity } from './lead.entity';
-import { ObjectType } from './record.enums';
+import { RecordType } from '../kernel';
 import { RecordService, type RecordServiceDeps } from './record.service';
-
-const COMMON_SORTS = { createdAt: 'createdAt', updatedAt: 'updatedAt' } as const;
 
 /** Accounts are hot and small: loaders read them through the shared entity cache, then apply visibility. */
 export class AccountService extends RecordService<AccountEntity> {
@@ -27,10 +25,9 @@ export class AccountService extends RecordService<AccountEntity> {
     });
     super(
       {
-        objectType: ObjectType.ACCOUNT,
+        objectType: RecordType.ACCOUNT,
         label: 'Account',
         entity: AccountEntity,
-        sortable: { ...COMMON_SORTS, name: 'name', annualRevenue: 'annualRevenue', employees: 'employees' },
       },
       deps,
       undefined,
@@ -47,7 +44,7 @@ export class AccountService extends RecordService<AccountEntity> {
     });
     const readable = await this.deps.visibility.readableIds(
       principal,
-      ObjectType.ACCOUNT,
+      RecordType.ACCOUNT,
       rows.filter((row): row is AccountEntity => row !== null),
     );
     return rows.map((row) => (row && readable.has(row.id) ? row : null));
@@ -69,25 +66,17 @@ export function createRecordServices(
   const accounts = new AccountService(deps, cache, cacheTtlSeconds, metrics);
   const leads = new RecordService<LeadEntity>(
     {
-      objectType: ObjectType.LEAD,
+      objectType: RecordType.LEAD,
       label: 'Lead',
       entity: LeadEntity,
-      sortable: {
-        ...COMMON_SORTS,
-        lastName: 'lastName',
-        score: 'score',
-        estimatedValue: 'estimatedValue',
-        status: 'status',
-      },
     },
     deps,
   );
   const deals = new RecordService<DealEntity>(
     {
-      objectType: ObjectType.DEAL,
+      objectType: RecordType.DEAL,
       label: 'Deal',
       entity: DealEntity,
-      sortable: { ...COMMON_SORTS, name: 'name', amount: 'amount', closeDate: 'closeDate', stage: 'stage' },
     },
     deps,
     // Only a create or update that sets accountId must name an account the writer can see; editing other fields of

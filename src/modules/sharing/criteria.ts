@@ -1,5 +1,5 @@
-import { ValidationError, type FieldViolation } from '../../platform/errors/app-error';
-import { DealStage, Industry, LeadSource, LeadStatus, ObjectType } from '../records/record.enums';
+import { isUuid, ValidationError, type FieldViolation } from '../../platform/errors/app-error';
+import { fieldsFor, RecordType, type FieldKind, type FieldSpec } from '../kernel';
 
 export const CriteriaOperator = {
   eq: 'eq',
@@ -19,59 +19,21 @@ export interface CriteriaCondition {
   value: unknown;
 }
 
-/** `date` is a timestamptz compared as an instant; `day` a DATE compared as YYYY-MM-DD. */
-type FieldKind = 'text' | 'enum' | 'int' | 'number' | 'date' | 'day';
-
-interface FieldSpec {
-  column: string;
-  kind: FieldKind;
-  values?: readonly string[];
-}
-
-const text = (column: string): FieldSpec => ({ column, kind: 'text' });
-const enumOf = (column: string, values: Record<string, string>): FieldSpec => ({
-  column,
-  kind: 'enum',
-  values: Object.values(values),
-});
-
-/** The only fields a criteria rule may name, per record type (GraphQL name -> column and kind). */
-export const CRITERIA_FIELDS: Readonly<Record<ObjectType, Readonly<Record<string, FieldSpec>>>> = {
-  LEAD: {
-    status: enumOf('status', LeadStatus),
-    source: enumOf('source', LeadSource),
-    industry: enumOf('industry', Industry),
-    score: { column: 'score', kind: 'int' },
-    estimatedValue: { column: 'estimated_value', kind: 'number' },
-    companyName: text('company_name'),
-    lastName: text('last_name'),
-    email: text('email'),
-    createdAt: { column: 'created_at', kind: 'date' },
-  },
-  DEAL: {
-    stage: enumOf('stage', DealStage),
-    amount: { column: 'amount', kind: 'number' },
-    probability: { column: 'probability', kind: 'int' },
-    closeDate: { column: 'close_date', kind: 'day' },
-    name: text('name'),
-    createdAt: { column: 'created_at', kind: 'date' },
-  },
-  ACCOUNT: {
-    industry: enumOf('industry', Industry),
-    country: text('country'),
-    annualRevenue: { column: 'annual_revenue', kind: 'number' },
-    employees: { column: 'employees', kind: 'int' },
-    name: text('name'),
-    createdAt: { column: 'created_at', kind: 'date' },
-  },
+/** The only fields a criteria rule may name, per record type: those the field catalog marks for criteria. */
+export const CRITERIA_FIELDS: Readonly<Record<RecordType, Readonly<Record<string, FieldSpec>>>> = {
+  LEAD: fieldsFor(RecordType.LEAD, 'criteria'),
+  DEAL: fieldsFor(RecordType.DEAL, 'criteria'),
+  ACCOUNT: fieldsFor(RecordType.ACCOUNT, 'criteria'),
 };
 
 const OPERATORS: Record<FieldKind, readonly CriteriaOperator[]> = {
   text: ['eq', 'ne', 'in', 'contains'],
   enum: ['eq', 'ne', 'in'],
+  uuid: ['eq', 'ne', 'in'],
   int: ['eq', 'ne', 'in', 'gt', 'gte', 'lt', 'lte'],
   number: ['eq', 'ne', 'in', 'gt', 'gte', 'lt', 'lte'],
-  date: ['eq', 'ne', 'gt', 'gte', 'lt', 'lte'],
+  money: ['eq', 'ne', 'in', 'gt', 'gte', 'lt', 'lte'],
+  timestamp: ['eq', 'ne', 'gt', 'gte', 'lt', 'lte'],
   day: ['eq', 'ne', 'gt', 'gte', 'lt', 'lte'],
 };
 
@@ -101,10 +63,13 @@ function scalarProblem(spec: FieldSpec, value: unknown): string | undefined {
         ? undefined
         : 'must be an integer between -2147483647 and 2147483647';
     case 'number':
+    case 'money':
       return typeof value === 'number' && Number.isFinite(value) && Math.abs(value) < 1e15
         ? undefined
         : 'must be a finite number below 1e15 in magnitude';
-    case 'date':
+    case 'uuid':
+      return typeof value === 'string' && isUuid(value) ? undefined : 'must be a UUID';
+    case 'timestamp':
       return typeof value === 'string' && ISO_DATE.test(value) && isRealDay(value.slice(0, 10))
         ? undefined
         : 'must be a date (YYYY-MM-DD or ISO 8601)';
@@ -117,7 +82,7 @@ function scalarProblem(spec: FieldSpec, value: unknown): string | undefined {
 
 /** Checks a criteria list against the allow-list; throws one ValidationError naming every bad condition. */
 export function validateCriteria(
-  objectType: ObjectType,
+  objectType: RecordType,
   conditions: readonly CriteriaCondition[],
   path = 'input.criteria',
 ): void {
@@ -172,9 +137,11 @@ export function validateCriteria(
 const SQL_CAST: Record<FieldKind, string> = {
   text: '::text',
   enum: '::text',
+  uuid: '::uuid',
   int: '::int',
   number: '::numeric',
-  date: '::timestamptz',
+  money: '::numeric',
+  timestamp: '::timestamptz',
   day: '::date',
 };
 
@@ -185,7 +152,7 @@ const SQL_OPERATOR: Partial<Record<CriteriaOperator, string>> = { gt: '>', gte: 
  * parameter named `${paramPrefix}${n}`.
  */
 export function criteriaToSql(
-  objectType: ObjectType,
+  objectType: RecordType,
   conditions: readonly CriteriaCondition[],
   alias: string,
   paramPrefix: string,
@@ -197,13 +164,14 @@ export function criteriaToSql(
     if (!spec) throw new Error(`criteria field ${condition.field} is not allowed for ${objectType}`);
     // Instants compare at millisecond precision, as JavaScript Dates (criteriaMatch) do.
     const column =
-      spec.kind === 'date'
+      spec.kind === 'timestamp'
         ? `date_trunc('milliseconds', ${alias}.${spec.column})`
         : `${alias}.${spec.column}`;
     const name = `${paramPrefix}${Object.keys(params).length}`;
     const cast = SQL_CAST[spec.kind];
     // Instants are bound in UTC so the database's session time zone cannot shift them.
-    const bind = (value: unknown) => (spec.kind === 'date' ? new Date(String(value)).toISOString() : value);
+    const bind = (value: unknown) =>
+      spec.kind === 'timestamp' ? new Date(String(value)).toISOString() : value;
     switch (condition.operator) {
       case 'eq':
         params[name] = bind(condition.value);
@@ -229,15 +197,15 @@ export function criteriaToSql(
 function comparable(kind: FieldKind, value: unknown): number | string | null {
   if (value instanceof Date) return kind === 'day' ? value.toISOString().slice(0, 10) : value.getTime();
   if (typeof value !== 'string' && typeof value !== 'number') return null;
-  if (kind === 'date') return new Date(value).getTime();
+  if (kind === 'timestamp') return new Date(value).getTime();
   if (kind === 'day') return String(value).slice(0, 10);
-  if (kind === 'int' || kind === 'number') return Number(value);
+  if (kind === 'int' || kind === 'number' || kind === 'money') return Number(value);
   return String(value);
 }
 
 /** The same conjunction evaluated on a loaded record (entity property names), matching SQL's NULL semantics. */
 export function criteriaMatch(
-  objectType: ObjectType,
+  objectType: RecordType,
   conditions: readonly CriteriaCondition[],
   record: Record<string, unknown>,
 ): boolean {

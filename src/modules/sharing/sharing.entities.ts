@@ -6,7 +6,7 @@ import {
   PrimaryGeneratedColumn,
   UpdateDateColumn,
 } from 'typeorm';
-import type { ObjectType } from '../records/record.enums';
+import type { RecordType } from '../kernel';
 
 export const OrgWideAccess = {
   PRIVATE: 'PRIVATE',
@@ -24,7 +24,7 @@ export class OrgWideDefaultEntity {
   companyId!: string;
 
   @PrimaryColumn({ name: 'object_type', type: 'text' })
-  objectType!: ObjectType;
+  objectType!: RecordType;
 
   @Column({ name: 'access_level', type: 'text' })
   accessLevel!: OrgWideAccess;
@@ -43,7 +43,7 @@ export class SharingRuleEntity {
   companyId!: string;
 
   @Column({ name: 'object_type', type: 'text' })
-  objectType!: ObjectType;
+  objectType!: RecordType;
 
   @Column({ type: 'text' })
   name!: string;
@@ -85,7 +85,7 @@ export class RecordShareEntity {
   companyId!: string;
 
   @Column({ name: 'object_type', type: 'text' })
-  objectType!: ObjectType;
+  objectType!: RecordType;
 
   @Column({ name: 'record_id', type: 'uuid' })
   recordId!: string;

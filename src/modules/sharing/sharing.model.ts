@@ -1,10 +1,10 @@
-import type { ObjectType } from '../records/record.enums';
+import type { RecordType } from '../kernel';
 import type { CriteriaCondition } from './criteria';
 import type { AccessLevel, OrgWideAccess } from './sharing.entities';
 
 /** The company-wide inputs of visibility: defaults, role tree, groups, who holds which role. Cached per company. */
 export interface CompanySharingModel {
-  orgWideDefaults: Partial<Record<ObjectType, OrgWideAccess>>;
+  orgWideDefaults: Partial<Record<RecordType, OrgWideAccess>>;
   /** role id -> parent role id (null for a root). */
   roleParents: Record<string, string | null>;
   /** group id -> its members. */
@@ -23,7 +23,7 @@ export interface CompanySharingModel {
 export interface CompiledVisibility {
   companyId: string;
   userId: string;
-  objectType: ObjectType;
+  objectType: RecordType;
   /** A company admin (clause 1), as the sharing model last saw them. */
   isAdmin: boolean;
   /** Company admin or PUBLIC_READ/PUBLIC_READ_WRITE default. */

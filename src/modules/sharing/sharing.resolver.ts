@@ -1,6 +1,6 @@
 import { Arg, ID, Mutation, Query, Resolver } from 'type-graphql';
 import { Role, User, type Principal } from '../identity';
-import { ObjectType as RecordType } from '../records/record.enums';
+import { RecordType } from '../kernel';
 import { CurrentPrincipal } from '../request-context';
 import type { CriteriaCondition } from './criteria';
 import { OrgWideAccess, type RecordShareEntity, type SharingRuleEntity } from './sharing.entities';

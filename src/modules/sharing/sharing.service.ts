@@ -2,7 +2,7 @@ import type { DataSource, EntityManager } from 'typeorm';
 import { assertUuid, ForbiddenError, NotFoundError, ValidationError } from '../../platform/errors/app-error';
 import type { AuditService } from '../audit';
 import type { IdentityService, Principal } from '../identity';
-import { ObjectType } from '../records/record.enums';
+import { RecordType } from '../kernel';
 import { validateCriteria, type CriteriaCondition } from './criteria';
 import {
   RecordShareEntity,
@@ -15,7 +15,7 @@ import type { VisibilityCache } from './visibility.cache';
 import type { VisibilityService, WriteVisibility } from './visibility.service';
 
 /** Record tables by type: an allow-list, never built from input. */
-const RECORD_TABLE: Record<ObjectType, string> = { LEAD: 'leads', DEAL: 'deals', ACCOUNT: 'accounts' };
+const RECORD_TABLE: Record<RecordType, string> = { LEAD: 'leads', DEAL: 'deals', ACCOUNT: 'accounts' };
 const REFERENCE_TABLE: Record<TargetType | SourceType | GranteeType, string> = {
   USER: 'users',
   ROLE: 'roles',
@@ -24,7 +24,7 @@ const REFERENCE_TABLE: Record<TargetType | SourceType | GranteeType, string> = {
 };
 
 export interface SharingRuleCommand {
-  objectType: ObjectType;
+  objectType: RecordType;
   name: string;
   ruleType: RuleType;
   source?: { type: SourceType; id: string } | null;
@@ -34,7 +34,7 @@ export interface SharingRuleCommand {
 }
 
 export interface RecordShareCommand {
-  objectType: ObjectType;
+  objectType: RecordType;
   recordId: string;
   granteeType: GranteeType;
   granteeId: string;
@@ -56,7 +56,7 @@ export interface SharingServiceDeps {
 export class SharingService {
   constructor(private readonly deps: SharingServiceDeps) {}
 
-  async listRules(principal: Principal, objectType: ObjectType): Promise<SharingRuleEntity[]> {
+  async listRules(principal: Principal, objectType: RecordType): Promise<SharingRuleEntity[]> {
     await this.requireAdmin(principal, 'view sharing rules');
     return this.deps.dataSource.getRepository(SharingRuleEntity).find({
       where: { companyId: principal.companyId, objectType },
@@ -105,7 +105,7 @@ export class SharingService {
     });
   }
 
-  async setOrgWideDefault(principal: Principal, objectType: ObjectType, accessLevel: OrgWideAccess) {
+  async setOrgWideDefault(principal: Principal, objectType: RecordType, accessLevel: OrgWideAccess) {
     await this.requireAdmin(principal, 'change org-wide defaults');
     return this.changeRules(principal, async (manager) => {
       await manager.query(

@@ -1,7 +1,7 @@
 import { GraphQLJSON } from 'graphql-scalars';
 import { IsString, Length } from 'class-validator';
 import { Field, ID, InputType, ObjectType } from 'type-graphql';
-import { ObjectType as RecordType } from '../records/record.enums';
+import { RecordType } from '../kernel';
 import { CriteriaOperator } from './criteria';
 import { AccessLevel, OrgWideAccess } from './sharing.entities';
 import { GranteeType, MemberType, RuleType, SourceType, TargetType } from './sharing.enums';

@@ -1,5 +1,5 @@
 import type { TieredCache } from '../../platform/cache/tiered.cache';
-import type { ObjectType } from '../records/record.enums';
+import type { RecordType } from '../kernel';
 import type { CompanySharingModel, CompiledVisibility } from './sharing.model';
 
 export interface VisibilityCacheOptions {
@@ -29,7 +29,7 @@ export class VisibilityCache {
   getOrCompute(
     companyId: string,
     userId: string,
-    objectType: ObjectType,
+    objectType: RecordType,
     compute: () => Promise<CompiledVisibility>,
   ): Promise<CompiledVisibility> {
     return this.options.cache.getOrCompute(

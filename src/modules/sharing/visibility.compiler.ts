@@ -1,5 +1,5 @@
 import type { DataSource } from 'typeorm';
-import type { ObjectType } from '../records/record.enums';
+import type { RecordType } from '../kernel';
 import type { CriteriaCondition } from './criteria';
 import type { AccessLevel, OrgWideAccess } from './sharing.entities';
 import {
@@ -26,7 +26,7 @@ export class VisibilityCompiler {
 
   async loadModel(companyId: string): Promise<CompanySharingModel> {
     const [defaults, roles, members, users] = await Promise.all([
-      this.dataSource.query<Array<{ object_type: ObjectType; access_level: OrgWideAccess }>>(
+      this.dataSource.query<Array<{ object_type: RecordType; access_level: OrgWideAccess }>>(
         'SELECT object_type, access_level FROM org_wide_defaults WHERE company_id = $1',
         [companyId],
       ),
@@ -61,7 +61,7 @@ export class VisibilityCompiler {
     model: CompanySharingModel,
     companyId: string,
     userId: string,
-    objectType: ObjectType,
+    objectType: RecordType,
   ): Promise<CompiledVisibility> {
     const user = model.users[userId];
     const owd = model.orgWideDefaults[objectType] ?? 'PRIVATE';

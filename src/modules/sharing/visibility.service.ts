@@ -1,6 +1,6 @@
 import type { DataSource, EntityManager } from 'typeorm';
 import type { Principal } from '../identity';
-import type { ObjectType } from '../records/record.enums';
+import type { RecordType } from '../kernel';
 import { criteriaMatch, criteriaToSql } from './criteria';
 import type { CompiledVisibility } from './sharing.model';
 import type { VisibilityCache } from './visibility.cache';
@@ -42,7 +42,7 @@ export class VisibilityService {
   ) {}
 
   /** Compiled visibility of the principal for a record type, from the in-process tier, Redis, or Postgres. */
-  compiled(principal: Principal, objectType: ObjectType): Promise<CompiledVisibility> {
+  compiled(principal: Principal, objectType: RecordType): Promise<CompiledVisibility> {
     const { companyId, userId } = principal;
     return this.cache.getOrCompute(companyId, userId, objectType, async () => {
       const model = await this.cache.getOrComputeModel(companyId, () => this.compiler.loadModel(companyId));
@@ -50,11 +50,11 @@ export class VisibilityService {
     });
   }
 
-  async readPredicate(principal: Principal, objectType: ObjectType, alias: string): Promise<SqlPredicate> {
+  async readPredicate(principal: Principal, objectType: RecordType, alias: string): Promise<SqlPredicate> {
     return toPredicate(await this.compiled(principal, objectType), alias, 'READ');
   }
 
-  async editPredicate(principal: Principal, objectType: ObjectType, alias: string): Promise<SqlPredicate> {
+  async editPredicate(principal: Principal, objectType: RecordType, alias: string): Promise<SqlPredicate> {
     return toPredicate(await this.compiled(principal, objectType), alias, 'EDIT');
   }
 
@@ -62,7 +62,7 @@ export class VisibilityService {
    * Visibility resolved now, for a write transaction: its checks use the given transaction's connection only, so a
    * write never waits for a second pool connection while holding one (which starves the pool under concurrency).
    */
-  async forWrite(principal: Principal, objectType: ObjectType): Promise<WriteVisibility> {
+  async forWrite(principal: Principal, objectType: RecordType): Promise<WriteVisibility> {
     const compiled = await this.compiled(principal, objectType);
     return {
       readPredicate: (alias) => toPredicate(compiled, alias, 'READ'),
@@ -77,7 +77,7 @@ export class VisibilityService {
   /** Batched check for lists and loaders: the ids among `records` the principal may read (one share query at most). */
   async readableIds(
     principal: Principal,
-    objectType: ObjectType,
+    objectType: RecordType,
     records: readonly OwnedRecord[],
   ): Promise<Set<string>> {
     return this.allowed(principal, objectType, records, 'READ');
@@ -85,7 +85,7 @@ export class VisibilityService {
 
   private async allowed(
     principal: Principal,
-    objectType: ObjectType,
+    objectType: RecordType,
     records: readonly OwnedRecord[],
     access: Access,
   ): Promise<Set<string>> {

@@ -43,12 +43,15 @@ export const DealStage = {
 } as const;
 export type DealStage = (typeof DealStage)[keyof typeof DealStage];
 
-/** The three record types that sharing rules, search, reports and exports speak of. */
-export const ObjectType = { LEAD: 'LEAD', DEAL: 'DEAL', ACCOUNT: 'ACCOUNT' } as const;
-export type ObjectType = (typeof ObjectType)[keyof typeof ObjectType];
+/**
+ * The three record types that sharing rules, search, reports and exports speak of. Named RecordType in code (type-graphql
+ * exports an ObjectType decorator); the public GraphQL enum keeps its name, ObjectType.
+ */
+export const RecordType = { LEAD: 'LEAD', DEAL: 'DEAL', ACCOUNT: 'ACCOUNT' } as const;
+export type RecordType = (typeof RecordType)[keyof typeof RecordType];
 
 registerEnumType(LeadStatus, { name: 'LeadStatus' });
 registerEnumType(LeadSource, { name: 'LeadSource' });
 registerEnumType(Industry, { name: 'Industry' });
 registerEnumType(DealStage, { name: 'DealStage' });
-registerEnumType(ObjectType, { name: 'ObjectType', description: 'A record type governed by sharing rules' });
+registerEnumType(RecordType, { name: 'ObjectType', description: 'A record type governed by sharing rules' });

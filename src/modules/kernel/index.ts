@@ -1,0 +1,9 @@
+export * from './record.enums';
+export {
+  FIELD_CATALOG,
+  fieldsFor,
+  findField,
+  type FieldKind,
+  type FieldSpec,
+  type FieldUses,
+} from './field-catalog';
