@@ -206,7 +206,9 @@ async function compose(options: AppOptions, logger: Logger, lifecycle: Lifecycle
     visibilityTtlSeconds: config.sharing.visibilityTtlSeconds,
   });
   const visibility = new VisibilityService(dataSource, new VisibilityCompiler(dataSource), visibilityCache);
-  const audit = new AuditService();
+  const audit = new AuditService({
+    onInactiveActor: (principal) => identity.invalidateUsers(principal.companyId, [principal.userId]),
+  });
   const sharing = new SharingService({ dataSource, audit, identity, visibility, cache: visibilityCache });
   const records = createRecordServices(
     { dataSource, visibility, audit, identity, maxPageSize: config.graphql.maxPageSize },

@@ -42,6 +42,13 @@ export interface GraphQLWsOptions {
   connectionInitWaitTimeoutMs?: number;
 }
 
+/** RFC 6455 "Try Again Later": the server cannot serve the connection now. */
+const CLOSE_TRY_AGAIN_LATER = 1013;
+/** On shutdown: how long running WebSocket queries and mutations may take to answer. */
+const OPERATION_DRAIN_MS = 3000;
+/** On shutdown: how long a peer has to answer the close frame before its socket is terminated. */
+const CLOSE_GRACE_MS = 1000;
+
 /**
  * graphql-ws on the HTTP server's port. graphql-ws runs no Apollo plugins, so the same limit rules and error
  * formatting are applied here explicitly. A connection without a valid token is refused (4403).
@@ -89,6 +96,14 @@ export function startGraphQLWs(options: GraphQLWsOptions): {
           authorizations.set(ctx.extra, authorization as string);
           return true;
         } catch (error) {
+          if (
+            !(error instanceof AppError) &&
+            classifyDatabaseError(error)?.code === ErrorCode.SERVICE_UNAVAILABLE
+          ) {
+            // Not the client's fault: "try again later" rather than 4403, which clients read as a bad login.
+            ctx.extra.socket.close(CLOSE_TRY_AGAIN_LATER, 'Service unavailable; retry shortly');
+            return false;
+          }
           options.logger.debug({ err: (error as Error).message }, 'websocket connection refused');
           return false;
         }
@@ -102,7 +117,9 @@ export function startGraphQLWs(options: GraphQLWsOptions): {
           const unavailable = error instanceof AppError ? undefined : classifyDatabaseError(error);
           if (unavailable?.code === ErrorCode.SERVICE_UNAVAILABLE)
             return [gatewayError(ErrorCode.SERVICE_UNAVAILABLE, unavailable.message, 503)];
-          return [gatewayError(ErrorCode.UNAUTHENTICATED, (error as Error).message, 401)];
+          if (error instanceof AppError) return [gatewayError(ErrorCode.UNAUTHENTICATED, error.message, 401)];
+          options.logger.error({ err: error }, 'websocket authentication failed unexpectedly');
+          return [gatewayError(ErrorCode.INTERNAL_SERVER_ERROR, 'Internal server error', 500)];
         }
         if (!principal) return [gatewayError(ErrorCode.UNAUTHENTICATED, AuthFailure.MISSING_TOKEN, 401)];
         let document;
@@ -156,8 +173,22 @@ export function startGraphQLWs(options: GraphQLWsOptions): {
   return {
     connections: () => wsServer.clients.size,
     close: async () => {
-      await disposable.dispose();
-      await new Promise<void>((resolve) => wsServer.close(() => resolve()));
+      // Let running queries and mutations answer first (subscriptions run until closed: they do not hold this up).
+      const deadline = Date.now() + OPERATION_DRAIN_MS;
+      while ([...running.values()].some((op) => !op.subscription) && Date.now() < deadline) {
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      // A peer that never answers the close frame would hold ws for its 30 s close timeout.
+      const terminate = setTimeout(
+        () => wsServer.clients.forEach((client) => client.terminate()),
+        CLOSE_GRACE_MS,
+      );
+      try {
+        await disposable.dispose();
+        await new Promise<void>((resolve) => wsServer.close(() => resolve()));
+      } finally {
+        clearTimeout(terminate);
+      }
     },
   };
 }

@@ -8,7 +8,7 @@ import {
 } from '@apollo/server/plugin/disabled';
 import { expressMiddleware } from '@as-integrations/express5';
 import express, { type ErrorRequestHandler, type RequestHandler } from 'express';
-import { GraphQLError, type GraphQLSchema } from 'graphql';
+import { GraphQLError, OperationTypeNode, type GraphQLSchema } from 'graphql';
 import type { ContextFactory } from '../graphql/context';
 import { trackHttpConnections } from './http-drain';
 import type { OperationMetrics } from '../graphql/operation-metrics';
@@ -106,11 +106,13 @@ export async function createHttpGateway(options: HttpServerOptions): Promise<Htt
   const wholeRequestStatusPlugin: ApolloServerPlugin<RequestContext> = {
     async requestDidStart() {
       return {
-        async willSendResponse({ response }) {
+        async willSendResponse({ response, operation }) {
           if (response.body.kind !== 'single') return;
           const { data, errors } = response.body.singleResult;
           const code = errors?.[0]?.extensions?.code;
-          const status = code === undefined ? undefined : WHOLE_REQUEST_STATUS[code as string];
+          let status = code === undefined ? undefined : WHOLE_REQUEST_STATUS[code as string];
+          // A mutation may have committed before a later step failed: never invite a blind retry of it.
+          if (status === 503 && operation?.operation === OperationTypeNode.MUTATION) status = undefined;
           const nothingRan = !data || Object.values(data).every((value) => value === null);
           if (!status || !nothingRan || !errors!.every((e) => e.extensions?.code === code)) return;
           response.http.status = status;

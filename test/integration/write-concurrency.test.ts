@@ -83,9 +83,20 @@ describe('editing a deal whose account the editor cannot see', () => {
     expect(row.account_id).toBe(hiddenAccount);
   });
 
+  it('accepts the unchanged hidden accountId sent back by a full form', async () => {
+    const res = await t.gql(
+      `mutation { updateDeal(id: "${dealId}", input: { accountId: "${hiddenAccount}", probability: 45 }) { probability } }`,
+      {},
+      a.rep.token,
+    );
+    expect(res.errors).toBeUndefined();
+    expect(res.data?.updateDeal.probability).toBe(45);
+  });
+
   it('still refuses setting accountId to an account the editor cannot see, and accepts one they can', async () => {
+    const otherHidden = await insertAccount(t.app, a, a.admin.id, 'Also admin only');
     const refused = await t.gql(
-      `mutation { updateDeal(id: "${dealId}", input: { accountId: "${hiddenAccount}" }) { id } }`,
+      `mutation { updateDeal(id: "${dealId}", input: { accountId: "${otherHidden}" }) { id } }`,
       {},
       a.rep.token,
     );

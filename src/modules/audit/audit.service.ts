@@ -1,5 +1,5 @@
 import type { EntityManager } from 'typeorm';
-import type { Principal } from '../identity';
+import { authFailure, type Principal } from '../identity';
 import { AuditLogEntity } from './audit-log.entity';
 
 export const AuditAction = { CREATE: 'CREATE', UPDATE: 'UPDATE', DELETE: 'DELETE' } as const;
@@ -14,9 +14,34 @@ export interface AuditEntry {
   changes?: unknown;
 }
 
-/** Writes audit rows inside the caller's transaction, so a mutation and its audit row commit or fail together. */
+export interface AuditServiceOptions {
+  /** Called when a write's actor turns out to be gone or deactivated (e.g. to drop them from shared caches). */
+  onInactiveActor?: (principal: Principal) => Promise<void>;
+}
+
+/**
+ * Writes audit rows inside the caller's transaction, so a mutation and its audit row commit or fail together. Every
+ * audited write first confirms, on the transaction's own connection, that its actor is still an active user.
+ */
 export class AuditService {
+  constructor(private readonly options: AuditServiceOptions = {}) {}
+
+  /**
+   * Refuses (401) a write whose actor was deleted or deactivated after their token was cached. FOR SHARE makes a
+   * concurrent deactivation wait for this transaction, and this transaction see a committed one.
+   */
+  async assertActiveActor(manager: EntityManager, principal: Principal): Promise<void> {
+    const rows = await manager.query<unknown[]>(
+      'SELECT 1 FROM users WHERE id = $1 AND company_id = $2 AND deactivated_at IS NULL FOR SHARE',
+      [principal.userId, principal.companyId],
+    );
+    if (rows.length > 0) return;
+    await this.options.onInactiveActor?.(principal);
+    throw authFailure('UNKNOWN_USER');
+  }
+
   async record(manager: EntityManager, principal: Principal, entry: AuditEntry): Promise<void> {
+    await this.assertActiveActor(manager, principal);
     await manager.insert(AuditLogEntity, {
       companyId: principal.companyId,
       actorId: principal.userId,

@@ -100,15 +100,6 @@ export class IdentityService {
   }
 
   /**
-   * A write failed because the principal's own user row is gone (removed outside the API while their token was still
-   * cached): forget the user in every process and refuse the request as unauthenticated.
-   */
-  async refuseVanishedPrincipal(principal: Principal): Promise<never> {
-    await this.invalidateUsers(principal.companyId, [principal.userId]);
-    throw authFailure('UNKNOWN_USER');
-  }
-
-  /**
    * Invalidation for a committed change to users: now, and once more a moment later, because a request that read
    * the old row just before the commit may write it back to the cache just after the first invalidation.
    */

@@ -6,7 +6,6 @@ import {
   ForbiddenError,
   ValidationError,
 } from '../../platform/errors/app-error';
-import { foreignKeyViolationColumn } from '../../platform/db/db-errors';
 import { AuditAction, type AuditService } from '../audit';
 import type { IdentityService, Principal } from '../identity';
 import type { VisibilityService, WriteVisibility } from '../sharing';
@@ -56,7 +55,7 @@ export interface RecordServiceDeps {
  * Check of the fields a create or update sets, run before the write transaction opens (so it may read through the
  * pool and the caches); throws ValidationError to reject.
  */
-export type WriteCheck<E> = (principal: Principal, changes: Partial<E>) => Promise<void>;
+export type WriteCheck<E> = (principal: Principal, changes: Partial<E>, existingId?: string) => Promise<void>;
 
 /**
  * Reads and writes one record type under tenant isolation and the visibility rules; every mutation writes its
@@ -128,16 +127,9 @@ export class RecordService<E extends OwnedEntity> {
     const ownerId = values.ownerId ?? principal.userId;
     await this.assertOwnerInCompany(principal, ownerId, values.ownerId !== undefined);
     await this.beforeWrite(principal, values);
-    return this.insertAudited(principal, values, ownerId).catch(async (error: unknown) => {
-      // The owner defaulted to the principal: a missing owner means the caller's own user no longer exists.
-      if (values.ownerId === undefined && foreignKeyViolationColumn(error) === 'owner_id')
-        return this.deps.identity.refuseVanishedPrincipal(principal);
-      throw error;
-    });
-  }
-
-  private insertAudited(principal: Principal, values: Partial<E>, ownerId: string): Promise<E> {
     return this.deps.dataSource.transaction(async (manager) => {
+      // Before the insert: the owner may default to the caller, whose row must still exist.
+      await this.deps.audit.assertActiveActor(manager, principal);
       const candidate = manager.create(this.definition.entity, {
         ...values,
         companyId: principal.companyId,
@@ -157,7 +149,7 @@ export class RecordService<E extends OwnedEntity> {
   async update(principal: Principal, id: string, patch: Partial<E>): Promise<E> {
     assertUuid('id', id);
     if (patch.ownerId !== undefined) await this.assertOwnerInCompany(principal, patch.ownerId, true);
-    await this.beforeWrite(principal, patch);
+    await this.beforeWrite(principal, patch, id);
     const visibility = await this.deps.visibility.forWrite(principal, this.definition.objectType);
     const updated = await this.deps.dataSource.transaction(async (manager) => {
       const current = await this.lockForWrite(manager, visibility, id);

@@ -81,8 +81,16 @@ export function createRecordServices(
     deps,
     // Only a create or update that sets accountId must name an account the writer can see; editing other fields of
     // a deal whose account the editor cannot see needs EDIT on the deal alone.
-    async (principal, changes) => {
+    async (principal, changes, existingId) => {
       if (!changes.accountId) return;
+      // A form that sends the deal back unchanged keeps an account the editor may not see.
+      if (existingId) {
+        const current = await deps.dataSource.getRepository(DealEntity).findOne({
+          select: { accountId: true },
+          where: { id: existingId, companyId: principal.companyId },
+        });
+        if (current?.accountId === changes.accountId) return;
+      }
       const [account] = await accounts.byIds(principal, [changes.accountId]);
       if (!account)
         throw ValidationError.single('input.accountId', 'must be the id of an account you can see');

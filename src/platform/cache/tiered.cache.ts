@@ -55,7 +55,10 @@ export class TieredCache {
   private readonly inFlight = new Map<string, Promise<unknown>>();
   /** Scopes whose version bump Redis refused; retried until it answers. */
   private readonly pendingScopes = new Set<string>();
+  /** Bumps Redis took but whose message did not go out; re-sent until it does (other processes trust their tier). */
+  private readonly pendingMessages = new Map<string, InvalidationMessage>();
   private retryTimer?: NodeJS.Timeout;
+  private stopped = false;
   private readonly channel: string;
   private readonly localMaxAgeMs: number;
   private redisHealthy = true;
@@ -74,26 +77,33 @@ export class TieredCache {
     this.unsubscribe = await this.options.events.subscribe(this.channel, (raw) => this.onInvalidation(raw));
     // Messages published while our subscriber was reconnecting are lost: forget what we may have missed.
     this.options.events.onReconnect(() => this.resetLocal());
+    // Until invalidations are heard the in-process tier stays off; it comes on by itself, so do not wait long.
+    await this.options.events.whenListening(1000);
   }
 
   async stop(): Promise<void> {
+    this.stopped = true;
     clearTimeout(this.retryTimer);
     await this.flushPending();
     await this.unsubscribe?.();
   }
 
   private scheduleRetry(): void {
-    if (this.retryTimer) return;
+    if (this.retryTimer || this.stopped) return;
     this.retryTimer = setTimeout(() => {
       this.retryTimer = undefined;
       void this.flushPending().then(() => {
-        if (this.pendingScopes.size > 0) this.scheduleRetry();
+        if (this.pendingScopes.size > 0 || this.pendingMessages.size > 0) this.scheduleRetry();
       });
     }, 500);
     this.retryTimer.unref();
   }
 
   private async flushPending(): Promise<void> {
+    for (const message of [...this.pendingMessages.values()]) {
+      if (this.pendingMessages.get(message.scope) === message) this.pendingMessages.delete(message.scope);
+      await this.publish(message);
+    }
     for (const scope of [...this.pendingScopes]) {
       this.pendingScopes.delete(scope);
       await this.invalidateScope(scope);
@@ -259,6 +269,9 @@ export class TieredCache {
       await this.options.events.publish(this.channel, JSON.stringify(message));
     } catch (error) {
       this.markUnhealthy(error);
+      const queued = this.pendingMessages.get(message.scope);
+      if (!queued || queued.version < message.version) this.pendingMessages.set(message.scope, message);
+      this.scheduleRetry();
     }
   }
 

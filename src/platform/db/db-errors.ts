@@ -20,7 +20,7 @@ const UNAVAILABLE_NODE_CODES = new Set([
   'EPIPE',
 ]);
 const UNAVAILABLE_MESSAGE =
-  /timeout exceeded when trying to connect|Connection terminated|connection is closed|Client has encountered a connection error|terminating connection|the database system is (starting up|shutting down)/i;
+  /timeout exceeded when trying to connect|Connection terminated|Client has encountered a connection error|terminating connection|the database system is (starting up|shutting down)/i;
 
 const DATA_EXCEPTION_RULES: Record<string, string> = {
   '22001': 'is too long for its column',
@@ -42,7 +42,8 @@ function fieldFromDetail(detail: string | undefined): string | undefined {
     .exec(detail ?? '')?.[1]
     ?.split(',')
     .map((c) => c.trim());
-  const column = columns?.filter((c) => c !== 'company_id').pop() ?? columns?.pop();
+  // The tenant column is never client input: name the other key column, or nothing.
+  const column = columns?.filter((c) => c !== 'company_id').pop();
   return column ? snakeToCamel(column) : undefined;
 }
 
@@ -56,25 +57,16 @@ function findPgError(error: unknown): (PgErrorFields & { errno?: unknown }) | un
       /** graphql-js wraps a thrown non-Error (pg's pool rejects with a plain `{ code: 'ECONNREFUSED' }`). */
       thrownValue?: unknown;
     };
+    // Messages are only trusted on driver errors: a GraphQL error's message may quote client input.
+    const fromGraphQL = 'locations' in candidate || 'extensions' in candidate;
     if (
       typeof candidate.code === 'string' ||
-      (candidate.message && UNAVAILABLE_MESSAGE.test(candidate.message))
+      (!fromGraphQL && candidate.message && UNAVAILABLE_MESSAGE.test(candidate.message))
     )
       return candidate;
     current = candidate.driverError ?? candidate.originalError ?? candidate.thrownValue ?? candidate.cause;
   }
   return undefined;
-}
-
-/** The referencing column (snake_case, tenant column aside) of a foreign-key violation (23503), else undefined. */
-export function foreignKeyViolationColumn(error: unknown): string | undefined {
-  const pg = findPgError(error);
-  if (pg?.code !== '23503') return undefined;
-  const columns = /Key \(([^)]+)\)=/
-    .exec(pg.detail ?? '')?.[1]
-    ?.split(',')
-    .map((c) => c.trim());
-  return columns?.filter((c) => c !== 'company_id').pop();
 }
 
 /** Thrown when the database cannot be reached; clients and load balancers may retry. */

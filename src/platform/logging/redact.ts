@@ -1,5 +1,8 @@
-/** `scheme://user:password@`: the user part may be empty (`redis://:secret@host`). */
-const URL_CREDENTIALS = /\b([a-z][a-z0-9+.-]*:\/\/)([^:@/\s]*):([^@/\s]+)@/gi;
+/**
+ * `scheme://user:password@`: the user part may be empty (`redis://:secret@host`); the password runs to the last `@`
+ * before the host, as URL parsers read it (`u:p@ss@host` has the password `p@ss`).
+ */
+const URL_CREDENTIALS = /\b([a-z][a-z0-9+.-]*:\/\/)([^:@/\s]*):([^/\s]+)@/gi;
 
 /**
  * Masks the password of every URL in `text` (a bare URL, or a message that quotes one). The one place credentials are

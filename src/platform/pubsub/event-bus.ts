@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import type { Logger } from '../logging/logger';
 import type { RedisClient } from '../redis/redis.connection';
@@ -17,6 +18,8 @@ export interface EventBus {
    * it is back and resubscribed: messages sent meanwhile may be lost, so whatever they would invalidate is suspect.
    */
   isListening(): boolean;
+  /** Resolves true once `isListening()` holds, or false after `timeoutMs`. */
+  whenListening(timeoutMs: number): Promise<boolean>;
   close(): Promise<void>;
 }
 
@@ -43,6 +46,10 @@ export class MemoryEventBus implements EventBus {
     return true;
   }
 
+  async whenListening(): Promise<boolean> {
+    return true;
+  }
+
   async close(): Promise<void> {
     this.emitter.removeAllListeners();
   }
@@ -50,44 +57,95 @@ export class MemoryEventBus implements EventBus {
 
 const RECONNECTED = Symbol('reconnected') as unknown as string;
 
+export interface RedisEventBusOptions {
+  /**
+   * How often this process sends itself a heartbeat through Redis. The subscription counts as live only while the
+   * last one came back within three periods: that also catches what no connection event reports (a Redis Cluster
+   * subscriber moving nodes, a half-open socket). Default 1000 ms.
+   */
+  heartbeatMs?: number;
+}
+
 /** Uses two connections, as Redis requires: one publishes, one is in subscriber mode. */
 export class RedisEventBus implements EventBus {
   readonly driver = 'redis' as const;
   private readonly local = new EventEmitter().setMaxListeners(0);
   private readonly channelRefs = new Map<string, number>();
-  private listening: boolean;
+  private readonly heartbeatChannel = `crm:bus:heartbeat:${randomUUID()}`;
+  private readonly heartbeatMs: number;
+  private readonly heartbeat: NodeJS.Timeout;
+  private resubscribeTimer?: NodeJS.Timeout;
+  private connected: boolean;
+  private lastEcho = 0;
 
   constructor(
     private readonly publisher: RedisClient,
     private readonly subscriber: RedisClient,
     private readonly logger: Logger,
+    options: RedisEventBusOptions = {},
   ) {
-    subscriber.on('message', (channel: string, message: string) => this.local.emit(channel, message));
-    this.listening = subscriber.status === 'ready';
-    let connectedOnce = this.listening;
-    subscriber.on('close', () => {
-      this.listening = false;
+    this.heartbeatMs = options.heartbeatMs ?? 1000;
+    subscriber.on('message', (channel: string, message: string) => {
+      if (channel === this.heartbeatChannel) this.onEcho();
+      else this.local.emit(channel, message);
     });
-    subscriber.on('ready', () => {
-      // ioredis resubscribes on its own but does not say when that is done: subscribe again (idempotent) and trust
-      // the connection once Redis has confirmed every channel.
-      const channels = [...this.channelRefs.keys()];
-      const resubscribed = channels.length > 0 ? subscriber.subscribe(...channels) : Promise.resolve();
-      resubscribed.then(
-        () => {
-          if (subscriber.status !== 'ready') return;
-          this.listening = true;
-          if (connectedOnce) this.local.emit(RECONNECTED, '');
-          connectedOnce = true;
-        },
-        (error: Error) =>
-          this.logger.warn({ err: error.message }, 'resubscribe failed; will retry on reconnect'),
-      );
+    this.connected = subscriber.status === 'ready';
+    subscriber.on('close', () => {
+      this.connected = false;
+    });
+    subscriber.on('ready', () => this.resubscribe());
+    this.channelRefs.set(this.heartbeatChannel, 1);
+    subscriber.subscribe(this.heartbeatChannel).then(
+      () => this.beat(),
+      () => {
+        // Retried on the next 'ready'.
+      },
+    );
+    this.heartbeat = setInterval(() => this.beat(), this.heartbeatMs);
+    this.heartbeat.unref();
+  }
+
+  private beat(): void {
+    this.publisher.publish(this.heartbeatChannel, '1').catch(() => {
+      // A missing echo is the signal; nothing to log every second.
     });
   }
 
+  async whenListening(timeoutMs: number): Promise<boolean> {
+    const deadline = Date.now() + timeoutMs;
+    while (!this.isListening() && Date.now() < deadline) {
+      this.beat();
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    return this.isListening();
+  }
+
+  /** ioredis resubscribes on its own but does not say when that is done: subscribe again (idempotent) and wait. */
+  private resubscribe(): void {
+    clearTimeout(this.resubscribeTimer);
+    this.subscriber.subscribe(...this.channelRefs.keys()).then(
+      () => {
+        if (this.subscriber.status !== 'ready') return;
+        this.connected = true;
+        this.beat();
+      },
+      (error: Error) => {
+        this.logger.warn({ err: error.message }, 'resubscribe failed; retrying');
+        this.resubscribeTimer = setTimeout(() => this.resubscribe(), this.heartbeatMs);
+        this.resubscribeTimer.unref();
+      },
+    );
+  }
+
+  private onEcho(): void {
+    const wasListening = this.isListening();
+    this.lastEcho = Date.now();
+    // Heard ourselves again after a gap: messages in between may be lost, so listeners start afresh.
+    if (!wasListening && this.connected) this.local.emit(RECONNECTED, '');
+  }
+
   isListening(): boolean {
-    return this.listening;
+    return this.connected && Date.now() - this.lastEcho < 3 * this.heartbeatMs;
   }
 
   onReconnect(handler: () => void): void {
@@ -118,6 +176,8 @@ export class RedisEventBus implements EventBus {
   }
 
   async close(): Promise<void> {
+    clearInterval(this.heartbeat);
+    clearTimeout(this.resubscribeTimer);
     this.local.removeAllListeners();
   }
 }
