@@ -1,8 +1,7 @@
 import 'reflect-metadata';
 import { loadConfig } from './src/config/config';
 import { createCliDataSource } from './src/platform/db/data-source.factory';
-import { ENTITIES } from './src/modules/entities';
-import { MIGRATIONS } from './migrations';
+import { MODULES, schemaOf } from './src/modules/modules';
 
 /**
  * The DataSource for the typeorm CLI (`npx typeorm -d dist/ormconfig.js migration:show`).
@@ -11,4 +10,4 @@ import { MIGRATIONS } from './migrations';
 const config = loadConfig();
 if (!config.database.url) throw new Error('DATABASE_URL: set it to use the typeorm CLI');
 
-export default createCliDataSource({ url: config.database.url, entities: ENTITIES, migrations: MIGRATIONS });
+export default createCliDataSource({ url: config.database.url, ...schemaOf(MODULES) });

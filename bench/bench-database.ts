@@ -1,7 +1,6 @@
 import { Client } from 'pg';
 import { DataSource } from 'typeorm';
-import { MIGRATIONS } from '../migrations';
-import { ENTITIES } from '../src/modules/entities';
+import { MODULES, schemaOf } from '../src/modules/modules';
 import { DATA_TABLES } from '../src/seed/data-tables';
 import { seedDatabase, type SeedOptions } from '../src/seed/seed.generator';
 
@@ -37,8 +36,7 @@ export async function prepareBenchDatabase(
   const dataSource = new DataSource({
     type: 'postgres',
     url,
-    entities: ENTITIES,
-    migrations: MIGRATIONS,
+    ...schemaOf(MODULES),
     installExtensions: false,
   });
   await dataSource.initialize();

@@ -1,18 +1,15 @@
 import 'reflect-metadata';
+import { resolve } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import type { DataSource } from 'typeorm';
-import { MIGRATIONS } from '../migrations';
 import type { AppConfig } from './config/config';
 import { ContextFactory } from './graphql/context';
 import type { OperationLimits } from './graphql/limits';
+import { OperationMetrics } from './graphql/operation-metrics';
 import { buildGatewaySchema } from './graphql/schema';
-import { AuditService } from './modules/audit';
-import { ENTITIES } from './modules/entities';
-import { registerHealthProcessor } from './modules/health/health.processor';
-import { IdentityService, TokenService } from './modules/identity';
-import { createRecordServices, type RecordServices } from './modules/records';
-import { SharingService, VisibilityCache, VisibilityCompiler, VisibilityService } from './modules/sharing';
-import { TieredCache } from './platform/cache/tiered.cache';
+import type { ModuleDrivers, ProcessRole, ServiceRegistry } from './modules/kernel';
+import type { CrmModule } from './modules/kernel';
+import { MODULES, schemaOf } from './modules/modules';
 import type { CacheStore } from './platform/cache/cache.store';
 import { MemoryCacheStore } from './platform/cache/memory.cache';
 import { RedisCacheStore } from './platform/cache/redis.cache';
@@ -22,7 +19,10 @@ import type { QueryCountingLogger } from './platform/db/query-counting.logger';
 import { Lifecycle, ShutdownPhase } from './platform/lifecycle/lifecycle';
 import { createLogger, type Logger } from './platform/logging/logger';
 import { redactCredentials } from './platform/logging/redact';
+import { Metrics } from './platform/metrics/metrics';
+import { DbMetricsSubscriber } from './platform/metrics/db-metrics.subscriber';
 import { MemoryEventBus, RedisEventBus, type EventBus } from './platform/pubsub/event-bus';
+import { createGraphQLPubSub, type GraphQLPubSub } from './platform/pubsub/graphql-pubsub';
 import { BullMqQueueDriver } from './platform/queue/bullmq.queue';
 import { InProcessQueueDriver } from './platform/queue/in-process.queue';
 import type { QueueDriver } from './platform/queue/queue.driver';
@@ -32,15 +32,14 @@ import {
   waitForReady,
   type RedisClient,
 } from './platform/redis/redis.connection';
+import type { FileStorage } from './platform/storage/file-storage';
+import { LocalFileStorage } from './platform/storage/local-file.storage';
 import { seedDemoIfEmpty } from './seed/demo.seed';
 import { createHttpGateway } from './server/http.server';
-import { startMetricsServer } from './server/metrics.server';
-import { OperationMetrics } from './graphql/operation-metrics';
-import { Metrics } from './platform/metrics/metrics';
-import { DbMetricsSubscriber } from './platform/metrics/db-metrics.subscriber';
 import { startGraphQLWs } from './server/graphql-ws.server';
+import { startMetricsServer } from './server/metrics.server';
 
-export type ProcessRole = 'gateway' | 'worker' | 'cli';
+export type { ProcessRole };
 
 export interface AppOptions {
   config: AppConfig;
@@ -51,15 +50,8 @@ export interface AppOptions {
   migrate?: boolean;
   /** BullMQ key prefix (tests isolate themselves with their own). Default `crm`. */
   queuePrefix?: string;
-}
-
-export interface AppServices {
-  tokens: TokenService;
-  identity: IdentityService;
-  visibility: VisibilityService;
-  sharing: SharingService;
-  audit: AuditService;
-  records: RecordServices;
+  /** The capabilities to compose, in build order. Default every module (src/modules/modules.ts). */
+  modules?: readonly CrmModule[];
 }
 
 export interface App {
@@ -70,7 +62,9 @@ export interface App {
   readonly cache: CacheStore;
   readonly events: EventBus;
   readonly queue: QueueDriver;
-  readonly services: AppServices;
+  readonly storage: FileStorage;
+  readonly pubsub: GraphQLPubSub;
+  readonly services: ServiceRegistry;
   readonly metrics: Metrics;
   /** URL of the Prometheus sidecar, when enabled. */
   readonly metricsUrl?: string;
@@ -81,7 +75,8 @@ export interface App {
 }
 
 /**
- * The composition root: config -> drivers (database, cache, pub/sub, queue) -> services -> schema -> transport.
+ * The composition root: config -> drivers (database, cache, pub/sub, queue, storage) -> each module's services, in
+ * module order -> schema, loaders, routes, processors and scheduled jobs from every module -> transport.
  * Everything long-lived registers with one lifecycle, closed in order: transport, workers, queues, Redis, database.
  */
 export async function startApp(options: AppOptions): Promise<App> {
@@ -98,6 +93,8 @@ export async function startApp(options: AppOptions): Promise<App> {
 
 async function compose(options: AppOptions, logger: Logger, lifecycle: Lifecycle): Promise<App> {
   const { config, role } = options;
+  const modules = options.modules ?? MODULES;
+  assertUniqueNames(modules);
   const drivers: Record<string, string> = {};
   const metrics = new Metrics({ process: role });
 
@@ -112,8 +109,7 @@ async function compose(options: AppOptions, logger: Logger, lifecycle: Lifecycle
   }
   const { dataSource, queryLogger } = createDataSource({
     url: databaseUrl,
-    entities: ENTITIES,
-    migrations: MIGRATIONS,
+    ...schemaOf(modules),
     poolSize:
       config.database.driver === 'embedded'
         ? Math.min(config.database.poolSize, 5)
@@ -125,14 +121,6 @@ async function compose(options: AppOptions, logger: Logger, lifecycle: Lifecycle
   dataSource.subscribers.push(
     new DbMetricsSubscriber(metrics, new Set(dataSource.entityMetadatas.map((m) => m.tableName))),
   );
-  metrics.provideAuditPartitions(
-    cachedFor(30_000, async () => {
-      const [row] = await dataSource.query<Array<{ count: number }>>(
-        "SELECT count(*)::int AS count FROM pg_inherits WHERE inhparent = to_regclass('audit_logs')",
-      );
-      return row?.count ?? 0;
-    }),
-  );
   if (options.migrate ?? config.database.driver === 'embedded') {
     await dataSource.runMigrations({ transaction: 'each' });
   }
@@ -141,11 +129,13 @@ async function compose(options: AppOptions, logger: Logger, lifecycle: Lifecycle
   let cacheClient: RedisClient | undefined;
   let events: EventBus;
   let queue: QueueDriver;
+  let pubsub: GraphQLPubSub;
   const redisClients: RedisClient[] = [];
   if (config.redis.driver === 'memory') {
     cache = new MemoryCacheStore();
     events = new MemoryEventBus();
     queue = new InProcessQueueDriver();
+    pubsub = createGraphQLPubSub();
     drivers.cache = 'in-process LRU';
     drivers.pubsub = 'in-process EventEmitter';
     drivers.queue = 'in-process runner';
@@ -164,6 +154,10 @@ async function compose(options: AppOptions, logger: Logger, lifecycle: Lifecycle
     cacheClient = connect('cache', true);
     cache = new RedisCacheStore(cacheClient, logger, metrics);
     events = new RedisEventBus(connect('publish', true), connect('subscribe', false), logger);
+    pubsub = createGraphQLPubSub({
+      publish: connect('graphql-publish', false),
+      subscribe: connect('graphql-subscribe', false),
+    });
     const queuePrefix = options.queuePrefix ?? 'crm';
     queue = new BullMqQueueDriver({
       connection: connect('queue', false),
@@ -187,40 +181,50 @@ async function compose(options: AppOptions, logger: Logger, lifecycle: Lifecycle
   });
   lifecycle.register('queues', ShutdownPhase.queues, () => queue.closeQueues());
   lifecycle.register('queue-workers', ShutdownPhase.workers, () => queue.closeWorkers());
+  queue.declareQueues(modules.flatMap((module) => module.queues ?? []));
   metrics.provideQueueCounts(() => queue.counts().catch(() => []));
+  const storage = new LocalFileStorage(resolve(config.storage.directory));
+  drivers.storage = `local directory (${config.storage.directory})`;
 
-  const tokens = new TokenService({ secret: config.jwt.secret, ttlSeconds: config.jwt.ttlSeconds });
-  const identity = new IdentityService({
+  // Each module builds its services from the drivers and the services of the modules before it.
+  const moduleDrivers: ModuleDrivers = {
+    config,
+    role,
+    logger,
     dataSource,
     cache,
-    tokens,
-    cacheTtlSeconds: config.entityCacheTtlSeconds,
+    redis: cacheClient,
+    events,
+    queue,
+    storage,
+    pubsub,
     metrics,
-  });
-  const sharingCache = new TieredCache({ name: 'sharing', redis: cacheClient, events, logger, metrics });
-  await sharingCache.start();
-  lifecycle.register('sharing-cache', ShutdownPhase.cache, () => sharingCache.stop());
-  const visibilityCache = new VisibilityCache({
-    cache: sharingCache,
-    rulesTtlSeconds: config.sharing.rulesTtlSeconds,
-    visibilityTtlSeconds: config.sharing.visibilityTtlSeconds,
-  });
-  const visibility = new VisibilityService(dataSource, new VisibilityCompiler(dataSource), visibilityCache);
-  const audit = new AuditService({
-    onInactiveActor: (principal) => identity.invalidateUsers(principal.companyId, [principal.userId]),
-  });
-  const sharing = new SharingService({ dataSource, audit, identity, visibility, cache: visibilityCache });
-  const records = createRecordServices(
-    { dataSource, visibility, audit, identity, maxPageSize: config.graphql.maxPageSize },
-    cache,
-    config.entityCacheTtlSeconds,
-    metrics,
-  );
-  const services: AppServices = { tokens, identity, visibility, sharing, audit, records };
+    lifecycle,
+  };
+  const registry: Record<string, unknown> = {};
+  for (const module of modules) {
+    const built = (await module.createServices?.({ ...moduleDrivers, services: registry })) ?? {};
+    for (const [name, service] of Object.entries(built)) {
+      if (name in registry) throw new Error(`module ${module.name}: service "${name}" is already registered`);
+      registry[name] = service;
+    }
+  }
+  const services = registry as unknown as ServiceRegistry;
+  for (const module of modules) await module.start?.(services, moduleDrivers);
 
   // Without Redis there is no separate worker process, so the gateway runs the processors itself.
-  if (role === 'worker' || (role === 'gateway' && queue.driver === 'in-process')) {
-    registerHealthProcessor(queue);
+  const runsJobs = role === 'worker' || (role === 'gateway' && queue.driver === 'in-process');
+  if (runsJobs) {
+    for (const module of modules) {
+      for (const binding of module.processors?.(services) ?? [])
+        queue.process(binding.queue, binding.processor as never, binding.options);
+    }
+  }
+  if (role !== 'cli') {
+    for (const module of modules) {
+      for (const job of module.scheduledJobs?.(services) ?? [])
+        await queue.schedule(job.name, job.schedule, job.run, { run: runsJobs });
+    }
   }
 
   if (role === 'gateway' && config.database.driver === 'embedded' && config.seedDemoWhenEmpty) {
@@ -241,10 +245,14 @@ async function compose(options: AppOptions, logger: Logger, lifecycle: Lifecycle
       maxComplexity: config.graphql.maxComplexity,
       maxPageSize: config.graphql.maxPageSize,
     };
-    const schema = await buildGatewaySchema(services);
+    const schema = await buildGatewaySchema(
+      modules.flatMap((module) => module.resolvers?.(services) ?? []),
+      pubsub,
+    );
     const contexts = new ContextFactory({
-      identity,
-      records,
+      identity: services.identity,
+      modules,
+      services,
       logger,
       maxBatchSize: config.dataloaderMaxBatch,
     });
@@ -263,6 +271,7 @@ async function compose(options: AppOptions, logger: Logger, lifecycle: Lifecycle
       drainTimeoutMs: Math.floor(config.shutdownTimeoutMs / 2),
       metrics,
       operationMetrics,
+      routes: modules.flatMap((module) => module.routes?.(services) ?? []),
     });
     const ws = startGraphQLWs({
       httpServer,
@@ -305,6 +314,7 @@ async function compose(options: AppOptions, logger: Logger, lifecycle: Lifecycle
     {
       role,
       drivers,
+      modules: modules.map((module) => module.name),
       ...(url ? { url: `${url}/graphql` } : {}),
       ...(metricsUrl ? { metrics: metricsUrl } : {}),
     },
@@ -322,6 +332,8 @@ async function compose(options: AppOptions, logger: Logger, lifecycle: Lifecycle
     cache,
     events,
     queue,
+    storage,
+    pubsub,
     services,
     metrics,
     metricsUrl,
@@ -329,6 +341,14 @@ async function compose(options: AppOptions, logger: Logger, lifecycle: Lifecycle
     databaseUrl,
     stop: () => lifecycle.stop(config.shutdownTimeoutMs),
   };
+}
+
+function assertUniqueNames(modules: readonly CrmModule[]): void {
+  const seen = new Set<string>();
+  for (const module of modules) {
+    if (seen.has(module.name)) throw new Error(`two modules are named ${module.name}`);
+    seen.add(module.name);
+  }
 }
 
 async function readiness(
@@ -350,13 +370,4 @@ async function readiness(
 function bytes(limit: string): number {
   const [, amount, unit] = /^(\d+)(b|kb|mb)$/i.exec(limit)!;
   return Number(amount) * { b: 1, kb: 1024, mb: 1024 * 1024 }[unit!.toLowerCase() as 'b' | 'kb' | 'mb'];
-}
-
-/** Memoises an async value for `ms`, so a scrape-time gauge does not hit the database on every scrape. */
-function cachedFor<T>(ms: number, load: () => Promise<T>): () => Promise<T> {
-  let value: { at: number; promise: Promise<T> } | undefined;
-  return () => {
-    if (!value || Date.now() - value.at > ms) value = { at: Date.now(), promise: load() };
-    return value.promise;
-  };
 }

@@ -1,6 +1,5 @@
 import { DataSource } from 'typeorm';
-import { MIGRATIONS } from '../../migrations';
-import { ENTITIES } from '../../src/modules/entities';
+import { MODULES, schemaOf } from '../../src/modules/modules';
 import type { Principal } from '../../src/modules/identity';
 import { VisibilityCache, VisibilityCompiler, VisibilityService } from '../../src/modules/sharing';
 import { TieredCache } from '../../src/platform/cache/tiered.cache';
@@ -40,8 +39,7 @@ export const sharingLookup: Scenario = {
     const dataSource = new DataSource({
       type: 'postgres',
       url: DATABASE_URL,
-      entities: ENTITIES,
-      migrations: MIGRATIONS,
+      ...schemaOf(MODULES),
       installExtensions: false,
       extra: { max: 4 },
     });

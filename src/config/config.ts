@@ -48,6 +48,8 @@ const environmentSchema = z.object({
   DATABASE_URL: optionalUrl(/^(postgres|postgresql):\/\//),
   DATABASE_POOL_SIZE: positiveInt(10),
   EMBEDDED_DATA_DIR: z.string().min(1).default('.data/pglite'),
+  /** Files (exports and other module output) live here with the local storage driver. */
+  STORAGE_DIR: z.string().min(1).default('.data/storage'),
   REDIS_URL: optionalUrl(/^(redis|rediss):\/\//),
   REDIS_CLUSTER_NODES: z.string().optional(),
   OPENSEARCH_URL: optionalUrl(/^(http|https):\/\//),
@@ -100,6 +102,7 @@ export interface AppConfig {
     readonly url?: string;
     readonly clusterNodes: readonly string[];
   };
+  readonly storage: { readonly directory: string };
   readonly opensearchUrl?: string;
   readonly jwt: { readonly secret: string; readonly ttlSeconds: number; readonly isDevSecret: boolean };
   readonly graphql: {
@@ -177,6 +180,7 @@ export function loadConfig(
       url: e.REDIS_URL,
       clusterNodes,
     },
+    storage: { directory: e.STORAGE_DIR },
     opensearchUrl: e.OPENSEARCH_URL,
     jwt: {
       secret: e.JWT_SECRET ?? DEV_JWT_SECRET,

@@ -1,17 +1,19 @@
 import { randomUUID } from 'node:crypto';
-import {
-  parseBearer,
-  createIdentityLoaders,
-  type IdentityService,
-  type Principal,
-} from '../modules/identity';
-import { createRecordLoaders, type RecordServices } from '../modules/records';
-import type { RequestContext } from '../modules/request-context';
+import { parseBearer, type IdentityService } from '../modules/identity';
+import type {
+  CrmModule,
+  Principal,
+  RequestContext,
+  RequestLoaders,
+  ServiceRegistry,
+} from '../modules/kernel';
 import type { Logger } from '../platform/logging/logger';
 
 export interface ContextFactoryOptions {
   identity: IdentityService;
-  records: RecordServices;
+  /** Every module; each adds its per-request loaders. */
+  modules: readonly CrmModule[];
+  services: ServiceRegistry;
   logger: Logger;
   /** Largest DataLoader batch (ids per SQL statement). */
   maxBatchSize: number;
@@ -28,14 +30,15 @@ export class ContextFactory {
   }
 
   create(principal: Principal | undefined, requestId: string = randomUUID()): RequestContext {
+    const { modules, services, maxBatchSize } = this.options;
+    const loaders: Partial<RequestLoaders> = {};
+    for (const module of modules)
+      Object.assign(loaders, module.loaders?.(services, principal, { maxBatchSize }));
     return {
       requestId,
       principal,
       logger: this.options.logger.child({ requestId, userId: principal?.userId }),
-      loaders: {
-        ...createIdentityLoaders(this.options.identity, principal, this.options.maxBatchSize),
-        ...createRecordLoaders(this.options.records, principal, this.options.maxBatchSize),
-      },
+      loaders: loaders as RequestLoaders,
     };
   }
 }

@@ -1,36 +1,28 @@
 import { lexicographicSortSchema, printSchema, type GraphQLSchema } from 'graphql';
 import { buildSchema, type ContainerType } from 'type-graphql';
-import { IdentityResolver, type IdentityService } from '../modules/identity';
-import { AccountResolver, DealResolver, LeadResolver, type RecordServices } from '../modules/records';
-import { SharingResolver, type SharingService } from '../modules/sharing';
+import type { CrmModule, ResolverBinding, ServiceRegistry } from '../modules/kernel';
+import type { GraphQLPubSub } from '../platform/pubsub/graphql-pubsub';
 import { validateInput } from './input-validation';
 
-export interface SchemaServices {
-  identity: IdentityService;
-  records: RecordServices;
-  sharing: SharingService;
+/** Every module's resolver bindings with no live services (they are only constructed when executed). */
+export function resolverBindings(modules: readonly CrmModule[]): ResolverBinding[] {
+  return modules.flatMap((module) => module.resolvers?.({} as ServiceRegistry) ?? []);
 }
 
-/** The resolver classes of every slice; type-graphql builds them through the container below. */
-const RESOLVERS = [IdentityResolver, LeadResolver, DealResolver, AccountResolver, SharingResolver] as const;
-
-/**
- * Builds the executable schema once per process. type-graphql's container contract is one `get()`: this one hands
- * each resolver class its services, so the wiring stays explicit.
- */
 export function printGatewaySchema(schema: GraphQLSchema): string {
   return `${printSchema(lexicographicSortSchema(schema))}\n`;
 }
 
-/** Resolvers are created on first use, so printing the schema needs no live services. */
-export async function buildGatewaySchema(services: SchemaServices): Promise<GraphQLSchema> {
-  const factories = new Map<Function, () => unknown>([
-    [IdentityResolver, () => new IdentityResolver(services.identity)],
-    [LeadResolver, () => new LeadResolver(services.records)],
-    [DealResolver, () => new DealResolver(services.records)],
-    [AccountResolver, () => new AccountResolver(services.records)],
-    [SharingResolver, () => new SharingResolver(services.sharing)],
-  ]);
+/**
+ * Builds the executable schema once per process from every module's resolvers. type-graphql's container contract is
+ * one `get()`: this one constructs each resolver class through its module's binding, on first use, so printing the
+ * schema needs no live services.
+ */
+export async function buildGatewaySchema(
+  bindings: readonly ResolverBinding[],
+  pubSub?: GraphQLPubSub,
+): Promise<GraphQLSchema> {
+  const factories = new Map(bindings.map((binding) => [binding.resolver, binding.create]));
   const instances = new Map<Function, unknown>();
   const container: ContainerType = {
     get: (someClass) => {
@@ -45,10 +37,13 @@ export async function buildGatewaySchema(services: SchemaServices): Promise<Grap
       return instance;
     },
   };
+  const resolvers = bindings.map((binding) => binding.resolver);
+  if (resolvers.length === 0) throw new Error('no module brings a resolver');
   return buildSchema({
-    resolvers: [...RESOLVERS],
+    resolvers: resolvers as [Function, ...Function[]],
     container,
     validateFn: validateInput,
     emitSchemaFile: false,
+    ...(pubSub ? { pubSub } : {}),
   });
 }

@@ -11,6 +11,9 @@ import express, { type ErrorRequestHandler, type RequestHandler } from 'express'
 import { GraphQLError, OperationTypeNode, type GraphQLSchema } from 'graphql';
 import type { ContextFactory } from '../graphql/context';
 import { trackHttpConnections } from './http-drain';
+import { pipeline } from 'node:stream/promises';
+import { authFailure, type Principal } from '../modules/kernel';
+import type { RouteDefinition } from '../platform/http/routes';
 import type { OperationMetrics } from '../graphql/operation-metrics';
 import type { Metrics } from '../platform/metrics/metrics';
 import { formatError } from '../graphql/errors';
@@ -20,7 +23,7 @@ import {
   createParseOptions,
   type OperationLimits,
 } from '../graphql/limits';
-import type { RequestContext } from '../modules/request-context';
+import type { RequestContext } from '../modules/kernel';
 import { classifyDatabaseError } from '../platform/db/db-errors';
 import { AppError, ErrorCode } from '../platform/errors/app-error';
 import type { Logger } from '../platform/logging/logger';
@@ -44,6 +47,8 @@ export interface HttpServerOptions {
   drainTimeoutMs: number;
   metrics: Metrics;
   operationMetrics: OperationMetrics;
+  /** Modules' HTTP routes, behind the same auth, error shape, body limit and metrics as /graphql. */
+  routes?: ReadonlyArray<RouteDefinition<Principal>>;
 }
 
 export interface HttpGateway {
@@ -55,6 +60,61 @@ const WHOLE_REQUEST_STATUS: Record<string, number> = {
   [ErrorCode.SERVICE_UNAVAILABLE]: 503,
   [ErrorCode.UNAUTHENTICATED]: 401,
 };
+
+/** HTTP status of a module route's AppError by code (GraphQL answers these inside a 200). */
+const ROUTE_STATUS: Record<string, number> = {
+  [ErrorCode.BAD_USER_INPUT]: 400,
+  [ErrorCode.UNAUTHENTICATED]: 401,
+  [ErrorCode.FORBIDDEN]: 403,
+  [ErrorCode.NOT_FOUND]: 404,
+  [ErrorCode.CONFLICT]: 409,
+  [ErrorCode.SERVICE_UNAVAILABLE]: 503,
+};
+
+/** Paths the server answers itself; a module route may not take them. */
+const RESERVED_PATHS = new Set(['/graphql', '/healthz', '/readyz']);
+
+function mountRoute(
+  app: express.Express,
+  route: RouteDefinition<Principal>,
+  options: HttpServerOptions,
+): void {
+  if (RESERVED_PATHS.has(route.path)) throw new Error(`route ${route.method} ${route.path} is reserved`);
+  const method = route.method.toLowerCase() as 'get' | 'post' | 'put' | 'delete';
+  const body =
+    route.method === 'POST' || route.method === 'PUT' ? [express.json({ limit: options.bodyLimit })] : [];
+  app[method](route.path, ...body, async (req, res, next) => {
+    res.locals.route = route.path;
+    const aborted = new AbortController();
+    res.on('close', () => {
+      if (!res.writableFinished) aborted.abort();
+    });
+    try {
+      const caller = await options.contexts.authenticate(req.headers.authorization);
+      if (route.requiresAuth !== false && !caller) throw authFailure('MISSING_TOKEN');
+      const answer = await route.handler({
+        caller,
+        params: req.params as Record<string, string>,
+        query: Object.fromEntries(
+          Object.entries(req.query).map(([key, value]) => [
+            key,
+            typeof value === 'string' ? value : undefined,
+          ]),
+        ),
+        headers: req.headers,
+        body: req.body as unknown,
+        requestId: res.locals.requestId as string,
+        signal: aborted.signal,
+      });
+      res.status(answer.status ?? 200);
+      for (const [name, value] of Object.entries(answer.headers ?? {})) res.setHeader(name, value);
+      if ('json' in answer) res.json(answer.json);
+      else await pipeline(answer.stream, res);
+    } catch (error) {
+      next(error);
+    }
+  });
+}
 
 const REQUEST_ID = /^[A-Za-z0-9._-]{1,100}$/;
 /** Route label values: the routes this server defines; anything else is "unmatched" (bounded cardinality). */
@@ -177,7 +237,8 @@ export async function createHttpGateway(options: HttpServerOptions): Promise<Htt
     res.on('finish', () => {
       const labels = {
         method: req.method,
-        route,
+        // A module route labels itself with its pattern (`/exports/:id/download`), never the concrete path.
+        route: (res.locals.route as string | undefined) ?? route,
         status_class: `${Math.floor(res.statusCode / 100)}xx`,
       };
       stop(labels);
@@ -217,6 +278,8 @@ export async function createHttpGateway(options: HttpServerOptions): Promise<Htt
     }),
   );
 
+  for (const route of options.routes ?? []) mountRoute(app, route, options);
+
   app.use((_req, res) => jsonError(res, 404, 'NOT_FOUND', 'No such route'));
 
   // express answers body-parser failures with an HTML page unless the app handles them: keep errors JSON.
@@ -226,6 +289,22 @@ export async function createHttpGateway(options: HttpServerOptions): Promise<Htt
     res,
     _next,
   ) => {
+    if (res.headersSent) {
+      // A stream failed midway: the client must not take a cut file for a whole one.
+      options.logger.error({ err: error }, 'response failed after its headers were sent');
+      res.destroy();
+      return;
+    }
+    const known = error instanceof AppError ? error : classifyDatabaseError(error);
+    if (known) {
+      const { violations } = known.details as { violations?: unknown };
+      res.status(ROUTE_STATUS[known.code] ?? known.httpStatus ?? 400).json({
+        errors: [
+          { message: known.message, extensions: { code: known.code, ...(violations ? { violations } : {}) } },
+        ],
+      });
+      return;
+    }
     if (error.type === 'entity.too.large')
       return jsonError(res, 413, 'PAYLOAD_TOO_LARGE', `Request body exceeds ${options.bodyLimit}`);
     if (error.type === 'entity.parse.failed')

@@ -4,8 +4,7 @@ import { resolve } from 'node:path';
 import { Client } from 'pg';
 import { Redis } from 'ioredis';
 import { DataSource } from 'typeorm';
-import { MIGRATIONS } from '../../migrations';
-import { ENTITIES } from '../../src/modules/entities';
+import { MODULES, schemaOf } from '../../src/modules/modules';
 import './setup-env';
 
 /** Recreates crm_test, migrates it, empties the test Redis DB, and builds dist/ for the process-level tests. */
@@ -23,8 +22,7 @@ export default async function globalSetup(): Promise<void> {
   const dataSource = new DataSource({
     type: 'postgres',
     url: url.toString(),
-    entities: ENTITIES,
-    migrations: MIGRATIONS,
+    ...schemaOf(MODULES),
     installExtensions: false,
   });
   await dataSource.initialize();

@@ -1,13 +1,13 @@
 import { randomUUID } from 'node:crypto';
 import {
   HealthJob,
-  registerHealthProcessor,
+  HealthQueue,
+  runHealthJob,
   type HealthPingResult,
 } from '../../src/modules/health/health.processor';
 import { BullMqQueueDriver } from '../../src/platform/queue/bullmq.queue';
 import { closeRedis, createRedisConnection } from '../../src/platform/redis/redis.connection';
 import { InProcessQueueDriver } from '../../src/platform/queue/in-process.queue';
-import { QueueName } from '../../src/platform/queue/queue.driver';
 import { spawnBuilt, testProcessEnv, type SpawnedProcess } from '../helpers/spawn-gateway';
 import { startTestApp, type TestApp } from '../helpers/test-app';
 
@@ -38,7 +38,7 @@ describe('queues', () => {
     const queue = new BullMqQueueDriver({ connection, logger: producer.app.logger });
     try {
       const echo = randomUUID();
-      const job = await queue.add<{ echo: string }, HealthPingResult>(QueueName.system, HealthJob.ping, {
+      const job = await queue.add<{ echo: string }, HealthPingResult>(HealthQueue.system, HealthJob.ping, {
         echo,
       });
       const result = await job.finished(20_000);
@@ -56,13 +56,13 @@ describe('queues', () => {
 
   it('BullMQ driver in-process: a failing job reports its error to the producer', async () => {
     const queue = producer.app.queue;
-    queue.process(QueueName.system, async (job) => {
+    queue.process(HealthQueue.system, async (job) => {
       if (job.name === 'boom') throw new Error('exploded as asked');
       return 'fine';
     });
-    const ok = await queue.add(QueueName.system, 'calm', {});
+    const ok = await queue.add(HealthQueue.system, 'calm', {});
     expect(await ok.finished(10_000)).toBe('fine');
-    const bad = await queue.add(QueueName.system, 'boom', {});
+    const bad = await queue.add(HealthQueue.system, 'boom', {});
     await expect(bad.finished(10_000)).rejects.toThrow('exploded as asked');
     await queue.closeWorkers();
   });
@@ -73,7 +73,7 @@ describe('queues', () => {
     let peak = 0;
     let attemptsSeen = 0;
     queue.process<{ n: number; flaky?: boolean }, number>(
-      QueueName.system,
+      HealthQueue.system,
       async (job) => {
         running++;
         peak = Math.max(peak, running);
@@ -88,12 +88,12 @@ describe('queues', () => {
       { concurrency: 2 },
     );
     const jobs = await Promise.all(
-      [1, 2, 3, 4, 5].map((n) => queue.add<{ n: number }, number>(QueueName.system, 'double', { n })),
+      [1, 2, 3, 4, 5].map((n) => queue.add<{ n: number }, number>(HealthQueue.system, 'double', { n })),
     );
     expect(await Promise.all(jobs.map((job) => job.finished()))).toEqual([2, 4, 6, 8, 10]);
     expect(peak).toBe(2);
     const flaky = await queue.add<{ n: number; flaky: boolean }, number>(
-      QueueName.system,
+      HealthQueue.system,
       'double',
       { n: 7, flaky: true },
       { attempts: 3 },
@@ -103,9 +103,9 @@ describe('queues', () => {
     await queue.closeWorkers();
 
     const health = new InProcessQueueDriver();
-    registerHealthProcessor(health);
+    health.process(HealthQueue.system, runHealthJob);
     const pong = await (
-      await health.add<object, HealthPingResult>(QueueName.system, HealthJob.ping, {})
+      await health.add<object, HealthPingResult>(HealthQueue.system, HealthJob.ping, {})
     ).finished();
     expect(pong).toMatchObject({ pong: true, pid: process.pid });
   });

@@ -2,7 +2,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { QueueName } from '../../src/platform/queue/queue.driver';
+import { HealthQueue } from '../../src/modules/health';
 import { buildSharingOrg } from '../helpers/sharing-org';
 import { freePort } from '../helpers/ports';
 import { startTestApp, type TestApp } from '../helpers/test-app';
@@ -89,8 +89,8 @@ describe('Redis Cluster driver', () => {
 
   it('runs BullMQ jobs on the cluster (hash-tagged queue keys)', async () => {
     const queue = t!.app.queue;
-    queue.process(QueueName.system, async (job) => ({ echoed: job.data }));
-    const job = await queue.add(QueueName.system, 'echo', { n: 7 });
+    queue.process(HealthQueue.system, async (job) => ({ echoed: job.data }));
+    const job = await queue.add(HealthQueue.system, 'echo', { n: 7 });
     expect(await job.finished(10_000)).toEqual({ echoed: { n: 7 } });
     expect((await queue.counts()).some((c) => c.queue === 'system')).toBe(true);
   });

@@ -8,7 +8,8 @@ import {
   type GraphQLSchema,
 } from 'graphql';
 import { checkVariableLimits, createLimitRules, createParseOptions, type OperationLimits } from '../limits';
-import { buildGatewaySchema, type SchemaServices } from '../schema';
+import { MODULES } from '../../modules/modules';
+import { buildGatewaySchema, resolverBindings } from '../schema';
 
 const LIMITS: OperationLimits = {
   maxDepth: 10,
@@ -36,7 +37,7 @@ describe('operation limits (validation rules, parse options, variable checks)', 
   let schema: GraphQLSchema;
 
   beforeAll(async () => {
-    schema = await buildGatewaySchema({} as SchemaServices);
+    schema = await buildGatewaySchema(resolverBindings(MODULES));
   });
 
   /** Parses with the gateway's options and runs every validation and variable check; returns the errors and time. */

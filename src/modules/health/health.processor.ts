@@ -1,4 +1,7 @@
-import { QueueName, type QueueDriver } from '../../platform/queue/queue.driver';
+import type { JobContext } from '../../platform/queue/queue.driver';
+
+/** Queues of this slice, declared once. */
+export const HealthQueue = { system: 'system' } as const;
 
 export const HealthJob = { ping: 'health.ping' } as const;
 
@@ -10,14 +13,7 @@ export interface HealthPingResult {
 }
 
 /** A trivial job that proves a worker is consuming the system queue end to end. */
-export function registerHealthProcessor(queue: QueueDriver): void {
-  queue.process<{ echo?: string }, HealthPingResult>(QueueName.system, async (job) => {
-    if (job.name !== HealthJob.ping) throw new Error(`unknown system job ${job.name}`);
-    return {
-      pong: true,
-      pid: process.pid,
-      receivedAt: new Date().toISOString(),
-      echo: job.data.echo ?? null,
-    };
-  });
+export async function runHealthJob(job: JobContext<{ echo?: string }>): Promise<HealthPingResult> {
+  if (job.name !== HealthJob.ping) throw new Error(`unknown system job ${job.name}`);
+  return { pong: true, pid: process.pid, receivedAt: new Date().toISOString(), echo: job.data.echo ?? null };
 }

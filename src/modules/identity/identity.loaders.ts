@@ -1,5 +1,5 @@
 import DataLoader from 'dataloader';
-import type { Principal } from './principal';
+import type { Principal } from '../kernel';
 import type { IdentityService } from './identity.service';
 import type { RoleEntity } from './role.entity';
 import type { UserEntity } from './user.entity';
@@ -7,6 +7,11 @@ import type { UserEntity } from './user.entity';
 export interface IdentityLoaders {
   user: DataLoader<string, UserEntity | null>;
   role: DataLoader<string, RoleEntity | null>;
+}
+
+declare module '../kernel/registries' {
+  // eslint-disable-next-line @typescript-eslint/no-empty-object-type
+  interface RequestLoaders extends IdentityLoaders {}
 }
 
 /** Loaders scoped to the caller's company; create them per request. */

@@ -1,9 +1,9 @@
 import { Ctx, FieldResolver, Query, Resolver, Root } from 'type-graphql';
-import { CurrentPrincipal, type RequestContext } from '../request-context';
+import { CurrentPrincipal, type RequestContext } from '../kernel';
 import { Company, Role, User } from './identity.types';
 import type { IdentityService } from './identity.service';
-import type { Principal } from './principal';
-import { authFailure } from './identity.errors';
+import type { Principal } from '../kernel';
+import { authFailure } from '../kernel';
 
 @Resolver(() => User)
 export class IdentityResolver {

@@ -3,8 +3,8 @@ import { CacheNamespace, type CacheStore } from '../../platform/cache/cache.stor
 import { ReadThroughCache, reviveDates } from '../../platform/cache/read-through.cache';
 import type { CacheMetrics } from '../../platform/metrics/metrics';
 import { CompanyEntity } from './company.entity';
-import { authFailure } from './identity.errors';
-import type { Principal } from './principal';
+import { authFailure } from '../kernel';
+import type { Principal } from '../kernel';
 import { RoleEntity } from './role.entity';
 import type { TokenService } from './token.service';
 import { UserEntity } from './user.entity';

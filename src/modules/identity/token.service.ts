@@ -1,6 +1,6 @@
 import { errors, jwtVerify, SignJWT, type JWTPayload } from 'jose';
 import { isUuid } from '../../platform/errors/app-error';
-import { authFailure } from './identity.errors';
+import { authFailure } from '../kernel';
 
 export interface TokenClaims {
   userId: string;

@@ -7,3 +7,19 @@ export {
   type FieldSpec,
   type FieldUses,
 } from './field-catalog';
+export type { Principal } from './principal';
+export { AuthFailure, authFailure } from './auth.errors';
+export { CurrentPrincipal, type RequestContext } from './request-context';
+export type { RequestLoaders, ServiceRegistry } from './registries';
+export {
+  defineModule,
+  type CrmModule,
+  type ModuleContext,
+  type ModuleDrivers,
+  type ProcessRole,
+  type ResolverBinding,
+  type ProcessorBinding,
+  type ScheduledJob,
+  type BenchScenario,
+  type LoaderOptions,
+} from './module';

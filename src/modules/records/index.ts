@@ -5,3 +5,4 @@ export { createRecordServices, type RecordServices, AccountService } from './rec
 export { RecordService, type RecordServiceDeps } from './record.service';
 export { createRecordLoaders, type RecordLoaders } from './record.loaders';
 export { LeadResolver, DealResolver, AccountResolver } from './record.resolvers';
+export { recordsModule, type RecordsServices } from './records.module';

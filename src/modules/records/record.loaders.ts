@@ -7,6 +7,11 @@ export interface RecordLoaders {
   account: DataLoader<string, AccountEntity | null>;
 }
 
+declare module '../kernel/registries' {
+  // eslint-disable-next-line @typescript-eslint/no-empty-object-type
+  interface RequestLoaders extends RecordLoaders {}
+}
+
 /** Per-request loaders; the account loader applies the caller's visibility, so it must never be shared. */
 export function createRecordLoaders(
   records: RecordServices,

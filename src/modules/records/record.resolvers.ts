@@ -1,7 +1,7 @@
 import { Arg, Args, Ctx, FieldResolver, ID, Mutation, Query, Resolver, Root } from 'type-graphql';
 import { User } from '../identity';
 import type { Principal } from '../identity';
-import { CurrentPrincipal, type RequestContext } from '../request-context';
+import { CurrentPrincipal, type RequestContext } from '../kernel';
 import type { AccountEntity } from './account.entity';
 import type { DealEntity } from './deal.entity';
 import type { LeadEntity } from './lead.entity';

@@ -20,3 +20,4 @@ export {
   OrgWideAccess,
   AccessLevel,
 } from './sharing.entities';
+export { sharingModule, type SharingServices } from './sharing.module';

@@ -1,7 +1,7 @@
 import { Arg, ID, Mutation, Query, Resolver } from 'type-graphql';
 import { Role, User, type Principal } from '../identity';
 import { RecordType } from '../kernel';
-import { CurrentPrincipal } from '../request-context';
+import { CurrentPrincipal } from '../kernel';
 import type { CriteriaCondition } from './criteria';
 import { OrgWideAccess, type RecordShareEntity, type SharingRuleEntity } from './sharing.entities';
 import type { SharingRuleCommand, SharingService } from './sharing.service';

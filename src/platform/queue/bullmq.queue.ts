@@ -1,15 +1,26 @@
 import { Queue, QueueEvents, Worker } from 'bullmq';
 import type { Logger } from '../logging/logger';
 import { closeRedis, type RedisClient } from '../redis/redis.connection';
+import { nextRunAfter } from './in-process.queue';
 import {
+  assertSchedule,
+  describeSchedule,
   JOB_STATES,
-  QueueName,
+  type JobListener,
   type JobOptions,
   type JobProcessor,
+  type JobProgress,
   type ProcessorOptions,
   type QueueDriver,
   type QueuedJob,
+  type QueueName,
+  type Schedule,
+  type ScheduledJobInfo,
+  type ScheduleOptions,
 } from './queue.driver';
+
+/** The queue scheduled jobs run on: one BullMQ job scheduler per schedule name. */
+const SCHEDULER_QUEUE = 'scheduler';
 
 export interface BullMqDriverOptions {
   /** A connection made with `failFast: false` (BullMQ needs `maxRetriesPerRequest: null`). */
@@ -27,9 +38,87 @@ export class BullMqQueueDriver implements QueueDriver {
   private readonly workers: Worker[] = [];
   private readonly ownedConnections: RedisClient[] = [];
   private readonly prefix: string;
+  private readonly declared = new Set<QueueName>();
+  private readonly scheduleHandlers = new Map<string, () => Promise<void>>();
+  private readonly schedules = new Map<string, Schedule>();
+  private schedulerWorkerStarted = false;
 
   constructor(private readonly options: BullMqDriverOptions) {
     this.prefix = options.prefix ?? 'crm';
+  }
+
+  declareQueues(names: readonly QueueName[]): void {
+    for (const name of names) this.declared.add(name);
+  }
+
+  async follow(queueName: QueueName, jobId: string, listener: JobListener): Promise<() => Promise<void>> {
+    const events = await this.queueEvents(queueName);
+    const onProgress = (event: { jobId: string; data: unknown }) => {
+      if (event.jobId === jobId) listener.progress?.(event.data as JobProgress);
+    };
+    const onCompleted = (event: { jobId: string; returnvalue: unknown }) => {
+      if (event.jobId === jobId) listener.completed?.(event.returnvalue);
+    };
+    const onFailed = (event: { jobId: string; failedReason: string }) => {
+      if (event.jobId === jobId) listener.failed?.(event.failedReason);
+    };
+    events.on('progress', onProgress);
+    events.on('completed', onCompleted);
+    events.on('failed', onFailed);
+    return async () => {
+      events.off('progress', onProgress);
+      events.off('completed', onCompleted);
+      events.off('failed', onFailed);
+    };
+  }
+
+  async schedule(
+    name: string,
+    schedule: Schedule,
+    handler: () => Promise<void>,
+    options: ScheduleOptions = {},
+  ): Promise<void> {
+    assertSchedule(name, schedule, () => nextRunAfter(schedule, new Date()));
+    this.schedules.set(name, schedule);
+    // Idempotent: every process may declare it; BullMQ keeps one scheduler per name and one job per period.
+    await this.queue(SCHEDULER_QUEUE).upsertJobScheduler(
+      name,
+      'cron' in schedule ? { pattern: schedule.cron, tz: 'UTC' } : { every: schedule.everyMs },
+      { name, data: {}, opts: { removeOnComplete: { count: 100 }, removeOnFail: { count: 100 } } },
+    );
+    if (options.run === false) return;
+    this.scheduleHandlers.set(name, handler);
+    if (this.schedulerWorkerStarted) return;
+    this.schedulerWorkerStarted = true;
+    this.process(SCHEDULER_QUEUE, async (job) => {
+      const run = this.scheduleHandlers.get(job.name);
+      if (!run) throw new Error(`no handler for scheduled job ${job.name} in this process`);
+      await run();
+      await this.options.connection.hset(this.lastRunKey(), job.name, new Date().toISOString());
+    });
+  }
+
+  async scheduledJobs(): Promise<ScheduledJobInfo[]> {
+    const [schedulers, lastRuns] = await Promise.all([
+      this.queue(SCHEDULER_QUEUE).getJobSchedulers(0, -1, true),
+      this.options.connection.hgetall(this.lastRunKey()),
+    ]);
+    return schedulers.map((scheduler) => {
+      const known = this.schedules.get(scheduler.key);
+      const last = lastRuns[scheduler.key];
+      return {
+        name: scheduler.key,
+        pattern: known
+          ? describeSchedule(known)
+          : (scheduler.pattern ?? `every ${scheduler.every ?? '?'} ms`),
+        lastRunAt: last ? new Date(last) : null,
+        nextRunAt: scheduler.next ? new Date(scheduler.next) : null,
+      };
+    });
+  }
+
+  private lastRunKey(): string {
+    return `${this.prefix}:${SCHEDULER_QUEUE}:last-run`;
   }
 
   async add<TData, TResult>(
@@ -71,7 +160,14 @@ export class BullMqQueueDriver implements QueueDriver {
     this.ownedConnections.push(connection);
     const worker = new Worker<TData, TResult>(
       queueName,
-      (job) => processor({ id: job.id!, name: job.name, data: job.data, attempt: job.attemptsMade + 1 }),
+      (job) =>
+        processor({
+          id: job.id!,
+          name: job.name,
+          data: job.data,
+          attempt: job.attemptsMade + 1,
+          progress: (value) => job.updateProgress(value),
+        }),
       { connection, prefix: this.prefix, concurrency: options.concurrency ?? 1 },
     );
     worker.on('failed', (job, error) => {
@@ -86,7 +182,7 @@ export class BullMqQueueDriver implements QueueDriver {
   /** Counts every declared queue, so an idle queue still reports zeros. */
   async counts() {
     const all = await Promise.all(
-      Object.values(QueueName).map(async (queue) => {
+      [...this.declared].map(async (queue) => {
         const counts = await this.queue(queue).getJobCounts(...JOB_STATES);
         return JOB_STATES.map((state) => ({ queue, state, count: counts[state] ?? 0 }));
       }),

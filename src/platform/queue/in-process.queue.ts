@@ -1,14 +1,32 @@
 import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
-import type {
-  JobContext,
-  JobOptions,
-  JobProcessor,
-  ProcessorOptions,
-  QueueDriver,
-  QueuedJob,
-  QueueName,
+import { CronExpressionParser } from 'cron-parser';
+import {
+  assertSchedule,
+  describeSchedule,
+  type JobContext,
+  type JobListener,
+  type JobOptions,
+  type JobProcessor,
+  type ProcessorOptions,
+  type QueueDriver,
+  type QueuedJob,
+  type QueueName,
+  type Schedule,
+  type ScheduledJobInfo,
+  type ScheduleOptions,
 } from './queue.driver';
+
+interface TimerSchedule {
+  info: ScheduledJobInfo;
+  timer?: NodeJS.Timeout;
+}
+
+/** The next time a schedule fires after `from`. */
+export function nextRunAfter(schedule: Schedule, from: Date): Date {
+  if ('everyMs' in schedule) return new Date(from.getTime() + schedule.everyMs);
+  return CronExpressionParser.parse(schedule.cron, { currentDate: from, tz: 'UTC' }).next().toDate();
+}
 
 interface PendingJob {
   context: JobContext<unknown>;
@@ -31,6 +49,68 @@ export class InProcessQueueDriver implements QueueDriver {
   private readonly inFlight = new Set<Promise<void>>();
   private accepting = true;
   private readonly failedCount = new Map<QueueName, number>();
+  private readonly progress = new EventEmitter().setMaxListeners(0);
+  private readonly schedules = new Map<string, TimerSchedule>();
+
+  declareQueues(names: readonly QueueName[]): void {
+    for (const name of names) this.lane(name);
+  }
+
+  async follow(_queue: QueueName, jobId: string, listener: JobListener): Promise<() => Promise<void>> {
+    const onProgress = (value: Parameters<NonNullable<JobListener['progress']>>[0]) =>
+      listener.progress?.(value);
+    const onOutcome = () => {
+      const outcome = this.outcomes.get(jobId);
+      if (!outcome) return;
+      if (outcome.ok) listener.completed?.(outcome.value);
+      else listener.failed?.(outcome.value instanceof Error ? outcome.value.message : String(outcome.value));
+    };
+    this.progress.on(jobId, onProgress);
+    this.results.on(jobId, onOutcome);
+    onOutcome(); // already finished
+    return async () => {
+      this.progress.off(jobId, onProgress);
+      this.results.off(jobId, onOutcome);
+    };
+  }
+
+  async schedule(
+    name: string,
+    schedule: Schedule,
+    handler: () => Promise<void>,
+    options: ScheduleOptions = {},
+  ): Promise<void> {
+    assertSchedule(name, schedule, () => nextRunAfter(schedule, new Date()));
+    clearTimeout(this.schedules.get(name)?.timer);
+    const entry: TimerSchedule = {
+      info: { name, pattern: describeSchedule(schedule), lastRunAt: null, nextRunAt: null },
+    };
+    this.schedules.set(name, entry);
+    if (options.run === false) return;
+    const arm = () => {
+      if (!this.accepting) return;
+      const next = nextRunAfter(schedule, new Date());
+      entry.info.nextRunAt = next;
+      entry.timer = setTimeout(
+        () => {
+          entry.info.lastRunAt = new Date();
+          const run = handler().catch(() => {
+            // A failed run waits for the next period, as a failed BullMQ scheduler job does.
+          });
+          this.inFlight.add(run);
+          void run.finally(() => this.inFlight.delete(run));
+          arm();
+        },
+        Math.max(0, next.getTime() - Date.now()),
+      );
+      entry.timer.unref();
+    };
+    arm();
+  }
+
+  async scheduledJobs(): Promise<ScheduledJobInfo[]> {
+    return [...this.schedules.values()].map((entry) => ({ ...entry.info }));
+  }
 
   async add<TData, TResult>(
     queue: QueueName,
@@ -41,7 +121,13 @@ export class InProcessQueueDriver implements QueueDriver {
     if (!this.accepting) throw new Error(`queue ${queue} is closed`);
     const id = options.jobId ?? randomUUID();
     this.lane(queue).pending.push({
-      context: { id, name: jobName, data, attempt: 1 },
+      context: {
+        id,
+        name: jobName,
+        data,
+        attempt: 1,
+        progress: async (value) => void this.progress.emit(id, value),
+      },
       maxAttempts: options.attempts ?? 1,
     });
     this.drain(queue);
@@ -70,6 +156,7 @@ export class InProcessQueueDriver implements QueueDriver {
 
   async closeWorkers(): Promise<void> {
     this.accepting = false;
+    for (const entry of this.schedules.values()) clearTimeout(entry.timer);
     for (const lane of this.lanes.values()) lane.pending.length = 0;
     await Promise.allSettled([...this.inFlight]);
   }

@@ -1,11 +1,8 @@
-/** Queue names, declared once; later slices add theirs here. */
-export const QueueName = {
-  system: 'system',
-} as const;
-export type QueueName = (typeof QueueName)[keyof typeof QueueName];
-
 export const JOB_STATES = ['waiting', 'active', 'delayed', 'failed'] as const;
 export type JobState = (typeof JOB_STATES)[number];
+
+/** Queue names are declared by the modules that use them (each in one `as const` object); platform owns none. */
+export type QueueName = string;
 
 export interface JobOptions {
   /** Attempts before the job counts as failed. Default 1. */
@@ -20,11 +17,16 @@ export interface QueuedJob<TResult = unknown> {
   finished(timeoutMs?: number): Promise<TResult>;
 }
 
+/** A processor's progress report: a percentage or any small JSON object. */
+export type JobProgress = number | Record<string, unknown>;
+
 export interface JobContext<TData> {
   id: string;
   name: string;
   data: TData;
   attempt: number;
+  /** Reports progress; any process following the job hears it. */
+  progress(value: JobProgress): Promise<void>;
 }
 
 export type JobProcessor<TData = unknown, TResult = unknown> = (job: JobContext<TData>) => Promise<TResult>;
@@ -34,9 +36,34 @@ export interface ProcessorOptions {
   concurrency?: number;
 }
 
+/** What a follower of a job hears, from whichever process runs it. */
+export interface JobListener {
+  progress?(value: JobProgress): void;
+  completed?(result: unknown): void;
+  failed?(reason: string): void;
+}
+
+/** Either a fixed period or a cron pattern (5 or 6 fields, UTC). */
+export type Schedule = { everyMs: number } | { cron: string };
+
+export interface ScheduledJobInfo {
+  name: string;
+  /** `every 60000 ms` or the cron pattern. */
+  pattern: string;
+  lastRunAt: Date | null;
+  nextRunAt: Date | null;
+}
+
+export interface ScheduleOptions {
+  /** Run the handler in this process (workers; the gateway when queues are in-process). Default true. */
+  run?: boolean;
+}
+
 /** BullMQ on Redis, or an in-process runner with the same interface when Redis is not configured. */
 export interface QueueDriver {
   readonly driver: 'bullmq' | 'in-process';
+  /** Queues to report in `counts()` even while idle. */
+  declareQueues(names: readonly QueueName[]): void;
   add<TData, TResult = unknown>(
     queue: QueueName,
     jobName: string,
@@ -49,10 +76,42 @@ export interface QueueDriver {
     processor: JobProcessor<TData, TResult>,
     options?: ProcessorOptions,
   ): void;
+  /** Follows one job's progress and outcome; returns a function that stops following. */
+  follow(queue: QueueName, jobId: string, listener: JobListener): Promise<() => Promise<void>>;
+  /**
+   * Runs `handler` once per period across every process of the deployment (BullMQ job schedulers; timers in process).
+   * Every process may declare the schedule; only those with `run` execute it.
+   */
+  schedule(
+    name: string,
+    schedule: Schedule,
+    handler: () => Promise<void>,
+    options?: ScheduleOptions,
+  ): Promise<void>;
+  /** The declared schedules with their last and next run. */
+  scheduledJobs(): Promise<ScheduledJobInfo[]>;
   /** Jobs per queue and state (waiting, active, delayed, failed), for the queue gauge. */
   counts(): Promise<Array<{ queue: QueueName; state: JobState; count: number }>>;
   /** Stops taking jobs and waits for the running ones. */
   closeWorkers(): Promise<void>;
   /** Closes producer connections. */
   closeQueues(): Promise<void>;
+}
+
+export function describeSchedule(schedule: Schedule): string {
+  return 'cron' in schedule ? schedule.cron : `every ${schedule.everyMs} ms`;
+}
+
+/** Rejects a schedule that could not run: a period under a second or a cron pattern that does not parse. */
+export function assertSchedule(name: string, schedule: Schedule, nextRun: () => unknown): void {
+  if ('everyMs' in schedule) {
+    if (!Number.isInteger(schedule.everyMs) || schedule.everyMs < 1000)
+      throw new Error(`schedule ${name}: everyMs must be an integer of at least 1000`);
+    return;
+  }
+  try {
+    nextRun();
+  } catch (error) {
+    throw new Error(`schedule ${name}: cron "${schedule.cron}" does not parse (${(error as Error).message})`);
+  }
 }

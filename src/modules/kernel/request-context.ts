@@ -1,12 +1,8 @@
 import { createParameterDecorator } from 'type-graphql';
-import type { Logger } from '../platform/logging/logger';
-import type { Principal } from './identity/principal';
-import { authFailure } from './identity/identity.errors';
-import type { IdentityLoaders } from './identity/identity.loaders';
-import type { RecordLoaders } from './records/record.loaders';
-
-/** Per-request (HTTP) or per-operation (WebSocket) loaders; never shared between requests. */
-export type RequestLoaders = IdentityLoaders & RecordLoaders;
+import type { Logger } from '../../platform/logging/logger';
+import { authFailure } from './auth.errors';
+import type { Principal } from './principal';
+import type { RequestLoaders } from './registries';
 
 /** What every resolver receives; built by the transport layer for each request or WebSocket operation. */
 export interface RequestContext {

@@ -1,0 +1,45 @@
+import { Foundation1764300000000 } from '../../../migrations/1764300000000-foundation';
+import { UserDeactivation1764500000000 } from '../../../migrations/1764500000000-user-deactivation';
+import { defineModule } from '../kernel';
+import { CompanyEntity } from './company.entity';
+import { GroupEntity, GroupMemberEntity } from './group.entity';
+import { createIdentityLoaders } from './identity.loaders';
+import { IdentityResolver } from './identity.resolver';
+import { IdentityService } from './identity.service';
+import { RoleEntity } from './role.entity';
+import { TokenService } from './token.service';
+import { UserEntity } from './user.entity';
+
+export interface IdentityServices {
+  tokens: TokenService;
+  identity: IdentityService;
+}
+
+declare module '../kernel/registries' {
+  // eslint-disable-next-line @typescript-eslint/no-empty-object-type
+  interface ServiceRegistry extends IdentityServices {}
+}
+
+/** Companies, users, roles and groups; tokens; who the caller is. */
+export const identityModule = defineModule<IdentityServices>({
+  name: 'identity',
+  entities: [CompanyEntity, RoleEntity, UserEntity, GroupEntity, GroupMemberEntity],
+  // The foundation migration creates the tables every slice starts from; it runs first.
+  migrations: [Foundation1764300000000, UserDeactivation1764500000000],
+  createServices: ({ config, dataSource, cache, metrics }) => {
+    const tokens = new TokenService({ secret: config.jwt.secret, ttlSeconds: config.jwt.ttlSeconds });
+    const identity = new IdentityService({
+      dataSource,
+      cache,
+      tokens,
+      cacheTtlSeconds: config.entityCacheTtlSeconds,
+      metrics,
+    });
+    return { tokens, identity };
+  },
+  resolvers: (services) => [
+    { resolver: IdentityResolver, create: () => new IdentityResolver(services.identity) },
+  ],
+  loaders: (services, principal, { maxBatchSize }) =>
+    createIdentityLoaders(services.identity, principal, maxBatchSize),
+});

@@ -1,0 +1,117 @@
+import type { DataSource, MigrationInterface } from 'typeorm';
+import type { AppConfig } from '../../config/config';
+import type { CacheStore } from '../../platform/cache/cache.store';
+import type { Lifecycle } from '../../platform/lifecycle/lifecycle';
+import type { Logger } from '../../platform/logging/logger';
+import type { Metrics } from '../../platform/metrics/metrics';
+import type { GraphQLPubSub } from '../../platform/pubsub/graphql-pubsub';
+import type { EventBus } from '../../platform/pubsub/event-bus';
+import type {
+  JobProcessor,
+  ProcessorOptions,
+  QueueDriver,
+  Schedule,
+} from '../../platform/queue/queue.driver';
+import type { RedisClient } from '../../platform/redis/redis.connection';
+import type { RouteDefinition } from '../../platform/http/routes';
+import type { FileStorage } from '../../platform/storage/file-storage';
+import type { Principal } from './principal';
+import type { RequestLoaders, ServiceRegistry } from './registries';
+
+export type ProcessRole = 'gateway' | 'worker' | 'cli';
+
+/** The drivers every module is built from; the composition root makes them once per process. */
+export interface ModuleDrivers {
+  config: AppConfig;
+  role: ProcessRole;
+  logger: Logger;
+  dataSource: DataSource;
+  /** Shared string cache (Redis, or in-process). */
+  cache: CacheStore;
+  /** The cache's Redis connection, for slices that keep a two-tier cache; absent without Redis. */
+  redis?: RedisClient;
+  events: EventBus;
+  /** Jobs, their progress, and scheduled jobs (the scheduler lives on the queue port). */
+  queue: QueueDriver;
+  storage: FileStorage;
+  /** GraphQL subscriptions' pub/sub, across processes when Redis is configured. */
+  pubsub: GraphQLPubSub;
+  metrics: Metrics;
+  lifecycle: Lifecycle;
+}
+
+/** What a module's `createServices` receives: the drivers and the public services of the modules listed before it. */
+export interface ModuleContext extends ModuleDrivers {
+  services: Readonly<Partial<ServiceRegistry>>;
+}
+
+/** A resolver class and how to construct it (type-graphql's container calls `create` once). */
+export interface ResolverBinding {
+  resolver: Function;
+  create: () => object;
+}
+
+export interface ProcessorBinding {
+  queue: string;
+  processor: JobProcessor<never, unknown>;
+  options?: ProcessorOptions;
+}
+
+export interface ScheduledJob {
+  /** Unique across modules; also the scheduler's key. */
+  name: string;
+  schedule: Schedule;
+  run: () => Promise<void>;
+}
+
+export interface LoaderOptions {
+  /** Largest batch (ids per SQL statement). */
+  maxBatchSize: number;
+}
+
+/** A `npm run bench` scenario a module contributes (the bench CLI runs them in module order). */
+export interface BenchScenario {
+  name: string;
+  run(options: { scale: number; log: (message: string) => void }): Promise<unknown>;
+}
+
+/**
+ * What a slice brings. Each `src/modules/<slice>/index.ts` exports one of these; the composition root, schema builder,
+ * context factory, worker and bench loop over the ordered module list. Everything is optional except the name.
+ */
+export interface CrmModule<Services extends object = object> {
+  /** Unique; the key of its services in the ServiceRegistry. */
+  name: string;
+  entities?: readonly Function[];
+  migrations?: ReadonlyArray<new () => MigrationInterface>;
+  /** Error codes the slice answers with (added to the codes shown to clients as they are). */
+  errorCodes?: Readonly<Record<string, string>>;
+  /** Cache namespaces the slice's keys live under (`crm:<namespace>:...`); must not collide. */
+  cacheNamespaces?: readonly string[];
+  /** Queues the slice adds jobs to or processes. */
+  queues?: readonly string[];
+  /** Builds the slice's public services; they join the registry under `name` for later modules. */
+  createServices?(context: ModuleContext): Services | Promise<Services>;
+  /** GraphQL resolvers (gateway only). */
+  resolvers?(services: ServiceRegistry): ResolverBinding[];
+  /** Per-request loaders, merged into `context.loaders`. */
+  loaders?(
+    services: ServiceRegistry,
+    principal: Principal | undefined,
+    options: LoaderOptions,
+  ): Partial<RequestLoaders>;
+  /** Queue processors (worker, or the gateway when queues are in-process). */
+  processors?(services: ServiceRegistry): ProcessorBinding[];
+  /** Periodic jobs; each fires once per period across all workers. */
+  scheduledJobs?(services: ServiceRegistry): ScheduledJob[];
+  /** HTTP routes, mounted behind the gateway's auth, error shape, body limit and metrics. */
+  routes?(services: ServiceRegistry): RouteDefinition[];
+  /** Runs once every module's services exist (e.g. to subscribe to events). */
+  start?(services: ServiceRegistry, drivers: ModuleDrivers): Promise<void> | void;
+  bench?: readonly BenchScenario[];
+}
+
+/** Identity function that checks a module object against the contract while keeping its literal type. */
+export function defineModule<Services extends object>(module: CrmModule<Services>): CrmModule<Services> {
+  return module;
+}

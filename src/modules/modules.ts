@@ -1,0 +1,26 @@
+import { auditModule } from './audit';
+import { healthModule } from './health';
+import { identityModule } from './identity';
+import type { CrmModule } from './kernel';
+import { recordsModule } from './records';
+import { sharingModule } from './sharing';
+
+/**
+ * Every capability of the gateway, in build order: a module's services may use those of the modules above it. Adding a
+ * capability is one folder under src/modules/ and one line here.
+ */
+export const MODULES: readonly CrmModule[] = [
+  identityModule,
+  auditModule,
+  sharingModule,
+  recordsModule,
+  healthModule,
+];
+
+/** The entities and migrations of every module, for the DataSource (app, typeorm CLI, test setup). */
+export function schemaOf(modules: readonly CrmModule[]) {
+  return {
+    entities: modules.flatMap((module) => module.entities ?? []),
+    migrations: modules.flatMap((module) => module.migrations ?? []),
+  };
+}

@@ -1,0 +1,43 @@
+import { defineModule } from '../kernel';
+import { AccountEntity } from './account.entity';
+import { DealEntity } from './deal.entity';
+import { LeadEntity } from './lead.entity';
+import { createRecordLoaders } from './record.loaders';
+import { AccountResolver, DealResolver, LeadResolver } from './record.resolvers';
+import { createRecordServices, type RecordServices } from './records.service';
+
+export interface RecordsServices {
+  records: RecordServices;
+}
+
+declare module '../kernel/registries' {
+  // eslint-disable-next-line @typescript-eslint/no-empty-object-type
+  interface ServiceRegistry extends RecordsServices {}
+}
+
+/** Leads, deals and accounts: reads under visibility, audited writes, the account loader. */
+export const recordsModule = defineModule<RecordsServices>({
+  name: 'records',
+  entities: [AccountEntity, LeadEntity, DealEntity],
+  createServices: ({ services, config, dataSource, cache, metrics }) => ({
+    records: createRecordServices(
+      {
+        dataSource,
+        visibility: services.visibility!,
+        audit: services.audit!,
+        identity: services.identity!,
+        maxPageSize: config.graphql.maxPageSize,
+      },
+      cache,
+      config.entityCacheTtlSeconds,
+      metrics,
+    ),
+  }),
+  resolvers: (services) => [
+    { resolver: LeadResolver, create: () => new LeadResolver(services.records) },
+    { resolver: DealResolver, create: () => new DealResolver(services.records) },
+    { resolver: AccountResolver, create: () => new AccountResolver(services.records) },
+  ],
+  loaders: (services, principal, { maxBatchSize }) =>
+    createRecordLoaders(services.records, principal, maxBatchSize),
+});

@@ -1,0 +1,38 @@
+import type { Readable } from 'node:stream';
+
+export interface StoredFile {
+  key: string;
+  size: number;
+  modifiedAt: Date;
+  contentType?: string;
+}
+
+export interface ByteRange {
+  /** First byte, inclusive. */
+  start: number;
+  /** Last byte, inclusive; default the end of the file. */
+  end?: number;
+}
+
+/**
+ * Files by key (`exports/<company>/<id>.csv.gz`): streamed in and out, never held in memory. A put is atomic: readers
+ * see the whole file or none (a local driver writes a temporary name and renames; S3 completes a multipart upload).
+ */
+export interface FileStorage {
+  readonly driver: 'local' | 's3';
+  /** Streams `body` to `key`; resolves with the stored size once the file is complete. */
+  put(key: string, body: Readable, options?: { contentType?: string }): Promise<StoredFile>;
+  /** The file's bytes (or a range of them); undefined when no such file. */
+  get(key: string, range?: ByteRange): Promise<Readable | undefined>;
+  stat(key: string): Promise<StoredFile | undefined>;
+  /** True when a file was removed. */
+  delete(key: string): Promise<boolean>;
+}
+
+/** Keys are relative paths of safe segments: no `..`, no absolute paths, no control characters. */
+const KEY = /^(?!.*(?:^|\/)\.\.?(?:\/|$))[A-Za-z0-9._-]+(?:\/[A-Za-z0-9._-]+)*$/;
+
+export function assertStorageKey(key: string): void {
+  if (!KEY.test(key) || key.length > 512)
+    throw new Error(`storage key ${JSON.stringify(key)} is not a safe relative path`);
+}
