@@ -1,3 +1,6 @@
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
 // Every test process talks to its own database and Redis DB index on the machine's real servers.
 process.env.NODE_ENV = 'test';
 process.env.LOG_LEVEL ??= 'silent';
@@ -7,3 +10,4 @@ process.env.DATABASE_URL = process.env.TEST_DATABASE_URL;
 process.env.REDIS_URL = process.env.TEST_REDIS_URL;
 process.env.JWT_SECRET ??= 'test-secret-0123456789abcdef0123456789abcdef';
 process.env.METRICS_PORT ??= '0';
+process.env.STORAGE_DIR ??= join(tmpdir(), 'crm-test-storage');

@@ -4,6 +4,7 @@ import { Client as WsClient, createClient } from 'graphql-ws';
 import WebSocket from 'ws';
 import { startApp, type App, type ProcessRole } from '../../src/app';
 import { loadConfig } from '../../src/config/config';
+import type { CrmModule } from '../../src/modules/kernel';
 
 export interface GraphQLResponse<T = Record<string, any>> {
   status: number;
@@ -29,9 +30,15 @@ export interface TestApp {
 export async function startTestApp(
   overrides: Record<string, string> = {},
   role: ProcessRole = 'gateway',
+  options: { modules?: readonly CrmModule[]; queuePrefix?: string } = {},
 ): Promise<TestApp> {
   const config = loadConfig(process.env, { PORT: '0', HOST: '127.0.0.1', ...overrides });
-  const app = await startApp({ config, role, queuePrefix: `test-${randomUUID().slice(0, 8)}` });
+  const app = await startApp({
+    config,
+    role,
+    queuePrefix: options.queuePrefix ?? `test-${randomUUID().slice(0, 8)}`,
+    modules: options.modules,
+  });
   const url = app.url ?? '';
   return {
     app,

@@ -102,11 +102,11 @@ export function describeSchedule(schedule: Schedule): string {
   return 'cron' in schedule ? schedule.cron : `every ${schedule.everyMs} ms`;
 }
 
-/** Rejects a schedule that could not run: a period under a second or a cron pattern that does not parse. */
+/** Rejects a schedule that could not run: a period under 100 ms or a cron pattern that does not parse. */
 export function assertSchedule(name: string, schedule: Schedule, nextRun: () => unknown): void {
   if ('everyMs' in schedule) {
-    if (!Number.isInteger(schedule.everyMs) || schedule.everyMs < 1000)
-      throw new Error(`schedule ${name}: everyMs must be an integer of at least 1000`);
+    if (!Number.isInteger(schedule.everyMs) || schedule.everyMs < 100)
+      throw new Error(`schedule ${name}: everyMs must be an integer of at least 100`);
     return;
   }
   try {

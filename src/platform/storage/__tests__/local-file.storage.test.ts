@@ -1,0 +1,62 @@
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { text } from 'node:stream/consumers';
+import { LocalFileStorage } from '../local-file.storage';
+
+describe('LocalFileStorage', () => {
+  let directory: string;
+  let storage: LocalFileStorage;
+
+  beforeEach(async () => {
+    directory = await mkdtemp(join(tmpdir(), 'crm-storage-'));
+    storage = new LocalFileStorage(directory);
+  });
+  afterEach(() => rm(directory, { recursive: true, force: true }));
+
+  it('streams a file in and out, stats it, reads byte ranges and deletes it', async () => {
+    const body = 'a'.repeat(100_000) + 'THE-END';
+    const stored = await storage.put(
+      'exports/c1/job.csv',
+      Readable.from([body.slice(0, 50_000), body.slice(50_000)]),
+      {
+        contentType: 'text/csv',
+      },
+    );
+    expect(stored).toMatchObject({ key: 'exports/c1/job.csv', size: body.length, contentType: 'text/csv' });
+    expect(await text((await storage.get('exports/c1/job.csv'))!)).toBe(body);
+    expect(await text((await storage.get('exports/c1/job.csv', { start: 100_000 }))!)).toBe('THE-END');
+    expect(await text((await storage.get('exports/c1/job.csv', { start: 1, end: 3 }))!)).toBe('aaa');
+    await expect(storage.get('exports/c1/job.csv', { start: 10_000_000 })).rejects.toThrow(RangeError);
+    expect(await storage.delete('exports/c1/job.csv')).toBe(true);
+    expect(await storage.stat('exports/c1/job.csv')).toBeUndefined();
+    expect(await storage.get('exports/c1/job.csv')).toBeUndefined();
+    expect(await storage.delete('exports/c1/job.csv')).toBe(false);
+  });
+
+  it('never leaves a partial file under the key when the stream fails midway', async () => {
+    const failing = new Readable({
+      read() {
+        this.push('first chunk,');
+        this.destroy(new Error('worker died'));
+      },
+    });
+    await expect(storage.put('exports/c1/broken.csv', failing)).rejects.toThrow('worker died');
+    expect(await storage.stat('exports/c1/broken.csv')).toBeUndefined();
+    expect(await readdir(join(directory, 'exports/c1'))).toEqual([]);
+  });
+
+  it('replaces a file atomically: a reader sees the old or the new file, whole', async () => {
+    await storage.put('k/file.txt', Readable.from(['old']));
+    await storage.put('k/file.txt', Readable.from(['new content']));
+    expect(await text((await storage.get('k/file.txt'))!)).toBe('new content');
+  });
+
+  it.each(['../escape', '/etc/passwd', 'a/../../b', 'a//b', '', 'a/./b', 'bad\u0000name', 'spaces not ok'])(
+    'refuses the unsafe key %j',
+    async (key) => {
+      await expect(storage.put(key, Readable.from(['x']))).rejects.toThrow(/not a safe relative path/);
+    },
+  );
+});
