@@ -159,12 +159,15 @@ export class SharingService {
     return share;
   }
 
-  /** Removing a share needs no cache invalidation: the compiled predicate checks record_shares live. */
+  /**
+   * The compiled predicate checks record_shares live, so reads narrow at once; the version bump after it changes the
+   * visibility key, so results cached under the old key are not served again.
+   */
   async unshareRecord(principal: Principal, command: RecordShareCommand): Promise<boolean> {
     assertUuid('input.recordId', command.recordId);
     assertUuid('input.granteeId', command.granteeId);
     const visibility = await this.deps.visibility.forWrite(principal, command.objectType);
-    return this.deps.dataSource.transaction(async (manager) => {
+    const removed = await this.deps.dataSource.transaction(async (manager) => {
       await this.assertMayShare(manager, principal, visibility, command);
       const result = await manager.delete(RecordShareEntity, {
         companyId: principal.companyId,
@@ -177,6 +180,8 @@ export class SharingService {
       await this.audit(manager, principal, 'RECORD_UNSHARE', command.objectType, command.recordId, command);
       return true;
     });
+    if (removed) await this.deps.cache.invalidateShares(principal.companyId);
+    return removed;
   }
 
   async createRole(

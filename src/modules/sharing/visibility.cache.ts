@@ -48,6 +48,11 @@ export class VisibilityCache {
     return this.options.cache.invalidateScope(companyId);
   }
 
+  /** The company's sharing version: it changes with every change to rules, defaults, roles, groups or shares. */
+  companyVersion(companyId: string): Promise<number | undefined> {
+    return this.options.cache.version(companyId);
+  }
+
   /**
    * A new manual share may flip a compiled "no manual shares" flag. A version bump (not a key delete) is what keeps a
    * computation that started before the share from storing the old flag. Removing a share needs nothing: the

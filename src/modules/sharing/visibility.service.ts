@@ -1,3 +1,4 @@
+import { createHash, randomUUID } from 'node:crypto';
 import type { DataSource, EntityManager } from 'typeorm';
 import type { Principal } from '../identity';
 import type { RecordType } from '../kernel';
@@ -48,6 +49,43 @@ export class VisibilityService {
       const model = await this.cache.getOrComputeModel(companyId, () => this.compiler.loadModel(companyId));
       return this.compiler.compile(model, companyId, userId, objectType);
     });
+  }
+
+  /**
+   * A short stable hash of what the principal can read of a record type, for keying cached results (search windows,
+   * facets, report rows). Users who see the same records may share a key (every company admin does); any change to
+   * their visibility changes it. Manual shares are read live, so a user they name gets a key that also carries the
+   * company's sharing version (bumped by every share and unshare); if that version cannot be read, the key is unique
+   * and nothing cached is reused.
+   */
+  async visibilityKey(principal: Principal, recordType: RecordType): Promise<string> {
+    const compiled = await this.compiled(principal, recordType);
+    let view: unknown = { readAll: true };
+    if (!compiled.readAll) {
+      const owners = [
+        ...new Set([
+          ...compiled.hierarchyOwnerIds,
+          ...compiled.ruleEditOwnerIds,
+          ...compiled.ruleReadOwnerIds,
+        ]),
+      ].sort();
+      const criteria = compiled.criteria.map((rule) => JSON.stringify(rule.conditions)).sort();
+      let shares: unknown = null;
+      if (compiled.manualShares) {
+        const version = await this.cache.companyVersion(compiled.companyId);
+        shares = {
+          user: compiled.userId,
+          groups: [...compiled.groupIds].sort(),
+          version: version ?? `unknown-${randomUUID()}`,
+        };
+      }
+      view = { owners, criteria, shares };
+    }
+    const digest = createHash('sha256')
+      .update(JSON.stringify({ company: compiled.companyId, type: recordType, view }))
+      .digest('base64url')
+      .slice(0, 16);
+    return `${recordType}:${digest}`;
   }
 
   async readPredicate(principal: Principal, objectType: RecordType, alias: string): Promise<SqlPredicate> {

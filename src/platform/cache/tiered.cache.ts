@@ -223,6 +223,20 @@ export class TieredCache {
     return value;
   }
 
+  /**
+   * The scope's current version (it changes on every invalidation), or undefined when Redis cannot say: callers that
+   * key results by it must then not reuse anything.
+   */
+  async version(scope: string): Promise<number | undefined> {
+    if (!this.options.redis) return this.versions.get(scope)?.version ?? 0;
+    try {
+      return await this.currentVersion(scope);
+    } catch (error) {
+      this.markUnhealthy(error);
+      return undefined;
+    }
+  }
+
   private async currentVersion(scope: string): Promise<number> {
     const known = this.versions.get(scope);
     // A version is only kept while bumps would be heard; otherwise ask Redis every time.
