@@ -1,6 +1,29 @@
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
+/*
+ * The arrows of the architecture (DESIGN.md): server -> graphql -> modules -> platform. Each rule names what a layer
+ * may not import; `npm run lint` also fails on any import circle (madge).
+ */
+const restricted = (...patterns) => ['error', { patterns }];
+const PLATFORM_KNOWS_NO_FEATURE = {
+  regex: '^(\\.\\./)+(modules|config|graphql|server|seed|cli)(/|$)',
+  message: 'platform knows no feature: it may not import modules, config, graphql, server, seed or cli',
+};
+const MODULES_KNOW_NO_TRANSPORT = {
+  regex: '^(\\.\\./)+(server|graphql|cli)(/|$)',
+  message: 'modules do not import the transport (server, graphql) or the CLIs',
+};
+const SLICES_MEET_AT_INDEX = {
+  // `../<slice>/<file>` from inside a slice; the kernel's registries file is where slices extend open interfaces.
+  regex: '^\\.\\./(?!kernel/registries$)[^./][^/]*/.+',
+  message: "another slice is reached only through its index.ts (import '../<slice>')",
+};
+const OUTSIDE_MEETS_AT_INDEX = {
+  regex: '(^|/)modules/(?!kernel/registries$)[^/]+/.+',
+  message: "outside src/modules a slice is reached only through its index.ts (import '.../modules/<slice>')",
+};
+
 export default tseslint.config(
   { ignores: ['dist/**', 'node_modules/**', '.data/**', 'coverage/**', '*.js', '*.mjs'] },
   js.configs.recommended,
@@ -14,6 +37,29 @@ export default tseslint.config(
       // type-graphql and TypeORM take class constructors typed as Function.
       '@typescript-eslint/no-unsafe-function-type': 'off',
     },
+  },
+  {
+    files: ['src/platform/**/*.ts'],
+    ignores: ['src/**/__tests__/**'],
+    rules: { 'no-restricted-imports': restricted(PLATFORM_KNOWS_NO_FEATURE) },
+  },
+  {
+    files: ['src/modules/*/**/*.ts'],
+    ignores: ['src/**/__tests__/**'],
+    rules: { 'no-restricted-imports': restricted(MODULES_KNOW_NO_TRANSPORT, SLICES_MEET_AT_INDEX) },
+  },
+  {
+    files: [
+      'src/*.ts',
+      'src/server/**/*.ts',
+      'src/graphql/**/*.ts',
+      'src/cli/**/*.ts',
+      'src/seed/**/*.ts',
+      'bench/**/*.ts',
+      'ormconfig.ts',
+    ],
+    ignores: ['src/**/__tests__/**'],
+    rules: { 'no-restricted-imports': restricted(OUTSIDE_MEETS_AT_INDEX) },
   },
   {
     files: ['test/**/*.ts', 'src/**/__tests__/**/*.ts', 'bench/**/*.ts'],
