@@ -6,7 +6,8 @@ import { TokenService } from '../../src/modules/identity';
 
 const run = promisify(execFile);
 const ROOT = resolve(__dirname, '../..');
-const DATABASE = 'crm_test_cli';
+/** A database of its own beside the test database (TEST_DATABASE_URL names the server and the stem). */
+const DATABASE = `${new URL(process.env.TEST_DATABASE_URL!).pathname.slice(1)}_cli`;
 
 /** The operator commands, run as the built scripts against a database of their own. */
 describe('command line: migrate, seed, token', () => {
