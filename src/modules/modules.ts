@@ -10,8 +10,8 @@ import { sharingModule } from './sharing';
  * capability is one folder under src/modules/ and one line here.
  */
 export const MODULES: readonly CrmModule[] = [
-  identityModule,
   auditModule,
+  identityModule,
   sharingModule,
   recordsModule,
   healthModule,

@@ -18,7 +18,7 @@ const PARTITION_GAUGE_MAX_AGE_MS = 30_000;
 export const auditModule = defineModule<AuditServices>({
   name: 'audit',
   entities: [AuditLogEntity],
-  createServices: ({ services, dataSource, metrics }) => {
+  createServices: ({ dataSource, metrics }) => {
     metrics.provideAuditPartitions(
       cachedFor(PARTITION_GAUGE_MAX_AGE_MS, async () => {
         const [row] = await dataSource.query<Array<{ count: number }>>(
@@ -27,12 +27,7 @@ export const auditModule = defineModule<AuditServices>({
         return row?.count ?? 0;
       }),
     );
-    return {
-      audit: new AuditService({
-        onInactiveActor: (principal) =>
-          services.identity!.invalidateUsers(principal.companyId, [principal.userId]),
-      }),
-    };
+    return { audit: new AuditService() };
   },
 });
 

@@ -1,5 +1,5 @@
 import type { EntityManager } from 'typeorm';
-import { authFailure, type Principal } from '../identity';
+import { authFailure, type Principal } from '../kernel';
 import { AuditLogEntity } from './audit-log.entity';
 
 export const AuditAction = { CREATE: 'CREATE', UPDATE: 'UPDATE', DELETE: 'DELETE' } as const;
@@ -14,17 +14,17 @@ export interface AuditEntry {
   changes?: unknown;
 }
 
-export interface AuditServiceOptions {
-  /** Called when a write's actor turns out to be gone or deactivated (e.g. to drop them from shared caches). */
-  onInactiveActor?: (principal: Principal) => Promise<void>;
-}
-
 /**
  * Writes audit rows inside the caller's transaction, so a mutation and its audit row commit or fail together. Every
  * audited write first confirms, on the transaction's own connection, that its actor is still an active user.
  */
 export class AuditService {
-  constructor(private readonly options: AuditServiceOptions = {}) {}
+  private readonly inactiveActorHandlers: Array<(principal: Principal) => Promise<void>> = [];
+
+  /** Called when a write's actor turns out to be gone or deactivated (identity drops them from shared caches). */
+  onInactiveActor(handler: (principal: Principal) => Promise<void>): void {
+    this.inactiveActorHandlers.push(handler);
+  }
 
   /**
    * Refuses (401) a write whose actor was deleted or deactivated after their token was cached. FOR SHARE makes a
@@ -36,7 +36,7 @@ export class AuditService {
       [principal.userId, principal.companyId],
     );
     if (rows.length > 0) return;
-    await this.options.onInactiveActor?.(principal);
+    for (const handler of this.inactiveActorHandlers) await handler(principal);
     throw authFailure('UNKNOWN_USER');
   }
 

@@ -3,6 +3,8 @@ import { UserDeactivation1764500000000 } from '../../../migrations/1764500000000
 import { defineModule } from '../kernel';
 import { CompanyEntity } from './company.entity';
 import { GroupEntity, GroupMemberEntity } from './group.entity';
+import { DirectoryResolver } from './directory.resolver';
+import { DirectoryService } from './directory.service';
 import { createIdentityLoaders } from './identity.loaders';
 import { IdentityResolver } from './identity.resolver';
 import { IdentityService } from './identity.service';
@@ -13,6 +15,7 @@ import { UserEntity } from './user.entity';
 export interface IdentityServices {
   tokens: TokenService;
   identity: IdentityService;
+  directory: DirectoryService;
 }
 
 declare module '../kernel/registries' {
@@ -26,7 +29,7 @@ export const identityModule = defineModule<IdentityServices>({
   entities: [CompanyEntity, RoleEntity, UserEntity, GroupEntity, GroupMemberEntity],
   // The foundation migration creates the tables every slice starts from; it runs first.
   migrations: [Foundation1764300000000, UserDeactivation1764500000000],
-  createServices: ({ config, dataSource, cache, metrics }) => {
+  createServices: ({ services, config, dataSource, cache, metrics }) => {
     const tokens = new TokenService({ secret: config.jwt.secret, ttlSeconds: config.jwt.ttlSeconds });
     const identity = new IdentityService({
       dataSource,
@@ -35,10 +38,15 @@ export const identityModule = defineModule<IdentityServices>({
       cacheTtlSeconds: config.entityCacheTtlSeconds,
       metrics,
     });
-    return { tokens, identity };
+    const audit = services.audit!;
+    // A write whose actor turned out to be gone or deactivated drops them from the shared cache everywhere.
+    audit.onInactiveActor((principal) => identity.invalidateUsers(principal.companyId, [principal.userId]));
+    const directory = new DirectoryService({ dataSource, identity, audit });
+    return { tokens, identity, directory };
   },
   resolvers: (services) => [
     { resolver: IdentityResolver, create: () => new IdentityResolver(services.identity) },
+    { resolver: DirectoryResolver, create: () => new DirectoryResolver(services.directory) },
   ],
   loaders: (services, principal, { maxBatchSize }) =>
     createIdentityLoaders(services.identity, principal, maxBatchSize),

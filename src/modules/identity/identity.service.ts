@@ -3,6 +3,7 @@ import { CacheNamespace, type CacheStore } from '../../platform/cache/cache.stor
 import { ReadThroughCache, reviveDates } from '../../platform/cache/read-through.cache';
 import type { CacheMetrics } from '../../platform/metrics/metrics';
 import { CompanyEntity } from './company.entity';
+import { ForbiddenError } from '../../platform/errors/app-error';
 import { authFailure } from '../kernel';
 import type { Principal } from '../kernel';
 import { RoleEntity } from './role.entity';
@@ -88,6 +89,15 @@ export class IdentityService {
   async userExists(companyId: string, userId: string): Promise<boolean> {
     const [user] = await this.usersByIds(companyId, [userId]);
     return user !== null && user !== undefined;
+  }
+
+  /** Read from Postgres, not the principal's cached copy: a just-demoted admin must not administer anything. */
+  async requireAdmin(principal: Principal, what: string): Promise<void> {
+    const [user] = await this.options.dataSource.query<Array<{ is_admin: boolean }>>(
+      'SELECT is_admin FROM users WHERE id = $1 AND company_id = $2 AND deactivated_at IS NULL',
+      [principal.userId, principal.companyId],
+    );
+    if (!user?.is_admin) throw new ForbiddenError(`Only company admins may ${what}`);
   }
 
   findUserByEmail(email: string): Promise<UserEntity | null> {

@@ -4,6 +4,7 @@ export { UserEntity } from './user.entity';
 export { GroupEntity, GroupMemberEntity, GroupMemberType } from './group.entity';
 export type { Principal } from '../kernel';
 export { IdentityService } from './identity.service';
+export type { DirectoryService, AccessChangeListener } from './directory.service';
 export { IdentityResolver } from './identity.resolver';
 export { TokenService, parseBearer } from './token.service';
 export { createIdentityLoaders, type IdentityLoaders } from './identity.loaders';

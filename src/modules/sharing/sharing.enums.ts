@@ -1,4 +1,5 @@
 import { registerEnumType } from 'type-graphql';
+import { GroupMemberType } from '../identity';
 import { CriteriaOperator } from './criteria';
 import { AccessLevel, OrgWideAccess } from './sharing.entities';
 
@@ -12,20 +13,12 @@ export const SourceType = {
 } as const;
 export type SourceType = (typeof SourceType)[keyof typeof SourceType];
 
-export const TargetType = {
-  USER: 'USER',
-  ROLE: 'ROLE',
-  ROLE_AND_SUBORDINATES: 'ROLE_AND_SUBORDINATES',
-  GROUP: 'GROUP',
-} as const;
-export type TargetType = (typeof TargetType)[keyof typeof TargetType];
+/** Rule targets are the kinds of group members (identity registers the GraphQL enum, SharingTargetType). */
+export const TargetType = GroupMemberType;
+export type TargetType = GroupMemberType;
 
 export const GranteeType = { USER: 'USER', GROUP: 'GROUP' } as const;
 export type GranteeType = (typeof GranteeType)[keyof typeof GranteeType];
-
-/** Group members are the same kinds as rule targets. */
-export const MemberType = TargetType;
-export type MemberType = TargetType;
 
 registerEnumType(OrgWideAccess, {
   name: 'OrgWideAccess',
@@ -36,10 +29,6 @@ registerEnumType(RuleType, { name: 'SharingRuleType' });
 registerEnumType(SourceType, {
   name: 'SharingSourceType',
   description: 'Whose records an owner-based rule shares',
-});
-registerEnumType(TargetType, {
-  name: 'SharingTargetType',
-  description: 'Who receives access (also the kinds of group members)',
 });
 registerEnumType(GranteeType, { name: 'ShareGranteeType' });
 registerEnumType(CriteriaOperator, { name: 'CriteriaOperator' });

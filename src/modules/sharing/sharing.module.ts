@@ -42,9 +42,12 @@ export const sharingModule = defineModule<SharingServices>({
       dataSource,
       audit: services.audit!,
       identity: services.identity!,
+      directory: services.directory!,
       visibility,
       cache,
     });
+    // Identity's directory owns users, roles and groups: any committed change there recompiles visibility.
+    services.directory!.onAccessChanged((companyId) => cache.invalidateRules(companyId));
     return { visibility, sharing };
   },
   resolvers: (services) => [

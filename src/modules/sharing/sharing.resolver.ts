@@ -1,20 +1,14 @@
 import { Arg, ID, Mutation, Query, Resolver } from 'type-graphql';
-import { Role, User, type Principal } from '../identity';
-import { RecordType } from '../kernel';
-import { CurrentPrincipal } from '../kernel';
+import { CurrentPrincipal, RecordType, type Principal } from '../kernel';
 import type { CriteriaCondition } from './criteria';
 import { OrgWideAccess, type RecordShareEntity, type SharingRuleEntity } from './sharing.entities';
 import type { SharingRuleCommand, SharingService } from './sharing.service';
 import {
-  Group,
-  GroupMemberInput,
   OrgWideDefault,
   RecordShare,
   RecordShareInput,
-  RoleInput,
   SharingRule,
   SharingRuleInput,
-  UserAccessInput,
 } from './sharing.types';
 
 function toRule(entity: SharingRuleEntity): SharingRule {
@@ -45,6 +39,22 @@ export class SharingResolver {
     @Arg('objectType', () => RecordType) objectType: RecordType,
   ): Promise<SharingRule[]> {
     return (await this.sharing.listRules(principal, objectType)).map(toRule);
+  }
+
+  @Query(() => [OrgWideDefault], { description: 'The default access of every record type (admins)' })
+  orgWideDefaults(@CurrentPrincipal() principal: Principal) {
+    return this.sharing.listOrgWideDefaults(principal);
+  }
+
+  @Query(() => [RecordShare], {
+    description: "A record's manual shares (its owner, their superiors, admins)",
+  })
+  recordShares(
+    @CurrentPrincipal() principal: Principal,
+    @Arg('objectType', () => RecordType) objectType: RecordType,
+    @Arg('recordId', () => ID) recordId: string,
+  ) {
+    return this.sharing.listRecordShares(principal, objectType, recordId);
   }
 
   @Mutation(() => SharingRule)
@@ -95,57 +105,5 @@ export class SharingResolver {
     @Arg('input', () => RecordShareInput) input: RecordShareInput,
   ): Promise<boolean> {
     return this.sharing.unshareRecord(principal, input);
-  }
-
-  @Mutation(() => Role)
-  createRole(@CurrentPrincipal() principal: Principal, @Arg('input', () => RoleInput) input: RoleInput) {
-    return this.sharing.createRole(principal, input.name, input.parentId);
-  }
-
-  @Mutation(() => Role, { description: 'Re-parenting that would create a cycle is rejected' })
-  updateRole(
-    @CurrentPrincipal() principal: Principal,
-    @Arg('id', () => ID) id: string,
-    @Arg('input', () => RoleInput) input: RoleInput,
-  ) {
-    return this.sharing.updateRole(principal, id, input.name, input.parentId);
-  }
-
-  @Mutation(() => Group)
-  createGroup(@CurrentPrincipal() principal: Principal, @Arg('name', () => String) name: string) {
-    return this.sharing.createGroup(principal, name);
-  }
-
-  @Mutation(() => Boolean)
-  addGroupMember(
-    @CurrentPrincipal() principal: Principal,
-    @Arg('input', () => GroupMemberInput) input: GroupMemberInput,
-  ) {
-    return this.sharing.addGroupMember(principal, input.groupId, input.memberType, input.memberId);
-  }
-
-  @Mutation(() => Boolean)
-  removeGroupMember(
-    @CurrentPrincipal() principal: Principal,
-    @Arg('input', () => GroupMemberInput) input: GroupMemberInput,
-  ) {
-    return this.sharing.removeGroupMember(principal, input.groupId, input.memberType, input.memberId);
-  }
-
-  @Mutation(() => User, { description: "Changes a user's role or admin flag" })
-  async updateUserAccess(
-    @CurrentPrincipal() principal: Principal,
-    @Arg('userId', () => ID) userId: string,
-    @Arg('input', () => UserAccessInput) input: UserAccessInput,
-  ) {
-    return this.sharing.updateUserAccess(principal, userId, input);
-  }
-
-  @Mutation(() => User, {
-    description:
-      'Deactivates a user of your company (admins): their tokens are refused from now on, on every gateway',
-  })
-  async deactivateUser(@CurrentPrincipal() principal: Principal, @Arg('userId', () => ID) userId: string) {
-    return this.sharing.deactivateUser(principal, userId);
   }
 }

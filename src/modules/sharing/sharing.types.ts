@@ -1,10 +1,10 @@
-import { GraphQLJSON } from 'graphql-scalars';
 import { IsString, Length } from 'class-validator';
+import { GraphQLJSON } from 'graphql-scalars';
 import { Field, ID, InputType, ObjectType } from 'type-graphql';
 import { RecordType } from '../kernel';
 import { CriteriaOperator } from './criteria';
 import { AccessLevel, OrgWideAccess } from './sharing.entities';
-import { GranteeType, MemberType, RuleType, SourceType, TargetType } from './sharing.enums';
+import { GranteeType, RuleType, SourceType, TargetType } from './sharing.enums';
 
 @ObjectType()
 export class SharingReference {
@@ -89,15 +89,6 @@ export class RecordShare {
   accessLevel!: AccessLevel;
 }
 
-@ObjectType()
-export class Group {
-  @Field(() => ID)
-  id!: string;
-
-  @Field(() => String)
-  name!: string;
-}
-
 @InputType()
 export class SharingSourceInput {
   @Field(() => SourceType)
@@ -170,36 +161,4 @@ export class RecordShareInput {
 
   @Field(() => AccessLevel, { defaultValue: AccessLevel.READ })
   accessLevel!: AccessLevel;
-}
-
-@InputType()
-export class RoleInput {
-  @Field(() => String)
-  @IsString()
-  @Length(1, 100)
-  name!: string;
-
-  @Field(() => ID, { nullable: true, description: 'The role directly above; null for a root' })
-  parentId?: string | null;
-}
-
-@InputType()
-export class GroupMemberInput {
-  @Field(() => ID)
-  groupId!: string;
-
-  @Field(() => MemberType)
-  memberType!: MemberType;
-
-  @Field(() => ID)
-  memberId!: string;
-}
-
-@InputType()
-export class UserAccessInput {
-  @Field(() => ID, { nullable: true, description: 'Omit to keep; null to remove the role' })
-  roleId?: string | null;
-
-  @Field(() => Boolean, { nullable: true })
-  isAdmin?: boolean;
 }
