@@ -7,7 +7,12 @@ import { ContextFactory } from './graphql/context';
 import type { OperationLimits } from './graphql/limits';
 import { OperationMetrics } from './graphql/operation-metrics';
 import { buildGatewaySchema } from './graphql/schema';
-import type { ModuleDrivers, ProcessRole, ServiceRegistry } from './modules/kernel';
+import {
+  PLANNED_CAPABILITY_METRICS,
+  type ModuleDrivers,
+  type ProcessRole,
+  type ServiceRegistry,
+} from './modules/kernel';
 import type { CrmModule } from './modules/kernel';
 import { MODULES, schemaOf } from './modules/modules';
 import type { CacheStore } from './platform/cache/cache.store';
@@ -182,6 +187,9 @@ async function compose(options: AppOptions, logger: Logger, lifecycle: Lifecycle
   lifecycle.register('queues', ShutdownPhase.queues, () => queue.closeQueues());
   lifecycle.register('queue-workers', ShutdownPhase.workers, () => queue.closeWorkers());
   queue.declareQueues(modules.flatMap((module) => module.queues ?? []));
+  for (const family of [...PLANNED_CAPABILITY_METRICS, ...modules.flatMap((module) => module.metrics ?? [])])
+    metrics.declare(family);
+  assertDistinct(modules, 'cache namespace', (module) => module.cacheNamespaces ?? []);
   metrics.provideQueueCounts(() => queue.counts().catch(() => []));
   const storage = new LocalFileStorage(resolve(config.storage.directory));
   drivers.storage = `local directory (${config.storage.directory})`;
@@ -344,10 +352,22 @@ async function compose(options: AppOptions, logger: Logger, lifecycle: Lifecycle
 }
 
 function assertUniqueNames(modules: readonly CrmModule[]): void {
-  const seen = new Set<string>();
+  assertDistinct(modules, 'name', (module) => [module.name]);
+}
+
+/** Two modules may not claim the same name, cache namespace, ...: a collision would mix their keys. */
+function assertDistinct(
+  modules: readonly CrmModule[],
+  what: string,
+  claims: (module: CrmModule) => readonly string[],
+): void {
+  const owner = new Map<string, string>();
   for (const module of modules) {
-    if (seen.has(module.name)) throw new Error(`two modules are named ${module.name}`);
-    seen.add(module.name);
+    for (const claim of claims(module)) {
+      const previous = owner.get(claim);
+      if (previous) throw new Error(`modules ${previous} and ${module.name} both claim the ${what} ${claim}`);
+      owner.set(claim, module.name);
+    }
   }
 }
 

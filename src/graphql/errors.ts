@@ -1,6 +1,7 @@
 import { GraphQLError, type GraphQLFormattedError } from 'graphql';
 import { classifyDatabaseError } from '../platform/db/db-errors';
 import { AppError, ErrorCode } from '../platform/errors/app-error';
+import { LimitErrorCode } from './limits';
 import type { Logger } from '../platform/logging/logger';
 
 /** Codes that graphql-js and Apollo assign themselves; they describe the request, so they are safe to show. */
@@ -13,6 +14,7 @@ const PASS_THROUGH_CODES = new Set([
   'PERSISTED_QUERY_NOT_SUPPORTED',
   'OPERATION_RESOLUTION_FAILURE',
   ...Object.values(ErrorCode),
+  ...Object.values(LimitErrorCode),
 ]);
 
 function findAppError(error: unknown): AppError | undefined {
@@ -24,7 +26,7 @@ function findAppError(error: unknown): AppError | undefined {
   return undefined;
 }
 
-const GATEWAY_CODES = new Set<unknown>(Object.values(ErrorCode));
+const GATEWAY_CODES = new Set<unknown>([...Object.values(ErrorCode), ...Object.values(LimitErrorCode)]);
 
 function findGatewayCode(error: unknown): string | undefined {
   let current: unknown = error;
@@ -90,7 +92,7 @@ function shapeError(formatted: GraphQLFormattedError, error: unknown, logger: Lo
     return {
       message: `Query document has more than ${tokenLimit} tokens; the limit is ${tokenLimit}`,
       locations: formatted.locations,
-      extensions: { code: ErrorCode.QUERY_TOO_LARGE },
+      extensions: { code: LimitErrorCode.QUERY_TOO_LARGE },
     };
   }
   // Apollo re-labels validation-rule errors GRAPHQL_VALIDATION_FAILED; keep the gateway's own, more precise code.

@@ -44,7 +44,17 @@ export interface OperationLimits {
 const MAX_COMPLEXITY_NODES = 10_000;
 const PAGE_ARGUMENTS = new Set(['pageSize', 'first', 'limit']);
 
-function limitError(code: ErrorCode, message: string): GraphQLError {
+/** The codes of the operation limits (this layer's own, beside platform's shared ones). */
+export const LimitErrorCode = {
+  QUERY_TOO_DEEP: 'QUERY_TOO_DEEP',
+  TOO_MANY_ALIASES: 'TOO_MANY_ALIASES',
+  TOO_MANY_DIRECTIVES: 'TOO_MANY_DIRECTIVES',
+  QUERY_TOO_LARGE: 'QUERY_TOO_LARGE',
+  QUERY_TOO_COMPLEX: 'QUERY_TOO_COMPLEX',
+  PAGE_SIZE_TOO_LARGE: 'PAGE_SIZE_TOO_LARGE',
+} as const;
+
+function limitError(code: string, message: string): GraphQLError {
   return new GraphQLError(message, { extensions: { code, http: { status: 400 } } });
 }
 
@@ -54,7 +64,7 @@ export function createParseOptions(limits: OperationLimits): ParseOptions {
 }
 
 /** graphql-armor's visitors report through callbacks; the gateway reports its own codes and wording. */
-function reportAs(code: ErrorCode, describe: (found: string) => string) {
+function reportAs(code: string, describe: (found: string) => string) {
   return {
     exposeLimits: true,
     propagateOnRejection: false,
@@ -80,7 +90,7 @@ export function createLimitRules(limits: OperationLimits): Array<(context: Valid
         if (fragments === limits.maxFragments + 1) {
           context.reportError(
             limitError(
-              ErrorCode.QUERY_TOO_LARGE,
+              LimitErrorCode.QUERY_TOO_LARGE,
               `Query document defines more than ${limits.maxFragments} fragments`,
             ),
           );
@@ -95,7 +105,7 @@ export function createLimitRules(limits: OperationLimits): Array<(context: Valid
       ignoreIntrospection: true,
       flattenFragments: true,
       ...reportAs(
-        ErrorCode.QUERY_TOO_DEEP,
+        LimitErrorCode.QUERY_TOO_DEEP,
         (found) => `Query depth ${found} exceeds the limit of ${limits.maxDepth}`,
       ),
     }),
@@ -104,7 +114,7 @@ export function createLimitRules(limits: OperationLimits): Array<(context: Valid
       ignoreIntrospection: false,
       flattenFragments: true,
       ...reportAs(
-        ErrorCode.QUERY_TOO_DEEP,
+        LimitErrorCode.QUERY_TOO_DEEP,
         (found) =>
           `Query depth ${found} (introspection included) exceeds the limit of ${limits.maxIntrospectionDepth}`,
       ),
@@ -113,14 +123,14 @@ export function createLimitRules(limits: OperationLimits): Array<(context: Valid
       n: limits.maxAliases,
       allowList: [],
       ...reportAs(
-        ErrorCode.TOO_MANY_ALIASES,
+        LimitErrorCode.TOO_MANY_ALIASES,
         (found) => `Query uses ${found} aliases; the limit is ${limits.maxAliases}`,
       ),
     }),
     maxDirectivesRule({
       n: limits.maxDirectives,
       ...reportAs(
-        ErrorCode.TOO_MANY_DIRECTIVES,
+        LimitErrorCode.TOO_MANY_DIRECTIVES,
         (found) => `Query uses ${found} directives; the limit is ${limits.maxDirectives}`,
       ),
     }),
@@ -187,7 +197,10 @@ export function checkVariableLimits(options: {
               : findOversizedPage(value, `${selection.name.value}.${name}`, limits.maxPageSize);
           if (oversized) {
             errors.push(
-              limitError(ErrorCode.PAGE_SIZE_TOO_LARGE, `${oversized} must be at most ${limits.maxPageSize}`),
+              limitError(
+                LimitErrorCode.PAGE_SIZE_TOO_LARGE,
+                `${oversized} must be at most ${limits.maxPageSize}`,
+              ),
             );
             return;
           }
@@ -215,7 +228,7 @@ export function checkVariableLimits(options: {
     if (complexity > limits.maxComplexity) {
       errors.push(
         limitError(
-          ErrorCode.QUERY_TOO_COMPLEX,
+          LimitErrorCode.QUERY_TOO_COMPLEX,
           `Query complexity ${complexity} exceeds the budget of ${limits.maxComplexity}; ask for fewer fields or smaller pages`,
         ),
       );
@@ -225,7 +238,7 @@ export function checkVariableLimits(options: {
     errors.push(
       tooManyNodes
         ? limitError(
-            ErrorCode.QUERY_TOO_COMPLEX,
+            LimitErrorCode.QUERY_TOO_COMPLEX,
             `Query selects more than ${MAX_COMPLEXITY_NODES} fields once its fragments are expanded`,
           )
         : limitError(ErrorCode.BAD_USER_INPUT, (error as Error).message),

@@ -39,7 +39,11 @@ describe('per-request DataLoaders', () => {
   /** A cold entity cache (not an invalidation, which would also hold write-backs off for a moment). */
   async function flushEntityCache() {
     const redis = new Redis(process.env.REDIS_URL!);
-    const keys = await redis.keys(`crm:entity:{${a.companyId}}:*`);
+    // The namespaces of the slices that cache entities: identity (users, roles) and records (accounts).
+    const keys = [
+      ...(await redis.keys(`crm:identity:{${a.companyId}}:*`)),
+      ...(await redis.keys(`crm:records:{${a.companyId}}:*`)),
+    ];
     if (keys.length > 0) await redis.del(...keys);
     await redis.quit();
   }

@@ -11,6 +11,9 @@ declare module '../kernel/registries' {
   interface ServiceRegistry extends AuditServices {}
 }
 
+/** Metric families of this slice, declared once. */
+export const AuditMetric = { partitions: 'crm_audit_partitions' } as const;
+
 /** Scrape-time gauges read the database at most this often. */
 const PARTITION_GAUGE_MAX_AGE_MS = 30_000;
 
@@ -19,14 +22,17 @@ export const auditModule = defineModule<AuditServices>({
   name: 'audit',
   entities: [AuditLogEntity],
   createServices: ({ dataSource, metrics }) => {
-    metrics.provideAuditPartitions(
-      cachedFor(PARTITION_GAUGE_MAX_AGE_MS, async () => {
+    metrics.declare({
+      type: 'gauge',
+      name: AuditMetric.partitions,
+      help: 'Partitions of audit_logs, read at scrape time',
+      collect: cachedFor(PARTITION_GAUGE_MAX_AGE_MS, async () => {
         const [row] = await dataSource.query<Array<{ count: number }>>(
           "SELECT count(*)::int AS count FROM pg_inherits WHERE inhparent = to_regclass('audit_logs')",
         );
         return row?.count ?? 0;
       }),
-    );
+    });
     return { audit: new AuditService() };
   },
 });

@@ -7,7 +7,7 @@ import { DirectoryResolver } from './directory.resolver';
 import { DirectoryService } from './directory.service';
 import { createIdentityLoaders } from './identity.loaders';
 import { IdentityResolver } from './identity.resolver';
-import { IdentityService } from './identity.service';
+import { IDENTITY_CACHE, IdentityService } from './identity.service';
 import { RoleEntity } from './role.entity';
 import { TokenService } from './token.service';
 import { UserEntity } from './user.entity';
@@ -29,6 +29,7 @@ export const identityModule = defineModule<IdentityServices>({
   entities: [CompanyEntity, RoleEntity, UserEntity, GroupEntity, GroupMemberEntity],
   // The foundation migration creates the tables every slice starts from; it runs first.
   migrations: [Foundation1764300000000, UserDeactivation1764500000000],
+  cacheNamespaces: [IDENTITY_CACHE],
   createServices: ({ services, config, dataSource, cache, metrics }) => {
     const tokens = new TokenService({ secret: config.jwt.secret, ttlSeconds: config.jwt.ttlSeconds });
     const identity = new IdentityService({

@@ -1,5 +1,5 @@
 import { In, type DataSource } from 'typeorm';
-import { CacheNamespace, type CacheStore } from '../../platform/cache/cache.store';
+import type { CacheStore } from '../../platform/cache/cache.store';
 import { ReadThroughCache, reviveDates } from '../../platform/cache/read-through.cache';
 import type { CacheMetrics } from '../../platform/metrics/metrics';
 import { CompanyEntity } from './company.entity';
@@ -19,6 +19,9 @@ export interface IdentityServiceOptions {
   metrics?: CacheMetrics;
 }
 
+/** This slice's cache namespace (users, roles, companies): keys `crm:identity:{company}:...`. */
+export const IDENTITY_CACHE = 'identity';
+
 /** Longer than a user lookup takes from Postgres to the cache write that follows it. */
 const LATE_INVALIDATION_MS = 1000;
 
@@ -31,7 +34,7 @@ export class IdentityService {
   constructor(private readonly options: IdentityServiceOptions) {
     const shared = {
       store: options.cache,
-      namespace: CacheNamespace.entity,
+      namespace: IDENTITY_CACHE,
       ttlSeconds: options.cacheTtlSeconds,
       metrics: options.metrics,
     };

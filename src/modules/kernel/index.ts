@@ -23,3 +23,4 @@ export {
   type BenchScenario,
   type LoaderOptions,
 } from './module';
+export { PLANNED_CAPABILITY_METRICS } from './planned.metrics';

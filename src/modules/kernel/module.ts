@@ -3,7 +3,7 @@ import type { AppConfig } from '../../config/config';
 import type { CacheStore } from '../../platform/cache/cache.store';
 import type { Lifecycle } from '../../platform/lifecycle/lifecycle';
 import type { Logger } from '../../platform/logging/logger';
-import type { Metrics } from '../../platform/metrics/metrics';
+import type { MetricFamily, Metrics } from '../../platform/metrics/metrics';
 import type { GraphQLPubSub } from '../../platform/pubsub/graphql-pubsub';
 import type { EventBus } from '../../platform/pubsub/event-bus';
 import type {
@@ -88,6 +88,8 @@ export interface CrmModule<Services extends object = object> {
   errorCodes?: Readonly<Record<string, string>>;
   /** Cache namespaces the slice's keys live under (`crm:<namespace>:...`); must not collide. */
   cacheNamespaces?: readonly string[];
+  /** Metric families the slice records into (declared before any service is built; `metrics.declare` returns them). */
+  metrics?: readonly MetricFamily[];
   /** Queues the slice adds jobs to or processes. */
   queues?: readonly string[];
   /** Builds the slice's public services; they join the registry under `name` for later modules. */

@@ -4,7 +4,7 @@ import { DealEntity } from './deal.entity';
 import { LeadEntity } from './lead.entity';
 import { createRecordLoaders } from './record.loaders';
 import { AccountResolver, DealResolver, LeadResolver } from './record.resolvers';
-import { createRecordServices, type RecordServices } from './records.service';
+import { createRecordServices, RECORDS_CACHE, type RecordServices } from './records.service';
 
 export interface RecordsServices {
   records: RecordServices;
@@ -19,6 +19,7 @@ declare module '../kernel/registries' {
 export const recordsModule = defineModule<RecordsServices>({
   name: 'records',
   entities: [AccountEntity, LeadEntity, DealEntity],
+  cacheNamespaces: [RECORDS_CACHE],
   createServices: ({ services, config, dataSource, cache, metrics }) => ({
     records: createRecordServices(
       {

@@ -1,5 +1,5 @@
 import { In } from 'typeorm';
-import { CacheNamespace, type CacheStore } from '../../platform/cache/cache.store';
+import type { CacheStore } from '../../platform/cache/cache.store';
 import { ReadThroughCache, reviveDates } from '../../platform/cache/read-through.cache';
 import { ValidationError } from '../../platform/errors/app-error';
 import type { CacheMetrics } from '../../platform/metrics/metrics';
@@ -10,6 +10,9 @@ import { LeadEntity } from './lead.entity';
 import { RecordType } from '../kernel';
 import { RecordService, type RecordServiceDeps } from './record.service';
 
+/** This slice's cache namespace (accounts): keys `crm:records:{company}:account:...`. */
+export const RECORDS_CACHE = 'records';
+
 /** Accounts are hot and small: loaders read them through the shared entity cache, then apply visibility. */
 export class AccountService extends RecordService<AccountEntity> {
   readonly cache: ReadThroughCache<AccountEntity>;
@@ -18,7 +21,7 @@ export class AccountService extends RecordService<AccountEntity> {
     const accountCache = new ReadThroughCache<AccountEntity>({
       metrics,
       store: cache,
-      namespace: CacheNamespace.entity,
+      namespace: RECORDS_CACHE,
       kind: 'account',
       ttlSeconds,
       revive: (raw) => reviveDates(raw, ['createdAt', 'updatedAt']),

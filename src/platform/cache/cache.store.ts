@@ -15,15 +15,13 @@ export interface CacheStore {
   isHealthy(): boolean;
 }
 
-/** Cache namespaces, declared once; a key is `crm:<namespace>:{<companyId>}:...` so a cluster keeps a tenant on one slot. */
 /** How long an invalidated key refuses write-backs: longer than any read that could have started before it. */
 export const INVALIDATION_GUARD_SECONDS = 2;
 
-export const CacheNamespace = {
-  entity: 'entity',
-} as const;
-export type CacheNamespace = (typeof CacheNamespace)[keyof typeof CacheNamespace];
-
-export function cacheKey(namespace: CacheNamespace, companyId: string, ...parts: string[]): string {
+/**
+ * A key is `crm:<namespace>:{<companyId>}:...`, so a cluster keeps a tenant on one slot. Namespaces are declared by the
+ * modules that own them (`cacheNamespaces`); the composition root refuses two modules claiming one.
+ */
+export function cacheKey(namespace: string, companyId: string, ...parts: string[]): string {
   return ['crm', namespace, `{${companyId}}`, ...parts].join(':');
 }

@@ -1,9 +1,10 @@
 import { noCacheMetrics, type CacheMetrics } from '../metrics/metrics';
-import { cacheKey, type CacheNamespace, type CacheStore } from './cache.store';
+import { cacheKey, type CacheStore } from './cache.store';
 
 export interface ReadThroughCacheOptions<T> {
   store: CacheStore;
-  namespace: CacheNamespace;
+  /** The owning module's namespace. */
+  namespace: string;
   /** Kind of entity, part of the key (e.g. `user`). */
   kind: string;
   /** Seconds an entry lives; 0 disables the cache (pass-through). */

@@ -1,6 +1,6 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 
-/** Every product metric name, declared once; operators' existing queries use these. */
+/** The families this platform records itself (transport, database, caches, queues); modules declare their own. */
 export const MetricName = {
   httpRequests: 'crm_http_requests_total',
   httpDuration: 'crm_http_request_duration_seconds',
@@ -13,19 +13,41 @@ export const MetricName = {
   cacheMisses: 'crm_cache_misses_total',
   cacheDuration: 'crm_cache_operation_duration_seconds',
   cacheFallbacks: 'crm_cache_fallbacks_total',
-  workflowExecutions: 'crm_workflow_executions_total',
-  workflowStepDuration: 'crm_workflow_step_duration_seconds',
   queueJobs: 'crm_queue_jobs',
-  exportOperations: 'crm_export_operations_total',
-  exportRows: 'crm_export_rows_total',
-  exportDuration: 'crm_export_duration_seconds',
-  searchDuration: 'crm_search_duration_seconds',
-  reportDuration: 'crm_report_duration_seconds',
-  vectorSearchDuration: 'crm_vector_search_duration_seconds',
-  auditPartitions: 'crm_audit_partitions',
   activeSubscriptions: 'crm_active_subscriptions',
   websocketConnections: 'crm_websocket_connections',
 } as const;
+
+/** Histogram buckets (seconds) for modules to pick from. */
+export const MetricBuckets = {
+  latency: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+  fast: [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1],
+  long: [0.1, 0.5, 1, 5, 10, 30, 60, 300, 900, 3600],
+} as const;
+
+/**
+ * A metric family a module declares (Prometheus style: `crm_` prefix, base units, `_total` on counters, no tenant,
+ * user or record ids in labels). A gauge may read its value at scrape time.
+ */
+export type MetricFamily =
+  | { type: 'counter'; name: string; help: string; labelNames?: readonly string[] }
+  | {
+      type: 'histogram';
+      name: string;
+      help: string;
+      labelNames?: readonly string[];
+      buckets: readonly number[];
+    }
+  | {
+      type: 'gauge';
+      name: string;
+      help: string;
+      labelNames?: readonly string[];
+      /** Read at scrape time: one value, or one per label set. */
+      collect?: () => Promise<number | Array<{ labels: Record<string, string>; value: number }>>;
+    };
+
+type AnyMetric = Counter<string> | Histogram<string> | Gauge<string>;
 
 export type CacheTier = 'memory' | 'redis';
 export type DbOperation = 'select' | 'insert' | 'update' | 'delete' | 'other';
@@ -44,10 +66,6 @@ export const noCacheMetrics: CacheMetrics = {
   recordCacheOperation: () => {},
   recordCacheFallback: () => {},
 };
-
-const LATENCY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
-const FAST_BUCKETS = [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1];
-const LONG_BUCKETS = [0.1, 0.5, 1, 5, 10, 30, 60, 300, 900, 3600];
 
 type Provider<T> = () => Promise<T> | T;
 
@@ -68,183 +86,124 @@ export class Metrics implements CacheMetrics {
   readonly cacheMisses: Counter<'cache' | 'tier'>;
   readonly cacheDuration: Histogram<'cache' | 'tier'>;
   readonly cacheFallbacks: Counter<'cache'>;
-  readonly workflowExecutions: Counter<'workflow' | 'status'>;
-  readonly workflowStepDuration: Histogram<'queue' | 'kind'>;
-  readonly exportOperations: Counter<'format' | 'status'>;
-  readonly exportRows: Counter<'format'>;
-  readonly exportDuration: Histogram<'format'>;
-  readonly searchDuration: Histogram<'entity' | 'facet_source'>;
-  readonly reportDuration: Histogram<'source'>;
-  readonly vectorSearchDuration: Histogram<'backend'>;
   readonly activeSubscriptions: Gauge;
+  private readonly families = new Map<string, { family: MetricFamily; metric: AnyMetric }>();
   private queueCounts?: Provider<Array<{ queue: string; state: string; count: number }>>;
   private websocketCount?: Provider<number>;
-  private auditPartitionCount?: Provider<number>;
 
   constructor(options: { process: 'gateway' | 'worker' | 'cli' }) {
-    const registers = [this.registry];
     this.registry.setDefaultLabels({ process: options.process });
     collectDefaultMetrics({ register: this.registry, prefix: 'crm_' });
     this.dropMisnamedDefaultGauges();
-    // prom-client calls collect() with the gauge as `this`; these read the providers registered on this object.
-    const queueCounts = async () => (await this.queueCounts?.()) ?? [];
-    const websocketCount = async () => (await this.websocketCount?.()) ?? 0;
-    const auditPartitionCount = async () => this.auditPartitionCount?.();
-    this.httpRequests = new Counter({
-      name: MetricName.httpRequests,
-      help: 'HTTP requests on the public port',
-      labelNames: ['method', 'route', 'status_class'],
-      registers,
-    });
-    this.httpDuration = new Histogram({
-      name: MetricName.httpDuration,
-      help: 'HTTP request duration',
-      labelNames: ['method', 'route', 'status_class'],
-      buckets: LATENCY_BUCKETS,
-      registers,
-    });
-    this.graphqlOperations = new Counter({
-      name: MetricName.graphqlOperations,
-      help: 'GraphQL operations executed (HTTP and WebSocket)',
-      labelNames: ['operation_type', 'operation_name'],
-      registers,
-    });
-    this.graphqlDuration = new Histogram({
-      name: MetricName.graphqlDuration,
-      help: 'GraphQL operation duration',
-      labelNames: ['operation_type', 'operation_name'],
-      buckets: LATENCY_BUCKETS,
-      registers,
-    });
-    this.graphqlErrors = new Counter({
-      name: MetricName.graphqlErrors,
-      help: 'GraphQL errors returned to clients, by extensions.code',
-      labelNames: ['code'],
-      registers,
-    });
-    this.dbQueries = new Counter({
-      name: MetricName.dbQueries,
-      help: 'SQL statements sent to Postgres',
-      labelNames: ['operation', 'model'],
-      registers,
-    });
-    this.dbDuration = new Histogram({
-      name: MetricName.dbDuration,
-      help: 'SQL statement duration',
-      labelNames: ['operation', 'model'],
-      buckets: LATENCY_BUCKETS,
-      registers,
-    });
-    this.cacheHits = new Counter({
-      name: MetricName.cacheHits,
-      help: 'Cache hits by cache and tier',
-      labelNames: ['cache', 'tier'],
-      registers,
-    });
-    this.cacheMisses = new Counter({
-      name: MetricName.cacheMisses,
-      help: 'Cache misses by cache and tier',
-      labelNames: ['cache', 'tier'],
-      registers,
-    });
-    this.cacheDuration = new Histogram({
-      name: MetricName.cacheDuration,
-      help: 'Cache operation duration',
-      labelNames: ['cache', 'tier'],
-      buckets: FAST_BUCKETS,
-      registers,
-    });
-    this.cacheFallbacks = new Counter({
-      name: MetricName.cacheFallbacks,
-      help: 'Lookups served from Postgres because Redis did not answer',
-      labelNames: ['cache'],
-      registers,
-    });
-    this.workflowExecutions = new Counter({
-      name: MetricName.workflowExecutions,
-      help: 'Workflow runs by outcome',
-      labelNames: ['workflow', 'status'],
-      registers,
-    });
-    this.workflowStepDuration = new Histogram({
-      name: MetricName.workflowStepDuration,
-      help: 'Workflow step duration by queue and kind',
-      labelNames: ['queue', 'kind'],
-      buckets: LONG_BUCKETS,
-      registers,
-    });
-    new Gauge({
+    const labels = ['method', 'route', 'status_class'];
+    const operation = ['operation_type', 'operation_name'];
+    const tiers = ['cache', 'tier'];
+    const db = ['operation', 'model'];
+    const latency = MetricBuckets.latency;
+    this.httpRequests = this.counter(MetricName.httpRequests, 'HTTP requests on the public port', labels);
+    this.httpDuration = this.histogram(MetricName.httpDuration, 'HTTP request duration', labels, latency);
+    this.graphqlOperations = this.counter(
+      MetricName.graphqlOperations,
+      'GraphQL operations executed (HTTP and WebSocket)',
+      operation,
+    );
+    this.graphqlDuration = this.histogram(
+      MetricName.graphqlDuration,
+      'GraphQL operation duration',
+      operation,
+      latency,
+    );
+    this.graphqlErrors = this.counter(MetricName.graphqlErrors, 'GraphQL errors answered, by code', ['code']);
+    this.dbQueries = this.counter(MetricName.dbQueries, 'SQL statements sent to Postgres', db);
+    this.dbDuration = this.histogram(MetricName.dbDuration, 'SQL statement duration', db, latency);
+    this.cacheHits = this.counter(MetricName.cacheHits, 'Cache lookups answered by a tier', tiers);
+    this.cacheMisses = this.counter(MetricName.cacheMisses, 'Cache lookups a tier could not answer', tiers);
+    this.cacheDuration = this.histogram(
+      MetricName.cacheDuration,
+      'Cache round trip',
+      tiers,
+      MetricBuckets.fast,
+    );
+    this.cacheFallbacks = this.counter(
+      MetricName.cacheFallbacks,
+      'Lookups served from Postgres because Redis did not answer',
+      ['cache'],
+    );
+    this.declare({
+      type: 'gauge',
       name: MetricName.queueJobs,
-      help: 'Jobs per queue and state, read at scrape time',
+      help: 'Jobs per queue and state',
       labelNames: ['queue', 'state'],
-      registers,
-      async collect() {
-        this.reset();
-        for (const { queue, state, count } of await queueCounts()) this.set({ queue, state }, count);
-      },
+      collect: async () =>
+        ((await this.queueCounts?.()) ?? []).map(({ queue, state, count }) => ({
+          labels: { queue, state },
+          value: count,
+        })),
     });
-    this.exportOperations = new Counter({
-      name: MetricName.exportOperations,
-      help: 'Export jobs by format and outcome',
-      labelNames: ['format', 'status'],
-      registers,
-    });
-    this.exportRows = new Counter({
-      name: MetricName.exportRows,
-      help: 'Rows written by exports',
-      labelNames: ['format'],
-      registers,
-    });
-    this.exportDuration = new Histogram({
-      name: MetricName.exportDuration,
-      help: 'Export duration',
-      labelNames: ['format'],
-      buckets: LONG_BUCKETS,
-      registers,
-    });
-    this.searchDuration = new Histogram({
-      name: MetricName.searchDuration,
-      help: 'Search duration',
-      labelNames: ['entity', 'facet_source'],
-      buckets: LATENCY_BUCKETS,
-      registers,
-    });
-    this.reportDuration = new Histogram({
-      name: MetricName.reportDuration,
-      help: 'Report duration',
-      labelNames: ['source'],
-      buckets: LATENCY_BUCKETS,
-      registers,
-    });
-    this.vectorSearchDuration = new Histogram({
-      name: MetricName.vectorSearchDuration,
-      help: 'Vector similarity search duration',
-      labelNames: ['backend'],
-      buckets: LATENCY_BUCKETS,
-      registers,
-    });
-    new Gauge({
-      name: MetricName.auditPartitions,
-      help: 'Partitions of audit_logs, read at scrape time',
-      registers,
-      async collect() {
-        const count = await auditPartitionCount();
-        if (count !== undefined) this.set(count);
-      },
-    });
-    this.activeSubscriptions = new Gauge({
+    this.activeSubscriptions = this.declare({
+      type: 'gauge',
       name: MetricName.activeSubscriptions,
       help: 'GraphQL subscriptions open now',
-      registers,
-    });
-    new Gauge({
+    }) as Gauge;
+    this.declare({
+      type: 'gauge',
       name: MetricName.websocketConnections,
       help: 'WebSocket connections open now',
-      registers,
-      async collect() {
-        this.set(await websocketCount());
-      },
+      collect: async () => (await this.websocketCount?.()) ?? 0,
     });
+  }
+
+  /**
+   * Registers a family (idempotent by name, so every process and test may declare it) and returns it; a module keeps
+   * the returned metric and records into it.
+   */
+  declare(family: MetricFamily): AnyMetric {
+    const known = this.families.get(family.name);
+    if (known) {
+      if (known.family.type !== family.type)
+        throw new Error(`metric ${family.name} is already declared as a ${known.family.type}`);
+      return known.metric;
+    }
+    const base = {
+      name: family.name,
+      help: family.help,
+      labelNames: [...(family.labelNames ?? [])],
+      registers: [this.registry],
+    };
+    let metric: AnyMetric;
+    if (family.type === 'counter') metric = new Counter(base);
+    else if (family.type === 'histogram') metric = new Histogram({ ...base, buckets: [...family.buckets] });
+    else {
+      const collect = family.collect;
+      metric = new Gauge({
+        ...base,
+        ...(collect
+          ? {
+              async collect() {
+                const value = await collect();
+                if (typeof value === 'number') return this.set(value);
+                this.reset();
+                for (const point of value) this.set(point.labels, point.value);
+              },
+            }
+          : {}),
+      });
+    }
+    this.families.set(family.name, { family, metric });
+    return metric;
+  }
+
+  private counter<L extends string>(name: string, help: string, labelNames: readonly L[]): Counter<L> {
+    return this.declare({ type: 'counter', name, help, labelNames }) as Counter<L>;
+  }
+
+  private histogram<L extends string>(
+    name: string,
+    help: string,
+    labelNames: readonly L[],
+    buckets: readonly number[],
+  ): Histogram<L> {
+    return this.declare({ type: 'histogram', name, help, labelNames, buckets }) as Histogram<L>;
   }
 
   /**
@@ -263,10 +222,6 @@ export class Metrics implements CacheMetrics {
 
   provideWebsocketConnections(provider: Provider<number>): void {
     this.websocketCount = provider;
-  }
-
-  provideAuditPartitions(provider: Provider<number>): void {
-    this.auditPartitionCount = provider;
   }
 
   recordCacheHit(cache: string, tier: CacheTier): void {
