@@ -150,37 +150,51 @@ function allocate(total: number, companies: number, minimum: number, first?: num
   return counts;
 }
 
+/** Column name -> Postgres type of a table being written, in the order the INSERT lists them. */
+type Columns = Readonly<Record<string, string>>;
+type ColumnList = ReadonlyArray<readonly [name: string, pgType: string]>;
+
+function isColumnList(columns: Columns | ColumnList): columns is ColumnList {
+  return Array.isArray(columns);
+}
+
 async function insertRows(
   db: Queryable,
   table: string,
-  columns: ReadonlyArray<readonly [name: string, pgType: string]>,
+  columns: Columns | ColumnList,
   data: unknown[][],
 ): Promise<void> {
   if (data[0]?.length === 0) return;
-  const names = columns.map(([name]) => name).join(', ');
-  const arrays = columns.map(([, type], i) => `$${i + 1}::${type}[]`).join(', ');
+  const entries: ReadonlyArray<readonly [string, string]> = isColumnList(columns)
+    ? columns
+    : Object.entries(columns);
+  const names = entries.map(([name]) => name).join(', ');
+  const arrays = entries.map(([, type], i) => `$${i + 1}::${type}[]`).join(', ');
   await db.query(`INSERT INTO ${table} (${names}) SELECT * FROM unnest(${arrays})`, data);
 }
 
-/** Creates column-major buffers, flushes every `chunkSize` rows. */
-class ChunkWriter {
+/** Rows by column name, written in column-major chunks of `chunkSize` (one INSERT ... unnest each). */
+class ChunkWriter<C extends Columns> {
   private buffers: unknown[][];
+  private readonly names: Array<keyof C & string>;
   private rows = 0;
   written = 0;
 
   constructor(
     private readonly db: Queryable,
     private readonly table: string,
-    private readonly columns: ReadonlyArray<readonly [string, string]>,
+    private readonly columns: C,
     private readonly chunkSize: number,
     private readonly total: number,
     private readonly onProgress?: (table: string, done: number, total: number) => void,
   ) {
-    this.buffers = columns.map(() => []);
+    this.names = Object.keys(columns);
+    this.buffers = this.names.map(() => []);
   }
 
-  async push(values: unknown[]): Promise<void> {
-    values.forEach((value, i) => this.buffers[i]!.push(value));
+  /** One row; every column must be named (a missing one is a compile error, not a shifted value). */
+  async push(row: { readonly [K in keyof C]: unknown }): Promise<void> {
+    this.names.forEach((name, i) => this.buffers[i]!.push(row[name]));
     if (++this.rows >= this.chunkSize) await this.flush();
   }
 
@@ -189,7 +203,7 @@ class ChunkWriter {
     await insertRows(this.db, this.table, this.columns, this.buffers);
     this.written += this.rows;
     this.rows = 0;
-    this.buffers = this.columns.map(() => []);
+    this.buffers = this.names.map(() => []);
     this.onProgress?.(this.table, this.written, this.total);
   }
 }
@@ -361,18 +375,18 @@ export async function seedDatabase(db: Queryable, options: SeedOptions): Promise
   const rules = new ChunkWriter(
     db,
     'sharing_rules',
-    [
-      ['company_id', 'uuid'],
-      ['object_type', 'text'],
-      ['name', 'text'],
-      ['rule_type', 'text'],
-      ['source_type', 'text'],
-      ['source_id', 'uuid'],
-      ['criteria', 'jsonb'],
-      ['target_type', 'text'],
-      ['target_id', 'uuid'],
-      ['access_level', 'text'],
-    ],
+    {
+      company_id: 'uuid',
+      object_type: 'text',
+      name: 'text',
+      rule_type: 'text',
+      source_type: 'text',
+      source_id: 'uuid',
+      criteria: 'jsonb',
+      target_type: 'text',
+      target_id: 'uuid',
+      access_level: 'text',
+    },
     chunkSize,
     options.rules ?? 0,
     progress,
@@ -380,18 +394,18 @@ export async function seedDatabase(db: Queryable, options: SeedOptions): Promise
   for (let c = 0; c < companyCount; c++) {
     for (let r = 0; r < rulesPer[c]!; r++) {
       const rule = buildRule(ruleRandom, rolesByCompany[c]!, usersByCompany[c]!, groupsByCompany[c]!);
-      await rules.push([
-        companies[c]!.id,
-        rule.objectType,
-        `Rule ${r + 1}`,
-        rule.ruleType,
-        rule.sourceType,
-        rule.sourceId,
-        rule.criteria,
-        rule.targetType,
-        rule.targetId,
-        rule.accessLevel,
-      ]);
+      await rules.push({
+        company_id: companies[c]!.id,
+        object_type: rule.objectType,
+        name: `Rule ${r + 1}`,
+        rule_type: rule.ruleType,
+        source_type: rule.sourceType,
+        source_id: rule.sourceId,
+        criteria: rule.criteria,
+        target_type: rule.targetType,
+        target_id: rule.targetId,
+        access_level: rule.accessLevel,
+      });
     }
   }
   await rules.flush();
@@ -403,18 +417,18 @@ export async function seedDatabase(db: Queryable, options: SeedOptions): Promise
   const accounts = new ChunkWriter(
     db,
     'accounts',
-    [
-      ['id', 'uuid'],
-      ['company_id', 'uuid'],
-      ['owner_id', 'uuid'],
-      ['name', 'text'],
-      ['industry', 'text'],
-      ['country', 'text'],
-      ['annual_revenue', 'numeric'],
-      ['employees', 'int4'],
-      ['created_at', 'timestamptz'],
-      ['updated_at', 'timestamptz'],
-    ],
+    {
+      id: 'uuid',
+      company_id: 'uuid',
+      owner_id: 'uuid',
+      name: 'text',
+      industry: 'text',
+      country: 'text',
+      annual_revenue: 'numeric',
+      employees: 'int4',
+      created_at: 'timestamptz',
+      updated_at: 'timestamptz',
+    },
     chunkSize,
     options.accounts,
     progress,
@@ -426,18 +440,18 @@ export async function seedDatabase(db: Queryable, options: SeedOptions): Promise
       ids.push(id);
       const created = timestampWithin(random, anchor);
       const employees = Math.max(1, Math.round(random.logNormal(120, 1.6)));
-      await accounts.push([
+      await accounts.push({
         id,
-        companies[c]!.id,
-        ownerOf(c),
-        `${random.pick(COMPANY_WORDS)} ${random.pick(LAST_NAMES)} ${a}`,
-        random.weighted(INDUSTRIES, INDUSTRY_WEIGHTS),
-        random.weighted(COUNTRIES, COUNTRY_WEIGHTS),
-        Math.round(employees * random.logNormal(150_000, 0.5)),
+        company_id: companies[c]!.id,
+        owner_id: ownerOf(c),
+        name: `${random.pick(COMPANY_WORDS)} ${random.pick(LAST_NAMES)} ${a}`,
+        industry: random.weighted(INDUSTRIES, INDUSTRY_WEIGHTS),
+        country: random.weighted(COUNTRIES, COUNTRY_WEIGHTS),
+        annual_revenue: Math.round(employees * random.logNormal(150_000, 0.5)),
         employees,
-        created,
-        created,
-      ]);
+        created_at: created,
+        updated_at: created,
+      });
     }
     accountsByCompany.push(ids);
   }
@@ -446,23 +460,23 @@ export async function seedDatabase(db: Queryable, options: SeedOptions): Promise
   const leads = new ChunkWriter(
     db,
     'leads',
-    [
-      ['id', 'uuid'],
-      ['company_id', 'uuid'],
-      ['owner_id', 'uuid'],
-      ['first_name', 'text'],
-      ['last_name', 'text'],
-      ['email', 'text'],
-      ['company_name', 'text'],
-      ['status', 'text'],
-      ['source', 'text'],
-      ['industry', 'text'],
-      ['score', 'int4'],
-      ['estimated_value', 'numeric'],
-      ['description', 'text'],
-      ['created_at', 'timestamptz'],
-      ['updated_at', 'timestamptz'],
-    ],
+    {
+      id: 'uuid',
+      company_id: 'uuid',
+      owner_id: 'uuid',
+      first_name: 'text',
+      last_name: 'text',
+      email: 'text',
+      company_name: 'text',
+      status: 'text',
+      source: 'text',
+      industry: 'text',
+      score: 'int4',
+      estimated_value: 'numeric',
+      description: 'text',
+      created_at: 'timestamptz',
+      updated_at: 'timestamptz',
+    },
     chunkSize,
     options.leads,
     progress,
@@ -473,25 +487,26 @@ export async function seedDatabase(db: Queryable, options: SeedOptions): Promise
       const last = random.pick(LAST_NAMES);
       const status = random.weighted(STATUSES, STATUS_WEIGHTS);
       const created = timestampWithin(random, anchor);
-      await leads.push([
-        random.uuid(),
-        companies[c]!.id,
-        ownerOf(c),
-        first,
-        last,
-        `${first}.${last}.${l}@prospect${c}.example.net`.toLowerCase(),
-        `${random.pick(COMPANY_WORDS)} ${random.pick(['GmbH', 'Inc', 'Ltd', 'BV', 'SA'])}`,
+      await leads.push({
+        id: random.uuid(),
+        company_id: companies[c]!.id,
+        owner_id: ownerOf(c),
+        first_name: first,
+        last_name: last,
+        email: `${first}.${last}.${l}@prospect${c}.example.net`.toLowerCase(),
+        company_name: `${random.pick(COMPANY_WORDS)} ${random.pick(['GmbH', 'Inc', 'Ltd', 'BV', 'SA'])}`,
         status,
-        random.weighted(SOURCES, SOURCE_WEIGHTS),
-        random.weighted(INDUSTRIES, INDUSTRY_WEIGHTS),
-        Math.min(100, Math.max(0, Math.round(random.logNormal(35, 0.6)))),
-        Math.round(random.logNormal(12_000, 1.1) * 100) / 100,
-        random.next() < 0.3
-          ? `Met at ${random.pick(['a trade fair', 'a webinar', 'a partner dinner'])}`
-          : null,
-        created,
-        new Date(Math.min(anchor, created.getTime() + random.int(0, 60) * DAY_MS)),
-      ]);
+        source: random.weighted(SOURCES, SOURCE_WEIGHTS),
+        industry: random.weighted(INDUSTRIES, INDUSTRY_WEIGHTS),
+        score: Math.min(100, Math.max(0, Math.round(random.logNormal(35, 0.6)))),
+        estimated_value: Math.round(random.logNormal(12_000, 1.1) * 100) / 100,
+        description:
+          random.next() < 0.3
+            ? `Met at ${random.pick(['a trade fair', 'a webinar', 'a partner dinner'])}`
+            : null,
+        created_at: created,
+        updated_at: new Date(Math.min(anchor, created.getTime() + random.int(0, 60) * DAY_MS)),
+      });
     }
   }
   await leads.flush();
@@ -499,19 +514,19 @@ export async function seedDatabase(db: Queryable, options: SeedOptions): Promise
   const deals = new ChunkWriter(
     db,
     'deals',
-    [
-      ['id', 'uuid'],
-      ['company_id', 'uuid'],
-      ['owner_id', 'uuid'],
-      ['account_id', 'uuid'],
-      ['name', 'text'],
-      ['stage', 'text'],
-      ['amount', 'numeric'],
-      ['probability', 'int4'],
-      ['close_date', 'date'],
-      ['created_at', 'timestamptz'],
-      ['updated_at', 'timestamptz'],
-    ],
+    {
+      id: 'uuid',
+      company_id: 'uuid',
+      owner_id: 'uuid',
+      account_id: 'uuid',
+      name: 'text',
+      stage: 'text',
+      amount: 'numeric',
+      probability: 'int4',
+      close_date: 'date',
+      created_at: 'timestamptz',
+      updated_at: 'timestamptz',
+    },
     chunkSize,
     options.deals,
     progress,
@@ -522,19 +537,19 @@ export async function seedDatabase(db: Queryable, options: SeedOptions): Promise
       const stage = random.weighted(STAGES, STAGE_WEIGHTS);
       const created = timestampWithin(random, anchor);
       const close = new Date(created.getTime() + random.int(14, 180) * DAY_MS);
-      await deals.push([
-        random.uuid(),
-        companies[c]!.id,
-        ownerOf(c),
-        companyAccounts.length > 0 && random.next() < 0.85 ? random.pick(companyAccounts) : null,
-        `${random.pick(['Renewal', 'Expansion', 'New business', 'Pilot', 'Upsell'])} ${d}`,
+      await deals.push({
+        id: random.uuid(),
+        company_id: companies[c]!.id,
+        owner_id: ownerOf(c),
+        account_id: companyAccounts.length > 0 && random.next() < 0.85 ? random.pick(companyAccounts) : null,
+        name: `${random.pick(['Renewal', 'Expansion', 'New business', 'Pilot', 'Upsell'])} ${d}`,
         stage,
-        Math.round(random.logNormal(25_000, 1.2) * 100) / 100,
-        STAGE_PROBABILITY[stage],
-        close.toISOString().slice(0, 10),
-        created,
-        created,
-      ]);
+        amount: Math.round(random.logNormal(25_000, 1.2) * 100) / 100,
+        probability: STAGE_PROBABILITY[stage],
+        close_date: close.toISOString().slice(0, 10),
+        created_at: created,
+        updated_at: created,
+      });
     }
   }
   await deals.flush();

@@ -19,7 +19,7 @@ import { DealEntity } from './deal.entity';
 import { LeadEntity } from './lead.entity';
 import { ArgsType, Field, Float, ID, InputType, Int } from 'type-graphql';
 import { DealStage, Industry, LeadSource, LeadStatus } from '../kernel';
-import { SortDirection } from './record.service';
+import { SortDirection } from './record-type.service';
 
 /** Present in an update: validate it, and reject null for non-nullable columns (IsOptional would let null through). */
 const IfPresent = () => ValidateIf((_object, value) => value !== undefined);
@@ -69,18 +69,9 @@ export class ListArgs {
   sortDirection!: SortDirection;
 }
 
-@InputType()
-export class CreateLeadInput {
-  @Field(() => String)
-  @IsString()
-  @Length(1, 100)
-  firstName!: string;
-
-  @Field(() => String)
-  @IsString()
-  @Length(1, 100)
-  lastName!: string;
-
+/** Fields that create and update of a lead take alike (optional, nullable). */
+@InputType() // never in the schema by itself (unreachable types are not emitted)
+abstract class LeadOptionalFields {
   @Field(() => String, { nullable: true })
   @IsOptional()
   @IsEmail()
@@ -93,21 +84,11 @@ export class CreateLeadInput {
   @MaxLength(200)
   companyName?: string | null;
 
-  @Field(() => LeadStatus, { defaultValue: LeadStatus.NEW })
-  status!: LeadStatus;
-
   @Field(() => LeadSource, { nullable: true })
   source?: LeadSource | null;
 
   @Field(() => Industry, { nullable: true })
   industry?: Industry | null;
-
-  @Field(() => Int, { nullable: true, description: '0-100, default 0' })
-  @IsOptional()
-  @IsInt()
-  @Min(0)
-  @Max(100)
-  score?: number;
 
   @Field(() => Float, { nullable: true })
   @IsOptional()
@@ -121,6 +102,29 @@ export class CreateLeadInput {
   @IsString()
   @MaxLength(5000)
   description?: string | null;
+}
+
+@InputType()
+export class CreateLeadInput extends LeadOptionalFields {
+  @Field(() => String)
+  @IsString()
+  @Length(1, 100)
+  firstName!: string;
+
+  @Field(() => String)
+  @IsString()
+  @Length(1, 100)
+  lastName!: string;
+
+  @Field(() => LeadStatus, { defaultValue: LeadStatus.NEW })
+  status!: LeadStatus;
+
+  @Field(() => Int, { nullable: true, description: '0-100, default 0' })
+  @IsOptional()
+  @IsInt()
+  @Min(0)
+  @Max(100)
+  score?: number;
 
   @Field(() => ID, { nullable: true, description: 'Defaults to you' })
   @IsOptional()
@@ -129,7 +133,7 @@ export class CreateLeadInput {
 }
 
 @InputType()
-export class UpdateLeadInput {
+export class UpdateLeadInput extends LeadOptionalFields {
   @Field(() => String, { nullable: true })
   @IfPresent()
   @IsString()
@@ -142,28 +146,10 @@ export class UpdateLeadInput {
   @Length(1, 100)
   lastName?: string;
 
-  @Field(() => String, { nullable: true })
-  @IsOptional()
-  @IsEmail()
-  @MaxLength(254)
-  email?: string | null;
-
-  @Field(() => String, { nullable: true })
-  @IsOptional()
-  @IsString()
-  @MaxLength(200)
-  companyName?: string | null;
-
   @Field(() => LeadStatus, { nullable: true })
   @IfPresent()
   @IsString()
   status?: LeadStatus;
-
-  @Field(() => LeadSource, { nullable: true })
-  source?: LeadSource | null;
-
-  @Field(() => Industry, { nullable: true })
-  industry?: Industry | null;
 
   @Field(() => Int, { nullable: true })
   @IfPresent()
@@ -172,39 +158,17 @@ export class UpdateLeadInput {
   @Max(100)
   score?: number;
 
-  @Field(() => Float, { nullable: true })
-  @IsOptional()
-  @IsNumber({ allowNaN: false, allowInfinity: false })
-  @Min(0)
-  @Max(MAX_LEAD_VALUE)
-  estimatedValue?: number | null;
-
-  @Field(() => String, { nullable: true })
-  @IsOptional()
-  @IsString()
-  @MaxLength(5000)
-  description?: string | null;
-
   @Field(() => ID, { nullable: true })
   @IfPresent()
   @IsUUID()
   ownerId?: string;
 }
 
-@InputType()
-export class CreateAccountInput {
-  @Field(() => String)
-  @IsString()
-  @Length(1, 200)
-  name!: string;
-
+/** Fields that create and update of a account take alike (optional, nullable). */
+@InputType() // never in the schema by itself (unreachable types are not emitted)
+abstract class AccountOptionalFields {
   @Field(() => Industry, { nullable: true })
   industry?: Industry | null;
-
-  @Field(() => String, { nullable: true, description: 'ISO 3166-1 alpha-2, e.g. DE' })
-  @IsOptional()
-  @Matches(/^[A-Z]{2}$/, { message: 'must be an ISO 3166-1 alpha-2 code such as DE' })
-  country?: string | null;
 
   @Field(() => Float, { nullable: true })
   @IsOptional()
@@ -219,6 +183,19 @@ export class CreateAccountInput {
   @Min(0)
   @Max(10_000_000)
   employees?: number | null;
+}
+
+@InputType()
+export class CreateAccountInput extends AccountOptionalFields {
+  @Field(() => String)
+  @IsString()
+  @Length(1, 200)
+  name!: string;
+
+  @Field(() => String, { nullable: true, description: 'ISO 3166-1 alpha-2, e.g. DE' })
+  @IsOptional()
+  @Matches(/^[A-Z]{2}$/, { message: 'must be an ISO 3166-1 alpha-2 code such as DE' })
+  country?: string | null;
 
   @Field(() => ID, { nullable: true, description: 'Defaults to you' })
   @IsOptional()
@@ -227,34 +204,17 @@ export class CreateAccountInput {
 }
 
 @InputType()
-export class UpdateAccountInput {
+export class UpdateAccountInput extends AccountOptionalFields {
   @Field(() => String, { nullable: true })
   @IfPresent()
   @IsString()
   @Length(1, 200)
   name?: string;
 
-  @Field(() => Industry, { nullable: true })
-  industry?: Industry | null;
-
   @Field(() => String, { nullable: true })
   @IsOptional()
   @Matches(/^[A-Z]{2}$/, { message: 'must be an ISO 3166-1 alpha-2 code such as DE' })
   country?: string | null;
-
-  @Field(() => Float, { nullable: true })
-  @IsOptional()
-  @IsNumber({ allowNaN: false, allowInfinity: false })
-  @Min(0)
-  @Max(MAX_ANNUAL_REVENUE)
-  annualRevenue?: number | null;
-
-  @Field(() => Int, { nullable: true })
-  @IsOptional()
-  @IsInt()
-  @Min(0)
-  @Max(10_000_000)
-  employees?: number | null;
 
   @Field(() => ID, { nullable: true })
   @IfPresent()
@@ -262,8 +222,17 @@ export class UpdateAccountInput {
   ownerId?: string;
 }
 
+/** Fields that create and update of a deal take alike (optional, nullable). */
+@InputType() // never in the schema by itself (unreachable types are not emitted)
+abstract class DealOptionalFields {
+  @Field(() => ID, { nullable: true })
+  @IsOptional()
+  @IsUUID()
+  accountId?: string | null;
+}
+
 @InputType()
-export class CreateDealInput {
+export class CreateDealInput extends DealOptionalFields {
   @Field(() => String)
   @IsString()
   @Length(1, 200)
@@ -289,11 +258,6 @@ export class CreateDealInput {
   @IsCalendarDate()
   closeDate?: string | null;
 
-  @Field(() => ID, { nullable: true })
-  @IsOptional()
-  @IsUUID()
-  accountId?: string | null;
-
   @Field(() => ID, { nullable: true, description: 'Defaults to you' })
   @IsOptional()
   @IsUUID()
@@ -301,7 +265,7 @@ export class CreateDealInput {
 }
 
 @InputType()
-export class UpdateDealInput {
+export class UpdateDealInput extends DealOptionalFields {
   @Field(() => String, { nullable: true })
   @IfPresent()
   @IsString()
@@ -331,11 +295,6 @@ export class UpdateDealInput {
   @IsOptional()
   @IsCalendarDate()
   closeDate?: string | null;
-
-  @Field(() => ID, { nullable: true })
-  @IsOptional()
-  @IsUUID()
-  accountId?: string | null;
 
   @Field(() => ID, { nullable: true })
   @IfPresent()

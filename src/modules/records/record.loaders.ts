@@ -1,7 +1,7 @@
 import DataLoader from 'dataloader';
 import type { Principal } from '../identity';
 import type { AccountEntity } from './account.entity';
-import type { RecordServices } from './records.service';
+import type { RecordServices } from './record-services';
 
 export interface RecordLoaders {
   account: DataLoader<string, AccountEntity | null>;

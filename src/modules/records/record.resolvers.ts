@@ -1,7 +1,17 @@
-import { Arg, Args, Ctx, FieldResolver, ID, Mutation, Query, Resolver, Root } from 'type-graphql';
+import {
+  Arg,
+  Args,
+  Ctx,
+  FieldResolver,
+  ID,
+  Mutation,
+  Query,
+  Resolver,
+  Root,
+  type ClassType,
+} from 'type-graphql';
 import { User } from '../identity';
-import type { Principal } from '../identity';
-import { CurrentPrincipal, type RequestContext } from '../kernel';
+import { CurrentPrincipal, type Principal, type RequestContext } from '../kernel';
 import type { AccountEntity } from './account.entity';
 import type { DealEntity } from './deal.entity';
 import type { LeadEntity } from './lead.entity';
@@ -15,7 +25,8 @@ import {
   UpdateLeadInput,
 } from './record.inputs';
 import { Account, AccountPage, Deal, DealPage, Lead, LeadPage, type PageShape } from './record.types';
-import type { RecordServices } from './records.service';
+import type { RecordServices } from './record-services';
+import type { OwnedEntity, RecordService } from './record-type.service';
 
 /** A nested record costs a (batched) lookup on top of its own fields. */
 const NESTED_RECORD_COMPLEXITY = 2;
@@ -40,107 +51,98 @@ function sentFields<T extends object>(input: T): Partial<T> {
   return Object.fromEntries(Object.entries(input).filter(([, value]) => value !== undefined)) as Partial<T>;
 }
 
-@Resolver(() => Lead)
-export class LeadResolver {
-  constructor(private readonly records: RecordServices) {}
-
-  @Query(() => Lead, {
-    nullable: true,
-    description: 'Null when the lead does not exist or is not visible to you',
-  })
-  lead(
-    @CurrentPrincipal() principal: Principal,
-    @Arg('id', () => ID) id: string,
-  ): Promise<LeadEntity | null> {
-    return this.records.leads.get(principal, id);
-  }
-
-  @Query(() => LeadPage, { complexity: listComplexity })
-  leads(
-    @CurrentPrincipal() principal: Principal,
-    @Args(() => ListArgs) args: ListArgs,
-  ): Promise<PageShape<LeadEntity>> {
-    return this.records.leads.list(principal, args);
-  }
-
-  @Mutation(() => Lead)
-  createLead(
-    @CurrentPrincipal() principal: Principal,
-    @Arg('input', () => CreateLeadInput) input: CreateLeadInput,
-  ): Promise<LeadEntity> {
-    return this.records.leads.create(principal, sentFields(input));
-  }
-
-  @Mutation(() => Lead)
-  updateLead(
-    @CurrentPrincipal() principal: Principal,
-    @Arg('id', () => ID) id: string,
-    @Arg('input', () => UpdateLeadInput) input: UpdateLeadInput,
-  ): Promise<LeadEntity> {
-    return this.records.leads.update(principal, id, sentFields(input));
-  }
-
-  @Mutation(() => Boolean)
-  deleteLead(@CurrentPrincipal() principal: Principal, @Arg('id', () => ID) id: string): Promise<boolean> {
-    return this.records.leads.delete(principal, id);
-  }
-
-  @FieldResolver(() => User, { complexity: NESTED_RECORD_COMPLEXITY })
-  owner(@Root() lead: Lead, @Ctx() context: RequestContext): Promise<User> {
-    return loadOwner(lead, context);
-  }
+interface RecordResolverOptions<E extends OwnedEntity> {
+  /** GraphQL object type and its page type. */
+  type: ClassType;
+  page: ClassType;
+  createInput: ClassType;
+  updateInput: ClassType;
+  /** `Lead`: names the operations (`lead`, `leads`, `createLead`, `updateLead`, `deleteLead`). */
+  label: string;
+  plural: string;
+  service: (records: RecordServices) => RecordService<E>;
 }
 
+/**
+ * The read, list, create, update and delete operations and the `owner` field every record type has, in one shape
+ * (type-graphql resolver inheritance); each record type's resolver extends it with what is its own.
+ */
+function createRecordResolver<E extends OwnedEntity>(options: RecordResolverOptions<E>) {
+  const single = options.label.charAt(0).toLowerCase() + options.label.slice(1);
+
+  // Only the subclasses are given to buildSchema; they inherit these operations.
+  @Resolver(() => options.type)
+  abstract class RecordResolver {
+    constructor(protected readonly records: RecordServices) {}
+
+    @Query(() => options.type, {
+      name: single,
+      nullable: true,
+      description: `Null when the ${single} does not exist or is not visible to you`,
+    })
+    get(@CurrentPrincipal() principal: Principal, @Arg('id', () => ID) id: string): Promise<E | null> {
+      return options.service(this.records).get(principal, id);
+    }
+
+    @Query(() => options.page, { name: options.plural, complexity: listComplexity })
+    list(
+      @CurrentPrincipal() principal: Principal,
+      @Args(() => ListArgs) args: ListArgs,
+    ): Promise<PageShape<E>> {
+      return options.service(this.records).list(principal, args);
+    }
+
+    @Mutation(() => options.type, { name: `create${options.label}` })
+    create(
+      @CurrentPrincipal() principal: Principal,
+      @Arg('input', () => options.createInput) input: object,
+    ): Promise<E> {
+      return options.service(this.records).create(principal, sentFields(input));
+    }
+
+    @Mutation(() => options.type, { name: `update${options.label}` })
+    update(
+      @CurrentPrincipal() principal: Principal,
+      @Arg('id', () => ID) id: string,
+      @Arg('input', () => options.updateInput) input: object,
+    ): Promise<E> {
+      return options.service(this.records).update(principal, id, sentFields(input));
+    }
+
+    @Mutation(() => Boolean, { name: `delete${options.label}` })
+    remove(@CurrentPrincipal() principal: Principal, @Arg('id', () => ID) id: string): Promise<boolean> {
+      return options.service(this.records).delete(principal, id);
+    }
+
+    @FieldResolver(() => User, { complexity: NESTED_RECORD_COMPLEXITY })
+    owner(@Root() record: { ownerId: string }, @Ctx() context: RequestContext): Promise<User> {
+      return loadOwner(record, context);
+    }
+  }
+  return RecordResolver;
+}
+
+@Resolver(() => Lead)
+export class LeadResolver extends createRecordResolver<LeadEntity>({
+  type: Lead,
+  page: LeadPage,
+  createInput: CreateLeadInput,
+  updateInput: UpdateLeadInput,
+  label: 'Lead',
+  plural: 'leads',
+  service: (records) => records.leads,
+}) {}
+
 @Resolver(() => Deal)
-export class DealResolver {
-  constructor(private readonly records: RecordServices) {}
-
-  @Query(() => Deal, {
-    nullable: true,
-    description: 'Null when the deal does not exist or is not visible to you',
-  })
-  deal(
-    @CurrentPrincipal() principal: Principal,
-    @Arg('id', () => ID) id: string,
-  ): Promise<DealEntity | null> {
-    return this.records.deals.get(principal, id);
-  }
-
-  @Query(() => DealPage, { complexity: listComplexity })
-  deals(
-    @CurrentPrincipal() principal: Principal,
-    @Args(() => ListArgs) args: ListArgs,
-  ): Promise<PageShape<DealEntity>> {
-    return this.records.deals.list(principal, args);
-  }
-
-  @Mutation(() => Deal)
-  createDeal(
-    @CurrentPrincipal() principal: Principal,
-    @Arg('input', () => CreateDealInput) input: CreateDealInput,
-  ): Promise<DealEntity> {
-    return this.records.deals.create(principal, sentFields(input));
-  }
-
-  @Mutation(() => Deal)
-  updateDeal(
-    @CurrentPrincipal() principal: Principal,
-    @Arg('id', () => ID) id: string,
-    @Arg('input', () => UpdateDealInput) input: UpdateDealInput,
-  ): Promise<DealEntity> {
-    return this.records.deals.update(principal, id, sentFields(input));
-  }
-
-  @Mutation(() => Boolean)
-  deleteDeal(@CurrentPrincipal() principal: Principal, @Arg('id', () => ID) id: string): Promise<boolean> {
-    return this.records.deals.delete(principal, id);
-  }
-
-  @FieldResolver(() => User, { complexity: NESTED_RECORD_COMPLEXITY })
-  owner(@Root() deal: Deal, @Ctx() context: RequestContext): Promise<User> {
-    return loadOwner(deal, context);
-  }
-
+export class DealResolver extends createRecordResolver<DealEntity>({
+  type: Deal,
+  page: DealPage,
+  createInput: CreateDealInput,
+  updateInput: UpdateDealInput,
+  label: 'Deal',
+  plural: 'deals',
+  service: (records) => records.deals,
+}) {
   @FieldResolver(() => Account, { nullable: true, complexity: NESTED_RECORD_COMPLEXITY })
   account(@Root() deal: Deal, @Ctx() context: RequestContext): Promise<AccountEntity | null> | null {
     return deal.accountId ? context.loaders.account.load(deal.accountId) : null;
@@ -148,52 +150,12 @@ export class DealResolver {
 }
 
 @Resolver(() => Account)
-export class AccountResolver {
-  constructor(private readonly records: RecordServices) {}
-
-  @Query(() => Account, {
-    nullable: true,
-    description: 'Null when the account does not exist or is not visible to you',
-  })
-  account(
-    @CurrentPrincipal() principal: Principal,
-    @Arg('id', () => ID) id: string,
-  ): Promise<AccountEntity | null> {
-    return this.records.accounts.get(principal, id);
-  }
-
-  @Query(() => AccountPage, { complexity: listComplexity })
-  accounts(
-    @CurrentPrincipal() principal: Principal,
-    @Args(() => ListArgs) args: ListArgs,
-  ): Promise<PageShape<AccountEntity>> {
-    return this.records.accounts.list(principal, args);
-  }
-
-  @Mutation(() => Account)
-  createAccount(
-    @CurrentPrincipal() principal: Principal,
-    @Arg('input', () => CreateAccountInput) input: CreateAccountInput,
-  ): Promise<AccountEntity> {
-    return this.records.accounts.create(principal, sentFields(input));
-  }
-
-  @Mutation(() => Account)
-  updateAccount(
-    @CurrentPrincipal() principal: Principal,
-    @Arg('id', () => ID) id: string,
-    @Arg('input', () => UpdateAccountInput) input: UpdateAccountInput,
-  ): Promise<AccountEntity> {
-    return this.records.accounts.update(principal, id, sentFields(input));
-  }
-
-  @Mutation(() => Boolean)
-  deleteAccount(@CurrentPrincipal() principal: Principal, @Arg('id', () => ID) id: string): Promise<boolean> {
-    return this.records.accounts.delete(principal, id);
-  }
-
-  @FieldResolver(() => User, { complexity: NESTED_RECORD_COMPLEXITY })
-  owner(@Root() account: Account, @Ctx() context: RequestContext): Promise<User> {
-    return loadOwner(account, context);
-  }
-}
+export class AccountResolver extends createRecordResolver<AccountEntity>({
+  type: Account,
+  page: AccountPage,
+  createInput: CreateAccountInput,
+  updateInput: UpdateAccountInput,
+  label: 'Account',
+  plural: 'accounts',
+  service: (records) => records.accounts,
+}) {}

@@ -1,7 +1,7 @@
 import { type ClassType, Field, Float, ID, Int, ObjectType, registerEnumType } from 'type-graphql';
 import { User } from '../identity';
 import { DealStage, Industry, LeadSource, LeadStatus } from '../kernel';
-import { SortDirection } from './record.service';
+import { SortDirection } from './record-type.service';
 
 registerEnumType(SortDirection, { name: 'SortDirection' });
 

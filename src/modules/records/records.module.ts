@@ -4,7 +4,7 @@ import { DealEntity } from './deal.entity';
 import { LeadEntity } from './lead.entity';
 import { createRecordLoaders } from './record.loaders';
 import { AccountResolver, DealResolver, LeadResolver } from './record.resolvers';
-import { createRecordServices, RECORDS_CACHE, type RecordServices } from './records.service';
+import { createRecordServices, RECORDS_CACHE, type RecordServices } from './record-services';
 
 export interface RecordsServices {
   records: RecordServices;

@@ -8,7 +8,7 @@ import { AccountEntity } from './account.entity';
 import { DealEntity } from './deal.entity';
 import { LeadEntity } from './lead.entity';
 import { RecordType } from '../kernel';
-import { RecordService, type RecordServiceDeps } from './record.service';
+import { RecordService, type RecordServiceDeps } from './record-type.service';
 
 /** This slice's cache namespace (accounts): keys `crm:records:{company}:account:...`. */
 export const RECORDS_CACHE = 'records';
