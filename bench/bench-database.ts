@@ -69,3 +69,21 @@ export async function prepareBenchDatabase(
     await dataSource.destroy();
   }
 }
+
+/** A module scenario's database: prepared as above, then opened with a small pool for the scenario to use. */
+export async function openBenchDatabase(
+  name: string,
+  sizes: Readonly<Record<string, unknown>>,
+  log: (message: string) => void,
+): Promise<DataSource> {
+  const url = benchDatabaseUrl(name);
+  await prepareBenchDatabase(url, sizes as unknown as SeedOptions, log);
+  const dataSource = new DataSource({
+    type: 'postgres',
+    url,
+    ...schemaOf(MODULES),
+    installExtensions: false,
+    extra: { max: 4 },
+  });
+  return dataSource.initialize();
+}

@@ -3,13 +3,35 @@ import { writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { printTable, type Scenario, type ScenarioResult } from './harness';
+import { MODULES } from '../src/modules/modules';
+import type { BenchScenario } from '../src/modules/kernel';
+import { BENCH_REDIS_URL, openBenchDatabase } from './bench-database';
+import { printTable, timeCalls, type Scenario, type ScenarioResult } from './harness';
 import { gatewayNested, gatewaySimple } from './scenarios/gateway.bench';
 import { metricsScrape } from './scenarios/metrics.bench';
-import { sharingLookup } from './scenarios/sharing.bench';
 
-/** Every scenario, in run order; later issues append theirs. */
-const SCENARIOS: Scenario[] = [gatewaySimple, gatewayNested, sharingLookup, metricsScrape];
+/** A module's scenario, handed what it needs from the bench (databases, Redis, timing) so it imports none of it. */
+function fromModule(scenario: BenchScenario): Scenario {
+  return {
+    name: scenario.name,
+    run: ({ scale, log }) =>
+      scenario.run({
+        scale,
+        log,
+        redisUrl: BENCH_REDIS_URL,
+        timeCalls,
+        openDatabase: (name, sizes) => openBenchDatabase(name, sizes, log),
+      }),
+  };
+}
+
+/** Every scenario, in run order: the gateway's, then each module's (module order), then the metrics scrape. */
+const SCENARIOS: Scenario[] = [
+  gatewaySimple,
+  gatewayNested,
+  ...MODULES.flatMap((module) => module.bench ?? []).map(fromModule),
+  metricsScrape,
+];
 
 async function main(): Promise<void> {
   const { values } = parseArgs({

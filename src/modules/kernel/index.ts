@@ -21,6 +21,9 @@ export {
   type ProcessorBinding,
   type ScheduledJob,
   type BenchScenario,
+  type BenchContext,
+  type BenchResult,
+  type LatencyStats,
   type LoaderOptions,
 } from './module';
 export { PLANNED_CAPABILITY_METRICS } from './planned.metrics';

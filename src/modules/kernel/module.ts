@@ -69,10 +69,47 @@ export interface LoaderOptions {
   maxBatchSize: number;
 }
 
+export interface LatencyStats {
+  count: number;
+  p50Ms: number;
+  p95Ms: number;
+  p99Ms: number;
+  meanMs: number;
+}
+
+/** What `npm run bench` prints for a scenario: its figures beside a baseline measured in the same run. */
+export interface BenchResult {
+  scenario: string;
+  description: string;
+  measured: Record<string, number>;
+  baseline: Record<string, number>;
+  baselineName: string;
+  /** measured / baseline for the headline figure, named in `ratioOf`. */
+  ratio: number;
+  ratioOf: string;
+  notes?: string;
+}
+
+/** What the bench CLI hands a module's scenario, so the slice needs nothing from bench/ or the module list. */
+export interface BenchContext {
+  /** Fraction of the full data set, in (0, 1]. */
+  scale: number;
+  log(message: string): void;
+  /** A migrated database of the scenario's own, seeded (seed 42) with `sizes`; reused while it holds them. */
+  openDatabase(name: string, sizes: Readonly<Record<string, unknown>>): Promise<DataSource>;
+  /** The Redis the benchmarks may use (its own DB index). */
+  redisUrl: string;
+  /** Times `fn` `iterations` times after `warmup` untimed runs. */
+  timeCalls(
+    fn: () => Promise<unknown>,
+    options: { iterations: number; warmup: number },
+  ): Promise<LatencyStats>;
+}
+
 /** A `npm run bench` scenario a module contributes (the bench CLI runs them in module order). */
 export interface BenchScenario {
   name: string;
-  run(options: { scale: number; log: (message: string) => void }): Promise<unknown>;
+  run(context: BenchContext): Promise<BenchResult>;
 }
 
 /**

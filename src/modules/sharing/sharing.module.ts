@@ -3,6 +3,7 @@ import { TieredCache } from '../../platform/cache/tiered.cache';
 import { ShutdownPhase } from '../../platform/lifecycle/lifecycle';
 import { defineModule } from '../kernel';
 import { OrgWideDefaultEntity, RecordShareEntity, SharingRuleEntity } from './sharing.entities';
+import { sharingLookup } from './sharing.bench';
 import { SharingResolver } from './sharing.resolver';
 import { SharingService } from './sharing.service';
 import { VisibilityCache } from './visibility.cache';
@@ -53,4 +54,5 @@ export const sharingModule = defineModule<SharingServices>({
   resolvers: (services) => [
     { resolver: SharingResolver, create: () => new SharingResolver(services.sharing) },
   ],
+  bench: [sharingLookup],
 });

@@ -1,15 +1,11 @@
-import { DataSource } from 'typeorm';
-import { MODULES, schemaOf } from '../../src/modules/modules';
-import type { Principal } from '../../src/modules/identity';
-import { VisibilityCache, VisibilityCompiler, VisibilityService } from '../../src/modules/sharing';
-import { TieredCache } from '../../src/platform/cache/tiered.cache';
-import { createLogger } from '../../src/platform/logging/logger';
-import { RedisEventBus } from '../../src/platform/pubsub/event-bus';
-import { closeRedis, createRedisConnection, waitForReady } from '../../src/platform/redis/redis.connection';
-import { BENCH_REDIS_URL, benchDatabaseUrl, prepareBenchDatabase } from '../bench-database';
-import { timeCalls, type LatencyStats, type Scenario, type ScenarioResult } from '../harness';
-
-const DATABASE_URL = benchDatabaseUrl('sharing');
+import { TieredCache } from '../../platform/cache/tiered.cache';
+import { createLogger } from '../../platform/logging/logger';
+import { RedisEventBus } from '../../platform/pubsub/event-bus';
+import { closeRedis, createRedisConnection, waitForReady } from '../../platform/redis/redis.connection';
+import type { BenchScenario, LatencyStats, Principal } from '../kernel';
+import { VisibilityCache } from './visibility.cache';
+import { VisibilityCompiler } from './visibility.compiler';
+import { VisibilityService } from './visibility.service';
 
 export function sharingSizes(scale: number) {
   const scaled = (n: number, min: number) => Math.max(min, Math.round(n * scale));
@@ -30,23 +26,16 @@ const figures = (prefix: string, stats: LatencyStats) => ({
   [`${prefix}P99Ms`]: stats.p99Ms,
 });
 
-export const sharingLookup: Scenario = {
+/** Compiled visibility of the largest company's users from each tier: in process, Redis, and cold from Postgres. */
+export const sharingLookup: BenchScenario = {
   name: 'sharing.lookup',
-  async run(context): Promise<ScenarioResult> {
+  async run(context) {
     const sizes = sharingSizes(context.scale);
-    await prepareBenchDatabase(DATABASE_URL, sizes, context.log);
+    const dataSource = await context.openDatabase('sharing', sizes);
     const logger = createLogger({ level: 'error', name: 'bench' });
-    const dataSource = new DataSource({
-      type: 'postgres',
-      url: DATABASE_URL,
-      ...schemaOf(MODULES),
-      installExtensions: false,
-      extra: { max: 4 },
-    });
-    await dataSource.initialize();
     const connections = ['cache-a', 'cache-b', 'publish', 'subscribe'].map((name) =>
       createRedisConnection({
-        url: BENCH_REDIS_URL,
+        url: context.redisUrl,
         name: `bench-${name}`,
         logger,
         failFast: name !== 'subscribe',
@@ -113,7 +102,7 @@ export const sharingLookup: Scenario = {
 
       let i = 0;
       const next = () => principals[i++ % principals.length]!;
-      const cold = await timeCalls(
+      const cold = await context.timeCalls(
         async () => {
           const principal = next();
           const model = await compiler.loadModel(principal.companyId);
@@ -123,13 +112,13 @@ export const sharingLookup: Scenario = {
       );
       for (const principal of principals) await serviceA.compiled(principal, 'LEAD'); // fills Redis and A's local tier
       const redisBefore = tieredB.stats.redisHits;
-      const redisTier = await timeCalls(() => serviceB.compiled(next(), 'LEAD'), {
+      const redisTier = await context.timeCalls(() => serviceB.compiled(next(), 'LEAD'), {
         iterations: 2000,
         warmup: 200,
       });
       const redisHits = tieredB.stats.redisHits - redisBefore;
       const localBefore = tieredA.stats.localHits;
-      const inProcess = await timeCalls(() => serviceA.compiled(next(), 'LEAD'), {
+      const inProcess = await context.timeCalls(() => serviceA.compiled(next(), 'LEAD'), {
         iterations: 20_000,
         warmup: 2000,
       });
