@@ -20,7 +20,7 @@ import {
 } from '../graphql/limits';
 import { formatError, gatewayError } from '../graphql/errors';
 import type { ContextFactory } from '../graphql/context';
-import { AuthFailure, type Principal } from '../modules/identity';
+import { AuthFailure, type Principal } from '../modules/kernel';
 import { classifyDatabaseError } from '../platform/db/db-errors';
 import { AppError, ErrorCode } from '../platform/errors/app-error';
 import type { Logger } from '../platform/logging/logger';

@@ -1,4 +1,4 @@
-import { TokenService } from '../../src/modules/identity';
+import { TokenService } from '../../src/modules/identity/token.service';
 import { createTenant, type TestTenant } from '../helpers/fixtures';
 import { startTestApp, wsClient, wsExecute, type TestApp } from '../helpers/test-app';
 

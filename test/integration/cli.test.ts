@@ -2,7 +2,7 @@ import { execFile } from 'node:child_process';
 import { resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { Client } from 'pg';
-import { TokenService } from '../../src/modules/identity';
+import { TokenService } from '../../src/modules/identity/token.service';
 
 const run = promisify(execFile);
 const ROOT = resolve(__dirname, '../..');

@@ -1,3 +1,3 @@
-export { AuditService, AuditAction, type AuditEntry } from './audit.service';
-export { AuditLogEntity } from './audit-log.entity';
+// Audit's public face: its module, its service's type and the shared action verbs.
 export { auditModule, type AuditServices } from './audit.module';
+export { AuditAction, type AuditService, type AuditEntry } from './audit.service';

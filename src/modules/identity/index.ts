@@ -1,13 +1,9 @@
-export { CompanyEntity } from './company.entity';
-export { RoleEntity } from './role.entity';
-export { UserEntity } from './user.entity';
-export { GroupEntity, GroupMemberEntity, GroupMemberType } from './group.entity';
-export type { Principal } from '../kernel';
-export { IdentityService } from './identity.service';
-export type { DirectoryService, AccessChangeListener } from './directory.service';
-export { IdentityResolver } from './identity.resolver';
-export { TokenService, parseBearer } from './token.service';
-export { createIdentityLoaders, type IdentityLoaders } from './identity.loaders';
-export { authFailure, AuthFailure } from '../kernel';
-export { User, Role, Company } from './identity.types';
+// Identity's public face: its module, its services' types, and what other slices and the transport use of it.
 export { identityModule, type IdentityServices } from './identity.module';
+export type { IdentityService } from './identity.service';
+export type { DirectoryService, AccessChangeListener } from './directory.service';
+export type { TokenService } from './token.service';
+/** The transport reads the bearer token; other slices return users and name group member kinds. */
+export { parseBearer } from './token.service';
+export { User } from './identity.types';
+export { GroupMemberType } from './group.entity';

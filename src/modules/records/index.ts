@@ -1,8 +1,4 @@
-export { LeadEntity } from './lead.entity';
-export { DealEntity } from './deal.entity';
-export { AccountEntity } from './account.entity';
-export { createRecordServices, type RecordServices, AccountService } from './record-services';
-export { RecordService, type RecordServiceDeps } from './record-type.service';
-export { createRecordLoaders, type RecordLoaders } from './record.loaders';
-export { LeadResolver, DealResolver, AccountResolver } from './record.resolvers';
+// Records' public face: its module and its services' types.
 export { recordsModule, type RecordsServices } from './records.module';
+export type { RecordServices, AccountService } from './record-services';
+export type { RecordService } from './record-type.service';

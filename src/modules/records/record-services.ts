@@ -3,7 +3,7 @@ import type { CacheStore } from '../../platform/cache/cache.store';
 import { ReadThroughCache, reviveDates } from '../../platform/cache/read-through.cache';
 import { ValidationError } from '../../platform/errors/app-error';
 import type { CacheMetrics } from '../../platform/metrics/metrics';
-import type { Principal } from '../identity';
+import type { Principal } from '../kernel';
 import { AccountEntity } from './account.entity';
 import { DealEntity } from './deal.entity';
 import { LeadEntity } from './lead.entity';

@@ -7,7 +7,8 @@ import {
   ValidationError,
 } from '../../platform/errors/app-error';
 import { AuditAction, type AuditService } from '../audit';
-import type { IdentityService, Principal } from '../identity';
+import type { IdentityService } from '../identity';
+import type { Principal } from '../kernel';
 import type { VisibilityService, WriteVisibility } from '../sharing';
 import { fieldsFor, findField, type RecordType } from '../kernel';
 

@@ -1,5 +1,5 @@
 import DataLoader from 'dataloader';
-import type { Principal } from '../identity';
+import type { Principal } from '../kernel';
 import type { AccountEntity } from './account.entity';
 import type { RecordServices } from './record-services';
 

@@ -1,23 +1,4 @@
-import './sharing.enums';
-
-export {
-  VisibilityService,
-  toPredicate,
-  type SqlPredicate,
-  type OwnedRecord,
-  type WriteVisibility,
-} from './visibility.service';
-export { VisibilityCompiler } from './visibility.compiler';
-export { VisibilityCache } from './visibility.cache';
-export { SharingService } from './sharing.service';
-export { SharingResolver } from './sharing.resolver';
-export type { CompiledVisibility, CompanySharingModel } from './sharing.model';
-export { CRITERIA_FIELDS, type CriteriaCondition } from './criteria';
-export {
-  OrgWideDefaultEntity,
-  SharingRuleEntity,
-  RecordShareEntity,
-  OrgWideAccess,
-  AccessLevel,
-} from './sharing.entities';
+// Sharing's public face: its module and the visibility decision every read path asks.
 export { sharingModule, type SharingServices } from './sharing.module';
+export type { VisibilityService, SqlPredicate, OwnedRecord, WriteVisibility } from './visibility.service';
+export type { SharingService } from './sharing.service';

@@ -1,6 +1,6 @@
 import { createHash, randomUUID } from 'node:crypto';
 import type { DataSource, EntityManager } from 'typeorm';
-import type { Principal } from '../identity';
+import type { Principal } from '../kernel';
 import type { RecordType } from '../kernel';
 import { criteriaMatch, criteriaToSql } from './criteria';
 import type { CompiledVisibility } from './sharing.model';
