@@ -1,13 +1,8 @@
 import { Agent, request } from 'node:http';
 import { createServer } from 'node:net';
+import type { BenchResult, LatencyStats } from '../src/modules/kernel';
 
-export interface LatencyStats {
-  count: number;
-  p50Ms: number;
-  p95Ms: number;
-  p99Ms: number;
-  meanMs: number;
-}
+export type { LatencyStats };
 
 export function latencyStats(samplesMs: number[]): LatencyStats {
   const sorted = [...samplesMs].sort((a, b) => a - b);
@@ -106,19 +101,8 @@ export async function runHttpLoad(
   return { ...latencyStats(samples), requestsPerSecond: (samples.length / elapsedMs) * 1000, errors };
 }
 
-export interface ScenarioResult {
-  scenario: string;
-  description: string;
-  /** The figures of the scenario itself. */
-  measured: Record<string, number>;
-  /** The same figures for the baseline, measured in the same run. */
-  baseline: Record<string, number> & { name?: never };
-  baselineName: string;
-  /** measured / baseline for the headline figure, named in `ratioOf`. */
-  ratio: number;
-  ratioOf: string;
-  notes?: string;
-}
+/** What every scenario returns (the module contract's BenchResult). */
+export type ScenarioResult = BenchResult;
 
 export interface BenchContext {
   scale: number;

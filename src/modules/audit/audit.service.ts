@@ -40,6 +40,18 @@ export class AuditService {
     throw authFailure('UNKNOWN_USER');
   }
 
+  /** `record` with the entry's parts as arguments, for services that audit many kinds of change. */
+  recordChange(
+    manager: EntityManager,
+    principal: Principal,
+    action: string,
+    objectType: string,
+    objectId: string | null,
+    changes: unknown,
+  ): Promise<void> {
+    return this.record(manager, principal, { action, objectType, objectId, changes });
+  }
+
   async record(manager: EntityManager, principal: Principal, entry: AuditEntry): Promise<void> {
     await this.assertActiveActor(manager, principal);
     await manager.insert(AuditLogEntity, {

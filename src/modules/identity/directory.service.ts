@@ -105,7 +105,7 @@ export class DirectoryService {
         'INSERT INTO users (company_id, email, name, role_id, is_admin) VALUES ($1, $2, $3, $4, $5) RETURNING id',
         [principal.companyId, input.email, input.name, input.roleId ?? null, input.isAdmin ?? false],
       );
-      await this.audit(manager, principal, 'USER_CREATE', 'USER', row!.id, input);
+      await this.deps.audit.recordChange(manager, principal, 'USER_CREATE', 'USER', row!.id, input);
       return row!.id;
     });
     return (await this.deps.identity.usersByIds(principal.companyId, [id]))[0]!;
@@ -127,7 +127,7 @@ export class DirectoryService {
         [userId, principal.companyId],
       );
       if (rows.length === 0) throw new NotFoundError('User', userId);
-      await this.audit(manager, principal, 'USER_DEACTIVATE', 'USER', userId, null);
+      await this.deps.audit.recordChange(manager, principal, 'USER_DEACTIVATE', 'USER', userId, null);
     });
     await this.deps.identity.invalidateUsersAfterCommit(principal.companyId, [userId]);
     return (await this.deps.identity.usersByIds(principal.companyId, [userId]))[0]!;
@@ -156,7 +156,7 @@ export class DirectoryService {
           change.isAdmin ?? null,
         ],
       );
-      await this.audit(manager, principal, 'USER_ACCESS_UPDATE', 'USER', userId, change);
+      await this.deps.audit.recordChange(manager, principal, 'USER_ACCESS_UPDATE', 'USER', userId, change);
     });
     await this.deps.identity.invalidateUsersAfterCommit(principal.companyId, [userId]);
     return (await this.deps.identity.usersByIds(principal.companyId, [userId]))[0]!;
@@ -172,7 +172,7 @@ export class DirectoryService {
         'INSERT INTO roles (company_id, name, parent_id) VALUES ($1, $2, $3) RETURNING id',
         [principal.companyId, name, parentId ?? null],
       );
-      await this.audit(manager, principal, 'ROLE_CREATE', 'ROLE', row!.id, {
+      await this.deps.audit.recordChange(manager, principal, 'ROLE_CREATE', 'ROLE', row!.id, {
         name,
         parentId: parentId ?? null,
       });
@@ -215,7 +215,10 @@ export class DirectoryService {
         name,
         newParent,
       ]);
-      await this.audit(manager, principal, 'ROLE_UPDATE', 'ROLE', id, { name, parentId: newParent });
+      await this.deps.audit.recordChange(manager, principal, 'ROLE_UPDATE', 'ROLE', id, {
+        name,
+        parentId: newParent,
+      });
       return { id, name, parentId: newParent };
     });
   }
@@ -229,7 +232,7 @@ export class DirectoryService {
         'INSERT INTO groups (company_id, name) VALUES ($1, $2) RETURNING id',
         [principal.companyId, name],
       );
-      await this.audit(manager, principal, 'GROUP_CREATE', 'GROUP', row!.id, { name });
+      await this.deps.audit.recordChange(manager, principal, 'GROUP_CREATE', 'GROUP', row!.id, { name });
       return { id: row!.id, name, members: [] };
     });
   }
@@ -251,7 +254,10 @@ export class DirectoryService {
          ON CONFLICT (group_id, member_type, member_id) DO NOTHING`,
         [principal.companyId, groupId, memberType, memberId],
       );
-      await this.audit(manager, principal, 'GROUP_MEMBER_ADD', 'GROUP', groupId, { memberType, memberId });
+      await this.deps.audit.recordChange(manager, principal, 'GROUP_MEMBER_ADD', 'GROUP', groupId, {
+        memberType,
+        memberId,
+      });
       return true;
     });
   }
@@ -271,7 +277,10 @@ export class DirectoryService {
         [principal.companyId, groupId, memberType, memberId],
       );
       if (!removed[1]) return false;
-      await this.audit(manager, principal, 'GROUP_MEMBER_REMOVE', 'GROUP', groupId, { memberType, memberId });
+      await this.deps.audit.recordChange(manager, principal, 'GROUP_MEMBER_REMOVE', 'GROUP', groupId, {
+        memberType,
+        memberId,
+      });
       return true;
     });
   }
@@ -299,16 +308,5 @@ export class DirectoryService {
     const result = await this.deps.dataSource.transaction(work);
     for (const listener of this.listeners) await listener(principal.companyId);
     return result;
-  }
-
-  private audit(
-    manager: EntityManager,
-    principal: Principal,
-    action: string,
-    objectType: string,
-    objectId: string | null,
-    changes: unknown,
-  ) {
-    return this.deps.audit.record(manager, principal, { action, objectType, objectId, changes });
   }
 }

@@ -27,3 +27,4 @@ export {
   type LoaderOptions,
 } from './module';
 export { PLANNED_CAPABILITY_METRICS } from './planned.metrics';
+export { graphqlEnum, type EnumValue } from './graphql-enum';

@@ -29,7 +29,7 @@ const MAX_ANNUAL_REVENUE = numericColumnMax(AccountEntity, 'annualRevenue');
 const ISO_DATE = /^(\d{4})-(\d{2})-(\d{2})$/;
 
 /** A real day of the Gregorian calendar that a Postgres `date` holds: 2023-02-30 and 0000-01-01 are not. */
-export function isCalendarDate(value: unknown): boolean {
+function isCalendarDate(value: unknown): boolean {
   if (typeof value !== 'string') return false;
   const match = ISO_DATE.exec(value);
   if (!match) return false;

@@ -20,7 +20,7 @@ export interface CriteriaCondition {
 }
 
 /** The only fields a criteria rule may name, per record type: those the field catalog marks for criteria. */
-export const CRITERIA_FIELDS: Readonly<Record<RecordType, Readonly<Record<string, FieldSpec>>>> = {
+const CRITERIA_FIELDS: Readonly<Record<RecordType, Readonly<Record<string, FieldSpec>>>> = {
   LEAD: fieldsFor(RecordType.LEAD, 'criteria'),
   DEAL: fieldsFor(RecordType.DEAL, 'criteria'),
   ACCOUNT: fieldsFor(RecordType.ACCOUNT, 'criteria'),

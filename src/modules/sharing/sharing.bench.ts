@@ -7,7 +7,7 @@ import { VisibilityCache } from './visibility.cache';
 import { VisibilityCompiler } from './visibility.compiler';
 import { VisibilityService } from './visibility.service';
 
-export function sharingSizes(scale: number) {
+function sharingSizes(scale: number) {
   const scaled = (n: number, min: number) => Math.max(min, Math.round(n * scale));
   return {
     companies: scaled(1_000, 10),

@@ -104,7 +104,14 @@ export class SharingService {
         SharingRuleEntity,
         manager.create(SharingRuleEntity, { ...values, companyId: principal.companyId }),
       );
-      await this.audit(manager, principal, 'SHARING_RULE_CREATE', 'SHARING_RULE', saved.id, values);
+      await this.deps.audit.recordChange(
+        manager,
+        principal,
+        'SHARING_RULE_CREATE',
+        'SHARING_RULE',
+        saved.id,
+        values,
+      );
       return saved;
     });
   }
@@ -121,7 +128,14 @@ export class SharingService {
       if (!current) throw new NotFoundError('SharingRule', id);
       const values = await this.validateRule(manager, principal, command);
       const saved = await manager.save(SharingRuleEntity, manager.merge(SharingRuleEntity, current, values));
-      await this.audit(manager, principal, 'SHARING_RULE_UPDATE', 'SHARING_RULE', id, values);
+      await this.deps.audit.recordChange(
+        manager,
+        principal,
+        'SHARING_RULE_UPDATE',
+        'SHARING_RULE',
+        id,
+        values,
+      );
       return saved;
     });
   }
@@ -132,7 +146,7 @@ export class SharingService {
     return this.changeRules(principal, async (manager) => {
       const result = await manager.delete(SharingRuleEntity, { id, companyId: principal.companyId });
       if (!result.affected) throw new NotFoundError('SharingRule', id);
-      await this.audit(manager, principal, 'SHARING_RULE_DELETE', 'SHARING_RULE', id, null);
+      await this.deps.audit.recordChange(manager, principal, 'SHARING_RULE_DELETE', 'SHARING_RULE', id, null);
       return true;
     });
   }
@@ -145,10 +159,17 @@ export class SharingService {
          ON CONFLICT (company_id, object_type) DO UPDATE SET access_level = EXCLUDED.access_level, updated_at = now()`,
         [principal.companyId, objectType, accessLevel],
       );
-      await this.audit(manager, principal, 'ORG_WIDE_DEFAULT_SET', 'ORG_WIDE_DEFAULT', null, {
-        objectType,
-        accessLevel,
-      });
+      await this.deps.audit.recordChange(
+        manager,
+        principal,
+        'ORG_WIDE_DEFAULT_SET',
+        'ORG_WIDE_DEFAULT',
+        null,
+        {
+          objectType,
+          accessLevel,
+        },
+      );
       return { objectType, accessLevel };
     });
   }
@@ -181,10 +202,17 @@ export class SharingService {
           principal.userId,
         ],
       );
-      await this.audit(manager, principal, 'RECORD_SHARE', command.objectType, command.recordId, {
-        ...command,
-        accessLevel,
-      });
+      await this.deps.audit.recordChange(
+        manager,
+        principal,
+        'RECORD_SHARE',
+        command.objectType,
+        command.recordId,
+        {
+          ...command,
+          accessLevel,
+        },
+      );
       return manager.findOneByOrFail(RecordShareEntity, { id: row!.id });
     });
     await this.deps.cache.invalidateShares(principal.companyId);
@@ -209,7 +237,14 @@ export class SharingService {
         granteeId: command.granteeId,
       });
       if (!result.affected) return false;
-      await this.audit(manager, principal, 'RECORD_UNSHARE', command.objectType, command.recordId, command);
+      await this.deps.audit.recordChange(
+        manager,
+        principal,
+        'RECORD_UNSHARE',
+        command.objectType,
+        command.recordId,
+        command,
+      );
       return true;
     });
     if (removed) await this.deps.cache.invalidateShares(principal.companyId);
@@ -285,16 +320,5 @@ export class SharingService {
     if (!visibility.canShare(owned)) {
       throw new ForbiddenError('Only the record owner, their superiors and admins may share it');
     }
-  }
-
-  private audit(
-    manager: EntityManager,
-    principal: Principal,
-    action: string,
-    objectType: string,
-    objectId: string | null,
-    changes: unknown,
-  ) {
-    return this.deps.audit.record(manager, principal, { action, objectType, objectId, changes });
   }
 }

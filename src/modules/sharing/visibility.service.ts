@@ -185,7 +185,7 @@ export class VisibilityService {
 }
 
 /** Compiles visibility into one predicate over `alias` with bound parameters (names prefixed by the alias). */
-export function toPredicate(compiled: CompiledVisibility, alias: string, access: Access): SqlPredicate {
+function toPredicate(compiled: CompiledVisibility, alias: string, access: Access): SqlPredicate {
   const p = `vis_${alias.replace(/\W/g, '')}_`;
   const params: Record<string, unknown> = { [`${p}company`]: compiled.companyId };
   const tenant = `${alias}.company_id = :${p}company`;
