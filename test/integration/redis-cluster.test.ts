@@ -2,7 +2,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { HealthQueue } from '../../src/modules/health';
+import { HealthQueue } from '../../src/modules/health/health.processor';
 import { buildSharingOrg } from '../helpers/sharing-org';
 import { freePort } from '../helpers/ports';
 import { startTestApp, type TestApp } from '../helpers/test-app';

@@ -1,3 +1,6 @@
+// type-graphql's decorators need the metadata polyfill before any slice declares a type; every slice imports the kernel first.
+import 'reflect-metadata';
+
 export * from './record.enums';
 export {
   FIELD_CATALOG,

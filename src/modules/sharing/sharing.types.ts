@@ -15,7 +15,9 @@ export class SharingReference {
   id!: string;
 }
 
-@ObjectType()
+/** One condition of a criteria rule, as the rule shows it and as a client writes it. */
+@ObjectType('CriteriaConditionType')
+@InputType('CriteriaConditionInput')
 export class CriteriaConditionType {
   @Field(() => String)
   field!: string;
@@ -23,9 +25,13 @@ export class CriteriaConditionType {
   @Field(() => CriteriaOperator)
   operator!: CriteriaOperator;
 
-  @Field(() => GraphQLJSON)
+  @Field(() => GraphQLJSON, { description: 'A scalar of the field type, or a list of them for "in"' })
   value!: unknown;
 }
+
+/** The same class serves as the input type. */
+export const CriteriaConditionInput = CriteriaConditionType;
+export type CriteriaConditionInput = CriteriaConditionType;
 
 @ObjectType({
   description: 'Shares records of one type with a target, by owner (source) or by field criteria',
@@ -68,11 +74,10 @@ export class OrgWideDefault {
   accessLevel!: OrgWideAccess;
 }
 
-@ObjectType()
-export class RecordShare {
-  @Field(() => ID)
-  id!: string;
-
+/** What a manual share names, shared by the share itself and the input that makes or removes one. */
+@ObjectType('RecordShareFields')
+@InputType('RecordShareFieldsInput')
+abstract class RecordShareFields {
   @Field(() => RecordType)
   objectType!: RecordType;
 
@@ -84,6 +89,12 @@ export class RecordShare {
 
   @Field(() => ID)
   granteeId!: string;
+}
+
+@ObjectType()
+export class RecordShare extends RecordShareFields {
+  @Field(() => ID)
+  id!: string;
 
   @Field(() => AccessLevel)
   accessLevel!: AccessLevel;
@@ -105,18 +116,6 @@ export class SharingTargetInput {
 
   @Field(() => ID)
   id!: string;
-}
-
-@InputType()
-export class CriteriaConditionInput {
-  @Field(() => String)
-  field!: string;
-
-  @Field(() => CriteriaOperator)
-  operator!: CriteriaOperator;
-
-  @Field(() => GraphQLJSON, { description: 'A scalar of the field type, or a list of them for "in"' })
-  value!: unknown;
 }
 
 @InputType()
@@ -146,19 +145,7 @@ export class SharingRuleInput {
 }
 
 @InputType()
-export class RecordShareInput {
-  @Field(() => RecordType)
-  objectType!: RecordType;
-
-  @Field(() => ID)
-  recordId!: string;
-
-  @Field(() => GranteeType)
-  granteeType!: GranteeType;
-
-  @Field(() => ID)
-  granteeId!: string;
-
+export class RecordShareInput extends RecordShareFields {
   @Field(() => AccessLevel, { defaultValue: AccessLevel.READ })
   accessLevel!: AccessLevel;
 }
