@@ -19,6 +19,10 @@ const SLICES_MEET_AT_INDEX = {
   regex: '^\\.\\./(?!kernel/registries$)[^./][^/]*/.+',
   message: "another slice is reached only through its index.ts (import '../<slice>')",
 };
+const SLICES_MEET_AT_INDEX_THE_LONG_WAY = {
+  regex: '^\\.\\./\\.\\./modules/(?!kernel/registries$)[^/]+/.+',
+  message: "another slice is reached only through its index.ts (import '../<slice>')",
+};
 const OUTSIDE_MEETS_AT_INDEX = {
   regex: '(^|/)modules/(?!kernel/registries$)[^/]+/.+',
   message: "outside src/modules a slice is reached only through its index.ts (import '.../modules/<slice>')",
@@ -46,7 +50,13 @@ export default tseslint.config(
   {
     files: ['src/modules/*/**/*.ts'],
     ignores: ['src/**/__tests__/**'],
-    rules: { 'no-restricted-imports': restricted(MODULES_KNOW_NO_TRANSPORT, SLICES_MEET_AT_INDEX) },
+    rules: {
+      'no-restricted-imports': restricted(
+        MODULES_KNOW_NO_TRANSPORT,
+        SLICES_MEET_AT_INDEX,
+        SLICES_MEET_AT_INDEX_THE_LONG_WAY,
+      ),
+    },
   },
   {
     files: [

@@ -160,8 +160,9 @@ async function compose(options: AppOptions, logger: Logger, lifecycle: Lifecycle
     cache = new RedisCacheStore(cacheClient, logger, metrics);
     events = new RedisEventBus(connect('publish', true), connect('subscribe', false), logger);
     pubsub = createGraphQLPubSub({
-      publish: connect('graphql-publish', false),
+      publish: connect('graphql-publish', true),
       subscribe: connect('graphql-subscribe', false),
+      logger,
     });
     const queuePrefix = options.queuePrefix ?? 'crm';
     queue = new BullMqQueueDriver({
@@ -220,8 +221,9 @@ async function compose(options: AppOptions, logger: Logger, lifecycle: Lifecycle
   const services = registry as unknown as ServiceRegistry;
   for (const module of modules) await module.start?.(services, moduleDrivers);
 
-  // Without Redis there is no separate worker process, so the gateway runs the processors itself.
-  const runsJobs = role === 'worker' || (role === 'gateway' && queue.driver === 'in-process');
+  // Workers run jobs on BullMQ. Without Redis nothing is shared between processes, so the gateway runs them itself and
+  // a worker runs none (its timers would fire every schedule a second time).
+  const runsJobs = queue.driver === 'bullmq' ? role === 'worker' : role === 'gateway';
   if (runsJobs) {
     for (const module of modules) {
       for (const binding of module.processors?.(services) ?? [])
@@ -229,10 +231,9 @@ async function compose(options: AppOptions, logger: Logger, lifecycle: Lifecycle
     }
   }
   if (role !== 'cli') {
-    for (const module of modules) {
-      for (const job of module.scheduledJobs?.(services) ?? [])
-        await queue.schedule(job.name, job.schedule, job.run, { run: runsJobs });
-    }
+    // Declared together, so every handler is known before the scheduler's worker takes its first job.
+    const jobs = modules.flatMap((module) => module.scheduledJobs?.(services) ?? []);
+    await Promise.all(jobs.map((job) => queue.schedule(job.name, job.schedule, job.run, { run: runsJobs })));
   }
 
   if (role === 'gateway' && config.database.driver === 'embedded' && config.seedDemoWhenEmpty) {

@@ -68,6 +68,7 @@ const ROUTE_STATUS: Record<string, number> = {
   [ErrorCode.FORBIDDEN]: 403,
   [ErrorCode.NOT_FOUND]: 404,
   [ErrorCode.CONFLICT]: 409,
+  RANGE_NOT_SATISFIABLE: 416,
   [ErrorCode.SERVICE_UNAVAILABLE]: 503,
 };
 

@@ -18,6 +18,8 @@ export const healthModule = defineModule<SystemServices>({
   name: 'health',
   queues: Object.values(HealthQueue),
   createServices: ({ queue }) => ({ jobs: queue }),
-  resolvers: (services) => [{ resolver: SystemResolver, create: () => new SystemResolver(services.jobs) }],
+  resolvers: (services) => [
+    { resolver: SystemResolver, create: () => new SystemResolver(services.jobs, services.identity) },
+  ],
   processors: () => [{ queue: HealthQueue.system, processor: runHealthJob }],
 });

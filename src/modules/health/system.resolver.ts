@@ -1,7 +1,7 @@
 import { Field, ObjectType, Query, Resolver } from 'type-graphql';
 import type { QueueDriver, ScheduledJobInfo } from '../../platform/queue/queue.driver';
+import type { IdentityService } from '../identity';
 import { CurrentPrincipal, type Principal } from '../kernel';
-import { ForbiddenError } from '../../platform/errors/app-error';
 
 @ObjectType({ description: 'A job that runs once per period across all workers' })
 export class ScheduledJob {
@@ -20,11 +20,15 @@ export class ScheduledJob {
 
 @Resolver()
 export class SystemResolver {
-  constructor(private readonly queue: QueueDriver) {}
+  constructor(
+    private readonly queue: QueueDriver,
+    private readonly identity: IdentityService,
+  ) {}
 
+  /** Schedules are the deployment's, not a tenant's: their names must never carry tenant data. */
   @Query(() => [ScheduledJob], { description: 'Scheduled jobs with their last and next run (admins)' })
   async scheduledJobs(@CurrentPrincipal() principal: Principal): Promise<ScheduledJobInfo[]> {
-    if (!principal.isAdmin) throw new ForbiddenError('Only company admins may list scheduled jobs');
+    await this.identity.requireAdmin(principal, 'list scheduled jobs');
     return (await this.queue.scheduledJobs()).sort((a, b) => a.name.localeCompare(b.name));
   }
 }

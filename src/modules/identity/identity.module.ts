@@ -1,6 +1,6 @@
 import { Foundation1764300000000 } from '../../../migrations/1764300000000-foundation';
 import { UserDeactivation1764500000000 } from '../../../migrations/1764500000000-user-deactivation';
-import { defineModule } from '../kernel';
+import { defineModule, requireService } from '../kernel';
 import { CompanyEntity } from './company.entity';
 import { GroupEntity, GroupMemberEntity } from './group.entity';
 import { DirectoryResolver } from './directory.resolver';
@@ -39,7 +39,7 @@ export const identityModule = defineModule<IdentityServices>({
       cacheTtlSeconds: config.entityCacheTtlSeconds,
       metrics,
     });
-    const audit = services.audit!;
+    const audit = requireService(services, 'audit', 'identity');
     // A write whose actor turned out to be gone or deactivated drops them from the shared cache everywhere.
     audit.onInactiveActor((principal) => identity.invalidateUsers(principal.companyId, [principal.userId]));
     const directory = new DirectoryService({ dataSource, identity, audit });

@@ -22,6 +22,9 @@ export interface IdentityServiceOptions {
 /** This slice's cache namespace (users, roles, companies): keys `crm:identity:{company}:...`. */
 export const IDENTITY_CACHE = 'identity';
 
+/** Before the module contract users, roles and companies were cached under `crm:entity:`; see formerNamespaces. */
+const FORMER_ENTITY_NAMESPACE = ['entity'];
+
 /** Longer than a user lookup takes from Postgres to the cache write that follows it. */
 const LATE_INVALIDATION_MS = 1000;
 
@@ -35,6 +38,7 @@ export class IdentityService {
     const shared = {
       store: options.cache,
       namespace: IDENTITY_CACHE,
+      formerNamespaces: FORMER_ENTITY_NAMESPACE,
       ttlSeconds: options.cacheTtlSeconds,
       metrics: options.metrics,
     };

@@ -16,6 +16,7 @@ export { CurrentPrincipal, type RequestContext } from './request-context';
 export type { RequestLoaders, ServiceRegistry } from './registries';
 export {
   defineModule,
+  requireService,
   type CrmModule,
   type ModuleContext,
   type ModuleDrivers,

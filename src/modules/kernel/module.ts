@@ -150,6 +150,23 @@ export interface CrmModule<Services extends object = object> {
   bench?: readonly BenchScenario[];
 }
 
+/**
+ * A service of an earlier module, or a composition error naming both modules (instead of `undefined` surfacing as a
+ * masked 500 on the first request when the module list is reordered or trimmed).
+ */
+export function requireService<K extends keyof ServiceRegistry>(
+  services: Readonly<Partial<ServiceRegistry>>,
+  name: K,
+  requiredBy: string,
+): ServiceRegistry[K] {
+  const service = services[name];
+  if (service === undefined)
+    throw new Error(
+      `module ${requiredBy} needs the service "${String(name)}": list its module before ${requiredBy}`,
+    );
+  return service;
+}
+
 /** Identity function that checks a module object against the contract while keeping its literal type. */
 export function defineModule<Services extends object>(module: CrmModule<Services>): CrmModule<Services> {
   return module;

@@ -22,6 +22,8 @@ export class AccountService extends RecordService<AccountEntity> {
       metrics,
       store: cache,
       namespace: RECORDS_CACHE,
+      // Before the module contract accounts were cached under `crm:entity:` (see formerNamespaces).
+      formerNamespaces: ['entity'],
       kind: 'account',
       ttlSeconds,
       revive: (raw) => reviveDates(raw, ['createdAt', 'updatedAt']),

@@ -1,4 +1,4 @@
-import { defineModule } from '../kernel';
+import { defineModule, requireService } from '../kernel';
 import { AccountEntity } from './account.entity';
 import { DealEntity } from './deal.entity';
 import { LeadEntity } from './lead.entity';
@@ -24,9 +24,9 @@ export const recordsModule = defineModule<RecordsServices>({
     records: createRecordServices(
       {
         dataSource,
-        visibility: services.visibility!,
-        audit: services.audit!,
-        identity: services.identity!,
+        visibility: requireService(services, 'visibility', 'records'),
+        audit: requireService(services, 'audit', 'records'),
+        identity: requireService(services, 'identity', 'records'),
         maxPageSize: config.graphql.maxPageSize,
       },
       cache,

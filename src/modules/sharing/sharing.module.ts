@@ -1,7 +1,7 @@
 import { SharingIndexes1764400000000 } from '../../../migrations/1764400000000-sharing-indexes';
 import { TieredCache } from '../../platform/cache/tiered.cache';
 import { ShutdownPhase } from '../../platform/lifecycle/lifecycle';
-import { defineModule } from '../kernel';
+import { defineModule, requireService } from '../kernel';
 import { OrgWideDefaultEntity, RecordShareEntity, SharingRuleEntity } from './sharing.entities';
 import { sharingLookup } from './sharing.bench';
 import { SharingResolver } from './sharing.resolver';
@@ -41,14 +41,16 @@ export const sharingModule = defineModule<SharingServices>({
     const visibility = new VisibilityService(dataSource, new VisibilityCompiler(dataSource), cache);
     const sharing = new SharingService({
       dataSource,
-      audit: services.audit!,
-      identity: services.identity!,
-      directory: services.directory!,
+      audit: requireService(services, 'audit', 'sharing'),
+      identity: requireService(services, 'identity', 'sharing'),
+      directory: requireService(services, 'directory', 'sharing'),
       visibility,
       cache,
     });
     // Identity's directory owns users, roles and groups: any committed change there recompiles visibility.
-    services.directory!.onAccessChanged((companyId) => cache.invalidateRules(companyId));
+    requireService(services, 'directory', 'sharing').onAccessChanged((companyId) =>
+      cache.invalidateRules(companyId),
+    );
     return { visibility, sharing };
   },
   resolvers: (services) => [

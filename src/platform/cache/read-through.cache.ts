@@ -11,6 +11,11 @@ export interface ReadThroughCacheOptions<T> {
   ttlSeconds: number;
   /** Rebuilds a value from its JSON form (dates come back as strings). */
   revive: (raw: Record<string, unknown>) => T;
+  /**
+   * Namespaces these entries lived under in earlier releases: invalidations clear those keys too, so gateways of the
+   * previous release (still running during a rolling deploy) stop serving what this one changed.
+   */
+  formerNamespaces?: readonly string[];
   /** Hits, misses and timings, labelled with `kind` and the store's tier. */
   metrics?: CacheMetrics;
 }
@@ -60,7 +65,12 @@ export class ReadThroughCache<T> {
   }
 
   async invalidate(companyId: string, ids: readonly string[]): Promise<void> {
-    await this.options.store.invalidate(ids.map((id) => this.key(companyId, id)));
+    const namespaces = [this.options.namespace, ...(this.options.formerNamespaces ?? [])];
+    await this.options.store.invalidate(
+      namespaces.flatMap((namespace) =>
+        ids.map((id) => cacheKey(namespace, companyId, this.options.kind, id)),
+      ),
+    );
   }
 
   private key(companyId: string, id: string): string {

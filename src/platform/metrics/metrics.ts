@@ -160,8 +160,10 @@ export class Metrics implements CacheMetrics {
   declare(family: MetricFamily): AnyMetric {
     const known = this.families.get(family.name);
     if (known) {
-      if (known.family.type !== family.type)
-        throw new Error(`metric ${family.name} is already declared as a ${known.family.type}`);
+      const shape = (f: MetricFamily) =>
+        JSON.stringify([f.type, f.labelNames ?? [], f.type === 'histogram' ? f.buckets : []]);
+      if (shape(known.family) !== shape(family))
+        throw new Error(`metric ${family.name} is already declared with other type, labels or buckets`);
       return known.metric;
     }
     const base = {

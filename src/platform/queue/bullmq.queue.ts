@@ -1,4 +1,4 @@
-import { Queue, QueueEvents, Worker } from 'bullmq';
+import { Job, Queue, QueueEvents, Worker } from 'bullmq';
 import type { Logger } from '../logging/logger';
 import { closeRedis, type RedisClient } from '../redis/redis.connection';
 import { nextRunAfter } from './in-process.queue';
@@ -51,25 +51,41 @@ export class BullMqQueueDriver implements QueueDriver {
     for (const name of names) this.declared.add(name);
   }
 
+  /**
+   * Follows a job until its outcome, then stops by itself. A job that already finished is answered from its stored
+   * state at once; events of other jobs (or of an earlier job that reused the id) are ignored.
+   */
   async follow(queueName: QueueName, jobId: string, listener: JobListener): Promise<() => Promise<void>> {
     const events = await this.queueEvents(queueName);
-    const onProgress = (event: { jobId: string; data: unknown }) => {
-      if (event.jobId === jobId) listener.progress?.(event.data as JobProgress);
-    };
-    const onCompleted = (event: { jobId: string; returnvalue: unknown }) => {
-      if (event.jobId === jobId) listener.completed?.(event.returnvalue);
-    };
-    const onFailed = (event: { jobId: string; failedReason: string }) => {
-      if (event.jobId === jobId) listener.failed?.(event.failedReason);
-    };
-    events.on('progress', onProgress);
-    events.on('completed', onCompleted);
-    events.on('failed', onFailed);
-    return async () => {
+    let done = false;
+    const stop = async () => {
+      done = true;
       events.off('progress', onProgress);
       events.off('completed', onCompleted);
       events.off('failed', onFailed);
     };
+    const onProgress = (event: { jobId: string; data: unknown }) => {
+      if (event.jobId === jobId && !done) listener.progress?.(event.data as JobProgress);
+    };
+    const onCompleted = (event: { jobId: string; returnvalue: unknown }) => {
+      if (event.jobId !== jobId || done) return;
+      void stop();
+      listener.completed?.(event.returnvalue);
+    };
+    const onFailed = (event: { jobId: string; failedReason: string }) => {
+      if (event.jobId !== jobId || done) return;
+      void stop();
+      listener.failed?.(event.failedReason);
+    };
+    events.on('progress', onProgress);
+    events.on('completed', onCompleted);
+    events.on('failed', onFailed);
+    // Finished before we listened (or events were trimmed): its stored state says how it ended.
+    const job = await Job.fromId(this.queue(queueName), jobId);
+    const state = job ? await job.getState() : 'unknown';
+    if (job && state === 'completed') onCompleted({ jobId, returnvalue: job.returnvalue });
+    else if (job && state === 'failed') onFailed({ jobId, failedReason: job.failedReason });
+    return stop;
   }
 
   async schedule(
@@ -80,14 +96,17 @@ export class BullMqQueueDriver implements QueueDriver {
   ): Promise<void> {
     assertSchedule(name, schedule, () => nextRunAfter(schedule, new Date()));
     this.schedules.set(name, schedule);
-    // Idempotent: every process may declare it; BullMQ keeps one scheduler per name and one job per period.
+    // Only processes that run schedules write them to Redis (so a gateway never waits on Redis at boot for this).
+    if (options.run === false) return;
+    // The handler is known before any job of it can arrive; callers declaring several schedules at once (Promise.all)
+    // register every handler before the worker below takes its first job.
+    this.scheduleHandlers.set(name, handler);
+    // Idempotent: BullMQ keeps one scheduler per name and adds one job per period, taken by one worker.
     await this.queue(SCHEDULER_QUEUE).upsertJobScheduler(
       name,
       'cron' in schedule ? { pattern: schedule.cron, tz: 'UTC' } : { every: schedule.everyMs },
       { name, data: {}, opts: { removeOnComplete: { count: 100 }, removeOnFail: { count: 100 } } },
     );
-    if (options.run === false) return;
-    this.scheduleHandlers.set(name, handler);
     if (this.schedulerWorkerStarted) return;
     this.schedulerWorkerStarted = true;
     this.process(SCHEDULER_QUEUE, async (job) => {

@@ -56,22 +56,25 @@ export class InProcessQueueDriver implements QueueDriver {
     for (const name of names) this.lane(name);
   }
 
+  /** Follows a job until its outcome, then stops by itself; a finished job is answered at once. */
   async follow(_queue: QueueName, jobId: string, listener: JobListener): Promise<() => Promise<void>> {
+    const stop = async () => {
+      this.progress.off(jobId, onProgress);
+      this.results.off(jobId, onOutcome);
+    };
     const onProgress = (value: Parameters<NonNullable<JobListener['progress']>>[0]) =>
       listener.progress?.(value);
     const onOutcome = () => {
       const outcome = this.outcomes.get(jobId);
       if (!outcome) return;
+      void stop();
       if (outcome.ok) listener.completed?.(outcome.value);
       else listener.failed?.(outcome.value instanceof Error ? outcome.value.message : String(outcome.value));
     };
     this.progress.on(jobId, onProgress);
     this.results.on(jobId, onOutcome);
     onOutcome(); // already finished
-    return async () => {
-      this.progress.off(jobId, onProgress);
-      this.results.off(jobId, onOutcome);
-    };
+    return stop;
   }
 
   async schedule(
@@ -87,25 +90,33 @@ export class InProcessQueueDriver implements QueueDriver {
     };
     this.schedules.set(name, entry);
     if (options.run === false) return;
-    const arm = () => {
+    let running = false;
+    const arm = (after: Date) => {
       if (!this.accepting) return;
-      const next = nextRunAfter(schedule, new Date());
+      const next = nextRunAfter(schedule, after);
       entry.info.nextRunAt = next;
       entry.timer = setTimeout(
         () => {
+          // The next slot counts from this one (a timer may fire a little early: never the same cron slot twice).
+          arm(new Date(Math.max(Date.now(), next.getTime()) + 1));
+          if (running) return; // a run slower than its period skips the overlapping tick
+          running = true;
           entry.info.lastRunAt = new Date();
-          const run = handler().catch(() => {
-            // A failed run waits for the next period, as a failed BullMQ scheduler job does.
-          });
+          const run = handler()
+            .catch(() => {
+              // A failed run waits for the next period, as a failed BullMQ scheduler job does.
+            })
+            .finally(() => {
+              running = false;
+            });
           this.inFlight.add(run);
           void run.finally(() => this.inFlight.delete(run));
-          arm();
         },
         Math.max(0, next.getTime() - Date.now()),
       );
       entry.timer.unref();
     };
-    arm();
+    arm(new Date());
   }
 
   async scheduledJobs(): Promise<ScheduledJobInfo[]> {

@@ -1,4 +1,5 @@
 import type { Readable } from 'node:stream';
+import { AppError, ValidationError } from '../errors/app-error';
 
 export interface StoredFile {
   key: string;
@@ -34,5 +35,16 @@ const KEY = /^(?!.*(?:^|\/)\.\.?(?:\/|$))[A-Za-z0-9._-]+(?:\/[A-Za-z0-9._-]+)*$/
 
 export function assertStorageKey(key: string): void {
   if (!KEY.test(key) || key.length > 512)
-    throw new Error(`storage key ${JSON.stringify(key)} is not a safe relative path`);
+    throw ValidationError.single('key', `${JSON.stringify(key)} is not a safe relative path`);
+}
+
+/** A byte range outside the file (answered 416 by routes). */
+export class RangeNotSatisfiableError extends AppError {
+  constructor(key: string, size: number, range: ByteRange) {
+    super(
+      'RANGE_NOT_SATISFIABLE',
+      `range ${range.start}-${range.end ?? ''} is outside ${key} (${size} bytes)`,
+    );
+    this.name = 'RangeNotSatisfiableError';
+  }
 }

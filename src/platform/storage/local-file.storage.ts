@@ -4,7 +4,16 @@ import { mkdir, rename, rm, stat, writeFile, readFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { assertStorageKey, type ByteRange, type FileStorage, type StoredFile } from './file-storage';
+import {
+  assertStorageKey,
+  RangeNotSatisfiableError,
+  type ByteRange,
+  type FileStorage,
+  type StoredFile,
+} from './file-storage';
+
+/** Beside each file, its content type: `~` never appears in a key, so no key can name (or overwrite) it. */
+const TYPE_SUFFIX = '~type';
 
 /**
  * Files under one directory (`STORAGE_DIR`). A put streams to `<key>.<uuid>.partial` and renames on success, so a
@@ -24,12 +33,16 @@ export class LocalFileStorage implements FileStorage {
     const temporary = `${path}.${randomUUID()}.partial`;
     try {
       await pipeline(body, createWriteStream(temporary, { flags: 'wx' }));
-      if (options.contentType) await writeFile(`${temporary}.type`, options.contentType);
-      if (options.contentType) await rename(`${temporary}.type`, `${path}.type`);
+      if (options.contentType) {
+        await writeFile(`${temporary}${TYPE_SUFFIX}`, options.contentType);
+        await rename(`${temporary}${TYPE_SUFFIX}`, `${path}${TYPE_SUFFIX}`);
+      } else {
+        await rm(`${path}${TYPE_SUFFIX}`, { force: true }); // a replaced file does not keep the old one's type
+      }
       await rename(temporary, path);
     } catch (error) {
       await rm(temporary, { force: true });
-      await rm(`${temporary}.type`, { force: true });
+      await rm(`${temporary}${TYPE_SUFFIX}`, { force: true });
       throw error;
     }
     return (await this.stat(key))!;
@@ -38,8 +51,14 @@ export class LocalFileStorage implements FileStorage {
   async get(key: string, range?: ByteRange): Promise<Readable | undefined> {
     const file = await this.stat(key);
     if (!file) return undefined;
-    if (range && (range.start < 0 || range.start >= Math.max(1, file.size) || (range.end ?? 0) < 0))
-      throw new RangeError(`range ${range.start}-${range.end ?? ''} is outside ${key} (${file.size} bytes)`);
+    if (
+      range &&
+      (!Number.isInteger(range.start) ||
+        range.start < 0 ||
+        range.start >= Math.max(1, file.size) ||
+        (range.end !== undefined && (!Number.isInteger(range.end) || range.end < range.start)))
+    )
+      throw new RangeNotSatisfiableError(key, file.size, range);
     return createReadStream(this.path(key), range ? { start: range.start, end: range.end } : {});
   }
 
@@ -48,7 +67,7 @@ export class LocalFileStorage implements FileStorage {
     try {
       const info = await stat(path);
       if (!info.isFile()) return undefined;
-      const contentType = await readFile(`${path}.type`, 'utf8').catch(() => undefined);
+      const contentType = await readFile(`${path}${TYPE_SUFFIX}`, 'utf8').catch(() => undefined);
       return { key, size: info.size, modifiedAt: info.mtime, ...(contentType ? { contentType } : {}) };
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
@@ -59,7 +78,7 @@ export class LocalFileStorage implements FileStorage {
   async delete(key: string): Promise<boolean> {
     const existed = (await this.stat(key)) !== undefined;
     await rm(this.path(key), { force: true });
-    await rm(`${this.path(key)}.type`, { force: true });
+    await rm(`${this.path(key)}${TYPE_SUFFIX}`, { force: true });
     return existed;
   }
 

@@ -28,7 +28,12 @@ describe('LocalFileStorage', () => {
     expect(await text((await storage.get('exports/c1/job.csv'))!)).toBe(body);
     expect(await text((await storage.get('exports/c1/job.csv', { start: 100_000 }))!)).toBe('THE-END');
     expect(await text((await storage.get('exports/c1/job.csv', { start: 1, end: 3 }))!)).toBe('aaa');
-    await expect(storage.get('exports/c1/job.csv', { start: 10_000_000 })).rejects.toThrow(RangeError);
+    await expect(storage.get('exports/c1/job.csv', { start: 10_000_000 })).rejects.toMatchObject({
+      code: 'RANGE_NOT_SATISFIABLE',
+    });
+    await expect(storage.get('exports/c1/job.csv', { start: 5, end: 2 })).rejects.toMatchObject({
+      code: 'RANGE_NOT_SATISFIABLE',
+    });
     expect(await storage.delete('exports/c1/job.csv')).toBe(true);
     expect(await storage.stat('exports/c1/job.csv')).toBeUndefined();
     expect(await storage.get('exports/c1/job.csv')).toBeUndefined();
@@ -48,15 +53,24 @@ describe('LocalFileStorage', () => {
   });
 
   it('replaces a file atomically: a reader sees the old or the new file, whole', async () => {
-    await storage.put('k/file.txt', Readable.from(['old']));
+    await storage.put('k/file.txt', Readable.from(['old']), { contentType: 'text/html' });
     await storage.put('k/file.txt', Readable.from(['new content']));
     expect(await text((await storage.get('k/file.txt'))!)).toBe('new content');
+    expect((await storage.stat('k/file.txt'))?.contentType).toBeUndefined(); // the old type went with the old file
+  });
+
+  it('keeps content types where no key can reach them', async () => {
+    await storage.put('k/report.json', Readable.from(['{}']), { contentType: 'application/json' });
+    await storage.put('k/report.json.type', Readable.from(['text/html'])); // an ordinary file, not the metadata
+    expect((await storage.stat('k/report.json'))?.contentType).toBe('application/json');
+    expect(await storage.delete('k/report.json')).toBe(true);
+    expect(await storage.stat('k/report.json.type')).toBeDefined();
   });
 
   it.each(['../escape', '/etc/passwd', 'a/../../b', 'a//b', '', 'a/./b', 'bad\u0000name', 'spaces not ok'])(
     'refuses the unsafe key %j',
     async (key) => {
-      await expect(storage.put(key, Readable.from(['x']))).rejects.toThrow(/not a safe relative path/);
+      await expect(storage.put(key, Readable.from(['x']))).rejects.toMatchObject({ code: 'BAD_USER_INPUT' });
     },
   );
 });
