@@ -1,4 +1,3 @@
-import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { createServer, connect, type Server, type Socket } from 'node:net';
 import { Writable } from 'node:stream';
@@ -8,6 +7,7 @@ import { startApp } from '../../src/app';
 import { loadConfig } from '../../src/config/config';
 import { createTenant, type TestTenant } from '../helpers/fixtures';
 import { freePort } from '../helpers/ports';
+import { startRedisServer } from '../helpers/redis-server';
 import { startTestApp, type TestApp } from '../helpers/test-app';
 
 /** Opens a raw graphql-ws socket and resolves with the close code once the server closes it. */
@@ -200,32 +200,11 @@ describe('metrics listener address', () => {
   });
 });
 
-function startRedisWithPassword(port: number, password: string): Promise<ChildProcess> {
-  return new Promise((resolve, reject) => {
-    const child = spawn('redis-server', [
-      '--port',
-      String(port),
-      '--bind',
-      '127.0.0.1',
-      '--save',
-      '',
-      '--appendonly',
-      'no',
-      '--requirepass',
-      password,
-    ]);
-    child.stdout.on('data', (chunk: Buffer) => {
-      if (chunk.toString().includes('Ready to accept connections')) resolve(child);
-    });
-    child.once('error', reject);
-  });
-}
-
 describe('credentials in what the gateway prints', () => {
   it('masks the Redis and Postgres passwords in the startup log', async () => {
     const password = 'hunter2-redis-password';
     const port = await freePort();
-    const redis = await startRedisWithPassword(port, password);
+    const redis = await startRedisServer(port, ['--requirepass', password]);
     const lines: string[] = [];
     const logger = pino(
       { level: 'info' },

@@ -1,7 +1,8 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { buildSharingOrg, type SharingOrg } from '../helpers/sharing-org';
 import { spawnBuilt, testProcessEnv, type SpawnedProcess } from '../helpers/spawn-gateway';
 import { freePort } from '../helpers/ports';
+import { startRedisServer } from '../helpers/redis-server';
 import { startTestApp, type TestApp } from '../helpers/test-app';
 
 type LeadOwner = keyof SharingOrg['leads'];
@@ -234,25 +235,6 @@ describe('sharing cache: invalidation reaches this process and a second gateway 
   });
 });
 
-function startRedis(port: number): Promise<ChildProcess> {
-  return new Promise((resolve, reject) => {
-    const child = spawn('redis-server', [
-      '--port',
-      String(port),
-      '--bind',
-      '127.0.0.1',
-      '--save',
-      '',
-      '--appendonly',
-      'no',
-    ]);
-    child.stdout.on('data', (chunk: Buffer) => {
-      if (chunk.toString().includes('Ready to accept connections')) resolve(child);
-    });
-    child.once('error', reject);
-  });
-}
-
 describe('sharing cache when Redis goes away and comes back (a private redis-server)', () => {
   let redis: ChildProcess | undefined;
   let t: TestApp;
@@ -260,7 +242,7 @@ describe('sharing cache when Redis goes away and comes back (a private redis-ser
 
   beforeAll(async () => {
     port = await freePort();
-    redis = await startRedis(port);
+    redis = await startRedisServer(port);
     t = await startTestApp({ REDIS_URL: `redis://127.0.0.1:${port}/0` });
   });
   afterAll(async () => {
@@ -287,7 +269,7 @@ describe('sharing cache when Redis goes away and comes back (a private redis-ser
     expect(await readableVia(t.url, org, 'mgr')).toEqual(['mgr', 'rep1', 'rep2', 'sup']);
     expect(stats.fallbacks).toBeGreaterThan(fallbacksBefore);
 
-    redis = await startRedis(port);
+    redis = await startRedisServer(port);
     const deadline = Date.now() + 10_000;
     let cached = false;
     while (Date.now() < deadline && !cached) {
@@ -310,7 +292,7 @@ describe('narrowed access while Redis is down: a second gateway stops serving it
 
   beforeAll(async () => {
     port = await freePort();
-    redis = await startRedis(port);
+    redis = await startRedisServer(port);
     const redisUrl = `redis://127.0.0.1:${port}/0`;
     t = await startTestApp({ REDIS_URL: redisUrl });
     second = spawnBuilt('main', testProcessEnv({ REDIS_URL: redisUrl }));
@@ -361,7 +343,7 @@ describe('narrowed access while Redis is down: a second gateway stops serving it
     expect(ms).toBeLessThan(1000);
     expect(await leadById(secondUrl, org.users.rep1.token, org.leads.vp)).toBeNull();
 
-    redis = await startRedis(port);
+    redis = await startRedisServer(port);
     // Once Redis and the subscription are back, B keeps answering the narrowed view (and caches it again).
     await new Promise((resolve) => setTimeout(resolve, 1500));
     for (let i = 0; i < 3; i++) expect(await readableVia(secondUrl, org, 'rep1')).toEqual(['rep1']);

@@ -20,6 +20,8 @@ export interface AuditEntry {
  */
 export class AuditService {
   private readonly inactiveActorHandlers: Array<(principal: Principal) => Promise<void>> = [];
+  /** Actors confirmed active per transaction (a transaction's manager lives as long as the transaction). */
+  private readonly activeInTransaction = new WeakMap<EntityManager, Set<string>>();
 
   /** Called when a write's actor turns out to be gone or deactivated (identity drops them from shared caches). */
   onInactiveActor(handler: (principal: Principal) => Promise<void>): void {
@@ -31,11 +33,17 @@ export class AuditService {
    * concurrent deactivation wait for this transaction, and this transaction see a committed one.
    */
   async assertActiveActor(manager: EntityManager, principal: Principal): Promise<void> {
+    // Once per transaction: a write that checks before its insert need not check again when it records the audit row.
+    const checked = this.activeInTransaction.get(manager);
+    if (checked?.has(principal.userId)) return;
     const rows = await manager.query<unknown[]>(
       'SELECT 1 FROM users WHERE id = $1 AND company_id = $2 AND deactivated_at IS NULL FOR SHARE',
       [principal.userId, principal.companyId],
     );
-    if (rows.length > 0) return;
+    if (rows.length > 0) {
+      this.activeInTransaction.set(manager, (checked ?? new Set()).add(principal.userId));
+      return;
+    }
     for (const handler of this.inactiveActorHandlers) await handler(principal);
     throw authFailure('UNKNOWN_USER');
   }
