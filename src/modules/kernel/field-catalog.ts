@@ -126,6 +126,13 @@ export const FIELD_CATALOG: Readonly<Record<RecordType, Readonly<Record<string, 
   },
 );
 
+/** The table each record type lives in (an identifier every slice's SQL may interpolate). */
+export const RECORD_TABLE: Readonly<Record<RecordType, string>> = Object.freeze({
+  LEAD: 'leads',
+  DEAL: 'deals',
+  ACCOUNT: 'accounts',
+});
+
 /** The fields of a record type that allow `use`, by name. */
 export function fieldsFor(recordType: RecordType, use: Use): Readonly<Record<string, FieldSpec>> {
   return Object.fromEntries(Object.entries(FIELD_CATALOG[recordType]).filter(([, spec]) => spec.uses[use]));

@@ -4,6 +4,7 @@ import 'reflect-metadata';
 export * from './record.enums';
 export {
   FIELD_CATALOG,
+  RECORD_TABLE,
   fieldsFor,
   findField,
   type FieldKind,

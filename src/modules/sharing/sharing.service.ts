@@ -3,7 +3,7 @@ import { assertUuid, ForbiddenError, NotFoundError, ValidationError } from '../.
 import type { AuditService } from '../audit';
 import type { DirectoryService, IdentityService } from '../identity';
 import type { Principal } from '../kernel';
-import { RecordType } from '../kernel';
+import { RECORD_TABLE, RecordType } from '../kernel';
 import { validateCriteria, type CriteriaCondition } from './criteria';
 import {
   RecordShareEntity,
@@ -16,7 +16,6 @@ import type { VisibilityCache } from './visibility.cache';
 import type { VisibilityService, WriteVisibility } from './visibility.service';
 
 /** Record tables by type: an allow-list, never built from input. */
-const RECORD_TABLE: Record<RecordType, string> = { LEAD: 'leads', DEAL: 'deals', ACCOUNT: 'accounts' };
 
 export interface SharingRuleCommand {
   objectType: RecordType;
