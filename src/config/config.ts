@@ -1,3 +1,4 @@
+import { CronExpressionParser } from 'cron-parser';
 import { z } from 'zod';
 
 /** Parses "true"/"false"/"1"/"0" explicitly; z.coerce.boolean() would turn "false" into true. */
@@ -17,6 +18,15 @@ const optionalUrl = (protocols: RegExp) =>
     .refine((value) => value === undefined || protocols.test(value), {
       message: `must be a URL starting with ${protocols.source.replace(/[\\^()]/g, '').replace(/\|/g, ' or ')}`,
     });
+
+function isCronPattern(pattern: string): boolean {
+  try {
+    CronExpressionParser.parse(pattern, { tz: 'UTC' });
+    return true;
+  } catch {
+    return false;
+  }
+}
 
 const DEV_JWT_SECRET = 'dev-only-secret-change-me-0123456789abcdef';
 /** Secrets published with the project (built-in default, `.env.example`, compose file): never valid in production. */
@@ -80,6 +90,17 @@ const environmentSchema = z.object({
   SHARING_RULES_TTL_SECONDS: positiveInt(3600),
   SHARING_VISIBILITY_TTL_SECONDS: positiveInt(1800),
   SEED_DEMO_WHEN_EMPTY: booleanFlag(true),
+  /** Verified gzip archives of audit months past retention. */
+  AUDIT_ARCHIVE_DIR: z.string().min(1).default('.data/audit-archive'),
+  AUDIT_RETENTION_MONTHS: z.coerce.number().int().min(1).max(240).default(12),
+  AUDIT_MONTHS_AHEAD: z.coerce.number().int().min(0).max(24).default(3),
+  /** When the worker runs audit maintenance (cron, UTC). */
+  AUDIT_MAINTENANCE_CRON: z
+    .string()
+    .min(1)
+    .refine(isCronPattern, { message: 'must be a cron pattern such as "0 2 * * *"' })
+    .default('0 2 * * *'),
+  AUDIT_ARCHIVE_GZIP_LEVEL: z.coerce.number().int().min(1).max(9).default(6),
 });
 
 export type DatabaseDriver = 'postgres' | 'embedded';
@@ -122,6 +143,13 @@ export interface AppConfig {
   readonly dataloaderMaxBatch: number;
   readonly sharing: { readonly rulesTtlSeconds: number; readonly visibilityTtlSeconds: number };
   readonly seedDemoWhenEmpty: boolean;
+  readonly audit: {
+    readonly archiveDirectory: string;
+    readonly retentionMonths: number;
+    readonly monthsAhead: number;
+    readonly maintenanceCron: string;
+    readonly gzipLevel: number;
+  };
 }
 
 export class ConfigError extends Error {
@@ -207,6 +235,13 @@ export function loadConfig(
       visibilityTtlSeconds: e.SHARING_VISIBILITY_TTL_SECONDS,
     },
     seedDemoWhenEmpty: e.SEED_DEMO_WHEN_EMPTY,
+    audit: {
+      archiveDirectory: e.AUDIT_ARCHIVE_DIR,
+      retentionMonths: e.AUDIT_RETENTION_MONTHS,
+      monthsAhead: e.AUDIT_MONTHS_AHEAD,
+      maintenanceCron: e.AUDIT_MAINTENANCE_CRON,
+      gzipLevel: e.AUDIT_ARCHIVE_GZIP_LEVEL,
+    },
   });
 }
 

@@ -11,3 +11,4 @@ process.env.REDIS_URL = process.env.TEST_REDIS_URL;
 process.env.JWT_SECRET ??= 'test-secret-0123456789abcdef0123456789abcdef';
 process.env.METRICS_PORT ??= '0';
 process.env.STORAGE_DIR ??= join(tmpdir(), 'crm-test-storage');
+process.env.AUDIT_ARCHIVE_DIR ??= join(tmpdir(), 'crm-test-audit-archive');

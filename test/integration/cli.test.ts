@@ -1,5 +1,7 @@
 import { execFile } from 'node:child_process';
-import { resolve } from 'node:path';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { Client } from 'pg';
 import { TokenService } from '../../src/modules/identity/token.service';
@@ -104,5 +106,44 @@ describe('command line: migrate, seed, token', () => {
     await expect(cli('seed', ['--leads', 'many'])).rejects.toMatchObject({
       stderr: expect.stringMatching(/--leads must be a non-negative integer/),
     });
+  });
+
+  it('audit:maintain creates a month that arrived early, archives an old one, restores it, and says so', async () => {
+    const archiveDir = mkdtempSync(join(tmpdir(), 'audit-cli-'));
+    const withArchive = { ...env, AUDIT_ARCHIVE_DIR: archiveDir };
+    const maintain = (args: string[]) =>
+      run(process.execPath, [resolve(ROOT, 'dist/src/cli/audit-maintain.cli.js'), ...args], {
+        env: withArchive,
+        cwd: ROOT,
+      });
+    const now = new Date();
+    const month = (offset: number) => new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth() + offset, 1));
+    const label = (date: Date) =>
+      `y${date.getUTCFullYear()}m${String(date.getUTCMonth() + 1).padStart(2, '0')}`;
+    const db = new Client({ connectionString: url });
+    await db.connect();
+    try {
+      const { rows } = await db.query<{ id: string }>('SELECT id FROM companies LIMIT 1');
+      for (const at of [month(8), month(-14)])
+        await db.query(
+          `INSERT INTO audit_logs (company_id, action, object_type, occurred_at) VALUES ($1, 'UPDATE', 'LEAD', $2)`,
+          [rows[0]!.id, at.toISOString()],
+        );
+      const first = await maintain([]);
+      expect(first.stdout).toContain(`created audit_logs_${label(month(8))} (moved 1 rows from default)`);
+      expect(first.stdout).toMatch(
+        new RegExp(`archived audit_logs_${label(month(-14))}: 1 rows, \\d+ bytes`),
+      );
+      expect(first.stdout).toMatch(/; 0 rows in the default partition;/);
+      expect((await maintain([])).stdout).toMatch(/^nothing to do\n/);
+      const restored = await maintain(['--restore', month(-14).toISOString().slice(0, 7)]);
+      expect(restored.stdout).toContain(`restored audit_logs_${label(month(-14))}: 1 rows`);
+      await expect(maintain(['--restore', '2020-13'])).rejects.toMatchObject({
+        stderr: expect.stringMatching(/--restore must be a month like 2025-03/),
+      });
+    } finally {
+      await db.end();
+      rmSync(archiveDir, { recursive: true, force: true });
+    }
   });
 });

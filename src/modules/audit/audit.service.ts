@@ -19,9 +19,28 @@ export interface AuditEntry {
  * audited write first confirms, on the transaction's own connection, that its actor is still an active user.
  */
 export class AuditService {
+  private readonly actions = new Set<string>(Object.values(AuditAction));
+  private readonly objectTypes = new Set<string>();
   private readonly inactiveActorHandlers: Array<(principal: Principal) => Promise<void>> = [];
   /** Actors confirmed active per transaction (a transaction's manager lives as long as the transaction). */
   private readonly activeInTransaction = new WeakMap<EntityManager, Set<string>>();
+
+  /**
+   * Each slice names the verbs and object types it audits, at composition: the audit log query accepts only these,
+   * and recording an undeclared verb is a programming error caught by the first test that writes it.
+   */
+  declare(vocabulary: { actions?: readonly string[]; objectTypes?: readonly string[] }): void {
+    for (const action of vocabulary.actions ?? []) this.actions.add(action);
+    for (const objectType of vocabulary.objectTypes ?? []) this.objectTypes.add(objectType);
+  }
+
+  get knownActions(): ReadonlySet<string> {
+    return this.actions;
+  }
+
+  get knownObjectTypes(): ReadonlySet<string> {
+    return this.objectTypes;
+  }
 
   /** Called when a write's actor turns out to be gone or deactivated (identity drops them from shared caches). */
   onInactiveActor(handler: (principal: Principal) => Promise<void>): void {
@@ -61,6 +80,8 @@ export class AuditService {
   }
 
   async record(manager: EntityManager, principal: Principal, entry: AuditEntry): Promise<void> {
+    if (!this.actions.has(entry.action) || !this.objectTypes.has(entry.objectType))
+      throw new Error(`audit entry ${entry.action} ${entry.objectType} is not declared by its module`);
     await this.assertActiveActor(manager, principal);
     await manager.insert(AuditLogEntity, {
       companyId: principal.companyId,

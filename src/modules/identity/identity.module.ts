@@ -40,6 +40,19 @@ export const identityModule = defineModule<IdentityServices>({
       metrics,
     });
     const audit = requireService(services, 'audit', 'identity');
+    audit.declare({
+      objectTypes: ['USER', 'ROLE', 'GROUP'],
+      actions: [
+        'USER_CREATE',
+        'USER_DEACTIVATE',
+        'USER_ACCESS_UPDATE',
+        'ROLE_CREATE',
+        'ROLE_UPDATE',
+        'GROUP_CREATE',
+        'GROUP_MEMBER_ADD',
+        'GROUP_MEMBER_REMOVE',
+      ],
+    });
     // A write whose actor turned out to be gone or deactivated drops them from the shared cache everywhere.
     audit.onInactiveActor((principal) => identity.invalidateUsers(principal.companyId, [principal.userId]));
     const directory = new DirectoryService({ dataSource, identity, audit });

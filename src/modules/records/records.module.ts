@@ -1,4 +1,4 @@
-import { defineModule, requireService } from '../kernel';
+import { defineModule, RecordType, requireService } from '../kernel';
 import { AccountEntity } from './account.entity';
 import { DealEntity } from './deal.entity';
 import { LeadEntity } from './lead.entity';
@@ -20,20 +20,24 @@ export const recordsModule = defineModule<RecordsServices>({
   name: 'records',
   entities: [AccountEntity, LeadEntity, DealEntity],
   cacheNamespaces: [RECORDS_CACHE],
-  createServices: ({ services, config, dataSource, cache, metrics }) => ({
-    records: createRecordServices(
-      {
-        dataSource,
-        visibility: requireService(services, 'visibility', 'records'),
-        audit: requireService(services, 'audit', 'records'),
-        identity: requireService(services, 'identity', 'records'),
-        maxPageSize: config.graphql.maxPageSize,
-      },
-      cache,
-      config.entityCacheTtlSeconds,
-      metrics,
-    ),
-  }),
+  createServices: ({ services, config, dataSource, cache, metrics }) => {
+    const audit = requireService(services, 'audit', 'records');
+    audit.declare({ objectTypes: Object.values(RecordType) });
+    return {
+      records: createRecordServices(
+        {
+          dataSource,
+          visibility: requireService(services, 'visibility', 'records'),
+          audit,
+          identity: requireService(services, 'identity', 'records'),
+          maxPageSize: config.graphql.maxPageSize,
+        },
+        cache,
+        config.entityCacheTtlSeconds,
+        metrics,
+      ),
+    };
+  },
   resolvers: (services) => [
     { resolver: LeadResolver, create: () => new LeadResolver(services.records) },
     { resolver: DealResolver, create: () => new DealResolver(services.records) },

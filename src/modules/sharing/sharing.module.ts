@@ -39,9 +39,21 @@ export const sharingModule = defineModule<SharingServices>({
       visibilityTtlSeconds: config.sharing.visibilityTtlSeconds,
     });
     const visibility = new VisibilityService(dataSource, new VisibilityCompiler(dataSource), cache);
+    const audit = requireService(services, 'audit', 'sharing');
+    audit.declare({
+      objectTypes: ['SHARING_RULE', 'ORG_WIDE_DEFAULT'],
+      actions: [
+        'SHARING_RULE_CREATE',
+        'SHARING_RULE_UPDATE',
+        'SHARING_RULE_DELETE',
+        'ORG_WIDE_DEFAULT_SET',
+        'RECORD_SHARE',
+        'RECORD_UNSHARE',
+      ],
+    });
     const sharing = new SharingService({
       dataSource,
-      audit: requireService(services, 'audit', 'sharing'),
+      audit,
       identity: requireService(services, 'identity', 'sharing'),
       directory: requireService(services, 'directory', 'sharing'),
       visibility,
