@@ -39,6 +39,7 @@ export class ContextFactory {
       principal,
       logger: this.options.logger.child({ requestId, userId: principal?.userId }),
       loaders: loaders as RequestLoaders,
+      services,
     };
   }
 }

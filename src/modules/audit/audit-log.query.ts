@@ -1,13 +1,12 @@
 import type { DataSource } from 'typeorm';
 import { isUuid, ValidationError, type FieldViolation } from '../../platform/errors/app-error';
 import type { ServiceRegistry } from '../kernel/registries';
-import { RECORD_TABLE, RecordType, type Principal } from '../kernel';
+import { bindNamed, RECORD_TABLE, RecordType, type Principal } from '../kernel';
 import type { AuditService } from './audit.service';
 import { monthStart } from './audit-partitions';
 
 // Sharing's service, named through the registry: sharing records its changes here, so audit must not import it.
 type VisibilityService = ServiceRegistry['visibility'];
-type SqlPredicate = Awaited<ReturnType<VisibilityService['readPredicate']>>;
 
 export interface AuditLogQueryInput {
   from?: Date | null;
@@ -125,7 +124,7 @@ export class AuditLogQuery {
       const predicate = await visibility.readPredicate(principal, type, 'r');
       clauses.push(
         `(a.object_type = ${bind(type)} AND EXISTS (SELECT 1 FROM ${RECORD_TABLE[type]} r` +
-          ` WHERE r.id = a.object_id AND ${positional(predicate, bind)}))`,
+          ` WHERE r.id = a.object_id AND ${bindNamed(predicate, bind)}))`,
       );
     }
     return `(${clauses.join(' OR ')})`;
@@ -211,20 +210,6 @@ function toEntry(row: AuditRow): AuditLogEntry {
     objectId: row.object_id,
     changes: row.changes,
   };
-}
-
-/** Rewrites a visibility predicate's named parameters (`:name`, `:name::uuid[]`) as positional ones. */
-function positional(predicate: SqlPredicate, bind: (value: unknown) => string): string {
-  const bound = new Map<string, string>();
-  return predicate.sql.replace(/(?<!:):([A-Za-z_][A-Za-z0-9_]*)/g, (whole, name: string) => {
-    if (!Object.hasOwn(predicate.params, name)) return whole;
-    let placeholder = bound.get(name);
-    if (!placeholder) {
-      placeholder = bind(predicate.params[name]);
-      bound.set(name, placeholder);
-    }
-    return placeholder;
-  });
 }
 
 function encodeCursor(cursor: Cursor): string {

@@ -10,6 +10,7 @@ import type { DataSource } from 'typeorm';
 import { NotFoundError, ValidationError } from '../../platform/errors/app-error';
 import type { Logger } from '../../platform/logging/logger';
 import type { FileStorage } from '../../platform/storage/file-storage';
+import { CsvRecordCounter, tap } from '../../platform/streams/stream-taps';
 
 /** Monthly partitions are named by their UTC month; anything else under audit_logs is the default partition. */
 const PARTITION_NAME = /^audit_logs_y(\d{4})m(\d{2})$/;
@@ -584,15 +585,6 @@ async function countRows(client: PoolClient, table: string): Promise<number> {
   return rows[0]?.count ?? 0;
 }
 
-function tap(observe: (chunk: Buffer) => void): Transform {
-  return new Transform({
-    transform(chunk: Buffer, _encoding, done) {
-      observe(chunk);
-      done(null, chunk);
-    },
-  });
-}
-
 /** Archive CSV records as column arrays; an unquoted empty field is NULL (how COPY writes it), a quoted one ''. */
 function parseArchiveCsv(): Transform {
   return parse({
@@ -629,22 +621,4 @@ function batchInserter(client: PoolClient, table: string): Writable {
       flush().then(() => done(), done);
     },
   });
-}
-
-/** Counts CSV records by the line ends outside quoted fields (a doubled quote toggles twice, so it is neutral). */
-class CsvRecordCounter {
-  records = 0;
-  private quoted = false;
-
-  push(chunk: Buffer): void {
-    let quoted = this.quoted;
-    let records = this.records;
-    for (let i = 0; i < chunk.length; i++) {
-      const byte = chunk[i];
-      if (byte === 0x22) quoted = !quoted;
-      else if (byte === 0x0a && !quoted) records++;
-    }
-    this.quoted = quoted;
-    this.records = records;
-  }
 }

@@ -33,3 +33,13 @@ export {
 } from './module';
 export { PLANNED_CAPABILITY_METRICS } from './planned.metrics';
 export { graphqlEnum, type EnumValue } from './graphql-enum';
+export { scalarProblem, isRealDay, SQL_CAST, bindableValue, bindNamed } from './field-values';
+export {
+  FilterOperator,
+  SortDirection,
+  RecordFilter,
+  RecordSort,
+  validateFilters,
+  filtersToSql,
+  sortToSql,
+} from './record-filter';

@@ -20,20 +20,6 @@ export const PLANNED_CAPABILITY_METRICS: readonly MetricFamily[] = [
     buckets: MetricBuckets.long,
   },
   {
-    type: 'counter',
-    name: 'crm_export_operations_total',
-    help: 'Export jobs by format and outcome',
-    labelNames: ['format', 'status'],
-  },
-  { type: 'counter', name: 'crm_export_rows_total', help: 'Rows written by exports', labelNames: ['format'] },
-  {
-    type: 'histogram',
-    name: 'crm_export_duration_seconds',
-    help: 'Export duration',
-    labelNames: ['format'],
-    buckets: MetricBuckets.long,
-  },
-  {
     type: 'histogram',
     name: 'crm_search_duration_seconds',
     help: 'Search duration',

@@ -10,7 +10,7 @@ import { AuditAction, type AuditService } from '../audit';
 import type { IdentityService } from '../identity';
 import type { Principal } from '../kernel';
 import type { VisibilityService, WriteVisibility } from '../sharing';
-import { fieldsFor, findField, type RecordType } from '../kernel';
+import { fieldsFor, findField, type RecordType, type SortDirection } from '../kernel';
 
 export interface OwnedEntity extends ObjectLiteral {
   id: string;
@@ -19,9 +19,6 @@ export interface OwnedEntity extends ObjectLiteral {
   createdAt: Date;
   updatedAt: Date;
 }
-
-export const SortDirection = { ASC: 'ASC', DESC: 'DESC' } as const;
-export type SortDirection = (typeof SortDirection)[keyof typeof SortDirection];
 
 export interface ListOptions {
   page: number;

@@ -18,8 +18,7 @@ import { AccountEntity } from './account.entity';
 import { DealEntity } from './deal.entity';
 import { LeadEntity } from './lead.entity';
 import { ArgsType, Field, Float, ID, InputType, Int } from 'type-graphql';
-import { DealStage, Industry, LeadSource, LeadStatus } from '../kernel';
-import { SortDirection } from './record-type.service';
+import { DealStage, Industry, LeadSource, LeadStatus, SortDirection } from '../kernel';
 
 /** Present in an update: validate it, and reject null for non-nullable columns (IsOptional would let null through). */
 const IfPresent = () => ValidateIf((_object, value) => value !== undefined);

@@ -1,9 +1,6 @@
-import { type ClassType, Field, Float, ID, Int, ObjectType, registerEnumType } from 'type-graphql';
+import { type ClassType, Field, Float, ID, Int, ObjectType } from 'type-graphql';
 import { User } from '../identity';
 import { DealStage, Industry, LeadSource, LeadStatus } from '../kernel';
-import { SortDirection } from './record-type.service';
-
-registerEnumType(SortDirection, { name: 'SortDirection' });
 
 /** What every record type has: identity, owner and timestamps (the tenant stays internal). */
 // Not referenced by any field, so type-graphql emits no type for it; subclasses inherit its fields.

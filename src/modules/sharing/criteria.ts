@@ -1,5 +1,13 @@
-import { isUuid, ValidationError, type FieldViolation } from '../../platform/errors/app-error';
-import { fieldsFor, RecordType, type FieldKind, type FieldSpec } from '../kernel';
+import { ValidationError, type FieldViolation } from '../../platform/errors/app-error';
+import {
+  bindableValue,
+  fieldsFor,
+  RecordType,
+  scalarProblem,
+  SQL_CAST,
+  type FieldKind,
+  type FieldSpec,
+} from '../kernel';
 
 export const CriteriaOperator = {
   eq: 'eq',
@@ -39,47 +47,6 @@ const OPERATORS: Record<FieldKind, readonly CriteriaOperator[]> = {
 
 const MAX_CONDITIONS = 10;
 const MAX_IN_VALUES = 100;
-const ISO_DATE = /^\d{4}-\d{2}-\d{2}(T[\d:.]+(Z|[+-]\d{2}:\d{2})?)?$/;
-
-/** A calendar day that exists (Date.parse accepts 2024-02-30) in years 1 to 9999. */
-function isRealDay(day: string): boolean {
-  const parsed = new Date(`${day}T00:00:00Z`);
-  return !Number.isNaN(parsed.getTime()) && parsed.toISOString().slice(0, 10) === day && day >= '0001-01-01';
-}
-
-function scalarProblem(spec: FieldSpec, value: unknown): string | undefined {
-  switch (spec.kind) {
-    case 'text':
-      return typeof value === 'string' && value.length <= 500
-        ? undefined
-        : 'must be a string of at most 500 characters';
-    case 'enum':
-      return typeof value === 'string' && spec.values!.includes(value)
-        ? undefined
-        : `must be one of ${spec.values!.join(', ')}`;
-    case 'int':
-      // The column is a 32-bit integer: anything outside would fail the cast in SQL.
-      return Number.isInteger(value) && Math.abs(value as number) <= 2_147_483_647
-        ? undefined
-        : 'must be an integer between -2147483647 and 2147483647';
-    case 'number':
-    case 'money':
-      return typeof value === 'number' && Number.isFinite(value) && Math.abs(value) < 1e15
-        ? undefined
-        : 'must be a finite number below 1e15 in magnitude';
-    case 'uuid':
-      return typeof value === 'string' && isUuid(value) ? undefined : 'must be a UUID';
-    case 'timestamp':
-      return typeof value === 'string' && ISO_DATE.test(value) && isRealDay(value.slice(0, 10))
-        ? undefined
-        : 'must be a date (YYYY-MM-DD or ISO 8601)';
-    case 'day':
-      return typeof value === 'string' && /^\d{4}-\d{2}-\d{2}$/.test(value) && isRealDay(value)
-        ? undefined
-        : 'must be a date written YYYY-MM-DD';
-  }
-}
-
 /** Checks a criteria list against the allow-list; throws one ValidationError naming every bad condition. */
 export function validateCriteria(
   objectType: RecordType,
@@ -134,17 +101,6 @@ export function validateCriteria(
   if (violations.length > 0) throw new ValidationError(violations);
 }
 
-const SQL_CAST: Record<FieldKind, string> = {
-  text: '::text',
-  enum: '::text',
-  uuid: '::uuid',
-  int: '::int',
-  number: '::numeric',
-  money: '::numeric',
-  timestamp: '::timestamptz',
-  day: '::date',
-};
-
 const SQL_OPERATOR: Partial<Record<CriteriaOperator, string>> = { gt: '>', gte: '>=', lt: '<', lte: '<=' };
 
 /**
@@ -169,9 +125,7 @@ export function criteriaToSql(
         : `${alias}.${spec.column}`;
     const name = `${paramPrefix}${Object.keys(params).length}`;
     const cast = SQL_CAST[spec.kind];
-    // Instants are bound in UTC so the database's session time zone cannot shift them.
-    const bind = (value: unknown) =>
-      spec.kind === 'timestamp' ? new Date(String(value)).toISOString() : value;
+    const bind = (value: unknown) => bindableValue(spec.kind, value);
     switch (condition.operator) {
       case 'eq':
         params[name] = bind(condition.value);

@@ -7,7 +7,10 @@ import type { CompiledVisibility } from './sharing.model';
 import type { VisibilityCache } from './visibility.cache';
 import type { VisibilityCompiler } from './visibility.compiler';
 
-/** A SQL boolean expression with named parameters (TypeORM `:name` syntax), always including the tenant filter. */
+/**
+ * A SQL boolean expression with named parameters (TypeORM `:name` syntax), always including the tenant filter. Every
+ * parameter carries its cast, so the predicate also runs where values arrive as text (COPY reads them from settings).
+ */
 export interface SqlPredicate {
   sql: string;
   params: Record<string, unknown>;
@@ -188,7 +191,7 @@ export class VisibilityService {
 function toPredicate(compiled: CompiledVisibility, alias: string, access: Access): SqlPredicate {
   const p = `vis_${alias.replace(/\W/g, '')}_`;
   const params: Record<string, unknown> = { [`${p}company`]: compiled.companyId };
-  const tenant = `${alias}.company_id = :${p}company`;
+  const tenant = `${alias}.company_id = :${p}company::uuid`;
   if (access === 'READ' ? compiled.readAll : compiled.editAll) return { sql: tenant, params };
 
   const owners = [
@@ -207,10 +210,10 @@ function toPredicate(compiled: CompiledVisibility, alias: string, access: Access
     params[`${p}user`] = compiled.userId;
     params[`${p}groups`] = compiled.groupIds;
     clauses.push(
-      `EXISTS (SELECT 1 FROM record_shares rs_${alias} WHERE rs_${alias}.company_id = :${p}company` +
-        ` AND rs_${alias}.object_type = :${p}type AND rs_${alias}.record_id = ${alias}.id` +
+      `EXISTS (SELECT 1 FROM record_shares rs_${alias} WHERE rs_${alias}.company_id = :${p}company::uuid` +
+        ` AND rs_${alias}.object_type = :${p}type::text AND rs_${alias}.record_id = ${alias}.id` +
         (access === 'EDIT' ? ` AND rs_${alias}.access_level = 'EDIT'` : '') +
-        ` AND ((rs_${alias}.grantee_type = 'USER' AND rs_${alias}.grantee_id = :${p}user)` +
+        ` AND ((rs_${alias}.grantee_type = 'USER' AND rs_${alias}.grantee_id = :${p}user::uuid)` +
         ` OR (rs_${alias}.grantee_type = 'GROUP' AND rs_${alias}.grantee_id = ANY(:${p}groups::uuid[]))))`,
     );
   }
