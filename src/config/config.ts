@@ -101,6 +101,18 @@ const environmentSchema = z.object({
     .refine(isCronPattern, { message: 'must be a cron pattern such as "0 2 * * *"' })
     .default('0 2 * * *'),
   AUDIT_ARCHIVE_GZIP_LEVEL: z.coerce.number().int().min(1).max(9).default(6),
+  /** Finished export files (local storage driver). */
+  EXPORT_DIR: z.string().min(1).default('.data/exports'),
+  EXPORT_CONCURRENCY: positiveInt(2),
+  EXPORT_MAX_ACTIVE_PER_USER: positiveInt(3),
+  EXPORT_RETENTION_HOURS: positiveInt(24),
+  EXPORT_GZIP_LEVEL: z.coerce.number().int().min(1).max(9).default(6),
+  /** Connections of the exports' own pool, so long exports cannot starve GraphQL queries. */
+  EXPORT_DB_POOL_SIZE: positiveInt(2),
+  /** Row cap of the synchronous GET /exports/stream route. */
+  EXPORT_STREAM_MAX_ROWS: positiveInt(10_000),
+  /** How long a worker's claim on an export lasts without renewal: a killed worker's job is retried after it. */
+  EXPORT_LOCK_MS: positiveInt(30_000),
 });
 
 export type DatabaseDriver = 'postgres' | 'embedded';
@@ -149,6 +161,16 @@ export interface AppConfig {
     readonly monthsAhead: number;
     readonly maintenanceCron: string;
     readonly gzipLevel: number;
+  };
+  readonly exports: {
+    readonly directory: string;
+    readonly concurrency: number;
+    readonly maxActivePerUser: number;
+    readonly retentionHours: number;
+    readonly gzipLevel: number;
+    readonly poolSize: number;
+    readonly streamMaxRows: number;
+    readonly lockMs: number;
   };
 }
 
@@ -241,6 +263,16 @@ export function loadConfig(
       monthsAhead: e.AUDIT_MONTHS_AHEAD,
       maintenanceCron: e.AUDIT_MAINTENANCE_CRON,
       gzipLevel: e.AUDIT_ARCHIVE_GZIP_LEVEL,
+    },
+    exports: {
+      directory: e.EXPORT_DIR,
+      concurrency: e.EXPORT_CONCURRENCY,
+      maxActivePerUser: e.EXPORT_MAX_ACTIVE_PER_USER,
+      retentionHours: e.EXPORT_RETENTION_HOURS,
+      gzipLevel: e.EXPORT_GZIP_LEVEL,
+      poolSize: e.EXPORT_DB_POOL_SIZE,
+      streamMaxRows: e.EXPORT_STREAM_MAX_ROWS,
+      lockMs: e.EXPORT_LOCK_MS,
     },
   });
 }

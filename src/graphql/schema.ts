@@ -1,7 +1,7 @@
 import { lexicographicSortSchema, printSchema, type GraphQLSchema } from 'graphql';
 import { buildSchema, type ContainerType } from 'type-graphql';
 import type { CrmModule, ResolverBinding, ServiceRegistry } from '../modules/kernel';
-import type { GraphQLPubSub } from '../platform/pubsub/graphql-pubsub';
+import { createGraphQLPubSub, type GraphQLPubSub } from '../platform/pubsub/graphql-pubsub';
 import { validateInput } from './input-validation';
 
 /** Every module's resolver bindings with no live services (they are only constructed when executed). */
@@ -44,6 +44,7 @@ export async function buildGatewaySchema(
     container,
     validateFn: validateInput,
     emitSchemaFile: false,
-    ...(pubSub ? { pubSub } : {}),
+    // Printing the schema needs no live pub/sub, but type-graphql wants one as soon as a subscription exists.
+    pubSub: pubSub ?? createGraphQLPubSub(),
   });
 }

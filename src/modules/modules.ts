@@ -1,4 +1,5 @@
 import { auditModule } from './audit';
+import { exportsModule } from './exports';
 import { healthModule } from './health';
 import { identityModule } from './identity';
 import type { CrmModule } from './kernel';
@@ -14,6 +15,7 @@ export const MODULES: readonly CrmModule[] = [
   identityModule,
   sharingModule,
   recordsModule,
+  exportsModule,
   healthModule,
 ];
 

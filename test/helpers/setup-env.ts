@@ -12,3 +12,4 @@ process.env.JWT_SECRET ??= 'test-secret-0123456789abcdef0123456789abcdef';
 process.env.METRICS_PORT ??= '0';
 process.env.STORAGE_DIR ??= join(tmpdir(), 'crm-test-storage');
 process.env.AUDIT_ARCHIVE_DIR ??= join(tmpdir(), 'crm-test-audit-archive');
+process.env.EXPORT_DIR ??= join(tmpdir(), 'crm-test-exports');

@@ -41,7 +41,13 @@ describe('compose.yaml', () => {
       ]),
     );
     expect(services.postgres!.image).toMatch(/pgvector/);
-    expect(services.worker!.command).toEqual(['node', 'dist/src/worker.js']);
+    // The worker runs as `npm run worker` does, with the same node flags.
+    const workerScript = (
+      JSON.parse(readFileSync(resolve(__dirname, '../../package.json'), 'utf8')) as {
+        scripts: Record<string, string>;
+      }
+    ).scripts.worker!;
+    expect(services.worker!.command).toEqual(workerScript.split(' '));
   });
 
   it.each(['gateway', 'worker', 'migrate'])(

@@ -2,7 +2,7 @@
 export { identityModule, type IdentityServices } from './identity.module';
 export type { IdentityService } from './identity.service';
 export type { DirectoryService, AccessChangeListener } from './directory.service';
-export type { TokenService } from './token.service';
+export { TokenService } from './token.service';
 /** The transport reads the bearer token; other slices return users and name group member kinds. */
 export { parseBearer } from './token.service';
 export { User } from './identity.types';

@@ -149,6 +149,7 @@ export class BullMqQueueDriver implements QueueDriver {
     const job = await this.queue(queueName).add(jobName, data, {
       attempts: options.attempts ?? 1,
       jobId: options.jobId,
+      ...(options.backoffMs ? { backoff: { type: 'exponential', delay: options.backoffMs } } : {}),
       removeOnComplete: { age: 3600, count: 1000 },
       removeOnFail: { age: 24 * 3600 },
     });
@@ -187,7 +188,14 @@ export class BullMqQueueDriver implements QueueDriver {
           attempt: job.attemptsMade + 1,
           progress: (value) => job.updateProgress(value),
         }),
-      { connection, prefix: this.prefix, concurrency: options.concurrency ?? 1 },
+      {
+        connection,
+        prefix: this.prefix,
+        concurrency: options.concurrency ?? 1,
+        ...(options.lockDurationMs
+          ? { lockDuration: options.lockDurationMs, stalledInterval: options.lockDurationMs }
+          : {}),
+      },
     );
     worker.on('failed', (job, error) => {
       this.options.logger.warn({ queue: queueName, jobId: job?.id, err: error.message }, 'job failed');

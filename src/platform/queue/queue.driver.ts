@@ -9,6 +9,8 @@ export interface JobOptions {
   attempts?: number;
   /** Deterministic id for de-duplication. Default generated. */
   jobId?: string;
+  /** Delay before a retry, doubled each attempt. Default 0. */
+  backoffMs?: number;
 }
 
 export interface QueuedJob<TResult = unknown> {
@@ -34,6 +36,11 @@ export type JobProcessor<TData = unknown, TResult = unknown> = (job: JobContext<
 export interface ProcessorOptions {
   /** Jobs run at once by this process. Default 1. */
   concurrency?: number;
+  /**
+   * How long a worker's claim on a job lasts unless renewed (it renews at half of it while alive). A job whose worker
+   * died is retried once its claim lapses. Default 30000 (BullMQ); ignored in-process.
+   */
+  lockDurationMs?: number;
 }
 
 /** What a follower of a job hears, from whichever process runs it. */

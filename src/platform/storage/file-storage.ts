@@ -28,6 +28,8 @@ export interface FileStorage {
   stat(key: string): Promise<StoredFile | undefined>;
   /** True when a file was removed. */
   delete(key: string): Promise<boolean>;
+  /** Removes every file whose key starts with `prefix/` (a folder), unfinished puts' temporary files included. */
+  deleteAll(prefix: string): Promise<void>;
 }
 
 /** Keys are relative paths of safe segments: no `..`, no absolute paths, no control characters. */

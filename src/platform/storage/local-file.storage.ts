@@ -82,6 +82,11 @@ export class LocalFileStorage implements FileStorage {
     return existed;
   }
 
+  async deleteAll(prefix: string): Promise<void> {
+    // Everything under the folder, temporary files of interrupted puts included.
+    await rm(this.path(prefix), { recursive: true, force: true });
+  }
+
   private path(key: string): string {
     assertStorageKey(key);
     const path = join(this.root, key);

@@ -1,0 +1,118 @@
+import type { IncomingHttpHeaders } from 'node:http';
+import { ValidationError } from '../../platform/errors/app-error';
+import type { RouteDefinition, RouteResponse } from '../../platform/http/routes';
+import type { ByteRange, FileStorage } from '../../platform/storage/file-storage';
+import type { Principal, RecordFilter, RecordSort, RecordType } from '../kernel';
+import { CONTENT_TYPE, type ExportFormat } from './export.pipeline';
+import type { ExportCompression, ExportService } from './export.service';
+
+/** `attachment; filename="..."` with an RFC 5987 copy for non-ASCII names. */
+function contentDisposition(fileName: string): string {
+  const ascii = fileName.replace(/[^\x20-\x7e]|["\\]/g, '_');
+  return `attachment; filename="${ascii}"; filename*=UTF-8''${encodeURIComponent(fileName)}`;
+}
+
+/** One `bytes=` range (start-end, start-, or the last N bytes); undefined for none or several (served whole). */
+export function parseRange(header: string | undefined, size: number): ByteRange | undefined {
+  if (!header) return undefined;
+  const match = /^bytes=(\d*)-(\d*)$/.exec(header.trim());
+  if (!match || (match[1] === '' && match[2] === '')) return undefined;
+  if (match[1] === '') {
+    const suffix = Number(match[2]);
+    return { start: Math.max(0, size - suffix), end: size - 1 };
+  }
+  const start = Number(match[1]);
+  const end = match[2] === '' ? size - 1 : Math.min(Number(match[2]), size - 1);
+  return { start, end };
+}
+
+async function download(
+  service: ExportService,
+  storage: FileStorage,
+  principal: Principal,
+  id: string,
+  headers: IncomingHttpHeaders,
+): Promise<RouteResponse> {
+  const { view, key } = await service.downloadable(principal, id);
+  const file = await storage.stat(key);
+  if (!file)
+    return {
+      status: 410,
+      json: { errors: [{ message: `The file of export ${id} is gone`, extensions: { code: 'GONE' } }] },
+    };
+  const etag = `"${view.sha256}"`;
+  const common = {
+    etag,
+    'accept-ranges': 'bytes',
+    'content-type': view.compression === 'GZIP' ? 'application/gzip' : CONTENT_TYPE[view.format],
+    'content-disposition': contentDisposition(
+      `${view.fileName}${view.compression === 'GZIP' && !view.fileName.endsWith('.gz') ? '.gz' : ''}`,
+    ),
+    'cache-control': 'private, no-store',
+  };
+  if (headers['if-none-match'] === etag) return { status: 304, json: null, headers: common };
+  const ifRange = headers['if-range'];
+  const range = ifRange === undefined || ifRange === etag ? parseRange(headers.range, file.size) : undefined;
+  const body = await storage.get(key, range);
+  if (!body)
+    return {
+      status: 410,
+      json: { errors: [{ message: `The file of export ${id} is gone`, extensions: { code: 'GONE' } }] },
+    };
+  if (!range) return { stream: body, headers: { ...common, 'content-length': String(file.size) } };
+  const end = range.end ?? file.size - 1;
+  return {
+    status: 206,
+    stream: body,
+    headers: {
+      ...common,
+      'content-range': `bytes ${range.start}-${end}/${file.size}`,
+      'content-length': String(end - range.start + 1),
+    },
+  };
+}
+
+function jsonParam<T>(name: string, value: string | undefined): T | undefined {
+  if (value === undefined || value === '') return undefined;
+  try {
+    return JSON.parse(value) as T;
+  } catch {
+    throw ValidationError.single(`query.${name}`, 'must be JSON');
+  }
+}
+
+/** `GET /exports/:id/download` (the owner's finished file, resumable) and `GET /exports/stream` (small, direct). */
+export function exportRoutes(service: ExportService, storage: FileStorage): RouteDefinition<Principal>[] {
+  return [
+    {
+      method: 'GET',
+      path: '/exports/:id/download',
+      handler: ({ caller, params, headers }) => download(service, storage, caller!, params.id!, headers),
+    },
+    {
+      method: 'GET',
+      path: '/exports/stream',
+      handler: async ({ caller, query, signal }) => {
+        const limit = query.limit === undefined ? undefined : Number(query.limit);
+        const { body, contentType, fileName } = await service.streamExport(
+          caller!,
+          {
+            entityType: (query.entityType ?? '') as RecordType,
+            format: (query.format ?? 'CSV') as ExportFormat,
+            fields: (query.fields ?? '').split(',').filter(Boolean),
+            filters: jsonParam<RecordFilter[]>('filters', query.filters),
+            sort: jsonParam<RecordSort[]>('sort', query.sort),
+            compression: (query.compression ?? 'NONE') as ExportCompression,
+            fileName: query.fileName,
+            limit,
+          },
+          signal,
+        );
+        return {
+          stream: body as never,
+          headers: { 'content-type': contentType, 'content-disposition': contentDisposition(fileName) },
+        };
+      },
+    },
+  ];
+}

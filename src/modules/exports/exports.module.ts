@@ -1,0 +1,114 @@
+import { Pool } from 'pg';
+import type { Counter, Histogram } from 'prom-client';
+
+import { ExportJobs1764700000000 } from '../../../migrations/1764700000000-export-jobs';
+import { MetricBuckets } from '../../platform/metrics/metrics';
+import { ShutdownPhase } from '../../platform/lifecycle/lifecycle';
+import { LocalFileStorage } from '../../platform/storage/local-file.storage';
+import { defineModule, requireService } from '../kernel';
+import { exportBench } from './export.bench';
+import { ExportResolver } from './export.resolver';
+import { exportRoutes } from './export.routes';
+import { ExportErrorCode, ExportQueue, ExportService } from './export.service';
+
+export interface ExportServices {
+  exports: ExportService;
+}
+
+declare module '../kernel/registries' {
+  // eslint-disable-next-line @typescript-eslint/no-empty-object-type
+  interface ServiceRegistry extends ExportServices {}
+}
+
+export const ExportMetric = {
+  operations: 'crm_export_operations_total',
+  rows: 'crm_export_rows_total',
+  bytes: 'crm_export_bytes_total',
+  duration: 'crm_export_duration_seconds',
+} as const;
+
+/** Streaming CSV/JSON/XLSX exports: jobs on the `export` queue, progress over subscriptions, resumable downloads. */
+export const exportsModule = defineModule<ExportServices>({
+  name: 'exports',
+  migrations: [ExportJobs1764700000000],
+  queues: Object.values(ExportQueue),
+  errorCodes: ExportErrorCode,
+  createServices: ({ config, dataSource, queue, pubsub, events, logger, metrics, lifecycle, services }) => {
+    const pool = new Pool({
+      connectionString: (dataSource.options as { url?: string }).url,
+      // Each running export holds one connection for its whole run, and the direct route one per stream.
+      max: Math.max(config.exports.poolSize, config.exports.concurrency + 1),
+      connectionTimeoutMillis: 10_000,
+    });
+    pool.on('error', (error) => logger.warn({ err: error }, 'export pool connection failed'));
+    lifecycle.register('export pool', ShutdownPhase.database, () => pool.end());
+    const storage = new LocalFileStorage(config.exports.directory);
+    const service = new ExportService({
+      dataSource,
+      pool,
+      visibility: () => requireService(services, 'visibility', 'exports'),
+      queue,
+      pubsub,
+      events,
+      storage,
+      logger,
+      maxActivePerUser: config.exports.maxActivePerUser,
+      retentionHours: config.exports.retentionHours,
+      gzipLevel: config.exports.gzipLevel,
+      streamMaxRows: config.exports.streamMaxRows,
+      lockMs: config.exports.lockMs,
+      concurrency: config.exports.concurrency,
+      metrics: {
+        operations: metrics.declare({
+          type: 'counter',
+          name: ExportMetric.operations,
+          help: 'Export jobs by format and outcome (success, failure, cancelled)',
+          labelNames: ['format', 'status'],
+        }) as Counter<'format' | 'status'>,
+        rows: metrics.declare({
+          type: 'counter',
+          name: ExportMetric.rows,
+          help: 'Rows written by finished exports',
+          labelNames: ['format'],
+        }) as Counter<'format'>,
+        bytes: metrics.declare({
+          type: 'counter',
+          name: ExportMetric.bytes,
+          help: 'Bytes written by finished exports (after compression)',
+          labelNames: ['format'],
+        }) as Counter<'format'>,
+        duration: metrics.declare({
+          type: 'histogram',
+          name: ExportMetric.duration,
+          help: 'Export duration, from claim to stored file',
+          labelNames: ['format'],
+          buckets: MetricBuckets.long,
+        }) as Histogram<'format'>,
+      },
+    });
+    return { exports: service };
+  },
+  resolvers: (services) => [{ resolver: ExportResolver, create: () => new ExportResolver(services.exports) }],
+  processors: (services) => [
+    {
+      queue: ExportQueue.export,
+      processor: (job) => services.exports.run(job),
+      options: {
+        concurrency: services.exports.settings.concurrency,
+        lockDurationMs: services.exports.settings.lockMs,
+      },
+    },
+  ],
+  routes: (services) => exportRoutes(services.exports, services.exports.settings.storage),
+  scheduledJobs: (services) => [
+    {
+      name: 'exports.cleanup',
+      schedule: { everyMs: 15 * 60_000 },
+      run: async () => {
+        await services.exports.cleanup();
+      },
+    },
+  ],
+  start: (services) => services.exports.start(),
+  bench: exportBench,
+});
