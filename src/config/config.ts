@@ -90,6 +90,11 @@ const environmentSchema = z.object({
   SHARING_RULES_TTL_SECONDS: positiveInt(3600),
   SHARING_VISIBILITY_TTL_SECONDS: positiveInt(1800),
   SEED_DEMO_WHEN_EMPTY: booleanFlag(true),
+  /**
+   * Emails of the platform's operators (comma-separated): company admins among them may run and inspect operations
+   * that span every tenant (audit partitions, archives, maintenance). Empty: those are CLI/worker only.
+   */
+  PLATFORM_OPERATOR_EMAILS: z.string().optional(),
   /** Verified gzip archives of audit months past retention. */
   AUDIT_ARCHIVE_DIR: z.string().min(1).default('.data/audit-archive'),
   AUDIT_RETENTION_MONTHS: z.coerce.number().int().min(1).max(240).default(12),
@@ -155,6 +160,8 @@ export interface AppConfig {
   readonly dataloaderMaxBatch: number;
   readonly sharing: { readonly rulesTtlSeconds: number; readonly visibilityTtlSeconds: number };
   readonly seedDemoWhenEmpty: boolean;
+  /** Lower-cased operator emails; see PLATFORM_OPERATOR_EMAILS. */
+  readonly platformOperators: readonly string[];
   readonly audit: {
     readonly archiveDirectory: string;
     readonly retentionMonths: number;
@@ -257,6 +264,10 @@ export function loadConfig(
       visibilityTtlSeconds: e.SHARING_VISIBILITY_TTL_SECONDS,
     },
     seedDemoWhenEmpty: e.SEED_DEMO_WHEN_EMPTY,
+    platformOperators: (e.PLATFORM_OPERATOR_EMAILS ?? '')
+      .split(',')
+      .map((email) => email.trim().toLowerCase())
+      .filter(Boolean),
     audit: {
       archiveDirectory: e.AUDIT_ARCHIVE_DIR,
       retentionMonths: e.AUDIT_RETENTION_MONTHS,

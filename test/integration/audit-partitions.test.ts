@@ -277,11 +277,21 @@ describe('auditLog query and maintenance over GraphQL', () => {
   let worker: TestApp;
   let tenant: TestTenant;
 
+  const operatorEmail = `ops-${randomUUID()}@platform.test`;
+  let operatorToken: string;
+
   beforeAll(async () => {
     const queuePrefix = `test-${randomUUID().slice(0, 8)}`;
-    t = await startTestApp({}, 'gateway', { queuePrefix });
-    worker = await startTestApp({}, 'worker', { queuePrefix }); // workers own the schedules
+    const env = { PLATFORM_OPERATOR_EMAILS: `someone@else.test, ${operatorEmail.toUpperCase()}` };
+    t = await startTestApp(env, 'gateway', { queuePrefix });
+    worker = await startTestApp(env, 'worker', { queuePrefix }); // workers own the schedules
     tenant = await createTenant(t.app);
+    const operatorId = randomUUID();
+    await t.app.dataSource.query(
+      `INSERT INTO users (id, company_id, email, name, role_id, is_admin) VALUES ($1, $2, $3, 'Ops', $4, true)`,
+      [operatorId, tenant.companyId, operatorEmail, tenant.roleIds.ceo],
+    );
+    operatorToken = await t.app.services.tokens.mint(operatorId, tenant.companyId);
   });
   afterAll(async () => {
     await worker.stop();
@@ -368,11 +378,11 @@ describe('auditLog query and maintenance over GraphQL', () => {
     expect(res.errors).toBeUndefined();
   });
 
-  it('admins run maintenance and list partitions; others may not', async () => {
+  it('platform operators run maintenance and list partitions; company admins and others may not', async () => {
     const run = await t.gql(
       'mutation { runAuditMaintenance { created { name } defaultRows failed { step } partitions { name month attached } } }',
       {},
-      tenant.admin.token,
+      operatorToken,
     );
     expect(run.errors).toBeUndefined();
     expect(run.data!.runAuditMaintenance.defaultRows).toBe(0);
@@ -380,10 +390,17 @@ describe('auditLog query and maintenance over GraphQL', () => {
       (p) => p.month,
     );
     expect(months).toContain(new Date().toISOString().slice(0, 7));
-    const denied = await t.gql('mutation { runAuditMaintenance { durationMs } }', {}, tenant.rep.token);
-    expect(denied.errors?.[0]?.extensions?.code).toBe('FORBIDDEN');
-    const list = await t.gql('{ auditPartitions { name } }', {}, tenant.rep.token);
-    expect(list.errors?.[0]?.extensions?.code).toBe('FORBIDDEN');
+    // Partitions and archives hold every tenant's rows: a company admin is not enough.
+    for (const token of [tenant.admin.token, tenant.rep.token]) {
+      const denied = await t.gql('mutation { runAuditMaintenance { durationMs } }', {}, token);
+      expect(denied.errors?.[0]?.extensions?.code).toBe('FORBIDDEN');
+      const list = await t.gql('{ auditPartitions { name } }', {}, token);
+      expect(list.errors?.[0]?.extensions?.code).toBe('FORBIDDEN');
+      const restore = await t.gql('mutation { restoreAuditArchive(month: "2020-01") { status } }', {}, token);
+      expect(restore.errors?.[0]?.extensions?.code).toBe('FORBIDDEN');
+    }
+    const partitions = await t.gql('{ auditPartitions { name } }', {}, operatorToken);
+    expect(partitions.errors).toBeUndefined();
     // The worker's scheduler runs it daily at 02:00 UTC (listed through the gateway).
     const jobs = await t.gql('{ scheduledJobs { name pattern nextRunAt } }', {}, tenant.admin.token);
     const job = (

@@ -70,6 +70,7 @@ describe('record filter language', () => {
       [2, 3],
     ],
     ['no filters', [], [1, 2, 3, 4]],
+    ['a zone-less instant is UTC', [{ field: 'createdAt', op: 'GTE', value: '2026-03-15T12:00:00' }], [4]],
   ])('%s', async (_name, filters, expected) => {
     expect(await matching(filters)).toEqual(expected);
   });
@@ -92,6 +93,7 @@ describe('record filter language', () => {
       'input.filters[0].value must be true or false for IS_NULL',
     ],
     [{ field: 'createdAt', op: 'RANGE', from: '2026-02-30' }, 'input.filters[0].from must be a date'],
+    [{ field: 'createdAt', op: 'GTE', value: '2026-01-01T25:00' }, 'input.filters[0].value must be a date'],
   ])('rejects %j naming the field and the rule', (filter, message) => {
     expect(() => validateFilters(RecordType.LEAD, [filter])).toThrow(message);
   });

@@ -172,10 +172,15 @@ export class AuditLogQuery {
     const from = input.from ?? (input.to ? monthStart(new Date(input.to.getTime() - 1)) : monthStart(now));
     if (from > to) throw ValidationError.single('input.from', 'must not be after input.to');
     if (input.objectId == null && monthStart(from, MAX_RANGE_MONTHS) < to)
-      throw ValidationError.single(
-        'input.to',
-        `must be within ${MAX_RANGE_MONTHS} months of input.from unless input.objectId is given`,
-      );
+      throw input.to == null
+        ? ValidationError.single(
+            'input.from',
+            `must be within ${MAX_RANGE_MONTHS} months of the current month unless input.objectId is given`,
+          )
+        : ValidationError.single(
+            'input.to',
+            `must be within ${MAX_RANGE_MONTHS} months of input.from unless input.objectId is given`,
+          );
     return {
       from,
       to,

@@ -13,6 +13,8 @@ export class AuditMaintenance {
   constructor(
     readonly partitions: AuditPartitionManager,
     private readonly options: {
+      /** Emails of platform operators, who may run it through GraphQL. */
+      operators: ReadonlySet<string>;
       schedule: Schedule;
       monthsAhead: number;
       retentionMonths: number;
@@ -20,6 +22,10 @@ export class AuditMaintenance {
       metrics: AuditMaintenanceMetrics;
     },
   ) {}
+
+  get operators(): ReadonlySet<string> {
+    return this.options.operators;
+  }
 
   get schedule(): Schedule {
     return this.options.schedule;

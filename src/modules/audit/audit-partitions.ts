@@ -7,7 +7,7 @@ import type { Pool, PoolClient } from 'pg';
 import { parse } from 'csv-parse';
 import { from as copyFrom, to as copyTo } from 'pg-copy-streams';
 import type { DataSource } from 'typeorm';
-import { NotFoundError, ValidationError } from '../../platform/errors/app-error';
+import { AppError, ErrorCode, NotFoundError, ValidationError } from '../../platform/errors/app-error';
 import type { Logger } from '../../platform/logging/logger';
 import type { FileStorage } from '../../platform/storage/file-storage';
 import { CsvRecordCounter, tap } from '../../platform/streams/stream-taps';
@@ -36,7 +36,7 @@ export function monthLabel(month: Date): string {
 
 /** Parses `YYYY-MM` (or any date inside the month) into the month's first instant, naming `field` when it cannot. */
 export function parseMonth(field: string, value: string): Date {
-  const match = /^(\d{4})-(\d{2})(?:-\d{2}.*)?$/.exec(value);
+  const match = /^(\d{4})-(\d{2})$/.exec(value);
   const month = match ? Number(match[2]) : 0;
   if (!match || month < 1 || month > 12) throw ValidationError.single(field, 'must be a month like 2025-03');
   return new Date(Date.UTC(Number(match[1]), month - 1, 1));
@@ -182,7 +182,10 @@ export class AuditPartitionManager {
       const archive = toArchiveRecord(row);
       const name = archive.partitionName;
       if (await this.tableExists(client, name))
-        throw ValidationError.single('month', `${monthLabel(month)} already has a table ${name}`);
+        throw new AppError(
+          ErrorCode.CONFLICT,
+          `${monthLabel(month)} already has a table ${name} (rows written since it was archived): archive it first`,
+        );
       await client.query('BEGIN');
       try {
         await client.query(`CREATE TABLE ${name} (LIKE audit_logs INCLUDING DEFAULTS INCLUDING CONSTRAINTS)`);
@@ -226,17 +229,12 @@ export class AuditPartitionManager {
         report.skipped.push(name);
         continue;
       }
-      await client.query('BEGIN');
-      try {
+      const moved = await this.withLockTimeout(client, name, async () => {
         await client.query(`CREATE TABLE ${name} (LIKE audit_logs INCLUDING DEFAULTS INCLUDING CONSTRAINTS)`);
-        const moved = await this.attach(client, name, month);
-        await client.query('COMMIT');
-        report.created.push({ name, movedFromDefault: moved });
-        this.options.logger.info({ partition: name, movedFromDefault: moved }, 'audit partition created');
-      } catch (error) {
-        await client.query('ROLLBACK');
-        throw error;
-      }
+        return this.attach(client, name, month);
+      });
+      report.created.push({ name, movedFromDefault: moved });
+      this.options.logger.info({ partition: name, movedFromDefault: moved }, 'audit partition created');
     }
     report.defaultRows = await countRows(client, DEFAULT_PARTITION);
     return report;
@@ -271,6 +269,10 @@ export class AuditPartitionManager {
     );
     const report: ArchiveReport = { archived: [], failed: [], keptRestored: [] };
     for (const partition of await this.partitions(client)) {
+      if (partition.month && partition.month >= cutoff && !partition.attached) {
+        await this.reattach(client, partition.name, partition.month);
+        continue;
+      }
       if (!partition.month || partition.month >= cutoff) continue;
       if (restored.has(partition.name) && partition.attached) {
         report.keptRestored.push(partition.name);
@@ -299,6 +301,7 @@ export class AuditPartitionManager {
     let step: ArchiveStep = 'detach';
     let detached = !partition.attached;
     let previousLocation: string | undefined;
+    let committing = false;
     try {
       await this.options.beforeArchiveStep?.(step, name);
       if (!detached) {
@@ -340,6 +343,7 @@ export class AuditPartitionManager {
           [dayOf(month), name, rows, written.bytes, written.sha256, location],
         );
         await client.query(`DROP TABLE ${name}`);
+        committing = true;
         await client.query('COMMIT');
         this.options.logger.info(
           { partition: name, rows, bytes: written.bytes, location, merged: previousLocation },
@@ -353,43 +357,59 @@ export class AuditPartitionManager {
         throw error;
       }
     } catch (error) {
+      if (committing) {
+        // The COMMIT's answer was lost: the month may already be dropped and this file its only copy. Keep the file;
+        // the next run (under the lock) sees whether the table or the archive record exists.
+        throw new BrokenConnection(error as Error);
+      }
       // Only a recorded archive may exist: one that was not recorded is not trusted, so it goes.
       await this.options.archives.delete(location).catch(() => false);
       if (error instanceof BrokenConnection) throw error; // the table stays detached; the next run resumes it
-      let rowsKept: ArchiveFailure['rowsKept'] = detached ? 'detached' : 'attached';
-      if (detached) {
-        try {
-          await client.query('BEGIN');
-          await this.attach(client, name, month);
-          await client.query('COMMIT');
-          rowsKept = 'attached';
-        } catch (reattachError) {
-          await client.query('ROLLBACK');
-          this.options.logger.error(
-            { err: reattachError, partition: name },
-            'could not re-attach an audit partition; it stays detached until the next archive run',
-          );
-        }
-      }
+      const rowsKept: ArchiveFailure['rowsKept'] =
+        detached && !(await this.reattach(client, name, month)) ? 'detached' : 'attached';
       this.options.logger.error({ partition: name, step, err: error, rowsKept }, 'audit archive failed');
       return { month, partitionName: name, step, error: (error as Error).message, rowsKept };
     }
   }
-  private async detach(client: PoolClient, name: string): Promise<void> {
+  /** Attaches a detached month again (rows for it in the default partition move in); false when that failed. */
+  private async reattach(client: PoolClient, name: string, month: Date): Promise<boolean> {
+    try {
+      await this.withLockTimeout(client, name, () => this.attach(client, name, month));
+      return true;
+    } catch (error) {
+      this.options.logger.error(
+        { err: error, partition: name },
+        'could not re-attach an audit partition; it stays detached until the next maintenance run',
+      );
+      return false;
+    }
+  }
+
+  private detach(client: PoolClient, name: string): Promise<void> {
+    return this.withLockTimeout(client, name, async () => {
+      await client.query(`ALTER TABLE audit_logs DETACH PARTITION ${name}`);
+    });
+  }
+
+  /**
+   * Runs partition DDL in its own transaction, waiting at most the lock timeout for its locks (audit writes queue
+   * behind a waiting ACCESS EXCLUSIVE request), and retries with a growing pause.
+   */
+  private async withLockTimeout<T>(client: PoolClient, name: string, ddl: () => Promise<T>): Promise<T> {
     for (let attempt = 1; ; attempt++) {
       await client.query('BEGIN');
       try {
         await client.query(`SET LOCAL lock_timeout = ${Math.max(1, Math.floor(this.options.lockTimeoutMs))}`);
-        await client.query(`ALTER TABLE audit_logs DETACH PARTITION ${name}`);
+        const result = await ddl();
         await client.query('COMMIT');
-        return;
+        return result;
       } catch (error) {
         await client.query('ROLLBACK');
         const code = (error as { code?: string }).code;
         if (code !== LOCK_NOT_AVAILABLE || attempt >= this.options.detachAttempts) throw error;
         this.options.logger.warn(
           { partition: name, attempt },
-          'audit partition detach waited too long; retrying',
+          'audit partition change waited too long; retrying',
         );
         await sleep(this.options.lockTimeoutMs * attempt + Math.random() * 100);
       }
@@ -416,7 +436,13 @@ export class AuditPartitionManager {
       }),
       body,
     );
-    const [stored, piped] = await Promise.allSettled([this.options.archives.put(location, body), piping]);
+    const storing = this.options.archives.put(location, body).catch((error: Error) => {
+      // put may fail before reading a byte (the directory cannot be made): stop the COPY rather than wait on it.
+      body.destroy(error);
+      copy.destroy(error);
+      throw error;
+    });
+    const [stored, piped] = await Promise.allSettled([storing, piping]);
     if (stored.status === 'rejected' || piped.status === 'rejected') {
       const error: unknown =
         piped.status === 'rejected' ? piped.reason : stored.status === 'rejected' && stored.reason;
@@ -440,14 +466,11 @@ export class AuditPartitionManager {
       await pipeline(body, createGunzip(), parseArchiveCsv(), batchInserter(client, table));
       return archive.rowCount;
     }
+    // A failed COPY FROM ends with CopyFail: the connection stays usable, so this is an ordinary (rolled back) failure.
     const loading = client.query(
       copyFrom(`COPY ${table} (${COLUMNS}) FROM STDIN WITH (FORMAT csv, HEADER true)`),
     );
-    try {
-      await pipeline(body, createGunzip(), loading);
-    } catch (error) {
-      throw new BrokenConnection(error as Error);
-    }
+    await pipeline(body, createGunzip(), loading);
     return archive.rowCount;
   }
 
@@ -514,16 +537,18 @@ export class AuditPartitionManager {
     client.on('error', onError);
     try {
       await client.query('SELECT pg_advisory_lock($1)', [PARTITION_LOCK_KEY]);
-      try {
-        return await work(client);
-      } finally {
-        await client.query('SELECT pg_advisory_unlock($1)', [PARTITION_LOCK_KEY]).catch(() => undefined);
-      }
+      const result = await work(client);
+      await client.query('SELECT pg_advisory_unlock($1)', [PARTITION_LOCK_KEY]);
+      return result;
     } catch (error) {
       if (error instanceof BrokenConnection) {
+        // The connection is mid-protocol: no query (not even the unlock) would ever answer. Discarding it ends the
+        // session, which releases the advisory lock on the server.
         broken = error.cause as Error;
         throw error.cause;
       }
+      if (!broken)
+        await client.query('SELECT pg_advisory_unlock($1)', [PARTITION_LOCK_KEY]).catch(() => undefined);
       throw error;
     } finally {
       client.off('error', onError);

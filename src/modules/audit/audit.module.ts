@@ -67,6 +67,7 @@ export const auditModule = defineModule<AuditServices>({
       collect: cachedFor(GAUGE_MAX_AGE_MS, () => partitions.defaultPartitionRows()),
     });
     const auditMaintenance = new AuditMaintenance(partitions, {
+      operators: new Set(config.platformOperators),
       schedule: { cron: config.audit.maintenanceCron },
       monthsAhead: config.audit.monthsAhead,
       retentionMonths: config.audit.retentionMonths,
@@ -105,6 +106,7 @@ export const auditModule = defineModule<AuditServices>({
           services.auditLog,
           services.auditMaintenance,
           requireService(services, 'identity', 'audit'),
+          services.auditMaintenance.operators,
         ),
     },
   ],

@@ -1,4 +1,5 @@
 import { Arg, Mutation, Query, Resolver } from 'type-graphql';
+import { ForbiddenError } from '../../platform/errors/app-error';
 import { CurrentPrincipal, type Principal } from '../kernel';
 import type { ServiceRegistry } from '../kernel/registries';
 import type { AuditLogPage, AuditLogQuery } from './audit-log.query';
@@ -25,7 +26,19 @@ export class AuditResolver {
     private readonly query: AuditLogQuery,
     private readonly maintenance: AuditMaintenance,
     private readonly identity: ServiceRegistry['identity'],
+    private readonly operators: ReadonlySet<string>,
   ) {}
+
+  /**
+   * Partitions and archives hold every tenant's rows, and maintenance takes locks every mutation waits on: only the
+   * platform's operators (company admins listed in PLATFORM_OPERATOR_EMAILS) may use them, never any company's admin.
+   */
+  private async requireOperator(principal: Principal, what: string): Promise<void> {
+    await this.identity.requireAdmin(principal, what);
+    const [user] = await this.identity.usersByIds(principal.companyId, [principal.userId]);
+    if (!user || !this.operators.has(user.email.toLowerCase()))
+      throw new ForbiddenError(`Only platform operators (PLATFORM_OPERATOR_EMAILS) may ${what}`);
+  }
 
   @Query(() => AuditLogPageType, {
     description: "The company's audit trail (admins); others see entries about records they may read",
@@ -37,33 +50,35 @@ export class AuditResolver {
     return this.query.list(principal, input ?? {});
   }
 
-  @Query(() => [AuditPartition], { description: 'Monthly partitions of the audit log (admins)' })
+  @Query(() => [AuditPartition], { description: 'Monthly partitions of the audit log (platform operators)' })
   async auditPartitions(@CurrentPrincipal() principal: Principal): Promise<AuditPartition[]> {
-    await this.identity.requireAdmin(principal, 'list audit partitions');
+    await this.requireOperator(principal, 'list audit partitions');
     return (await this.maintenance.partitions.listPartitions()).map(presentPartition);
   }
 
-  @Query(() => [AuditArchive], { description: 'Archived audit months (admins)' })
+  @Query(() => [AuditArchive], { description: 'Archived audit months (platform operators)' })
   async auditArchives(@CurrentPrincipal() principal: Principal): Promise<AuditArchive[]> {
-    await this.identity.requireAdmin(principal, 'list audit archives');
+    await this.requireOperator(principal, 'list audit archives');
     return (await this.maintenance.partitions.listArchives()).map(presentArchive);
   }
 
   @Mutation(() => AuditMaintenanceReport, {
     description:
-      'Creates months ahead and archives months past retention now (admins; the worker runs it daily)',
+      'Creates months ahead and archives months past retention now (platform operators; the worker runs it daily)',
   })
   async runAuditMaintenance(@CurrentPrincipal() principal: Principal): Promise<AuditMaintenanceReport> {
-    await this.identity.requireAdmin(principal, 'run audit maintenance');
+    await this.requireOperator(principal, 'run audit maintenance');
     return presentReport(await this.maintenance.run());
   }
 
-  @Mutation(() => AuditArchive, { description: 'Loads an archived month back into the audit log (admins)' })
+  @Mutation(() => AuditArchive, {
+    description: 'Loads an archived month back into the audit log (platform operators)',
+  })
   async restoreAuditArchive(
     @CurrentPrincipal() principal: Principal,
     @Arg('month', () => String, { description: 'YYYY-MM' }) month: string,
   ): Promise<AuditArchive> {
-    await this.identity.requireAdmin(principal, 'restore audit archives');
+    await this.requireOperator(principal, 'restore audit archives');
     return presentArchive(await this.maintenance.restore(parseMonth('month', month)));
   }
 }

@@ -57,6 +57,10 @@ const FINAL: ReadonlySet<string> = new Set(['COMPLETED', 'FAILED', 'CANCELLED'])
 /** A job is tried this many times (a worker that dies mid-export counts as a try). */
 const MAX_ATTEMPTS = 2;
 const PROGRESS_MIN_INTERVAL_MS = 250;
+const FOLLOW_REREAD_MS = 1_000;
+/** Direct streams one user may hold open at once (each holds an export connection while the client reads). */
+const MAX_STREAMS_PER_USER = 2;
+const STREAM_STATEMENT_TIMEOUT_MS = 120_000;
 const PROGRESS_MIN_STEP = 0.05;
 const FILE_NAME = /^[A-Za-z0-9][A-Za-z0-9 ._-]{0,99}$/;
 
@@ -175,6 +179,8 @@ interface PreparedExport {
 export class ExportService {
   /** Exports running in this process, by job id: a cancel message aborts them here. */
   private readonly running = new Map<string, AbortController>();
+  /** Direct streams open in this process, by user. */
+  private readonly streams = new Map<string, number>();
 
   constructor(private readonly options: ExportServiceOptions) {}
 
@@ -333,13 +339,18 @@ export class ExportService {
   async *follow(principal: Principal, id: string): AsyncGenerator<ExportJobView> {
     const events = this.options.pubsub.subscribe(ExportTopic.progress)[Symbol.asyncIterator]();
     let nextEvent = events.next();
+    // The row is read again every second whatever else is published, in case this job's event went out before the
+    // subscription listened (or while Redis was away).
+    let tick!: () => void;
+    let ticked = new Promise<void>((resolve) => (tick = resolve));
+    const timer = setInterval(() => tick(), FOLLOW_REREAD_MS);
     try {
       let last = toView(await this.ownRow(principal, id));
       yield last;
       while (!FINAL.has(last.status)) {
         const arrived = await Promise.race([
           nextEvent.then((result) => ({ result })),
-          new Promise<undefined>((resolve) => setTimeout(() => resolve(undefined), 1_000).unref()),
+          ticked.then(() => undefined),
         ]);
         let candidate: ExportJobView | undefined;
         if (arrived) {
@@ -349,7 +360,7 @@ export class ExportService {
           if (event.job.id !== id || event.companyId !== principal.companyId) continue;
           candidate = event.job;
         } else {
-          // Nothing heard for a second: read the row, in case an event went out before this subscription listened.
+          ticked = new Promise<void>((resolve) => (tick = resolve));
           candidate = toView(await this.ownRow(principal, id));
         }
         if (isNewer(candidate, last)) {
@@ -358,6 +369,7 @@ export class ExportService {
         }
       }
     } finally {
+      clearInterval(timer);
       await events.return?.();
     }
   }
@@ -378,6 +390,23 @@ export class ExportService {
     const started = process.hrtime.bigint();
     const abort = new AbortController();
     this.running.set(exportId, abort);
+    // A long sort may send no row for minutes: the claim is renewed on a timer, so cleanup never takes a live export
+    // for a dead one, and a job no longer RUNNING (cancelled, failed by cleanup) stops here.
+    const heartbeat = setInterval(
+      () => {
+        this.returning<{ status: string }>(
+          `UPDATE export_jobs SET updated_at = now() WHERE id = $1 AND attempt_token = $2 AND status = 'RUNNING'
+         RETURNING status`,
+          [exportId, token],
+        )
+          .then((rows) => {
+            if (rows.length === 0) abort.abort(new CancelledError());
+          })
+          .catch((error: Error) => this.options.logger.warn({ err: error, exportId }, 'export heartbeat'));
+      },
+      Math.max(1_000, this.options.lockMs / 2),
+    );
+    heartbeat.unref();
     const key = `${claimed.company_id}/${claimed.id}/${token}.${EXTENSION[claimed.format]}${
       claimed.compression === 'GZIP' ? '.gz' : ''
     }`;
@@ -409,6 +438,7 @@ export class ExportService {
           });
           const onAbort = () => encoded.body.destroy(abort.signal.reason as Error);
           abort.signal.addEventListener('abort', onAbort, { once: true });
+          if (abort.signal.aborted) onAbort(); // cancelled while counting
           try {
             await this.options.storage.put(key, encoded.body, { contentType: CONTENT_TYPE[claimed.format] });
             return { ...(await encoded.done), total };
@@ -454,6 +484,7 @@ export class ExportService {
       this.options.metrics.operations.inc({ format: claimed.format, status: 'failure' });
       this.options.logger.warn({ exportId, err: error }, 'export failed');
     } finally {
+      clearInterval(heartbeat);
       this.running.delete(exportId);
     }
   }
@@ -475,27 +506,48 @@ export class ExportService {
         `must be an integer between 1 and ${this.options.streamMaxRows}`,
       );
     const gzip = input.compression === 'GZIP';
+    const open = this.streams.get(principal.userId) ?? 0;
+    if (open >= MAX_STREAMS_PER_USER)
+      throw new AppError(
+        ExportErrorCode.TOO_MANY_EXPORTS,
+        `You have ${open} direct export streams open; at most ${MAX_STREAMS_PER_USER} at once. Use startExport for more.`,
+      );
+    this.streams.set(principal.userId, open + 1);
+    const closed = () => {
+      const left = (this.streams.get(principal.userId) ?? 1) - 1;
+      if (left > 0) this.streams.set(principal.userId, left);
+      else this.streams.delete(principal.userId);
+    };
     let resolveBody!: (body: NodeJS.ReadableStream) => void;
     let rejectBody!: (error: Error) => void;
     const bodyReady = new Promise<NodeJS.ReadableStream>((resolve, reject) => {
       resolveBody = resolve;
       rejectBody = reject;
     });
-    this.withSnapshot(principal, prepared, limit, async (client, statement) => {
-      const encoded = encodeExport(client, statement, {
-        format: input.format,
-        gzipLevel: gzip ? this.options.gzipLevel : undefined,
-      });
-      const stop = () => encoded.body.destroy(new Error('client went away'));
-      if (signal.aborted) stop();
-      signal.addEventListener('abort', stop, { once: true });
-      resolveBody(encoded.body);
-      try {
-        await encoded.done;
-      } finally {
-        signal.removeEventListener('abort', stop);
-      }
-    }).catch((error: Error) => rejectBody(error));
+    this.withSnapshot(
+      principal,
+      prepared,
+      limit,
+      async (client, statement) => {
+        await client.query(`SET LOCAL statement_timeout = ${STREAM_STATEMENT_TIMEOUT_MS}`);
+        const encoded = encodeExport(client, statement, {
+          format: input.format,
+          gzipLevel: gzip ? this.options.gzipLevel : undefined,
+        });
+        const stop = () => encoded.body.destroy(new Error('client went away'));
+        if (signal.aborted) stop();
+        signal.addEventListener('abort', stop, { once: true });
+        resolveBody(encoded.body);
+        try {
+          await encoded.done;
+        } finally {
+          signal.removeEventListener('abort', stop);
+        }
+      },
+      { count: false },
+    )
+      .catch((error: Error) => rejectBody(error))
+      .finally(closed);
     const body = await bodyReady;
     const name = `${input.fileName ?? `${input.entityType.toLowerCase()}s`}.${EXTENSION[input.format]}${gzip ? '.gz' : ''}`;
     return { body, contentType: gzip ? 'application/gzip' : CONTENT_TYPE[input.format], fileName: name };
@@ -531,8 +583,16 @@ export class ExportService {
         RETURNING *`,
       [(this.options.lockMs * 10) / 1000],
     );
-    for (const row of stale) this.publish(row);
-    return { deleted: old.length, failedStale: stale.length };
+    // A queued job whose queue entry was lost (an in-process queue restarted) would hold one of its owner's slots.
+    const unclaimed = await this.returning<ExportJobRow>(
+      `UPDATE export_jobs SET status = 'FAILED', error = 'no worker took this export within an hour; start it again',
+              finished_at = now(), updated_at = now()
+        WHERE status = 'QUEUED' AND updated_at < now() - interval '1 hour'
+        RETURNING *`,
+      [],
+    );
+    for (const row of [...stale, ...unclaimed]) this.publish(row);
+    return { deleted: old.length, failedStale: stale.length + unclaimed.length };
   }
 
   /**
@@ -544,6 +604,7 @@ export class ExportService {
     prepared: PreparedExport,
     limit: number | undefined,
     work: (client: PoolClient, statement: ExportStatement, total: number) => Promise<T>,
+    options: { count: boolean } = { count: true },
   ): Promise<T> {
     const visibility = this.options.visibility();
     const binder = new SettingsBinder();
@@ -561,17 +622,28 @@ export class ExportService {
       orderBy: sortToSql(prepared.entityType, prepared.sort, 'r'),
       limit,
     };
-    const client = await this.options.pool.connect();
+    const client = await this.options.pool.connect().catch((error: Error) => {
+      throw new AppError(
+        ErrorCode.SERVICE_UNAVAILABLE,
+        'Every export connection is busy; try again shortly',
+        {
+          cause: error.message,
+        },
+      );
+    });
     let broken: Error | undefined;
     const onError = (error: Error) => (broken = error);
     client.on('error', onError);
     try {
       await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
       await binder.apply(client);
-      const counted = await client.query<{ total: number }>(
-        `SELECT count(*)::int AS total FROM ${RECORD_TABLE[prepared.entityType]} r WHERE ${where}`,
-      );
-      const total = Math.min(counted.rows[0]?.total ?? 0, limit ?? Number.MAX_SAFE_INTEGER);
+      let total = 0;
+      if (options.count) {
+        const counted = await client.query<{ total: number }>(
+          `SELECT count(*)::int AS total FROM ${RECORD_TABLE[prepared.entityType]} r WHERE ${where}`,
+        );
+        total = Math.min(counted.rows[0]?.total ?? 0, limit ?? Number.MAX_SAFE_INTEGER);
+      }
       const result = await work(client, statement, total);
       await client.query('COMMIT');
       return result;
@@ -604,11 +676,11 @@ export class ExportService {
       inFlight = true;
       this.returning<ExportJobRow>(
         `UPDATE export_jobs SET rows_exported = $3, progress = $4, updated_at = now()
-            WHERE id = $1 AND attempt_token = $2 RETURNING *`,
+            WHERE id = $1 AND attempt_token = $2 AND status = 'RUNNING' RETURNING *`,
         [row.id, token, records, progress],
       )
         .then(([updated]) => {
-          if (!updated || updated.status === 'CANCELLED') abort.abort(new CancelledError());
+          if (!updated) abort.abort(new CancelledError());
           else this.publish(updated);
         })
         .catch((error: Error) =>

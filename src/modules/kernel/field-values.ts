@@ -33,7 +33,10 @@ export function scalarProblem(spec: FieldSpec, value: unknown): string | undefin
     case 'uuid':
       return typeof value === 'string' && isUuid(value) ? undefined : 'must be a UUID';
     case 'timestamp':
-      return typeof value === 'string' && ISO_DATE.test(value) && isRealDay(value.slice(0, 10))
+      return typeof value === 'string' &&
+        ISO_DATE.test(value) &&
+        isRealDay(value.slice(0, 10)) &&
+        !Number.isNaN(Date.parse(asUtcInstant(value)))
         ? undefined
         : 'must be a date (YYYY-MM-DD or ISO 8601)';
     case 'day':
@@ -55,9 +58,15 @@ export const SQL_CAST: Readonly<Record<FieldKind, string>> = {
   day: '::date',
 };
 
+/** An ISO date or date-time with its zone; one written without a zone is read as UTC, never as server local time. */
+function asUtcInstant(value: string): string {
+  if (value.length === 10) return `${value}T00:00:00Z`;
+  return /(Z|[+-]\d{2}:\d{2})$/.test(value) ? value : `${value}Z`;
+}
+
 /** Instants are bound in UTC so the database's session time zone cannot shift them. */
 export function bindableValue(kind: FieldKind, value: unknown): unknown {
-  return kind === 'timestamp' ? new Date(String(value)).toISOString() : value;
+  return kind === 'timestamp' ? new Date(asUtcInstant(String(value))).toISOString() : value;
 }
 
 /**
