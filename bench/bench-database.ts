@@ -1,5 +1,7 @@
 import { Client } from 'pg';
-import { DataSource } from 'typeorm';
+import type { DataSource } from 'typeorm';
+import { createDataSource } from '../src/platform/db/data-source.factory';
+import { createLogger } from '../src/platform/logging/logger';
 import { MODULES, schemaOf } from '../src/modules/modules';
 import { DATA_TABLES } from '../src/seed/data-tables';
 import { seedDatabase, type SeedOptions } from '../src/seed/seed.generator';
@@ -33,14 +35,21 @@ export async function prepareBenchDatabase(
   if (exists.rowCount === 0) await admin.query(`CREATE DATABASE "${database.replace(/"/g, '')}"`);
   await admin.end();
 
-  const dataSource = new DataSource({
-    type: 'postgres',
+  // The same options (and migrations table) as the app and `npm run migrate`, so a database either migrated is reused.
+  const { dataSource } = createDataSource({
     url,
     ...schemaOf(MODULES),
-    installExtensions: false,
+    poolSize: 4,
+    logger: createLogger({ level: 'error', name: 'bench' }),
   });
   await dataSource.initialize();
   try {
+    // Bench databases made before the bench shared the app's options kept their history under `migrations`.
+    await dataSource.query(`DO $$ BEGIN
+        IF to_regclass('public.migrations') IS NOT NULL AND to_regclass('public.typeorm_migrations') IS NULL THEN
+          ALTER TABLE migrations RENAME TO typeorm_migrations;
+        END IF;
+      END $$`);
     await dataSource.runMigrations({ transaction: 'each' });
     const [current] = await dataSource.query<Counts[]>(
       `SELECT (SELECT count(*) FROM companies)::int AS companies, (SELECT count(*) FROM users)::int AS users,
@@ -78,12 +87,11 @@ export async function openBenchDatabase(
 ): Promise<DataSource> {
   const url = benchDatabaseUrl(name);
   await prepareBenchDatabase(url, sizes as unknown as SeedOptions, log);
-  const dataSource = new DataSource({
-    type: 'postgres',
+  const { dataSource } = createDataSource({
     url,
     ...schemaOf(MODULES),
-    installExtensions: false,
-    extra: { max: 4 },
+    poolSize: 4,
+    logger: createLogger({ level: 'error', name: 'bench' }),
   });
   return dataSource.initialize();
 }

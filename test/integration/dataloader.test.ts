@@ -54,13 +54,33 @@ describe('per-request DataLoaders', () => {
     await flushEntityCache();
     const hundred = await statementsFor(100);
     expect(hundred.items).toHaveLength(100);
-    // page + count + one batch of owners + one batch of accounts (+ the caller, when not cached yet)
-    expect(hundred.statements).toBeLessThanOrEqual(5);
+    // page + one batch of owners + one batch of accounts (+ the caller, when not cached yet); no count: not selected
+    expect(hundred.statements).toBeLessThanOrEqual(4);
 
     await flushEntityCache();
     const ten = await statementsFor(10);
     expect(ten.items).toHaveLength(10);
     expect(hundred.statements).toBe(ten.statements);
+  });
+
+  it('counts the visible records only when total is selected (directly or through a fragment)', async () => {
+    const run = async (query: string) => {
+      const before = t.app.queryLogger.statementCount;
+      const res = await t.gql(query, {}, a.admin.token);
+      expect(res.errors).toBeUndefined();
+      return { statements: t.app.queryLogger.statementCount - before, data: res.data!.deals };
+    };
+    await run('{ deals(pageSize: 5) { items { id } } }'); // warm the caller and their visibility
+    const without = await run('{ deals(pageSize: 5) { items { id } } }');
+    const direct = await run('{ deals(pageSize: 5) { items { id } total } }');
+    const viaFragment = await run(
+      '{ deals(pageSize: 5) { items { id } ...Counted } } fragment Counted on DealPage { total }',
+    );
+    expect(direct.statements).toBe(without.statements + 1);
+    expect(viaFragment.statements).toBe(without.statements + 1);
+    expect(direct.data.total).toBe(100);
+    expect(viaFragment.data.total).toBe(100);
+    expect(without.data.items).toEqual(direct.data.items);
   });
 
   it('resolves owner and account correctly (results in key order)', async () => {
@@ -87,10 +107,10 @@ describe('per-request DataLoaders', () => {
     }
   });
 
-  it('serves hot users and accounts from the shared cache: a warm request needs only the page queries', async () => {
+  it('serves hot users and accounts from the shared cache: a warm request needs only the page query', async () => {
     await statementsFor(100);
     const warm = await statementsFor(100);
-    expect(warm.statements).toBe(2);
+    expect(warm.statements).toBe(1); // the page; no count (total is not selected), no owners or accounts
   });
 
   it('invalidates the shared account cache on write: the next request shows the new name', async () => {

@@ -25,11 +25,14 @@ export interface ListOptions {
   pageSize: number;
   sortBy: string;
   sortDirection: SortDirection;
+  /** Count every visible record (a second statement, often costlier than the page). Default true. */
+  withTotal?: boolean;
 }
 
 export interface Page<T> {
   items: T[];
-  total: number;
+  /** Absent when the caller did not ask for it. */
+  total?: number;
   page: number;
   pageSize: number;
 }
@@ -116,9 +119,16 @@ export class RecordService<E extends OwnedEntity> {
         .offset((options.page - 1) * options.pageSize)
         .limit(options.pageSize)
         .getMany(),
-      visibleRows.clone().select('COUNT(*)::int', 'total').getRawOne<{ total: number }>(),
+      options.withTotal === false
+        ? undefined
+        : visibleRows.clone().select('COUNT(*)::int', 'total').getRawOne<{ total: number }>(),
     ]);
-    return { items, total: counted?.total ?? 0, page: options.page, pageSize: options.pageSize };
+    return {
+      items,
+      ...(options.withTotal === false ? {} : { total: counted?.total ?? 0 }),
+      page: options.page,
+      pageSize: options.pageSize,
+    };
   }
 
   async create(principal: Principal, values: Partial<E>): Promise<E> {

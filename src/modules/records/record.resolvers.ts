@@ -1,9 +1,11 @@
+import { Kind, type GraphQLResolveInfo, type SelectionNode } from 'graphql';
 import {
   Arg,
   Args,
   Ctx,
   FieldResolver,
   ID,
+  Info,
   Mutation,
   Query,
   Resolver,
@@ -67,6 +69,22 @@ interface RecordResolverOptions<E extends OwnedEntity> {
  * The read, list, create, update and delete operations and the `owner` field every record type has, in one shape
  * (type-graphql resolver inheritance); each record type's resolver extends it with what is its own.
  */
+/** Whether the field being resolved selects `name` directly, through inline fragments or named fragments. */
+function selectsField(info: GraphQLResolveInfo, name: string): boolean {
+  const seen = new Set<string>();
+  const search = (selections: readonly SelectionNode[]): boolean =>
+    selections.some((selection) => {
+      if (selection.kind === Kind.FIELD) return selection.name.value === name;
+      if (selection.kind === Kind.INLINE_FRAGMENT) return search(selection.selectionSet.selections);
+      const fragmentName = selection.name.value;
+      if (seen.has(fragmentName)) return false;
+      seen.add(fragmentName);
+      const fragment = info.fragments[fragmentName];
+      return fragment ? search(fragment.selectionSet.selections) : false;
+    });
+  return info.fieldNodes.some((node) => (node.selectionSet ? search(node.selectionSet.selections) : false));
+}
+
 function createRecordResolver<E extends OwnedEntity>(options: RecordResolverOptions<E>) {
   const single = options.label.charAt(0).toLowerCase() + options.label.slice(1);
 
@@ -88,8 +106,12 @@ function createRecordResolver<E extends OwnedEntity>(options: RecordResolverOpti
     list(
       @CurrentPrincipal() principal: Principal,
       @Args(() => ListArgs) args: ListArgs,
+      @Info() info: GraphQLResolveInfo,
     ): Promise<PageShape<E>> {
-      return options.service(this.records).list(principal, args);
+      // COUNT(*) over every visible record often costs more than the page: run it only when `total` is asked for.
+      return options
+        .service(this.records)
+        .list(principal, { ...args, withTotal: selectsField(info, 'total') });
     }
 
     @Mutation(() => options.type, { name: `create${options.label}` })

@@ -98,7 +98,8 @@ export class Deal extends OwnedRecord {
 
 export interface PageShape<T> {
   items: T[];
-  total: number;
+  /** Counted only when the query selects it. */
+  total?: number;
   page: number;
   pageSize: number;
 }
@@ -109,8 +110,8 @@ function PageOf<T extends object>(itemType: ClassType<T>, name: string) {
     @Field(() => [itemType])
     items!: T[];
 
-    @Field(() => Int, { description: 'Records visible to you in total' })
-    total!: number;
+    @Field(() => Int, { description: 'Records visible to you in total (counted only when selected)' })
+    total?: number;
 
     @Field(() => Int)
     page!: number;
