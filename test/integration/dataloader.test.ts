@@ -83,6 +83,23 @@ describe('per-request DataLoaders', () => {
     expect(without.data.items).toEqual(direct.data.items);
   });
 
+  it("reads the caller's user row once per request: authentication primes the request's loader", async () => {
+    const userLookups = async () => {
+      let total = 0;
+      for (const name of ['crm_cache_hits_total', 'crm_cache_misses_total']) {
+        const metric = await t.app.metrics.registry.getSingleMetric(name)?.get();
+        for (const value of metric?.values ?? [])
+          if (value.labels.cache === 'user' && value.labels.tier === 'redis') total += value.value;
+      }
+      return total;
+    };
+    await t.gql('{ me { id } }', {}, a.rep.token);
+    const before = await userLookups();
+    const res = await t.gql('{ me { id name email } }', {}, a.rep.token);
+    expect(res.data?.me.id).toBe(a.rep.id);
+    expect((await userLookups()) - before).toBe(1); // authentication's; `me` is served from the primed loader
+  });
+
   it('resolves owner and account correctly (results in key order)', async () => {
     const { items } = await statementsFor(100);
     const rows = await t.app.dataSource.query<

@@ -28,8 +28,12 @@ export function createIdentityLoaders(
         maxBatchSize,
       },
     );
+  const user = scoped((company, ids) => identity.usersByIds(company, ids));
+  // Authentication has just read the caller's row: `me` and `owner` fields naming them need not read it again.
+  const caller = principal && identity.authenticatedUser(principal);
+  if (caller) user.prime(caller.id, caller);
   return {
-    user: scoped((company, ids) => identity.usersByIds(company, ids)),
+    user,
     role: scoped((company, ids) => identity.rolesByIds(company, ids)),
   };
 }

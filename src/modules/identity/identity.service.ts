@@ -30,6 +30,9 @@ const LATE_INVALIDATION_MS = 1000;
 
 /** Users, roles and companies: token -> principal, and batched, cached lookups for loaders. */
 export class IdentityService {
+  /** Users as authentication loaded them, per principal object (gone with the request). */
+  private readonly authenticatedUsers = new WeakMap<Principal, UserEntity>();
+
   readonly userCache: ReadThroughCache<UserEntity>;
   readonly roleCache: ReadThroughCache<RoleEntity>;
   readonly companyCache: ReadThroughCache<CompanyEntity>;
@@ -65,13 +68,20 @@ export class IdentityService {
     const [user] = await this.usersByIds(claims.companyId, [claims.userId]);
     if (!user) throw authFailure('UNKNOWN_USER');
     if (user.deactivatedAt) throw authFailure('DEACTIVATED_USER');
-    return {
+    const principal: Principal = {
       userId: user.id,
       companyId: user.companyId,
       roleId: user.roleId,
       isAdmin: user.isAdmin,
       tokenExpiresAt: claims.expiresAt,
     };
+    this.authenticatedUsers.set(principal, user);
+    return principal;
+  }
+
+  /** The user row authentication loaded for this principal (the request's loader starts with it). */
+  authenticatedUser(principal: Principal): UserEntity | undefined {
+    return this.authenticatedUsers.get(principal);
   }
 
   usersByIds(companyId: string, ids: readonly string[]): Promise<Array<UserEntity | null>> {

@@ -1,3 +1,4 @@
+import { RecordSortIndexes1764800000000 } from '../../../migrations/1764800000000-record-sort-indexes';
 import { defineModule, RecordType, requireService } from '../kernel';
 import { AccountEntity } from './account.entity';
 import { DealEntity } from './deal.entity';
@@ -19,6 +20,7 @@ declare module '../kernel/registries' {
 export const recordsModule = defineModule<RecordsServices>({
   name: 'records',
   entities: [AccountEntity, LeadEntity, DealEntity],
+  migrations: [RecordSortIndexes1764800000000],
   cacheNamespaces: [RECORDS_CACHE],
   createServices: ({ services, config, dataSource, cache, metrics }) => {
     const audit = requireService(services, 'audit', 'records');
