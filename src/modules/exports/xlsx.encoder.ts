@@ -33,6 +33,20 @@ const STYLES =
   '<xf numFmtId="164" fontId="0" fillId="0" borderId="0" xfId="0" applyNumberFormat="1"/>' +
   '<xf numFmtId="165" fontId="0" fillId="0" borderId="0" xfId="0" applyNumberFormat="1"/></cellXfs></styleSheet>';
 
+/**
+ * COPY hands over whatever the socket holds (megabytes when Postgres streams a sorted result faster than we encode),
+ * and the parser turns a whole chunk into records at once: slice input so only a few hundred records exist at a time.
+ */
+const PARSE_CHUNK_BYTES = 16 * 1024;
+
+/** Slices chunks to `size` bytes, one slice at a time as the parser takes them (a generator waits on its reader). */
+function rechunk(size: number) {
+  return async function* (source: AsyncIterable<Buffer>) {
+    for await (const chunk of source)
+      for (let start = 0; start < chunk.length; start += size) yield chunk.subarray(start, start + size);
+  };
+}
+
 /** Text as XML character data: escaped, and without the control characters XML 1.0 cannot hold. */
 function xmlText(value: string): string {
   return (
@@ -177,7 +191,7 @@ export function xlsxEncoder(
     },
   });
   const input = new PassThrough();
-  const encoding = pipeline(input, parser, writeRows);
+  const encoding = pipeline(input, rechunk(PARSE_CHUNK_BYTES), parser, writeRows);
   zip.on('error', (error) => output.destroy(error));
   encoding.catch((error: Error) => {
     zip.abort();
