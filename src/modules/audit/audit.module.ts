@@ -1,4 +1,3 @@
-import type { Counter, Histogram } from 'prom-client';
 import { AuditArchives1764600000000 } from '../../../migrations/1764600000000-audit-archives';
 import { MetricBuckets } from '../../platform/metrics/metrics';
 import { LocalFileStorage } from '../../platform/storage/local-file.storage';
@@ -73,19 +72,17 @@ export const auditModule = defineModule<AuditServices>({
       retentionMonths: config.audit.retentionMonths,
       logger,
       metrics: {
-        archiveOperations: metrics.declare({
-          type: 'counter',
-          name: AuditMetric.archiveOperations,
-          help: 'Audit month archives and restores by outcome',
-          labelNames: ['operation', 'status'],
-        }) as Counter<'operation' | 'status'>,
-        maintenanceDuration: metrics.declare({
-          type: 'histogram',
-          name: AuditMetric.maintenanceDuration,
-          help: 'Audit maintenance runs (ensure + archive)',
-          labelNames: ['status'],
-          buckets: MetricBuckets.long,
-        }) as Histogram<'status'>,
+        archiveOperations: metrics.counter(
+          AuditMetric.archiveOperations,
+          'Audit month archives and restores by outcome',
+          ['operation', 'status'],
+        ),
+        maintenanceDuration: metrics.histogram(
+          AuditMetric.maintenanceDuration,
+          'Audit maintenance runs (ensure + archive)',
+          ['status'],
+          MetricBuckets.long,
+        ),
       },
     });
     const audit = new AuditService();

@@ -1,5 +1,4 @@
 import { Pool } from 'pg';
-import type { Counter, Histogram } from 'prom-client';
 
 import { ExportJobs1764700000000 } from '../../../migrations/1764700000000-export-jobs';
 import { MetricBuckets } from '../../platform/metrics/metrics';
@@ -59,31 +58,21 @@ export const exportsModule = defineModule<ExportServices>({
       lockMs: config.exports.lockMs,
       concurrency: config.exports.concurrency,
       metrics: {
-        operations: metrics.declare({
-          type: 'counter',
-          name: ExportMetric.operations,
-          help: 'Export jobs by format and outcome (success, failure, cancelled)',
-          labelNames: ['format', 'status'],
-        }) as Counter<'format' | 'status'>,
-        rows: metrics.declare({
-          type: 'counter',
-          name: ExportMetric.rows,
-          help: 'Rows written by finished exports',
-          labelNames: ['format'],
-        }) as Counter<'format'>,
-        bytes: metrics.declare({
-          type: 'counter',
-          name: ExportMetric.bytes,
-          help: 'Bytes written by finished exports (after compression)',
-          labelNames: ['format'],
-        }) as Counter<'format'>,
-        duration: metrics.declare({
-          type: 'histogram',
-          name: ExportMetric.duration,
-          help: 'Export duration, from claim to stored file',
-          labelNames: ['format'],
-          buckets: MetricBuckets.long,
-        }) as Histogram<'format'>,
+        operations: metrics.counter(
+          ExportMetric.operations,
+          'Export jobs by format and outcome (success, failure, cancelled)',
+          ['format', 'status'],
+        ),
+        rows: metrics.counter(ExportMetric.rows, 'Rows written by finished exports', ['format']),
+        bytes: metrics.counter(ExportMetric.bytes, 'Bytes written by finished exports (after compression)', [
+          'format',
+        ]),
+        duration: metrics.histogram(
+          ExportMetric.duration,
+          'Export duration, from claim to stored file',
+          ['format'],
+          MetricBuckets.long,
+        ),
       },
     });
     return { exports: service };

@@ -195,11 +195,13 @@ export class Metrics implements CacheMetrics {
     return metric;
   }
 
-  private counter<L extends string>(name: string, help: string, labelNames: readonly L[]): Counter<L> {
+  /** `declare` for a counter, typed by its label names. */
+  counter<L extends string>(name: string, help: string, labelNames: readonly L[]): Counter<L> {
     return this.declare({ type: 'counter', name, help, labelNames }) as Counter<L>;
   }
 
-  private histogram<L extends string>(
+  /** `declare` for a histogram, typed by its label names. */
+  histogram<L extends string>(
     name: string,
     help: string,
     labelNames: readonly L[],
