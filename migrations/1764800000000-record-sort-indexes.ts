@@ -22,14 +22,16 @@ const SUPERSEDED = [
  */
 export class RecordSortIndexes1764800000000 implements MigrationInterface {
   name = 'RecordSortIndexes1764800000000';
+  /** Built CONCURRENTLY (writes go on meanwhile), which cannot run inside a transaction. */
+  transaction = false;
 
   async up(queryRunner: QueryRunner): Promise<void> {
     for (const [table, columns] of Object.entries(SORT_COLUMNS))
       for (const column of columns)
         await queryRunner.query(
-          `CREATE INDEX IF NOT EXISTS ${table}_company_${column}_id_idx ON ${table} (company_id, ${column}, id)`,
+          `CREATE INDEX CONCURRENTLY IF NOT EXISTS ${table}_company_${column}_id_idx ON ${table} (company_id, ${column}, id)`,
         );
-    for (const [index] of SUPERSEDED) await queryRunner.query(`DROP INDEX IF EXISTS ${index}`);
+    for (const [index] of SUPERSEDED) await queryRunner.query(`DROP INDEX CONCURRENTLY IF EXISTS ${index}`);
   }
 
   async down(queryRunner: QueryRunner): Promise<void> {

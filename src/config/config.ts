@@ -91,10 +91,22 @@ const environmentSchema = z.object({
   SHARING_VISIBILITY_TTL_SECONDS: positiveInt(1800),
   SEED_DEMO_WHEN_EMPTY: booleanFlag(true),
   /**
-   * Emails of the platform's operators (comma-separated): company admins among them may run and inspect operations
-   * that span every tenant (audit partitions, archives, maintenance). Empty: those are CLI/worker only.
+   * User ids of the platform's operators (comma-separated): company admins among them may run and inspect operations
+   * that span every tenant (audit partitions, archives, maintenance). Ids, not emails: a tenant's admin chooses the
+   * emails of the users they create, never their ids. Empty: those operations are CLI/worker only.
    */
-  PLATFORM_OPERATOR_EMAILS: z.string().optional(),
+  PLATFORM_OPERATOR_USER_IDS: z
+    .string()
+    .optional()
+    .refine(
+      (value) =>
+        (value ?? '')
+          .split(',')
+          .map((id) => id.trim())
+          .filter(Boolean)
+          .every((id) => /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(id)),
+      { message: 'must be a comma-separated list of user ids (UUIDs)' },
+    ),
   /** Verified gzip archives of audit months past retention. */
   AUDIT_ARCHIVE_DIR: z.string().min(1).default('.data/audit-archive'),
   AUDIT_RETENTION_MONTHS: z.coerce.number().int().min(1).max(240).default(12),
@@ -160,7 +172,7 @@ export interface AppConfig {
   readonly dataloaderMaxBatch: number;
   readonly sharing: { readonly rulesTtlSeconds: number; readonly visibilityTtlSeconds: number };
   readonly seedDemoWhenEmpty: boolean;
-  /** Lower-cased operator emails; see PLATFORM_OPERATOR_EMAILS. */
+  /** Lower-cased operator user ids; see PLATFORM_OPERATOR_USER_IDS. */
   readonly platformOperators: readonly string[];
   readonly audit: {
     readonly archiveDirectory: string;
@@ -264,9 +276,9 @@ export function loadConfig(
       visibilityTtlSeconds: e.SHARING_VISIBILITY_TTL_SECONDS,
     },
     seedDemoWhenEmpty: e.SEED_DEMO_WHEN_EMPTY,
-    platformOperators: (e.PLATFORM_OPERATOR_EMAILS ?? '')
+    platformOperators: (e.PLATFORM_OPERATOR_USER_IDS ?? '')
       .split(',')
-      .map((email) => email.trim().toLowerCase())
+      .map((id) => id.trim().toLowerCase())
       .filter(Boolean),
     audit: {
       archiveDirectory: e.AUDIT_ARCHIVE_DIR,

@@ -78,7 +78,7 @@ export default async function globalSetup(): Promise<void> {
     installExtensions: false,
   });
   await dataSource.initialize();
-  await dataSource.runMigrations();
+  await dataSource.runMigrations({ transaction: 'each' });
   await dataSource.destroy();
 
   const redis = new Redis(process.env.TEST_REDIS_URL!);

@@ -277,19 +277,18 @@ describe('auditLog query and maintenance over GraphQL', () => {
   let worker: TestApp;
   let tenant: TestTenant;
 
-  const operatorEmail = `ops-${randomUUID()}@platform.test`;
+  const operatorId = randomUUID();
   let operatorToken: string;
 
   beforeAll(async () => {
     const queuePrefix = `test-${randomUUID().slice(0, 8)}`;
-    const env = { PLATFORM_OPERATOR_EMAILS: `someone@else.test, ${operatorEmail.toUpperCase()}` };
+    const env = { PLATFORM_OPERATOR_USER_IDS: `${randomUUID()}, ${operatorId.toUpperCase()}` };
     t = await startTestApp(env, 'gateway', { queuePrefix });
     worker = await startTestApp(env, 'worker', { queuePrefix }); // workers own the schedules
     tenant = await createTenant(t.app);
-    const operatorId = randomUUID();
     await t.app.dataSource.query(
       `INSERT INTO users (id, company_id, email, name, role_id, is_admin) VALUES ($1, $2, $3, 'Ops', $4, true)`,
-      [operatorId, tenant.companyId, operatorEmail, tenant.roleIds.ceo],
+      [operatorId, tenant.companyId, `ops-${operatorId}@platform.test`, tenant.roleIds.ceo],
     );
     operatorToken = await t.app.services.tokens.mint(operatorId, tenant.companyId);
   });

@@ -13,7 +13,7 @@ export class AuditMaintenance {
   constructor(
     readonly partitions: AuditPartitionManager,
     private readonly options: {
-      /** Emails of platform operators, who may run it through GraphQL. */
+      /** User ids of platform operators, who may run it through GraphQL. */
       operators: ReadonlySet<string>;
       schedule: Schedule;
       monthsAhead: number;

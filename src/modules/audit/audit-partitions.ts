@@ -371,6 +371,7 @@ export class AuditPartitionManager {
       return { month, partitionName: name, step, error: (error as Error).message, rowsKept };
     }
   }
+
   /** Attaches a detached month again (rows for it in the default partition move in); false when that failed. */
   private async reattach(client: PoolClient, name: string, month: Date): Promise<boolean> {
     try {
@@ -538,7 +539,11 @@ export class AuditPartitionManager {
     try {
       await client.query('SELECT pg_advisory_lock($1)', [PARTITION_LOCK_KEY]);
       const result = await work(client);
-      await client.query('SELECT pg_advisory_unlock($1)', [PARTITION_LOCK_KEY]);
+      // The work is committed: a failed unlock must not report it as failed. The connection is discarded instead,
+      // which ends the session and with it the lock.
+      await client.query('SELECT pg_advisory_unlock($1)', [PARTITION_LOCK_KEY]).catch((error: Error) => {
+        broken = error;
+      });
       return result;
     } catch (error) {
       if (error instanceof BrokenConnection) {
@@ -548,7 +553,11 @@ export class AuditPartitionManager {
         throw error.cause;
       }
       if (!broken)
-        await client.query('SELECT pg_advisory_unlock($1)', [PARTITION_LOCK_KEY]).catch(() => undefined);
+        await client
+          .query('SELECT pg_advisory_unlock($1)', [PARTITION_LOCK_KEY])
+          .catch((unlockError: Error) => {
+            broken = unlockError; // never hand back a connection that may still hold the lock
+          });
       throw error;
     } finally {
       client.off('error', onError);

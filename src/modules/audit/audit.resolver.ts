@@ -31,13 +31,12 @@ export class AuditResolver {
 
   /**
    * Partitions and archives hold every tenant's rows, and maintenance takes locks every mutation waits on: only the
-   * platform's operators (company admins listed in PLATFORM_OPERATOR_EMAILS) may use them, never any company's admin.
+   * platform's operators (company admins whose user ids are in PLATFORM_OPERATOR_USER_IDS) may use them.
    */
   private async requireOperator(principal: Principal, what: string): Promise<void> {
     await this.identity.requireAdmin(principal, what);
-    const [user] = await this.identity.usersByIds(principal.companyId, [principal.userId]);
-    if (!user || !this.operators.has(user.email.toLowerCase()))
-      throw new ForbiddenError(`Only platform operators (PLATFORM_OPERATOR_EMAILS) may ${what}`);
+    if (!this.operators.has(principal.userId.toLowerCase()))
+      throw new ForbiddenError(`Only platform operators (PLATFORM_OPERATOR_USER_IDS) may ${what}`);
   }
 
   @Query(() => AuditLogPageType, {

@@ -472,7 +472,9 @@ export class ExportService {
         return;
       }
       const message = publicMessage(error);
-      if (job.attempt < MAX_ATTEMPTS && !(error instanceof AppError)) {
+      // Our own errors are final (bad input, a deactivated owner) except a busy pool, which the next try may find free.
+      const retryable = !(error instanceof AppError) || error.code === ErrorCode.SERVICE_UNAVAILABLE;
+      if (job.attempt < MAX_ATTEMPTS && retryable) {
         await this.options.dataSource.query(
           `UPDATE export_jobs SET status = 'QUEUED', error = $3, updated_at = now()
             WHERE id = $1 AND attempt_token = $2 AND status = 'RUNNING'`,
@@ -583,13 +585,15 @@ export class ExportService {
         RETURNING *`,
       [(this.options.lockMs * 10) / 1000],
     );
-    // A queued job whose queue entry was lost (an in-process queue restarted) would hold one of its owner's slots.
+    // A queued job whose queue entry was lost (an in-process queue restarted) would hold one of its owner's slots
+    // for good; one still waiting after the whole retention period is given up (a backlog clears long before).
     const unclaimed = await this.returning<ExportJobRow>(
-      `UPDATE export_jobs SET status = 'FAILED', error = 'no worker took this export within an hour; start it again',
+      `UPDATE export_jobs SET status = 'FAILED',
+              error = 'no worker took this export within the retention period; start it again',
               finished_at = now(), updated_at = now()
-        WHERE status = 'QUEUED' AND updated_at < now() - interval '1 hour'
+        WHERE status = 'QUEUED' AND updated_at < now() - make_interval(hours => $1)
         RETURNING *`,
-      [],
+      [this.options.retentionHours],
     );
     for (const row of [...stale, ...unclaimed]) this.publish(row);
     return { deleted: old.length, failedStale: stale.length + unclaimed.length };
