@@ -5,11 +5,16 @@ import { createGzip } from 'node:zlib';
 import type { PoolClient } from 'pg';
 import { to as copyTo } from 'pg-copy-streams';
 import { CsvRecordCounter, tap } from '../../platform/streams/stream-taps';
+import { graphqlEnum, type EnumValue } from '../kernel';
 import { csvExpression, jsonExpression, quoteIdentifier, type ExportColumn } from './export.fields';
 import { XLSX_NULL_SQL, xlsxEncoder } from './xlsx.encoder';
 
-export const ExportFormat = { CSV: 'CSV', JSON: 'JSON', NDJSON: 'NDJSON', XLSX: 'XLSX' } as const;
-export type ExportFormat = (typeof ExportFormat)[keyof typeof ExportFormat];
+export const ExportFormat = graphqlEnum(
+  'ExportFormat',
+  ['CSV', 'JSON', 'NDJSON', 'XLSX'],
+  'CSV (RFC 4180, header row), JSON (one array), NDJSON (one object per line), XLSX (typed cells)',
+);
+export type ExportFormat = EnumValue<typeof ExportFormat>;
 
 export const CONTENT_TYPE: Readonly<Record<ExportFormat, string>> = {
   CSV: 'text/csv; charset=utf-8',

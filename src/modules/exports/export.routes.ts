@@ -26,6 +26,14 @@ export function parseRange(header: string | undefined, size: number): ByteRange 
   return { start, end };
 }
 
+/** The job says COMPLETED but its file is no longer in storage. */
+function gone(id: string): RouteResponse {
+  return {
+    status: 410,
+    json: { errors: [{ message: `The file of export ${id} is gone`, extensions: { code: 'GONE' } }] },
+  };
+}
+
 async function download(
   service: ExportService,
   storage: FileStorage,
@@ -35,11 +43,7 @@ async function download(
 ): Promise<RouteResponse> {
   const { view, key } = await service.downloadable(principal, id);
   const file = await storage.stat(key);
-  if (!file)
-    return {
-      status: 410,
-      json: { errors: [{ message: `The file of export ${id} is gone`, extensions: { code: 'GONE' } }] },
-    };
+  if (!file) return gone(id);
   const etag = `"${view.sha256}"`;
   const common = {
     etag,
@@ -54,11 +58,7 @@ async function download(
   const ifRange = headers['if-range'];
   const range = ifRange === undefined || ifRange === etag ? parseRange(headers.range, file.size) : undefined;
   const body = await storage.get(key, range);
-  if (!body)
-    return {
-      status: 410,
-      json: { errors: [{ message: `The file of export ${id} is gone`, extensions: { code: 'GONE' } }] },
-    };
+  if (!body) return gone(id);
   if (!range) return { stream: body, headers: { ...common, 'content-length': String(file.size) } };
   const end = range.end ?? file.size - 1;
   return {

@@ -18,6 +18,8 @@ import type { FileStorage } from '../../platform/storage/file-storage';
 import {
   bindNamed,
   filtersToSql,
+  graphqlEnum,
+  type EnumValue,
   RECORD_TABLE,
   RecordType,
   sortToSql,
@@ -42,16 +44,16 @@ export const ExportTopic = { progress: 'EXPORT_PROGRESS' } as const;
 export const ExportErrorCode = { TOO_MANY_EXPORTS: 'TOO_MANY_EXPORTS' } as const;
 const CANCEL_CHANNEL = 'crm:exports:cancel';
 
-export const ExportStatus = {
-  QUEUED: 'QUEUED',
-  RUNNING: 'RUNNING',
-  COMPLETED: 'COMPLETED',
-  FAILED: 'FAILED',
-  CANCELLED: 'CANCELLED',
-} as const;
-export type ExportStatus = (typeof ExportStatus)[keyof typeof ExportStatus];
-export const ExportCompression = { GZIP: 'GZIP', NONE: 'NONE' } as const;
-export type ExportCompression = (typeof ExportCompression)[keyof typeof ExportCompression];
+export const ExportStatus = graphqlEnum('ExportStatus', [
+  'QUEUED',
+  'RUNNING',
+  'COMPLETED',
+  'FAILED',
+  'CANCELLED',
+]);
+export type ExportStatus = EnumValue<typeof ExportStatus>;
+export const ExportCompression = graphqlEnum('ExportCompression', ['GZIP', 'NONE']);
+export type ExportCompression = EnumValue<typeof ExportCompression>;
 
 const FINAL: ReadonlySet<string> = new Set(['COMPLETED', 'FAILED', 'CANCELLED']);
 /** A job is tried this many times (a worker that dies mid-export counts as a try). */
@@ -141,6 +143,7 @@ export interface ExportServiceOptions {
   /** The exports' own small pool: a long export never holds a connection GraphQL needs. */
   pool: Pool;
   visibility: () => VisibilityService;
+  identity: ServiceRegistry['identity'];
   queue: QueueDriver;
   pubsub: GraphQLPubSub;
   events: EventBus;
@@ -722,18 +725,16 @@ export class ExportService {
     return row;
   }
 
+  /** The job's owner as a principal, through identity's user lookup (a deactivation reaches every process at once). */
   private async ownerPrincipal(row: ExportJobRow): Promise<Principal> {
-    const [user] = await this.options.dataSource.query<Array<{ role_id: string | null; is_admin: boolean }>>(
-      'SELECT role_id, is_admin FROM users WHERE id = $1 AND company_id = $2 AND deactivated_at IS NULL',
-      [row.owner_id, row.company_id],
-    );
-    if (!user)
+    const [user] = await this.options.identity.usersByIds(row.company_id, [row.owner_id]);
+    if (!user || user.deactivatedAt)
       throw new AppError(ErrorCode.FORBIDDEN, 'The user who started this export is no longer active');
     return {
-      userId: row.owner_id,
-      companyId: row.company_id,
-      roleId: user.role_id,
-      isAdmin: user.is_admin,
+      userId: user.id,
+      companyId: user.companyId,
+      roleId: user.roleId,
+      isAdmin: user.isAdmin,
       tokenExpiresAt: Number.MAX_SAFE_INTEGER,
     };
   }

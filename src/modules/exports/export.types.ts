@@ -1,15 +1,7 @@
-import { Field, Float, ID, InputType, Int, ObjectType, registerEnumType } from 'type-graphql';
+import { Field, Float, ID, InputType, Int, ObjectType } from 'type-graphql';
 import { RecordFilter, RecordSort, RecordType } from '../kernel';
 import { ExportFormat } from './export.pipeline';
 import { ExportCompression, ExportStatus } from './export.service';
-
-registerEnumType(ExportFormat, {
-  name: 'ExportFormat',
-  description:
-    'CSV (RFC 4180, header row), JSON (one array), NDJSON (one object per line), XLSX (typed cells)',
-});
-registerEnumType(ExportCompression, { name: 'ExportCompression' });
-registerEnumType(ExportStatus, { name: 'ExportStatus' });
 
 @InputType()
 export class StartExportInput {

@@ -46,6 +46,7 @@ export const exportsModule = defineModule<ExportServices>({
       dataSource,
       pool,
       visibility: () => requireService(services, 'visibility', 'exports'),
+      identity: requireService(services, 'identity', 'exports'),
       queue,
       pubsub,
       events,
