@@ -5,6 +5,7 @@ import { identityModule } from './identity';
 import type { CrmModule } from './kernel';
 import { recordsModule } from './records';
 import { sharingModule } from './sharing';
+import { vectorsModule } from './vectors';
 
 /**
  * Every capability of the gateway, in build order: a module's services may use those of the modules above it. Adding a
@@ -16,6 +17,7 @@ export const MODULES: readonly CrmModule[] = [
   sharingModule,
   recordsModule,
   exportsModule,
+  vectorsModule,
   healthModule,
 ];
 

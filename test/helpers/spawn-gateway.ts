@@ -25,8 +25,12 @@ export function testProcessEnv(overrides: NodeJS.ProcessEnv = {}): NodeJS.Proces
 }
 
 /** Runs a built entry point (dist/src/*.js, built by the global setup) as a real OS process. */
-export function spawnBuilt(entry: 'main' | 'worker', env: NodeJS.ProcessEnv): SpawnedProcess {
-  const child = spawn(process.execPath, [resolve(__dirname, `../../dist/src/${entry}.js`)], {
+export function spawnBuilt(
+  entry: 'main' | 'worker' | 'cli/embedded-postgres.cli',
+  env: NodeJS.ProcessEnv,
+  args: readonly string[] = [],
+): SpawnedProcess {
+  const child = spawn(process.execPath, [resolve(__dirname, `../../dist/src/${entry}.js`), ...args], {
     env: { PATH: process.env.PATH, ...env },
     cwd: resolve(__dirname, '../..'),
   });

@@ -30,7 +30,7 @@ export interface TestApp {
 export async function startTestApp(
   overrides: Record<string, string> = {},
   role: ProcessRole = 'gateway',
-  options: { modules?: readonly CrmModule[]; queuePrefix?: string } = {},
+  options: { modules?: readonly CrmModule[]; queuePrefix?: string; migrate?: boolean } = {},
 ): Promise<TestApp> {
   const config = loadConfig(process.env, { PORT: '0', HOST: '127.0.0.1', ...overrides });
   const app = await startApp({
@@ -38,6 +38,7 @@ export async function startTestApp(
     role,
     queuePrefix: options.queuePrefix ?? `test-${randomUUID().slice(0, 8)}`,
     modules: options.modules,
+    migrate: options.migrate,
   });
   const url = app.url ?? '';
   return {

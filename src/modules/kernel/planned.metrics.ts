@@ -1,8 +1,7 @@
 import { MetricBuckets, type MetricFamily } from '../../platform/metrics/metrics';
 
 /**
- * Families the dashboard and alerts already chart for the capabilities being built (workflows, exports, search,
- * reports, vectors), declared here so operators' queries keep resolving meanwhile. Each capability's slice takes its
+ * Families the dashboard and alerts already chart for the capabilities being built (workflows, search, reports), declared here so operators' queries keep resolving meanwhile. Each capability's slice takes its
  * families over in its own module's `metrics` and deletes them from this list.
  */
 export const PLANNED_CAPABILITY_METRICS: readonly MetricFamily[] = [
@@ -31,13 +30,6 @@ export const PLANNED_CAPABILITY_METRICS: readonly MetricFamily[] = [
     name: 'crm_report_duration_seconds',
     help: 'Report duration',
     labelNames: ['source'],
-    buckets: MetricBuckets.latency,
-  },
-  {
-    type: 'histogram',
-    name: 'crm_vector_search_duration_seconds',
-    help: 'Vector similarity search duration',
-    labelNames: ['backend'],
     buckets: MetricBuckets.latency,
   },
 ];

@@ -8,6 +8,7 @@ import { AccountEntity } from './account.entity';
 import { DealEntity } from './deal.entity';
 import { LeadEntity } from './lead.entity';
 import { RecordType } from '../kernel';
+import type { RecordChangeFeed } from './record-changes';
 import { RecordService, type RecordServiceDeps } from './record-type.service';
 
 /** This slice's cache namespace (accounts): keys `crm:records:{company}:account:...`. */
@@ -60,6 +61,8 @@ export interface RecordServices {
   leads: RecordService<LeadEntity>;
   deals: RecordService<DealEntity>;
   accounts: AccountService;
+  /** Every committed record write, in this process. */
+  changes: RecordChangeFeed;
 }
 
 export function createRecordServices(
@@ -101,5 +104,5 @@ export function createRecordServices(
         throw ValidationError.single('input.accountId', 'must be the id of an account you can see');
     },
   );
-  return { leads, deals, accounts };
+  return { leads, deals, accounts, changes: deps.changes };
 }

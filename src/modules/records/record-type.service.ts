@@ -10,6 +10,7 @@ import { AuditAction, type AuditService } from '../audit';
 import type { IdentityService } from '../identity';
 import type { Principal } from '../kernel';
 import type { VisibilityService, WriteVisibility } from '../sharing';
+import type { RecordChangeFeed } from './record-changes';
 import { fieldsFor, findField, type RecordType, type SortDirection } from '../kernel';
 
 export interface OwnedEntity extends ObjectLiteral {
@@ -50,6 +51,7 @@ export interface RecordServiceDeps {
   audit: AuditService;
   identity: IdentityService;
   maxPageSize: number;
+  changes: RecordChangeFeed;
 }
 
 /**
@@ -135,7 +137,7 @@ export class RecordService<E extends OwnedEntity> {
     const ownerId = values.ownerId ?? principal.userId;
     await this.assertOwnerInCompany(principal, ownerId, values.ownerId !== undefined);
     await this.beforeWrite(principal, values);
-    return this.deps.dataSource.transaction(async (manager) => {
+    const created = await this.deps.dataSource.transaction(async (manager) => {
       // Before the insert: the owner may default to the caller, whose row must still exist.
       await this.deps.audit.assertActiveActor(manager, principal);
       const candidate = manager.create(this.definition.entity, {
@@ -152,6 +154,8 @@ export class RecordService<E extends OwnedEntity> {
       });
       return saved;
     });
+    this.changed(principal, created.id, 'CREATE');
+    return created;
   }
 
   async update(principal: Principal, id: string, patch: Partial<E>): Promise<E> {
@@ -179,6 +183,7 @@ export class RecordService<E extends OwnedEntity> {
       return saved;
     });
     await this.afterWrite(principal, id);
+    this.changed(principal, id, 'UPDATE');
     return updated;
   }
 
@@ -196,7 +201,12 @@ export class RecordService<E extends OwnedEntity> {
       });
     });
     await this.afterWrite(principal, id);
+    this.changed(principal, id, 'DELETE');
     return true;
+  }
+
+  private changed(principal: Principal, id: string, action: 'CREATE' | 'UPDATE' | 'DELETE'): void {
+    this.deps.changes.emit({ companyId: principal.companyId, type: this.definition.objectType, id, action });
   }
 
   protected repository() {

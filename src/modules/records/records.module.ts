@@ -3,6 +3,7 @@ import { defineModule, RecordType, requireService } from '../kernel';
 import { AccountEntity } from './account.entity';
 import { DealEntity } from './deal.entity';
 import { LeadEntity } from './lead.entity';
+import { RecordChangeFeed } from './record-changes';
 import { createRecordLoaders } from './record.loaders';
 import { AccountResolver, DealResolver, LeadResolver } from './record.resolvers';
 import { createRecordServices, RECORDS_CACHE, type RecordServices } from './record-services';
@@ -22,7 +23,7 @@ export const recordsModule = defineModule<RecordsServices>({
   entities: [AccountEntity, LeadEntity, DealEntity],
   migrations: [RecordSortIndexes1764800000000],
   cacheNamespaces: [RECORDS_CACHE],
-  createServices: ({ services, config, dataSource, cache, metrics }) => {
+  createServices: ({ services, config, dataSource, cache, metrics, logger }) => {
     const audit = requireService(services, 'audit', 'records');
     audit.declare({ objectTypes: Object.values(RecordType) });
     return {
@@ -33,6 +34,7 @@ export const recordsModule = defineModule<RecordsServices>({
           audit,
           identity: requireService(services, 'identity', 'records'),
           maxPageSize: config.graphql.maxPageSize,
+          changes: new RecordChangeFeed(logger),
         },
         cache,
         config.entityCacheTtlSeconds,
