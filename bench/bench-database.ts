@@ -1,4 +1,5 @@
 import { Client } from 'pg';
+import { startEmbeddedPostgres } from '../src/platform/db/embedded-postgres';
 import type { DataSource } from 'typeorm';
 import { createDataSource } from '../src/platform/db/data-source.factory';
 import { createLogger } from '../src/platform/logging/logger';
@@ -94,4 +95,34 @@ export async function openBenchDatabase(
     logger: createLogger({ level: 'error', name: 'bench' }),
   });
   return dataSource.initialize();
+}
+
+/** An embedded PGlite (with pgvector) under `.data/bench-pglite-<name>`, migrated like the app's own. */
+export async function openEmbeddedBenchDatabase(
+  name: string,
+  log: (message: string) => void,
+): Promise<{ dataSource: DataSource; stop(): Promise<void> }> {
+  const dataDir = `.data/bench-pglite-${name}`;
+  log(`starting embedded PGlite in ${dataDir} ...`);
+  const embedded = await startEmbeddedPostgres({ dataDir, maxConnections: 10 });
+  const { dataSource } = createDataSource({
+    url: embedded.url,
+    ...schemaOf(MODULES),
+    poolSize: 4,
+    logger: createLogger({ level: 'error', name: 'bench' }),
+  });
+  try {
+    await dataSource.initialize();
+    await dataSource.runMigrations({ transaction: 'each' });
+  } catch (error) {
+    await embedded.stop();
+    throw error;
+  }
+  return {
+    dataSource,
+    stop: async () => {
+      await dataSource.destroy();
+      await embedded.stop();
+    },
+  };
 }

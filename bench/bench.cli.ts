@@ -5,7 +5,7 @@ import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { MODULES } from '../src/modules/modules';
 import type { BenchScenario } from '../src/modules/kernel';
-import { BENCH_REDIS_URL, openBenchDatabase } from './bench-database';
+import { BENCH_REDIS_URL, openBenchDatabase, openEmbeddedBenchDatabase } from './bench-database';
 import { printTable, timeCalls, type Scenario, type ScenarioResult } from './harness';
 import { gatewayNested, gatewaySimple } from './scenarios/gateway.bench';
 import { metricsScrape } from './scenarios/metrics.bench';
@@ -21,6 +21,7 @@ function fromModule(scenario: BenchScenario): Scenario {
         redisUrl: BENCH_REDIS_URL,
         timeCalls,
         openDatabase: (name, sizes) => openBenchDatabase(name, sizes, log),
+        openEmbeddedDatabase: (name) => openEmbeddedBenchDatabase(name, log),
       }),
   };
 }

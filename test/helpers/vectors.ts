@@ -1,40 +1,5 @@
-/** Deterministic pseudo-random numbers (mulberry32), so vector tests and benchmarks see the same data each run. */
-export function seededRandom(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-/** Gaussian-ish noise from the sum of uniforms (cheap, deterministic). */
-function noise(random: () => number): number {
-  return random() + random() + random() - 1.5;
-}
-
-/**
- * Vectors in `clusters` tight groups around random centres (uniform random high-dimensional data has no neighbours
- * worth finding; CRM embeddings cluster by topic).
- */
-export function clusteredVectors(
-  count: number,
-  dimension: number,
-  seed: number,
-  clusters = 20,
-  spread = 0.35,
-): number[][] {
-  const random = seededRandom(seed);
-  const centres = Array.from({ length: clusters }, () =>
-    Array.from({ length: dimension }, () => noise(random)),
-  );
-  return Array.from({ length: count }, (_, i) => {
-    const centre = centres[i % clusters]!;
-    return centre.map((value) => value + spread * noise(random));
-  });
-}
+// The generator the benchmarks use, so tests and `npm run bench` see the same kind of data.
+export { clusteredVectors } from '../../src/modules/vectors/vector.synthetic';
 
 export function cosine(a: readonly number[], b: readonly number[]): number {
   let dot = 0;

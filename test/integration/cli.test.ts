@@ -108,6 +108,38 @@ describe('command line: migrate, seed, token', () => {
     });
   });
 
+  it('vectors:reindex embeds existing records, and says why a backend cannot be rebuilt', async () => {
+    const db = new Client({ connectionString: url });
+    await db.connect();
+    try {
+      const { rows } = await db.query<{ id: string; records: string }>(
+        `SELECT c.id, (SELECT count(*) FROM leads WHERE company_id = c.id) + (SELECT count(*) FROM deals WHERE company_id = c.id)
+                     + (SELECT count(*) FROM accounts WHERE company_id = c.id) AS records
+           FROM companies c ORDER BY c.name LIMIT 1`,
+      );
+      const company = rows[0]!;
+      expect(Number(company.records)).toBeGreaterThan(0);
+      const { stdout } = await cli('vectors-reindex', ['--embed-records', '--company', company.id]);
+      expect(stdout).toMatch(new RegExp(`\\b${company.records} record vectors written`));
+      const stored = await db.query<{ n: number; types: string[] }>(
+        `SELECT count(*)::int AS n, array_agg(DISTINCT entity_type ORDER BY entity_type) AS types
+           FROM vector_documents WHERE company_id = $1 AND embedding IS NOT NULL`,
+        [company.id],
+      );
+      expect(stored.rows[0]).toEqual({ n: Number(company.records), types: ['ACCOUNT', 'DEAL', 'LEAD'] });
+    } finally {
+      await db.end();
+    }
+    // This Postgres has no pgvector, and no OpenSearch is configured.
+    await expect(cli('vectors-reindex', ['--backend', 'pgvector'])).rejects.toMatchObject({
+      stderr: expect.stringMatching(/pgvector cannot be rebuilt now: the vector extension is not installed/),
+    });
+    await expect(cli('vectors-reindex', ['--backend', 'opensearch'])).rejects.toMatchObject({
+      code: 64,
+      stderr: expect.stringMatching(/No index backend named opensearch is configured \(pgvector\)/),
+    });
+  });
+
   it('audit:maintain creates a month that arrived early, archives an old one, restores it, and says so', async () => {
     const archiveDir = mkdtempSync(join(tmpdir(), 'audit-cli-'));
     const withArchive = { ...env, AUDIT_ARCHIVE_DIR: archiveDir };

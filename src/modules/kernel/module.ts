@@ -97,6 +97,11 @@ export interface BenchContext {
   log(message: string): void;
   /** A migrated database of the scenario's own, seeded (seed 42) with `sizes`; reused while it holds them. */
   openDatabase(name: string, sizes: Readonly<Record<string, unknown>>): Promise<DataSource>;
+  /**
+   * The embedded PGlite (PostgreSQL 18 + pgvector) with a data directory of the scenario's own, migrated and empty of
+   * seed data; kept between runs. `stop` closes the pool and the database.
+   */
+  openEmbeddedDatabase(name: string): Promise<{ dataSource: DataSource; stop(): Promise<void> }>;
   /** The Redis the benchmarks may use (its own DB index). */
   redisUrl: string;
   /** Times `fn` `iterations` times after `warmup` untimed runs. */

@@ -68,11 +68,20 @@ export interface VectorHit {
 
 const RECORD_DOC_ID = /^(lead|deal|account):([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$/i;
 
-/** `lead:<uuid>` names the lead's vector (likewise deal and account); any other id is a free document. */
-export function classifyDocId(docId: string): { entityType: VectorEntityType; recordId: string | null } {
+/**
+ * `lead:<uuid>` names the lead's vector (likewise deal and account); any other id is a free document. A record's id
+ * comes back in one spelling (lower case), so `LEAD:<UUID>` and `lead:<uuid>` are the same document.
+ */
+export function classifyDocId(docId: string): {
+  docId: string;
+  entityType: VectorEntityType;
+  recordId: string | null;
+} {
   const match = RECORD_DOC_ID.exec(docId);
-  if (!match) return { entityType: 'DOCUMENT', recordId: null };
-  return { entityType: match[1]!.toUpperCase() as RecordType, recordId: match[2]!.toLowerCase() };
+  if (!match) return { docId, entityType: 'DOCUMENT', recordId: null };
+  const type = match[1]!.toUpperCase() as RecordType;
+  const recordId = match[2]!.toLowerCase();
+  return { docId: recordDocId(type, recordId), entityType: type, recordId };
 }
 
 export function recordDocId(type: RecordType, id: string): string {
@@ -109,9 +118,23 @@ export function normalizedVector(
   return unit;
 }
 
+/** Text Postgres cannot store in text or jsonb: NUL, or half of a UTF-16 surrogate pair. */
+const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
+const unstorable = (text: string) => text.includes('\u0000') || LONE_SURROGATE.test(text);
+
+function holdsUnstorableText(value: unknown): boolean {
+  if (typeof value === 'string') return unstorable(value);
+  if (Array.isArray(value)) return value.some(holdsUnstorableText);
+  if (value && typeof value === 'object')
+    return Object.entries(value).some(([key, inner]) => unstorable(key) || holdsUnstorableText(inner));
+  return false;
+}
+
 export function validateDocId(field: string, docId: unknown, violations: FieldViolation[]): void {
   if (typeof docId !== 'string' || docId.trim().length === 0)
     violations.push({ field, rule: 'must be a non-empty string' });
+  else if (unstorable(docId))
+    violations.push({ field, rule: 'must not contain NUL characters or broken UTF-16 surrogates' });
   else if (docId.length > VectorLimits.maxDocIdLength)
     violations.push({ field, rule: `must be at most ${VectorLimits.maxDocIdLength} characters` });
   else if (/^(lead|deal|account):/i.test(docId) && classifyDocId(docId).entityType === 'DOCUMENT')
@@ -123,8 +146,11 @@ export function validateMetadata(field: string, metadata: unknown, violations: F
     violations.push({ field, rule: 'must be a JSON object' });
     return;
   }
-  const bytes = Buffer.byteLength(JSON.stringify(metadata), 'utf8');
-  if (bytes > VectorLimits.maxMetadataBytes)
+  const json = JSON.stringify(metadata);
+  const bytes = Buffer.byteLength(json, 'utf8');
+  if (holdsUnstorableText(metadata))
+    violations.push({ field, rule: 'must not contain NUL characters or broken UTF-16 surrogates' });
+  else if (bytes > VectorLimits.maxMetadataBytes)
     violations.push({
       field,
       rule: `must be at most ${VectorLimits.maxMetadataBytes} bytes as JSON (is ${bytes})`,

@@ -120,6 +120,14 @@ export interface VectorServiceDeps {
 
 const RECORD_SERVICE = { LEAD: 'leads', DEAL: 'deals', ACCOUNT: 'accounts' } as const;
 
+/** A backend's own failure (as opposed to Postgres failing while checking visibility): the query moves on. */
+class BackendFailure extends Error {
+  constructor(override readonly cause: unknown) {
+    super(cause instanceof Error ? cause.message : String(cause));
+    this.name = 'BackendFailure';
+  }
+}
+
 interface Health {
   healthy: boolean;
   reason: string | null;
@@ -179,11 +187,16 @@ export class VectorService {
       dimension: this.deps.settings.dimension,
       embedder: this.deps.embedder.name,
       backends: await Promise.all(
-        this.deps.backends.map(async (backend) => ({
-          name: backend.name,
-          ...this.health.get(backend.name)!,
-          upToDate: !(await this.deps.store.isStale(backend.name, principal.companyId)),
-        })),
+        this.deps.backends.map(async (backend) => {
+          const health = this.health.get(backend.name)!;
+          return {
+            name: backend.name,
+            ...health,
+            // Failure text can name hosts and internals: company admins see it, everyone else only the state.
+            reason: principal.isAdmin ? health.reason : health.reason && 'unavailable',
+            upToDate: !(await this.deps.store.isStale(backend.name, principal.companyId)),
+          };
+        }),
       ),
     };
   }
@@ -207,13 +220,7 @@ export class VectorService {
         this.deps.settings.dimension,
         violations,
       );
-      return {
-        companyId: principal.companyId,
-        docId: input.docId,
-        ...classifyDocId(input.docId),
-        embedding,
-        metadata,
-      };
+      return { companyId: principal.companyId, ...classifyDocId(input.docId), embedding, metadata };
     });
     assertNoViolations(violations);
     await this.assertEditable(
@@ -227,18 +234,21 @@ export class VectorService {
     return docs.map((doc) => ({ docId: doc.docId, entityType: doc.entityType, recordId: doc.recordId, seq }));
   }
 
-  /** True when the document existed. */
-  async deleteVector(principal: Principal, docId: string): Promise<boolean> {
+  /**
+   * True when the document existed. A record's vector needs EDIT access to the record, checked before anything is
+   * looked up, so the answer says nothing about records the caller cannot see; admins may also remove the vector of
+   * a record that no longer exists.
+   */
+  async deleteVector(principal: Principal, docIdInput: string): Promise<boolean> {
     const violations: FieldViolation[] = [];
-    validateDocId('docId', docId, violations);
+    validateDocId('docId', docIdInput, violations);
     assertNoViolations(violations);
-    const { entityType, recordId } = classifyDocId(docId);
-    const [existing] = await this.deps.dataSource.query<Array<{ doc_id: string }>>(
-      'SELECT doc_id FROM vector_documents WHERE company_id = $1 AND doc_id = $2 AND embedding IS NOT NULL',
-      [principal.companyId, docId],
-    );
-    if (!existing) return false;
-    if (recordId && (await this.recordExists(principal.companyId, entityType as RecordType, recordId)))
+    const { docId, entityType, recordId } = classifyDocId(docIdInput);
+    const orphanedForAdmin =
+      recordId !== null &&
+      principal.isAdmin &&
+      !(await this.recordExists(principal.companyId, entityType as RecordType, recordId));
+    if (recordId && !orphanedForAdmin) {
       await this.assertEditable(principal, [
         {
           doc: {
@@ -252,6 +262,12 @@ export class VectorService {
           field: 'docId',
         },
       ]);
+    }
+    const [existing] = await this.deps.dataSource.query<Array<{ doc_id: string }>>(
+      'SELECT doc_id FROM vector_documents WHERE company_id = $1 AND doc_id = $2 AND embedding IS NOT NULL',
+      [principal.companyId, docId],
+    );
+    if (!existing) return false;
     await this.write(principal.companyId, [], [docId]);
     return true;
   }
@@ -273,8 +289,9 @@ export class VectorService {
         );
         return hits.map((hit) => ({ ...hit, backend: answeredBy }));
       } catch (error) {
-        if (error instanceof AppError) throw error;
-        const reason = (error as Error).message;
+        // Only the backend's own failure moves the query on; Postgres errors (visibility, records) surface as they are.
+        if (!(error instanceof BackendFailure)) throw error;
+        const reason = error.message;
         failures.push(`${backend.name}: ${reason}`);
         this.setHealth(backend, reason);
         const next = candidates[index + 1]?.name ?? 'none';
@@ -285,9 +302,10 @@ export class VectorService {
         );
       }
     }
+    this.deps.logger.error({ failures }, 'no vector backend could answer');
     throw new AppError(
       ErrorCode.SERVICE_UNAVAILABLE,
-      `No vector backend could answer (${failures.join('; ') || 'none is healthy'})`,
+      'No vector backend can answer right now; vectorBackend shows each one’s health',
     );
   }
 
@@ -319,6 +337,49 @@ export class VectorService {
       [],
     );
     return 'indexed';
+  }
+
+  /**
+   * Embeds every lead, deal and account of a company that exists now (records written before vectors were enabled,
+   * or after the embedder changed), 500 per write. Returns how many vectors were written.
+   */
+  async embedAllRecords(
+    companyId: string,
+    progress?: (type: RecordType, done: number) => void,
+  ): Promise<number> {
+    let written = 0;
+    for (const type of Object.values(RecordType) as RecordType[]) {
+      let after = '00000000-0000-0000-0000-000000000000';
+      let done = 0;
+      for (;;) {
+        const rows = await this.deps.dataSource.query<Array<Record<string, unknown> & { id: string }>>(
+          `SELECT * FROM ${RECORD_TABLE[type]} WHERE company_id = $1 AND id > $2 ORDER BY id LIMIT 500`,
+          [companyId, after],
+        );
+        if (rows.length === 0) break;
+        const docs = rows.flatMap((row): VectorDocument[] => {
+          const embedding = this.deps.embedder.embed(recordText(type, row), this.deps.settings.dimension);
+          return embedding
+            ? [
+                {
+                  companyId,
+                  docId: recordDocId(type, row.id),
+                  entityType: type,
+                  recordId: row.id,
+                  embedding,
+                  metadata: recordMetadata(type, row),
+                },
+              ]
+            : [];
+        });
+        await this.write(companyId, docs, []);
+        written += docs.length;
+        done += rows.length;
+        progress?.(type, done);
+        after = rows[rows.length - 1]!.id;
+      }
+    }
+    return written;
   }
 
   /** Queues embedding of a record after it changed (the job reads the record as it is when it runs). */
@@ -355,7 +416,10 @@ export class VectorService {
     return this.status(principal);
   }
 
-  /** Replaces one company's index on a backend with what Postgres holds, then lets queries use it again. */
+  /**
+   * Replaces one company's index on a backend with what Postgres holds, then lets queries use it again. The company
+   * is marked stale first, so no query reads the half-built index.
+   */
   async rebuild(
     companyId: string,
     backendName: VectorBackendName,
@@ -363,10 +427,13 @@ export class VectorService {
   ): Promise<number> {
     const backend = this.deps.backends.find((candidate) => candidate.name === backendName);
     if (!backend) throw new Error(`vector backend ${backendName} is not configured`);
-    const { seq } = await this.deps.store.seq(companyId);
     const started = performance.now();
-    const documents = await backend.rebuild(companyId, progress);
-    await this.deps.store.clearStale(backend.name, companyId, seq);
+    if (backend !== this.deps.fallback) {
+      const { seq } = await this.deps.store.seq(companyId);
+      await this.deps.store.markStale(backend.name, companyId, 'rebuilding', seq);
+    }
+    const { documents, throughSeq } = await backend.rebuild(companyId, progress);
+    await this.deps.store.clearStale(backend.name, companyId, throughSeq);
     this.deps.logger.info(
       { companyId, backend: backend.name, documents, ms: Math.round(performance.now() - started) },
       'vector index rebuilt',
@@ -378,8 +445,17 @@ export class VectorService {
   async repair(): Promise<void> {
     for (const backend of this.indexBackends()) {
       if (!this.health.get(backend.name)?.healthy) continue;
-      for (const companyId of await this.deps.store.staleCompanies(backend.name))
-        await this.rebuild(companyId, backend.name);
+      for (const companyId of await this.deps.store.staleCompanies(backend.name)) {
+        try {
+          await this.rebuild(companyId, backend.name);
+        } catch (error) {
+          // One company that cannot be rebuilt must not hold up the others; it stays stale and is retried next run.
+          this.deps.logger.warn(
+            { err: error, companyId, backend: backend.name },
+            'vector index rebuild failed',
+          );
+        }
+      }
     }
     await this.deps.store.purgeTombstones(60 * 60_000);
   }
@@ -399,11 +475,15 @@ export class VectorService {
     const seq = await this.deps.store.write(companyId, upserts, deletes, async (manager, ...rest) => {
       for (const backend of mirrors) await backend.mirror!(manager, ...rest);
     });
+    // The store numbered the changes in order: upserts first, then deletes, ending at `seq`.
+    const first = seq - upserts.length - deletes.length + 1;
+    const versionedUpserts = upserts.map((doc, i) => ({ doc, seq: first + i }));
+    const versionedDeletes = deletes.map((docId, i) => ({ docId, seq: first + upserts.length + i }));
     for (const backend of this.deps.backends) {
       if (!backend.applyWrites) continue;
       try {
         if (!this.health.get(backend.name)?.healthy) throw new Error('backend unavailable');
-        await backend.applyWrites(companyId, upserts, deletes);
+        await backend.applyWrites(companyId, versionedUpserts, versionedDeletes);
       } catch (error) {
         this.deps.logger.warn({ err: error, backend: backend.name, companyId }, 'vector index write missed');
         await this.deps.store.markStale(
@@ -476,7 +556,9 @@ export class VectorService {
     const cap = this.deps.settings.maxCandidates;
     let limit = seesAll ? k : Math.min(k * 4, cap);
     for (;;) {
-      const candidates = await backend.search({ ...query, limit });
+      const candidates = await backend.search({ ...query, limit }).catch((error: unknown) => {
+        throw new BackendFailure(error);
+      });
       let exhausted = candidates.length < limit;
       const scored = candidates.filter((hit) => minScore === undefined || hit.score >= minScore);
       if (scored.length < candidates.length) exhausted = true;
@@ -486,7 +568,11 @@ export class VectorService {
       limit = Math.min(limit * 4, cap);
     }
     const where = await this.visibilitySql(principal, types);
-    const exact = await this.deps.fallback.searchStreamed({ ...query, limit: k }, where);
+    const exact = await this.deps.fallback
+      .searchStreamed({ ...query, limit: k }, where)
+      .catch((error: unknown) => {
+        throw new BackendFailure(error);
+      });
     const readable = await this.readable(
       principal,
       exact.filter((hit) => minScore === undefined || hit.score >= minScore),

@@ -31,9 +31,26 @@ interface Row {
   doc_id: string;
   entity_type: VectorEntityType;
   record_id: string | null;
-  embedding: number[] | null;
+  /** `array_send(embedding)`: Postgres's binary array format, ~20x cheaper to read than the `{...}` text form. */
+  embedding: Buffer | null;
   metadata: Record<string, unknown>;
   seq: string;
+}
+
+const ROW_COLUMNS = 'doc_id, entity_type, record_id, array_send(embedding) AS embedding, metadata, seq';
+
+/**
+ * Decodes a one-dimensional real[] in Postgres's binary array format: ndim, has-nulls flag, element type, then per
+ * dimension its length and lower bound, then per element a 4-byte length and a big-endian float4.
+ */
+export function decodeFloat4Array(buffer: Buffer): Float32Array {
+  const dimensions = buffer.readInt32BE(0);
+  if (dimensions === 0) return new Float32Array(0);
+  if (dimensions !== 1) throw new Error(`expected a one-dimensional real[], got ${dimensions} dimensions`);
+  const length = buffer.readInt32BE(12);
+  const values = new Float32Array(length);
+  for (let i = 0, offset = 24; i < length; i++, offset += 8) values[i] = buffer.readFloatBE(offset);
+  return values;
 }
 
 function toStored(row: Row): StoredVector {
@@ -41,7 +58,7 @@ function toStored(row: Row): StoredVector {
     docId: row.doc_id,
     entityType: row.entity_type,
     recordId: row.record_id,
-    embedding: row.embedding ? Float32Array.from(row.embedding) : null,
+    embedding: row.embedding ? decodeFloat4Array(row.embedding) : null,
     metadata: row.metadata,
     seq: Number(row.seq),
   };
@@ -143,7 +160,7 @@ export class VectorStore {
     let from = afterSeq;
     for (;;) {
       const rows = await this.dataSource.query<Row[]>(
-        `SELECT doc_id, entity_type, record_id, embedding, metadata, seq FROM vector_documents
+        `SELECT ${ROW_COLUMNS} FROM vector_documents
           WHERE company_id = $1 AND seq > $2 AND seq <= $3 ORDER BY seq LIMIT $4`,
         [companyId, from, uptoSeq, batch],
       );
@@ -171,7 +188,7 @@ export class VectorStore {
       const params: unknown[] = [companyId, after, batch];
       const bind = (value: unknown) => `$${params.push(value)}`;
       const rows = await this.dataSource.query<Row[]>(
-        `SELECT doc_id, entity_type, record_id, embedding, metadata, seq FROM vector_documents v
+        `SELECT ${ROW_COLUMNS} FROM vector_documents v
           WHERE v.company_id = $1 AND v.doc_id > $2 AND v.embedding IS NOT NULL
                 ${filterSql(options.entityTypes, options.metadata ?? [], bind)}
                 ${options.where ? `AND ${options.where(bind)}` : ''}

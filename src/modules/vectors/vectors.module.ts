@@ -7,6 +7,7 @@ import { FallbackBackend } from './backends/fallback.backend';
 import { OpenSearchBackend } from './backends/opensearch.backend';
 import { PgvectorBackend } from './backends/pgvector.backend';
 import type { VectorBackend } from './backends/vector-backend';
+import { vectorBench } from './vector.bench';
 import { HashingEmbedder } from './vector.math';
 import { VectorResolver } from './vector.resolver';
 import {
@@ -131,4 +132,5 @@ export const vectorsModule = defineModule<VectorServices>({
       run: () => services.vectors.repair(),
     },
   ],
+  bench: vectorBench,
 });

@@ -148,10 +148,14 @@ export class FallbackBackend implements VectorBackend {
   }
 
   /** Nothing to build: the next query reloads the company from Postgres. */
-  async rebuild(companyId: string): Promise<number> {
+  async rebuild(companyId: string): Promise<{ documents: number; throughSeq: number }> {
     this.matrices.delete(companyId);
-    const matrix = await this.matrixFor(companyId);
-    return matrix?.live ?? this.store.count(companyId);
+    await this.matrixFor(companyId);
+    const matrix = this.matrices.get(companyId);
+    return {
+      documents: matrix?.live ?? (await this.store.count(companyId)),
+      throughSeq: matrix?.seq ?? (await this.store.seq(companyId)).seq,
+    };
   }
 
   /** Bytes held by in-process copies. */
@@ -161,12 +165,20 @@ export class FallbackBackend implements VectorBackend {
     return total;
   }
 
-  private async matrixFor(companyId: string): Promise<CompanyMatrix | undefined> {
-    const pending = this.loading.get(companyId);
-    if (pending) return pending;
-    const promise = this.refresh(companyId).finally(() => this.loading.delete(companyId));
-    this.loading.set(companyId, promise);
-    return promise;
+  /**
+   * The company's copy, brought up to the sequence committed when this call began. Refreshes of one company run one
+   * after another, so a query never rides on a refresh that read the sequence before the caller's own write.
+   */
+  private matrixFor(companyId: string): Promise<CompanyMatrix | undefined> {
+    const previous = this.loading.get(companyId) ?? Promise.resolve(undefined);
+    const next = previous.catch(() => undefined).then(() => this.refresh(companyId));
+    this.loading.set(companyId, next);
+    void next
+      .catch(() => undefined)
+      .finally(() => {
+        if (this.loading.get(companyId) === next) this.loading.delete(companyId);
+      });
+    return next;
   }
 
   private async refresh(companyId: string): Promise<CompanyMatrix | undefined> {
@@ -181,11 +193,18 @@ export class FallbackBackend implements VectorBackend {
       matrix = new CompanyMatrix(this.options.dimension, live);
     }
     if (matrix.seq < seq) {
-      for await (const rows of this.store.changes(companyId, matrix.seq, seq)) matrix.apply(rows);
+      const from = matrix.seq;
+      for await (const rows of this.store.changes(companyId, from, seq)) matrix.apply(rows);
       matrix.seq = seq;
+      // Tombstones purged while we read may have been skipped: only a reload is sure to drop their vectors.
+      if ((await this.store.seq(companyId)).purgedSeq > from) {
+        this.matrices.delete(companyId);
+        return this.refresh(companyId);
+      }
     }
-    // Re-inserted last: the map's order is least recently used first.
     this.matrices.delete(companyId);
+    if (matrix.bytes > this.options.maxCacheBytes) return undefined;
+    // Re-inserted last: the map's order is least recently used first.
     this.matrices.set(companyId, matrix);
     return matrix;
   }

@@ -1,6 +1,7 @@
+import { createHash } from 'node:crypto';
 import { Client } from '@opensearch-project/opensearch';
 import type { VectorBackendName, VectorDocument, VectorHit, VectorQuery } from '../vector.model';
-import type { VectorStore } from '../vector.store';
+import type { StoredVector, VectorStore } from '../vector.store';
 import { byScoreThenId } from './fallback.backend';
 import type { RebuildProgress, VectorBackend } from './vector-backend';
 
@@ -34,6 +35,14 @@ interface IndexedSource {
   metadata: Record<string, unknown>;
   filters: string[];
   embedding?: number[];
+}
+
+/**
+ * The OpenSearch `_id` of a company's document: a hash, so any docId (255 characters of any script) fits the 512-byte
+ * limit, and the company is part of it.
+ */
+export function openSearchId(companyId: string, docId: string): string {
+  return `${companyId}:${createHash('sha256').update(docId).digest('base64url')}`;
 }
 
 /** `key=<JSON value>`: one keyword per scalar metadata entry, so filters match by key, type and value. */
@@ -75,6 +84,12 @@ export function indexMapping(dimension: number) {
  * OpenSearch k-NN: one index for the deployment, each company's documents routed to one shard and always filtered by
  * company inside the `knn` query (efficient filtering), never by anything the caller sends.
  */
+/** A stored live row as a versioned upsert. */
+const upsertOf = (companyId: string) => (row: StoredVector) => ({
+  doc: { ...row, companyId, embedding: row.embedding! },
+  seq: row.seq,
+});
+
 export class OpenSearchBackend implements VectorBackend {
   readonly name: VectorBackendName = 'OPENSEARCH';
   private readonly client: Client;
@@ -89,7 +104,7 @@ export class OpenSearchBackend implements VectorBackend {
 
   async check(): Promise<void> {
     await this.client.info();
-    if (!this.indexReady) await this.ensureIndex();
+    await this.ensureIndex();
   }
 
   async search(query: VectorQuery): Promise<VectorHit[]> {
@@ -127,15 +142,21 @@ export class OpenSearchBackend implements VectorBackend {
 
   async applyWrites(
     companyId: string,
-    upserts: readonly VectorDocument[],
-    deletes: readonly string[],
+    upserts: ReadonlyArray<{ doc: VectorDocument; seq: number }>,
+    deletes: ReadonlyArray<{ docId: string; seq: number }>,
   ): Promise<void> {
     if (upserts.length + deletes.length === 0) return;
+    // External versions (the write's sequence): a change that arrives late never overwrites a newer one.
+    const target = (docId: string, seq: number) => ({
+      _index: this.options.index,
+      _id: openSearchId(companyId, docId),
+      routing: companyId,
+      version: seq,
+      version_type: 'external_gte',
+    });
     const body: object[] = [];
-    for (const doc of upserts) {
-      body.push({
-        index: { _index: this.options.index, _id: `${companyId}:${doc.docId}`, routing: companyId },
-      });
+    for (const { doc, seq } of upserts) {
+      body.push({ index: target(doc.docId, seq) });
       body.push({
         company_id: companyId,
         doc_id: doc.docId,
@@ -146,14 +167,17 @@ export class OpenSearchBackend implements VectorBackend {
         embedding: Array.from(doc.embedding),
       } satisfies IndexedSource);
     }
-    for (const docId of deletes)
-      body.push({ delete: { _index: this.options.index, _id: `${companyId}:${docId}`, routing: companyId } });
+    for (const { docId, seq } of deletes) body.push({ delete: target(docId, seq) });
     await this.bulk(body);
   }
 
-  async rebuild(companyId: string, progress?: RebuildProgress): Promise<number> {
-    if (!this.indexReady) await this.ensureIndex();
+  async rebuild(
+    companyId: string,
+    progress?: RebuildProgress,
+  ): Promise<{ documents: number; throughSeq: number }> {
+    await this.ensureIndex();
     const total = await this.store.count(companyId);
+    const { seq: startSeq } = await this.store.seq(companyId);
     await this.client.deleteByQuery({
       index: this.options.index,
       routing: companyId,
@@ -161,17 +185,23 @@ export class OpenSearchBackend implements VectorBackend {
       conflicts: 'proceed',
       body: { query: { term: { company_id: companyId } } },
     } as never);
-    let done = 0;
+    let documents = 0;
     for await (const batch of this.store.documents(companyId, { batch: 500 })) {
+      await this.applyWrites(companyId, batch.map(upsertOf(companyId)), []);
+      documents += batch.length;
+      progress?.(documents, total);
+    }
+    // Writes that committed while the copy ran (their own bulk may have reached the index before the copy's older
+    // version, or been refused): replay them in sequence order; versions keep whichever is newest.
+    const { seq: endSeq } = await this.store.seq(companyId);
+    for await (const rows of this.store.changes(companyId, startSeq, endSeq)) {
       await this.applyWrites(
         companyId,
-        batch.map((row) => ({ ...row, companyId, embedding: row.embedding! })),
-        [],
+        rows.filter((row) => row.embedding).map(upsertOf(companyId)),
+        rows.filter((row) => !row.embedding).map((row) => ({ docId: row.docId, seq: row.seq })),
       );
-      done += batch.length;
-      progress?.(done, total);
     }
-    return done;
+    return { documents, throughSeq: endSeq };
   }
 
   async close(): Promise<void> {
@@ -184,9 +214,10 @@ export class OpenSearchBackend implements VectorBackend {
       refresh: this.options.refresh,
     })) as Response<BulkBody>;
     if (!response.body.errors) return;
+    // 404: deleting what is not there; 409: a newer version is already there. Both leave the index right.
     const failed = response.body.items
       .map((item) => Object.values(item)[0]!)
-      .filter((result) => result.status >= 300 && result.status !== 404);
+      .filter((result) => result.status >= 300 && result.status !== 404 && result.status !== 409);
     if (failed.length > 0) {
       const first = failed[0]!.error;
       throw new Error(`OpenSearch bulk: ${failed.length} item(s) failed (${first?.type}: ${first?.reason})`);
@@ -195,13 +226,15 @@ export class OpenSearchBackend implements VectorBackend {
 
   /** Creates the index on first use; companies that already have vectors are marked stale until rebuilt into it. */
   private async ensureIndex(): Promise<void> {
+    if (this.indexReady) return;
     const exists = (await this.client.indices.exists({ index: this.options.index })) as Response<boolean>;
     if (!exists.body) {
+      // Marked first: from the moment the empty index exists, no process may trust it for a company with vectors.
+      await this.store.markAllStale(this.name, 'OpenSearch index created');
       await this.client.indices.create({
         index: this.options.index,
         body: indexMapping(this.options.dimension),
       } as never);
-      await this.store.markAllStale(this.name, 'OpenSearch index created');
     }
     this.indexReady = true;
   }

@@ -53,7 +53,8 @@ export class PgvectorBackend implements VectorBackend {
     }
     const [major = 0, minor = 0] = extension.extversion.split('.').map(Number);
     this.iterativeScan = major > 0 || minor >= 8;
-    if (!this.present) await this.ensureTable();
+    // Every check: a table dropped meanwhile is made again (and every company marked for rebuild).
+    await this.ensureTable();
     const [column] = await this.dataSource.query<Array<{ dims: number }>>(
       `SELECT atttypmod AS dims FROM pg_attribute WHERE attrelid = '${TABLE}'::regclass AND attname = 'embedding'`,
     );
@@ -132,24 +133,37 @@ export class PgvectorBackend implements VectorBackend {
     });
   }
 
-  async rebuild(companyId: string, progress?: RebuildProgress): Promise<number> {
+  async rebuild(
+    companyId: string,
+    progress?: RebuildProgress,
+  ): Promise<{ documents: number; throughSeq: number }> {
     const total = await this.store.count(companyId);
-    await this.dataSource.transaction(async (manager) => {
+    const result = await this.dataSource.transaction(async (manager) => {
+      // Writes of the company wait for the rebuild (they bump this row first), so none can interleave with the copy.
+      await manager.query(
+        'INSERT INTO vector_companies (company_id) VALUES ($1) ON CONFLICT (company_id) DO NOTHING',
+        [companyId],
+      );
+      const [{ seq }] = await manager.query<[{ seq: string }]>(
+        'SELECT seq FROM vector_companies WHERE company_id = $1 FOR UPDATE',
+        [companyId],
+      );
       await manager.query(`DELETE FROM ${TABLE} WHERE company_id = $1`, [companyId]);
-      const inserted = await manager.query<Array<{ n: number }>>(
+      const [{ n }] = await manager.query<[{ n: number }]>(
         `WITH copied AS (
            INSERT INTO ${TABLE} (company_id, doc_id, entity_type, record_id, embedding, metadata)
            SELECT company_id, doc_id, entity_type, record_id, embedding::vector, metadata
              FROM vector_documents WHERE company_id = $1 AND embedding IS NOT NULL
-           -- a write that committed meanwhile mirrored a newer version itself
-           ON CONFLICT (company_id, doc_id) DO NOTHING
            RETURNING 1)
          SELECT count(*)::int AS n FROM copied`,
         [companyId],
       );
-      progress?.(inserted[0]?.n ?? 0, total);
+      progress?.(n, total);
+      return { documents: n, throughSeq: Number(seq) };
     });
-    return total;
+    // Fresh statistics, so the planner prices the HNSW walk against a scan of the company's rows correctly.
+    await this.dataSource.query(`ANALYZE ${TABLE}`);
+    return result;
   }
 
   private async writeRows(

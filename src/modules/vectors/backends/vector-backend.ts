@@ -16,13 +16,19 @@ export interface VectorBackend {
   search(query: VectorQuery): Promise<VectorHit[]>;
   /** Same-database index: written inside the write's transaction, so it can never miss a committed write. */
   readonly mirror?: MirrorWrite;
-  /** Separate system: applied after the Postgres commit; a failure marks the company stale on this backend. */
+  /**
+   * Separate system: applied after the Postgres commit, each change carrying its sequence so that writes arriving out
+   * of order cannot overwrite newer ones; a failure marks the company stale on this backend.
+   */
   applyWrites?(
     companyId: string,
-    upserts: readonly VectorDocument[],
-    deletes: readonly string[],
+    upserts: ReadonlyArray<{ doc: VectorDocument; seq: number }>,
+    deletes: ReadonlyArray<{ docId: string; seq: number }>,
   ): Promise<void>;
-  /** Replaces the company's index with what Postgres holds. */
-  rebuild(companyId: string, progress?: RebuildProgress): Promise<number>;
+  /**
+   * Replaces the company's index with what Postgres holds; says how many documents it wrote and the sequence the
+   * index is now complete through (every write at or below it is in).
+   */
+  rebuild(companyId: string, progress?: RebuildProgress): Promise<{ documents: number; throughSeq: number }>;
   close?(): Promise<void>;
 }
