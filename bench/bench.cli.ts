@@ -6,7 +6,8 @@ import { parseArgs } from 'node:util';
 import { MODULES } from '../src/modules/modules';
 import type { BenchScenario } from '../src/modules/kernel';
 import { BENCH_REDIS_URL, openBenchDatabase, openEmbeddedBenchDatabase } from './bench-database';
-import { printTable, timeCalls, type Scenario, type ScenarioResult } from './harness';
+import { freePort, printTable, timeCalls, type Scenario, type ScenarioResult } from './harness';
+import { eventLoopP99, graphql, startProcess } from './processes';
 import { gatewayNested, gatewaySimple } from './scenarios/gateway.bench';
 import { metricsScrape } from './scenarios/metrics.bench';
 
@@ -20,6 +21,10 @@ function fromModule(scenario: BenchScenario): Scenario {
         log,
         redisUrl: BENCH_REDIS_URL,
         timeCalls,
+        startProcess,
+        freePort,
+        eventLoopP99,
+        graphql,
         openDatabase: (name, sizes) => openBenchDatabase(name, sizes, log),
         openEmbeddedDatabase: (name) => openEmbeddedBenchDatabase(name, log),
       }),

@@ -1,3 +1,5 @@
+import { createHmac } from 'node:crypto';
+import { availableParallelism } from 'node:os';
 import { CronExpressionParser } from 'cron-parser';
 import { z } from 'zod';
 
@@ -157,6 +159,39 @@ const environmentSchema = z.object({
   /** When indexed vectors become searchable in OpenSearch: before the write returns, at once, or on the next refresh. */
   OPENSEARCH_REFRESH: z.enum(['wait_for', 'true', 'false']).default('wait_for'),
   OPENSEARCH_TIMEOUT_MS: positiveInt(5_000),
+  /** Per workflow queue: steps run at once per worker process, a step's time limit, attempts before it fails. */
+  WORKFLOW_IO_CONCURRENCY: positiveInt(20),
+  WORKFLOW_IO_TIMEOUT_MS: positiveInt(30_000),
+  WORKFLOW_IO_ATTEMPTS: positiveInt(3),
+  /** CPU steps run in this many worker threads (default: the machine's cores). */
+  WORKFLOW_CPU_CONCURRENCY: positiveInt(availableParallelism()),
+  WORKFLOW_CPU_TIMEOUT_MS: positiveInt(60_000),
+  WORKFLOW_CPU_ATTEMPTS: positiveInt(2),
+  WORKFLOW_DEFAULT_CONCURRENCY: positiveInt(10),
+  WORKFLOW_DEFAULT_TIMEOUT_MS: positiveInt(60_000),
+  WORKFLOW_DEFAULT_ATTEMPTS: positiveInt(3),
+  /** First retry delay (doubled each attempt) and the random fraction taken off each delay. */
+  WORKFLOW_BACKOFF_MS: positiveInt(1_000),
+  WORKFLOW_BACKOFF_JITTER: z.coerce.number().min(0).max(1).default(0.5),
+  /** A worker's claim on a running step: a step whose worker died is run again after it. */
+  WORKFLOW_LOCK_MS: positiveInt(30_000),
+  /** URL prefixes (comma-separated) http.request and notify.webhook may call; empty: none. */
+  WORKFLOW_HTTP_ALLOWLIST: z
+    .string()
+    .optional()
+    .refine(
+      (value) =>
+        (value ?? '')
+          .split(',')
+          .map((entry) => entry.trim())
+          .filter(Boolean)
+          .every((entry) => /^https?:\/\/[^\s/]+(\/\S*)?$/.test(entry)),
+      { message: 'must be comma-separated http(s) URL prefixes' },
+    ),
+  /** `single`: every step on one queue, CPU steps inline (the pre-partitioning behaviour, for comparison). */
+  WORKFLOW_ROUTING: z.enum(['partitioned', 'single']).default('partitioned'),
+  /** Signs notify.webhook bodies; default derived from JWT_SECRET. */
+  WORKFLOW_WEBHOOK_SECRET: z.string().min(16).optional(),
 });
 
 export type DatabaseDriver = 'postgres' | 'embedded';
@@ -217,6 +252,17 @@ export interface AppConfig {
     readonly poolSize: number;
     readonly streamMaxRows: number;
     readonly lockMs: number;
+  };
+  readonly workflows: {
+    readonly queues: Readonly<
+      Record<'io' | 'cpu' | 'default', { concurrency: number; timeoutMs: number; attempts: number }>
+    >;
+    readonly backoffMs: number;
+    readonly backoffJitter: number;
+    readonly routing: 'partitioned' | 'single';
+    readonly lockMs: number;
+    readonly httpAllowList: readonly string[];
+    readonly webhookSecret: string;
   };
   readonly vectors: {
     readonly dimension: number;
@@ -338,6 +384,38 @@ export function loadConfig(
       poolSize: e.EXPORT_DB_POOL_SIZE,
       streamMaxRows: e.EXPORT_STREAM_MAX_ROWS,
       lockMs: e.EXPORT_LOCK_MS,
+    },
+    workflows: {
+      queues: {
+        io: {
+          concurrency: e.WORKFLOW_IO_CONCURRENCY,
+          timeoutMs: e.WORKFLOW_IO_TIMEOUT_MS,
+          attempts: e.WORKFLOW_IO_ATTEMPTS,
+        },
+        cpu: {
+          concurrency: e.WORKFLOW_CPU_CONCURRENCY,
+          timeoutMs: e.WORKFLOW_CPU_TIMEOUT_MS,
+          attempts: e.WORKFLOW_CPU_ATTEMPTS,
+        },
+        default: {
+          concurrency: e.WORKFLOW_DEFAULT_CONCURRENCY,
+          timeoutMs: e.WORKFLOW_DEFAULT_TIMEOUT_MS,
+          attempts: e.WORKFLOW_DEFAULT_ATTEMPTS,
+        },
+      },
+      backoffMs: e.WORKFLOW_BACKOFF_MS,
+      backoffJitter: e.WORKFLOW_BACKOFF_JITTER,
+      routing: e.WORKFLOW_ROUTING,
+      lockMs: e.WORKFLOW_LOCK_MS,
+      httpAllowList: (e.WORKFLOW_HTTP_ALLOWLIST ?? '')
+        .split(',')
+        .map((entry) => entry.trim())
+        .filter(Boolean),
+      webhookSecret:
+        e.WORKFLOW_WEBHOOK_SECRET ??
+        createHmac('sha256', e.JWT_SECRET ?? DEV_JWT_SECRET)
+          .update('workflow webhooks')
+          .digest('hex'),
     },
     vectors: {
       dimension: e.VECTOR_DIMENSION,

@@ -6,6 +6,7 @@ import type { CrmModule } from './kernel';
 import { recordsModule } from './records';
 import { sharingModule } from './sharing';
 import { vectorsModule } from './vectors';
+import { workflowsModule } from './workflows';
 
 /**
  * Every capability of the gateway, in build order: a module's services may use those of the modules above it. Adding a
@@ -18,6 +19,7 @@ export const MODULES: readonly CrmModule[] = [
   recordsModule,
   exportsModule,
   vectorsModule,
+  workflowsModule,
   healthModule,
 ];
 

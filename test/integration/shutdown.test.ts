@@ -92,9 +92,11 @@ describe('graceful shutdown of the gateway process', () => {
           else if (write) outcomes.created++;
           outcomes.ok++;
         } catch (error) {
-          const code = ((error as Error).cause as { code?: string } | undefined)?.code;
-          // A new connection refused after the listener closed never reached the server: the client may retry it.
-          if (code === 'ECONNREFUSED') {
+          const cause = (error as Error).cause as { code?: string; message?: string } | undefined;
+          const code = cause?.code;
+          // A new connection refused (or reset while still connecting, when the listener closes with it in the
+          // accept backlog) never carried a request to the server: the client may retry it.
+          if (code === 'ECONNREFUSED' || cause?.message?.startsWith('connect ')) {
             outcomes.refused++;
             await new Promise((resolve) => setTimeout(resolve, 5));
           } else outcomes.cut.push(`${code ?? ''} ${((error as Error).cause as Error)?.message}`);

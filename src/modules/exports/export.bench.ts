@@ -1,8 +1,6 @@
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { Transform, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGzip } from 'node:zlib';
@@ -74,83 +72,20 @@ async function seedLeads(db: DataSource, large: number, small: number, log: (m: 
   return { big, little };
 }
 
-async function freePort(): Promise<number> {
-  return new Promise((resolvePort, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolvePort(port));
-    });
-  });
-}
-
-interface Child {
-  process: ChildProcess;
-  output: () => string;
-  waitFor(pattern: RegExp): Promise<RegExpMatchArray>;
-  stop(): Promise<void>;
-}
-
-/** The node flags `npm run <script>` passes (a worker's young-generation size matters to its memory). */
-function nodeFlags(script: string): string[] {
-  const { scripts } = JSON.parse(readFileSync(resolve(__dirname, '../../../../package.json'), 'utf8')) as {
-    scripts: Record<string, string>;
-  };
-  return (scripts[script] ?? '').split(' ').filter((word) => word.startsWith('--'));
-}
-
-function start(entry: 'main' | 'worker', env: Record<string, string>): Child {
-  const flags = nodeFlags(entry === 'main' ? 'start' : 'worker');
-  const child = spawn(process.execPath, [...flags, resolve(__dirname, `../../${entry}.js`)], {
-    env: { PATH: process.env.PATH ?? '', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let output = '';
-  child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
-  child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
-  return {
-    process: child,
-    output: () => output,
-    async waitFor(pattern) {
-      for (let i = 0; i < 600; i++) {
-        const match = output.match(pattern);
-        if (match) return match;
-        if (child.exitCode !== null) break;
-        await new Promise((r) => setTimeout(r, 50));
-      }
-      throw new Error(`${entry} did not print ${pattern}:\n${output.slice(-2000)}`);
-    },
-    async stop() {
-      if (child.exitCode !== null) return;
-      child.kill('SIGTERM');
-      await new Promise((r) => child.once('exit', r));
-    },
-  };
-}
-
 /** Peak resident set of a process as the kernel counts it (VmHWM), in MB. */
 function peakRssMb(pid: number): number {
   const match = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
   return match ? Number(match[1]) / 1024 : NaN;
 }
 
-async function gql(url: string, token: string, query: string, variables: Record<string, unknown>) {
-  const response = await fetch(`${url}/graphql`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
-    body: JSON.stringify({ query, variables }),
-  });
-  const body = (await response.json()) as {
-    data?: Record<string, Record<string, unknown>>;
-    errors?: unknown;
-  };
-  if (body.errors) throw new Error(JSON.stringify(body.errors));
-  return body.data!;
-}
-
-async function runExport(url: string, token: string, format: string, compression: string) {
-  const started = await gql(
+async function runExport(
+  context: BenchContext,
+  url: string,
+  token: string,
+  format: string,
+  compression: string,
+) {
+  const started = await context.graphql(
     url,
     token,
     'mutation($input: StartExportInput!) { startExport(input: $input) { id } }',
@@ -158,7 +93,7 @@ async function runExport(url: string, token: string, format: string, compression
   );
   const id = started.startExport!.id as string;
   for (;;) {
-    const { exportJob } = await gql(
+    const { exportJob } = await context.graphql(
       url,
       token,
       'query($id: ID!) { exportJob(id: $id) { status rowsExported bytesWritten startedAt finishedAt error } }',
@@ -210,13 +145,6 @@ async function copyBaseline(databaseUrl: string, companyId: string) {
   return { rows: copy.rowCount, seconds, raw, gz };
 }
 
-/** The gateway's own event-loop p99 (prom-client resets it at each scrape), in ms. */
-async function eventLoopP99(metricsUrl: string): Promise<number> {
-  const text = await (await fetch(metricsUrl)).text();
-  const match = /^crm_nodejs_eventloop_lag_p99_seconds(?:\{[^}]*\})? ([\d.e+-]+)$/m.exec(text);
-  return match ? Number(match[1]) * 1000 : NaN;
-}
-
 async function exportScenario(context: BenchContext): Promise<BenchResult> {
   const large = Math.max(20_000, Math.round(1_000_000 * context.scale));
   const small = Math.max(10_000, Math.round(100_000 * context.scale));
@@ -242,8 +170,13 @@ async function exportScenario(context: BenchContext): Promise<BenchResult> {
     EXPORT_MAX_ACTIVE_PER_USER: '10',
     LOG_LEVEL: 'info',
   };
-  const metricsPort = await freePort();
-  const gateway = start('main', { ...env, PORT: '0', HOST: '127.0.0.1', METRICS_PORT: String(metricsPort) });
+  const metricsPort = await context.freePort();
+  const gateway = context.startProcess('main', {
+    ...env,
+    PORT: '0',
+    HOST: '127.0.0.1',
+    METRICS_PORT: String(metricsPort),
+  });
   const tokens = new TokenService({ secret: JWT_SECRET });
   const measured: Record<string, number> = {};
   const baseline: Record<string, number> = {};
@@ -258,7 +191,7 @@ async function exportScenario(context: BenchContext): Promise<BenchResult> {
     ];
     for (const { format, compression } of FORMATS) {
       for (const size of sizes) {
-        const worker = start('worker', { ...env, METRICS_PORT: '0' });
+        const worker = context.startProcess('worker', { ...env, METRICS_PORT: '0' });
         await worker.waitFor(/worker started/);
         let peak = peakRssMb(worker.process.pid!);
         const sampler = setInterval(() => {
@@ -268,7 +201,7 @@ async function exportScenario(context: BenchContext): Promise<BenchResult> {
             /* the process is gone */
           }
         }, 100);
-        const result = await runExport(base, await tokenFor(size.company), format, compression);
+        const result = await runExport(context, base, await tokenFor(size.company), format, compression);
         clearInterval(sampler);
         peak = Math.max(peak, peakRssMb(worker.process.pid!));
         await worker.stop();
@@ -288,16 +221,16 @@ async function exportScenario(context: BenchContext): Promise<BenchResult> {
       baseline[`csv${size.label}GzipBytes`] = copy.gz;
     }
     // Uncompressed sizes of the encoded files, for the real compression ratios.
-    const rawWorker = start('worker', { ...env, METRICS_PORT: '0' });
+    const rawWorker = context.startProcess('worker', { ...env, METRICS_PORT: '0' });
     await rawWorker.waitFor(/worker started/);
     for (const format of ['CSV', 'JSON']) {
-      const raw = await runExport(base, await tokenFor(little), format, 'NONE');
+      const raw = await runExport(context, base, await tokenFor(little), format, 'NONE');
       measured[`${format}CompressionRatio`] = raw.bytes / measured[`${format}Gzip100kBytes`]!;
     }
     measured.XLSXGzipCompressionRatio = measured.XLSX100kBytes! / measured.XLSXGzip100kBytes!;
 
     // Four 100k exports at once in the worker; the gateway's event loop meanwhile (its own p99, reset per scrape).
-    await eventLoopP99(`http://127.0.0.1:${metricsPort}/metrics`);
+    await context.eventLoopP99(`http://127.0.0.1:${metricsPort}/metrics`);
     const token = await tokenFor(little);
     const probes: number[] = [];
     let probing = true;
@@ -309,10 +242,12 @@ async function exportScenario(context: BenchContext): Promise<BenchResult> {
         await new Promise((r) => setTimeout(r, 20));
       }
     })();
-    await Promise.all(['CSV', 'JSON', 'XLSX', 'CSV'].map((format) => runExport(base, token, format, 'GZIP')));
+    await Promise.all(
+      ['CSV', 'JSON', 'XLSX', 'CSV'].map((format) => runExport(context, base, token, format, 'GZIP')),
+    );
     probing = false;
     await probe;
-    measured.gatewayEventLoopP99MsDuring4Exports = await eventLoopP99(
+    measured.gatewayEventLoopP99MsDuring4Exports = await context.eventLoopP99(
       `http://127.0.0.1:${metricsPort}/metrics`,
     );
     probes.sort((a, b) => a - b);

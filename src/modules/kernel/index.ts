@@ -27,6 +27,7 @@ export {
   type ScheduledJob,
   type BenchScenario,
   type BenchContext,
+  type BenchProcess,
   type BenchResult,
   type LatencyStats,
   type LoaderOptions,

@@ -90,6 +90,16 @@ export interface BenchResult {
   notes?: string;
 }
 
+/** A gateway or worker the bench started as its own OS process. */
+export interface BenchProcess {
+  process: import('node:child_process').ChildProcess;
+  output(): string;
+  /** Resolves with the first match in the process's output (stdout and stderr). */
+  waitFor(pattern: RegExp): Promise<RegExpMatchArray>;
+  /** SIGTERM, then waits for the exit. */
+  stop(): Promise<void>;
+}
+
 /** What the bench CLI hands a module's scenario, so the slice needs nothing from bench/ or the module list. */
 export interface BenchContext {
   /** Fraction of the full data set, in (0, 1]. */
@@ -104,6 +114,19 @@ export interface BenchContext {
   openEmbeddedDatabase(name: string): Promise<{ dataSource: DataSource; stop(): Promise<void> }>;
   /** The Redis the benchmarks may use (its own DB index). */
   redisUrl: string;
+  /** Starts the built gateway (`main`) or a worker, with the node flags of its npm script. */
+  startProcess(entry: 'main' | 'worker', env: Record<string, string>): BenchProcess;
+  /** A TCP port free a moment ago. */
+  freePort(): Promise<number>;
+  /** A process's event-loop p99 (ms) since its previous scrape, from its metrics URL. */
+  eventLoopP99(metricsUrl: string): Promise<number>;
+  /** A GraphQL call over HTTP that throws on errors. */
+  graphql(
+    url: string,
+    token: string,
+    query: string,
+    variables?: Record<string, unknown>,
+  ): Promise<Record<string, Record<string, unknown>>>;
   /** Times `fn` `iterations` times after `warmup` untimed runs. */
   timeCalls(
     fn: () => Promise<unknown>,

@@ -217,6 +217,15 @@ export const vectorBench: readonly BenchScenario[] = [
         }
         const iterations = 200;
         const figures = await measureQueries(context, pgvector, data, truth, iterations);
+        // Recall against latency at wider HNSW candidate lists (PGVECTOR_EF_SEARCH), on the same data and queries.
+        const wider: Record<string, number> = {};
+        for (const efSearch of [200, 400]) {
+          const backend = new PgvectorBackend(dataSource, store, { dimension: DIMENSION, efSearch }, silent);
+          await backend.check();
+          const more = await measureQueries(context, backend, data, truth, 100);
+          wider[`ef${efSearch}P95Ms`] = more.plain.p95Ms;
+          wider[`ef${efSearch}RecallAt10`] = more.recall;
+        }
         const baseline = await exactBaseline(context, data, 30);
         return {
           scenario: 'vector.pgvector',
@@ -229,6 +238,7 @@ export const vectorBench: readonly BenchScenario[] = [
             recallAt10: figures.recall,
             filteredRecallAt10: figures.filteredRecall,
             filteredFilledK: figures.filledK ? 1 : 0,
+            ...wider,
             storeMs: stored,
             copyMs,
             indexBuildMs: buildMs,

@@ -150,29 +150,17 @@ export class VectorStore {
     return { seq: Number(row?.seq ?? 0), purgedSeq: Number(row?.purged_seq ?? 0) };
   }
 
-  /** Rows (tombstones included) written after `afterSeq` up to `uptoSeq`, in sequence order, `batch` at a time. */
-  async *changes(
-    companyId: string,
-    afterSeq: number,
-    uptoSeq: number,
-    batch = 2000,
-  ): AsyncGenerator<StoredVector[]> {
-    let from = afterSeq;
-    for (;;) {
-      const rows = await this.dataSource.query<Row[]>(
-        `SELECT ${ROW_COLUMNS} FROM vector_documents
-          WHERE company_id = $1 AND seq > $2 AND seq <= $3 ORDER BY seq LIMIT $4`,
-        [companyId, from, uptoSeq, batch],
-      );
-      if (rows.length === 0) return;
-      yield rows.map(toStored);
-      if (rows.length < batch) return;
-      from = Number(rows[rows.length - 1]!.seq);
-    }
+  /** Rows (tombstones included) written after `afterSeq` up to `uptoSeq`, `batch` at a time, from one snapshot. */
+  changes(companyId: string, afterSeq: number, uptoSeq: number, batch = 2000): AsyncGenerator<StoredVector[]> {
+    return this.scan(
+      `SELECT ${ROW_COLUMNS} FROM vector_documents WHERE company_id = $1 AND seq > $2 AND seq <= $3`,
+      [companyId, afterSeq, uptoSeq],
+      batch,
+    );
   }
 
-  /** Live documents of a company matching the filters, `batch` at a time in doc id order. */
-  async *documents(
+  /** Live documents of a company matching the filters, `batch` at a time, from one snapshot (in no order). */
+  documents(
     companyId: string,
     options: {
       entityTypes?: readonly VectorEntityType[];
@@ -182,23 +170,42 @@ export class VectorStore {
       batch?: number;
     } = {},
   ): AsyncGenerator<StoredVector[]> {
-    const batch = options.batch ?? 2000;
-    let after = '';
-    for (;;) {
-      const params: unknown[] = [companyId, after, batch];
-      const bind = (value: unknown) => `$${params.push(value)}`;
-      const rows = await this.dataSource.query<Row[]>(
-        `SELECT ${ROW_COLUMNS} FROM vector_documents v
-          WHERE v.company_id = $1 AND v.doc_id > $2 AND v.embedding IS NOT NULL
-                ${filterSql(options.entityTypes, options.metadata ?? [], bind)}
-                ${options.where ? `AND ${options.where(bind)}` : ''}
-          ORDER BY v.doc_id LIMIT $3`,
-        params,
-      );
-      if (rows.length === 0) return;
-      yield rows.map(toStored);
-      if (rows.length < batch) return;
-      after = rows[rows.length - 1]!.doc_id;
+    const params: unknown[] = [companyId];
+    const bind = (value: unknown) => `$${params.push(value)}`;
+    return this.scan(
+      `SELECT ${ROW_COLUMNS} FROM vector_documents v
+        WHERE v.company_id = $1 AND v.embedding IS NOT NULL
+              ${filterSql(options.entityTypes, options.metadata ?? [], bind)}
+              ${options.where ? `AND ${options.where(bind)}` : ''}`,
+      params,
+      options.batch ?? 2000,
+    );
+  }
+
+  /**
+   * Streams a query through a server-side cursor in a read-only REPEATABLE READ transaction: one snapshot, no sort,
+   * no re-planning per batch (keyset pages planned on stale statistics sorted the whole remainder each time).
+   */
+  private async *scan(sql: string, params: unknown[], batch: number): AsyncGenerator<StoredVector[]> {
+    const runner = this.dataSource.createQueryRunner();
+    await runner.connect();
+    let open = false;
+    try {
+      await runner.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+      open = true;
+      await runner.query(`DECLARE vector_scan NO SCROLL CURSOR FOR ${sql}`, params);
+      for (;;) {
+        const rows = (await runner.query(`FETCH ${Number(batch)} FROM vector_scan`)) as Row[];
+        if (rows.length === 0) break;
+        yield rows.map(toStored);
+        if (rows.length < batch) break;
+      }
+      await runner.query('COMMIT');
+      open = false;
+    } finally {
+      // An error, or a consumer that stopped early (return()), lands here with the transaction still open.
+      if (open) await runner.query('ROLLBACK').catch(() => undefined);
+      await runner.release();
     }
   }
 

@@ -149,7 +149,9 @@ export class BullMqQueueDriver implements QueueDriver {
     const job = await this.queue(queueName).add(jobName, data, {
       attempts: options.attempts ?? 1,
       jobId: options.jobId,
-      ...(options.backoffMs ? { backoff: { type: 'exponential', delay: options.backoffMs } } : {}),
+      ...(options.backoffMs
+        ? { backoff: { type: 'exponential', delay: options.backoffMs, jitter: options.backoffJitter ?? 0 } }
+        : {}),
       removeOnComplete: { age: 3600, count: 1000 },
       removeOnFail: { age: 24 * 3600 },
     });

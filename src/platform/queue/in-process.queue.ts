@@ -31,6 +31,8 @@ export function nextRunAfter(schedule: Schedule, from: Date): Date {
 interface PendingJob {
   context: JobContext<unknown>;
   maxAttempts: number;
+  backoffMs: number;
+  backoffJitter: number;
 }
 
 interface Lane {
@@ -51,6 +53,8 @@ export class InProcessQueueDriver implements QueueDriver {
   private readonly failedCount = new Map<QueueName, number>();
   private readonly progress = new EventEmitter().setMaxListeners(0);
   private readonly schedules = new Map<string, TimerSchedule>();
+  /** Ids of jobs queued, waiting for a retry or running: adding one of them again is a no-op (as in BullMQ). */
+  private readonly live = new Set<string>();
 
   declareQueues(names: readonly QueueName[]): void {
     for (const name of names) this.lane(name);
@@ -131,6 +135,9 @@ export class InProcessQueueDriver implements QueueDriver {
   ): Promise<QueuedJob<TResult>> {
     if (!this.accepting) throw new Error(`queue ${queue} is closed`);
     const id = options.jobId ?? randomUUID();
+    const handle = { id, finished: (timeoutMs?: number) => this.waitFor<TResult>(id, timeoutMs) };
+    if (this.live.has(id)) return handle;
+    this.live.add(id);
     this.lane(queue).pending.push({
       context: {
         id,
@@ -140,9 +147,11 @@ export class InProcessQueueDriver implements QueueDriver {
         progress: async (value) => void this.progress.emit(id, value),
       },
       maxAttempts: options.attempts ?? 1,
+      backoffMs: options.backoffMs ?? 0,
+      backoffJitter: options.backoffJitter ?? 0,
     });
     this.drain(queue);
-    return { id, finished: (timeoutMs) => this.waitFor<TResult>(id, timeoutMs) };
+    return handle;
   }
 
   process<TData, TResult>(
@@ -197,8 +206,18 @@ export class InProcessQueueDriver implements QueueDriver {
           const value = await processor(job.context);
           this.settle(job.context.id, true, value);
         } catch (error) {
-          if (job.context.attempt < job.maxAttempts) {
-            lane.pending.push({ ...job, context: { ...job.context, attempt: job.context.attempt + 1 } });
+          if (job.context.attempt < job.maxAttempts && this.accepting) {
+            const retry = { ...job, context: { ...job.context, attempt: job.context.attempt + 1 } };
+            const delay =
+              job.backoffMs * 2 ** (job.context.attempt - 1) * (1 - job.backoffJitter * Math.random());
+            if (delay <= 0) lane.pending.push(retry);
+            else {
+              setTimeout(() => {
+                if (!this.accepting) return;
+                lane.pending.push(retry);
+                this.drain(queue);
+              }, delay).unref();
+            }
           } else {
             this.failedCount.set(queue, (this.failedCount.get(queue) ?? 0) + 1);
             this.settle(job.context.id, false, error);
@@ -216,6 +235,7 @@ export class InProcessQueueDriver implements QueueDriver {
   }
 
   private settle(id: string, ok: boolean, value: unknown): void {
+    this.live.delete(id);
     this.outcomes.set(id, { ok, value });
     this.results.emit(id);
     // Keep outcomes briefly for late `finished()` callers, then let them go.

@@ -11,6 +11,8 @@ export interface JobOptions {
   jobId?: string;
   /** Delay before a retry, doubled each attempt. Default 0. */
   backoffMs?: number;
+  /** Fraction (0 to 1) of each retry delay drawn at random, so many jobs failing together do not retry together. */
+  backoffJitter?: number;
 }
 
 export interface QueuedJob<TResult = unknown> {

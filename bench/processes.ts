@@ -1,0 +1,71 @@
+import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import type { BenchProcess } from '../src/modules/kernel';
+
+const ROOT = resolve(__dirname, '../..');
+
+/** The node flags `npm run <script>` passes (a worker's young-generation size matters to its memory). */
+function nodeFlags(script: string): string[] {
+  const { scripts } = JSON.parse(readFileSync(resolve(ROOT, 'package.json'), 'utf8')) as {
+    scripts: Record<string, string>;
+  };
+  return (scripts[script] ?? '').split(' ').filter((word) => word.startsWith('--'));
+}
+
+/** Runs the built gateway (`main`) or worker as its own OS process, with the node flags its npm script uses. */
+export function startProcess(entry: 'main' | 'worker', env: Record<string, string>): BenchProcess {
+  const flags = nodeFlags(entry === 'main' ? 'start' : 'worker');
+  const child = spawn(process.execPath, [...flags, resolve(ROOT, `dist/src/${entry}.js`)], {
+    env: { PATH: process.env.PATH ?? '', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  return {
+    process: child,
+    output: () => output,
+    async waitFor(pattern) {
+      for (let i = 0; i < 600; i++) {
+        const match = output.match(pattern);
+        if (match) return match;
+        if (child.exitCode !== null) break;
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      throw new Error(`${entry} did not print ${pattern}:\n${output.slice(-2000)}`);
+    },
+    async stop() {
+      if (child.exitCode !== null) return;
+      child.kill('SIGTERM');
+      await new Promise((r) => child.once('exit', r));
+    },
+  };
+}
+
+/** A process's own event-loop p99 from its metrics listener (prom-client resets it at each scrape), in ms. */
+export async function eventLoopP99(metricsUrl: string): Promise<number> {
+  const text = await (await fetch(metricsUrl)).text();
+  const match = /^crm_nodejs_eventloop_lag_p99_seconds(?:\{[^}]*\})? ([\d.e+-]+)$/m.exec(text);
+  return match ? Number(match[1]) * 1000 : NaN;
+}
+
+/** One GraphQL call over HTTP; throws with the errors when there are any. */
+export async function graphql(
+  url: string,
+  token: string,
+  query: string,
+  variables: Record<string, unknown> = {},
+): Promise<Record<string, Record<string, unknown>>> {
+  const response = await fetch(`${url}/graphql`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
+    body: JSON.stringify({ query, variables }),
+  });
+  const body = (await response.json()) as {
+    data?: Record<string, Record<string, unknown>>;
+    errors?: unknown;
+  };
+  if (body.errors) throw new Error(JSON.stringify(body.errors));
+  return body.data!;
+}

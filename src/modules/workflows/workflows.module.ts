@@ -1,0 +1,101 @@
+import { Workflows1765000000000 } from '../../../migrations/1765000000000-workflows';
+import { MetricBuckets } from '../../platform/metrics/metrics';
+import { ShutdownPhase } from '../../platform/lifecycle/lifecycle';
+import type { JobContext } from '../../platform/queue/queue.driver';
+import { defineModule, requireService } from '../kernel';
+import { workflowBench } from './workflow.bench';
+import { WorkflowResolver } from './workflow.resolver';
+import { WorkflowQueue } from './workflow.model';
+import { WorkflowService, type StepJob } from './workflow.service';
+
+export interface WorkflowServices {
+  workflows: WorkflowService;
+}
+
+declare module '../kernel/registries' {
+  // eslint-disable-next-line @typescript-eslint/no-empty-object-type
+  interface ServiceRegistry extends WorkflowServices {}
+}
+
+export const WorkflowMetric = {
+  executions: 'crm_workflow_executions_total',
+  stepDuration: 'crm_workflow_step_duration_seconds',
+} as const;
+
+/** Workflows: DAGs of steps routed to I/O, CPU (worker threads) and default queues, with state in Postgres. */
+export const workflowsModule = defineModule<WorkflowServices>({
+  name: 'workflows',
+  migrations: [Workflows1765000000000],
+  queues: Object.values(WorkflowQueue),
+  createServices: ({ config, dataSource, queue, pubsub, events, logger, metrics, lifecycle, services }) => {
+    const { queues, backoffMs } = config.workflows;
+    const service = new WorkflowService({
+      dataSource,
+      queue,
+      pubsub,
+      events,
+      logger,
+      identity: requireService(services, 'identity', 'workflows'),
+      records: requireService(services, 'records', 'workflows'),
+      visibility: requireService(services, 'visibility', 'workflows'),
+      metrics: {
+        executions: metrics.counter(WorkflowMetric.executions, 'Workflow runs by outcome', ['status']),
+        stepDuration: metrics.histogram(
+          WorkflowMetric.stepDuration,
+          'Workflow step duration by queue and kind (IO, CPU, MIXED)',
+          ['queue', 'kind'],
+          MetricBuckets.long,
+        ),
+      },
+      settings: {
+        queues: {
+          [WorkflowQueue.io]: { ...queues.io, backoffMs },
+          [WorkflowQueue.cpu]: { ...queues.cpu, backoffMs },
+          // Single routing puts every step on this queue, with the three queues' concurrency together.
+          [WorkflowQueue.default]: {
+            ...queues.default,
+            backoffMs,
+            concurrency:
+              config.workflows.routing === 'single'
+                ? queues.io.concurrency + queues.cpu.concurrency + queues.default.concurrency
+                : queues.default.concurrency,
+          },
+        },
+        routing: config.workflows.routing,
+        backoffJitter: config.workflows.backoffJitter,
+        lockMs: config.workflows.lockMs,
+        maxInputBytes: 1024 * 1024,
+        actions: {
+          httpAllowList: config.workflows.httpAllowList,
+          webhookSecret: config.workflows.webhookSecret,
+        },
+      },
+    });
+    lifecycle.register('workflow CPU threads', ShutdownPhase.workers, () => service.close());
+    return { workflows: service };
+  },
+  start: (services) => services.workflows.start(),
+  resolvers: (services) => [
+    { resolver: WorkflowResolver, create: () => new WorkflowResolver(services.workflows) },
+  ],
+  processors: (services) => {
+    // The threads start with the processors, before the first CPU step arrives.
+    if (services.workflows.settings.routing === 'partitioned') services.workflows.startCpuPool();
+    const { queues, lockMs } = services.workflows.settings;
+    return Object.values(WorkflowQueue).map((queue) => ({
+      queue,
+      processor: (job: JobContext<StepJob>) => services.workflows.processStep(job),
+      options: { concurrency: queues[queue].concurrency, lockDurationMs: lockMs },
+    }));
+  },
+  scheduledJobs: (services) => [
+    {
+      name: 'workflows.requeue-stranded',
+      schedule: { everyMs: 60_000 },
+      run: async () => {
+        await services.workflows.requeueStranded();
+      },
+    },
+  ],
+  bench: workflowBench,
+});
