@@ -151,7 +151,7 @@ const environmentSchema = z.object({
   /** How often the worker rebuilds indexes that missed writes and purges deleted vectors. */
   VECTOR_REPAIR_EVERY_MS: positiveInt(60_000),
   /** pgvector HNSW candidate list per query (raised to the candidates asked for, at most 1000). */
-  PGVECTOR_EF_SEARCH: z.coerce.number().int().min(10).max(1000).default(100),
+  PGVECTOR_EF_SEARCH: z.coerce.number().int().min(10).max(1000).default(400),
   OPENSEARCH_INDEX: z
     .string()
     .regex(/^[a-z0-9][a-z0-9_-]*$/, 'must be a lower-case OpenSearch index name')

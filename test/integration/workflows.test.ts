@@ -354,13 +354,23 @@ describe('workflows on BullMQ (real Redis, two worker processes, a local HTTP se
   it("CRM steps act with the run's user: queries see what they see, edits need EDIT access", async () => {
     const own = await insertLead(t.app, tenant, tenant.rep.id, 'Mine');
     const theirs = await insertLead(t.app, tenant, tenant.admin.id, 'Theirs');
+    const readOnly = await insertLead(t.app, tenant, tenant.admin.id, 'ReadOnly');
+    await t.app.dataSource.query(
+      `INSERT INTO record_shares (company_id, object_type, record_id, grantee_type, grantee_id, access_level)
+       VALUES ($1, 'LEAD', $2, 'USER', $3, 'READ')`,
+      [tenant.companyId, readOnly, tenant.rep.id],
+    );
     const id = await create(tenant.rep.token, [
       {
         key: 'find',
         name: 'Find',
         type: 'db',
         action: 'crm.query',
-        config: { entity: 'LEAD', filters: [{ field: 'lastName', op: 'IN', values: ['Mine', 'Theirs'] }] },
+        config: {
+          entity: 'LEAD',
+          filters: [{ field: 'lastName', op: 'IN', values: ['Mine', 'Theirs', 'ReadOnly'] }],
+          sort: [{ field: 'lastName', direction: 'ASC' }],
+        },
       },
       {
         key: 'edit',
@@ -377,28 +387,87 @@ describe('workflows on BullMQ (real Redis, two worker processes, a local HTTP se
     ]);
     const run = await until(tenant.rep.token, await start(tenant.rep.token, id, { leadId: own }), finished);
     expect(run.status).toBe('COMPLETED');
-    expect(stepOf(run, 'find').output.items.map((item: { id: string }) => item.id)).toEqual([own]);
+    // What the rep may read: their own lead and the one shared with them, never the admin's other lead.
+    expect(stepOf(run, 'find').output.items.map((item: { id: string }) => item.id)).toEqual([own, readOnly]);
     const [row] = await t.app.dataSource.query('SELECT last_name, score FROM leads WHERE id = $1', [own]);
-    expect(row).toEqual({ last_name: 'Renamed by workflow', score: 10 });
+    expect(row).toEqual({ last_name: 'Renamed by workflow', score: 20 });
 
-    const denied = await until(
+    const hidden = await until(
       tenant.rep.token,
       await start(tenant.rep.token, id, { leadId: theirs }),
       finished,
     );
-    expect(denied).toMatchObject({ status: 'FAILED' });
-    expect(stepOf(denied, 'edit')).toMatchObject({
+    expect(stepOf(hidden, 'edit')).toMatchObject({
       status: 'FAILED',
       attempts: 1,
       error: expect.stringMatching(/was not found/),
     });
-    const [untouched] = await t.app.dataSource.query('SELECT last_name FROM leads WHERE id = $1', [theirs]);
-    expect(untouched.last_name).toBe('Theirs');
+    const shared = await until(
+      tenant.rep.token,
+      await start(tenant.rep.token, id, { leadId: readOnly }),
+      finished,
+    );
+    expect(shared.status).toBe('FAILED');
+    expect(stepOf(shared, 'edit')).toMatchObject({
+      status: 'FAILED',
+      attempts: 1,
+      error: expect.stringMatching(/may read but not edit/),
+    });
+    const untouched = await t.app.dataSource.query<Array<{ last_name: string }>>(
+      'SELECT last_name FROM leads WHERE id = ANY($1::uuid[]) ORDER BY last_name',
+      [[theirs, readOnly]],
+    );
+    expect(untouched.map((r) => r.last_name)).toEqual(['ReadOnly', 'Theirs']);
 
     // Someone else's run is not theirs to see; an admin may.
     const other = await t.gql(RUN_VIEW, { id: run.id }, tenant.others[0]!.token);
     expect(other.errors?.[0]?.extensions?.code).toBe('NOT_FOUND');
     expect((await t.gql(RUN_VIEW, { id: run.id }, tenant.admin.token)).data!.workflowRun.id).toBe(run.id);
+  });
+
+  it('another company can neither see, run, cancel nor follow a workflow or run', async () => {
+    const outsider = await createTenant(t.app);
+    const id = await create(tenant.rep.token, [
+      {
+        key: 'wait',
+        name: 'Wait',
+        type: 'http',
+        action: 'http.request',
+        config: { url: `${server.url}/slow?ms=1500` },
+      },
+    ]);
+    const runId = await start(tenant.rep.token, id);
+    const asOutsider = async (query: string, variables: Record<string, unknown>) =>
+      (await t.gql(query, variables, outsider.admin.token)).errors?.[0]?.extensions?.code;
+    expect(await asOutsider('query ($id: ID!) { workflow(id: $id) { id } }', { id })).toBe('NOT_FOUND');
+    expect(await asOutsider(RUN, { id, input: {} })).toBe('NOT_FOUND');
+    expect(await asOutsider(RUN_VIEW, { id: runId })).toBe('NOT_FOUND');
+    expect(
+      await asOutsider('mutation ($id: ID!) { cancelWorkflowRun(id: $id) { status } }', { id: runId }),
+    ).toBe('NOT_FOUND');
+    const listed = await t.gql<{ workflows: Array<{ id: string }> }>(
+      '{ workflows { id } }',
+      {},
+      outsider.admin.token,
+    );
+    expect(listed.data!.workflows).toEqual([]);
+    const client = wsClient(t.url, `Bearer ${outsider.admin.token}`);
+    const outcome = await new Promise<string>((resolve) => {
+      client.subscribe(
+        {
+          query: 'subscription ($id: ID!) { workflowRunUpdated(runId: $id) { status } }',
+          variables: { id: runId },
+        },
+        {
+          next: () => resolve('heard something'),
+          error: (error) => resolve(JSON.stringify(error)),
+          complete: () => resolve('completed without a word'),
+        },
+      );
+    });
+    await client.dispose();
+    expect(outcome).toMatch(/NOT_FOUND|was not found/);
+    expect((await until(tenant.rep.token, runId, finished)).status).toBe('COMPLETED');
   });
 
   it('cancel stops the running request, and steps not started never start', async () => {

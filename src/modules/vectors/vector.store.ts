@@ -151,7 +151,12 @@ export class VectorStore {
   }
 
   /** Rows (tombstones included) written after `afterSeq` up to `uptoSeq`, `batch` at a time, from one snapshot. */
-  changes(companyId: string, afterSeq: number, uptoSeq: number, batch = 2000): AsyncGenerator<StoredVector[]> {
+  changes(
+    companyId: string,
+    afterSeq: number,
+    uptoSeq: number,
+    batch = 2000,
+  ): AsyncGenerator<StoredVector[]> {
     return this.scan(
       `SELECT ${ROW_COLUMNS} FROM vector_documents WHERE company_id = $1 AND seq > $2 AND seq <= $3`,
       [companyId, afterSeq, uptoSeq],

@@ -69,7 +69,7 @@ export class CpuPool {
     if (this.closed) return Promise.reject(new Error('the CPU pool is closed'));
     if (options.signal?.aborted) return Promise.reject(new StepCancelledError());
     return new Promise((resolvePromise, rejectPromise) => {
-      this.waiting.push({
+      const task: Task = {
         id: this.nextId++,
         action,
         config,
@@ -78,7 +78,19 @@ export class CpuPool {
         signal: options.signal,
         resolve: resolvePromise,
         reject: rejectPromise,
-      });
+      };
+      // Cancelled while still waiting: leave the queue at once.
+      options.signal?.addEventListener(
+        'abort',
+        () => {
+          const index = this.waiting.indexOf(task);
+          if (index < 0) return;
+          this.waiting.splice(index, 1);
+          task.reject(new StepCancelledError());
+        },
+        { once: true },
+      );
+      this.waiting.push(task);
       this.dispatch();
     });
   }
@@ -101,7 +113,8 @@ export class CpuPool {
   }
 
   private spawn(): Worker {
-    const worker = new Worker(this.script);
+    // Bounded heap: a step that builds a huge result dies alone instead of taking the process with it.
+    const worker = new Worker(this.script, { resourceLimits: { maxOldGenerationSizeMb: 256 } });
     worker.unref();
     worker.on('message', (message: { id: number; ok: boolean; value?: unknown; message?: string }) => {
       const slot = this.slots.find((candidate) => candidate.worker === worker);
@@ -154,17 +167,27 @@ export class CpuPool {
   private dispatch(): void {
     for (const slot of this.slots) {
       if (slot.task) continue;
-      const task = this.waiting.shift();
-      if (!task) return;
-      if (task.signal?.aborted) {
+      // Fill this slot with the first task not cancelled while it waited.
+      let task = this.waiting.shift();
+      while (task?.signal?.aborted) {
         task.reject(new StepCancelledError());
-        continue;
+        task = this.waiting.shift();
       }
-      slot.task = task;
-      slot.timer = setTimeout(() => this.kill(slot, new StepTimeoutError(task.timeoutMs)), task.timeoutMs);
+      if (!task) return;
+      const current = task;
+      slot.task = current;
+      slot.timer = setTimeout(
+        () => this.kill(slot, new StepTimeoutError(current.timeoutMs)),
+        current.timeoutMs,
+      );
       slot.onAbort = () => this.kill(slot, new StepCancelledError());
-      task.signal?.addEventListener('abort', slot.onAbort, { once: true });
-      slot.worker.postMessage({ id: task.id, action: task.action, config: task.config, scope: task.scope });
+      current.signal?.addEventListener('abort', slot.onAbort, { once: true });
+      slot.worker.postMessage({
+        id: current.id,
+        action: current.action,
+        config: current.config,
+        scope: current.scope,
+      });
     }
   }
 }

@@ -112,10 +112,17 @@ export function urlAllowed(url: string, allowList: readonly string[]): boolean {
     return false;
   }
   if (!['http:', 'https:'].includes(target.protocol) || target.username || target.password) return false;
+  // Encoded separators and dots survive URL normalisation, and servers behind the prefix may decode them.
+  if (/%(2f|5c|2e)/i.test(target.pathname)) return false;
   return allowList.some((entry) => {
     try {
       const allowed = new URL(entry);
-      return allowed.origin === target.origin && target.pathname.startsWith(allowed.pathname);
+      // Whole path segments: a prefix `/api` allows `/api` and `/api/...`, not `/api-internal`.
+      const prefix = allowed.pathname.endsWith('/') ? allowed.pathname : `${allowed.pathname}/`;
+      return (
+        allowed.origin === target.origin &&
+        (target.pathname === allowed.pathname || target.pathname.startsWith(prefix))
+      );
     } catch {
       return false;
     }
@@ -137,6 +144,25 @@ function checkUrl(
 
 const MAX_RESPONSE_BYTES = 1024 * 1024;
 
+/** The response body as text, refusing (and stopping the download of) anything over 1 MB. */
+async function readCapped(response: Response, url: string): Promise<string> {
+  const tooLarge = () => new PermanentStepError(`${url} answered more than ${MAX_RESPONSE_BYTES} bytes`);
+  if (Number(response.headers.get('content-length') ?? 0) > MAX_RESPONSE_BYTES) {
+    await response.body?.cancel();
+    throw tooLarge();
+  }
+  const chunks: Uint8Array[] = [];
+  let bytes = 0;
+  if (!response.body) return '';
+  // Leaving the loop early cancels the stream (the rest is never downloaded).
+  for await (const chunk of response.body as unknown as AsyncIterable<Uint8Array>) {
+    bytes += chunk.byteLength;
+    if (bytes > MAX_RESPONSE_BYTES) throw tooLarge();
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks).toString('utf8');
+}
+
 async function call(
   url: string,
   init: { method: string; headers: Record<string, string>; body?: string },
@@ -147,8 +173,7 @@ async function call(
   const signal = AbortSignal.any([context.signal, AbortSignal.timeout(context.timeoutMs)]);
   // No redirects: a redirect could leave the allow-list.
   const response = await fetch(url, { ...init, signal, redirect: 'error' });
-  const raw = await response.text();
-  if (raw.length > MAX_RESPONSE_BYTES) throw new PermanentStepError(`${url} answered more than 1 MB`);
+  const raw = await readCapped(response, url);
   let body: unknown = raw;
   if ((response.headers.get('content-type') ?? '').includes('json')) {
     try {
@@ -243,7 +268,12 @@ const ACTION_LIST: ActionDefinition[] = [
     },
     run: async (values, context) => {
       const body = JSON.stringify(compileMapping(values.payload as Mapping)(context.scope));
-      const signature = createHmac('sha256', context.settings.webhookSecret).update(body).digest('hex');
+      // A key per company (derived from the deployment's secret), named in a header: one company cannot have the
+      // CRM sign a body that a receiver would take for another company's.
+      const key = createHmac('sha256', context.settings.webhookSecret)
+        .update(context.principal.companyId)
+        .digest();
+      const signature = createHmac('sha256', key).update(body).digest('hex');
       const { status } = await call(
         String(values.url),
         {
@@ -251,6 +281,7 @@ const ACTION_LIST: ActionDefinition[] = [
           headers: {
             'content-type': 'application/json',
             'x-crm-signature': `sha256=${signature}`,
+            'x-crm-company': context.principal.companyId,
             // The same on every retry of this step, so the receiver can drop repeats.
             'x-crm-delivery': `${context.runId}.${context.stepKey}`,
           },

@@ -57,6 +57,11 @@ const INTENT_WORDS = [
   'rollout',
 ];
 
+/** A table's weight for a value, by own key only (`constructor` is not an industry). */
+function weight(table: Record<string, number>, value: unknown, fallback: number): number {
+  return typeof value === 'string' && Object.hasOwn(table, value) ? table[value]! : fallback;
+}
+
 /**
  * A lead's score, 0 to 100, and the points each factor gave: business email, industry, source, status, estimated
  * value (log scale), intent words in the description, and recency.
@@ -69,9 +74,9 @@ export function leadScore(
   const email = typeof lead.email === 'string' ? lead.email.toLowerCase() : '';
   const domain = email.includes('@') ? email.split('@')[1]! : '';
   factors.email = !domain ? 0 : FREE_MAIL.has(domain) ? 3 : 12;
-  factors.industry = INDUSTRY_WEIGHT[String(lead.industry)] ?? 4;
-  factors.source = SOURCE_WEIGHT[String(lead.source)] ?? 3;
-  factors.status = STATUS_WEIGHT[String(lead.status)] ?? 0;
+  factors.industry = weight(INDUSTRY_WEIGHT, lead.industry, 4);
+  factors.source = weight(SOURCE_WEIGHT, lead.source, 3);
+  factors.status = weight(STATUS_WEIGHT, lead.status, 0);
   const value = Number(lead.estimatedValue ?? lead.estimated_value ?? 0);
   factors.value = value > 0 ? Math.min(25, Math.round(Math.log10(value) * 5)) : 0;
   const description = typeof lead.description === 'string' ? lead.description.toLowerCase() : '';

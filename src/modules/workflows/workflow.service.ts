@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import type { Counter, Histogram } from 'prom-client';
 import type { DataSource, EntityManager } from 'typeorm';
@@ -337,83 +338,128 @@ export class WorkflowService {
     }
   }
 
-  /** The processor of every workflow queue: claims the step, runs its action, records the outcome. */
+  /**
+   * The processor of every workflow queue: claims the step (a token and a lease renewed while it runs), runs its
+   * action, and records the outcome only while it still holds the claim. A job delivered twice finds the step
+   * claimed (or finished) and does nothing.
+   */
   async processStep(job: JobContext<StepJob>): Promise<string> {
     const { runId, stepKey } = job.data;
-    // UPDATE ... RETURNING answers [rows, affected count].
-    const [[claimed]] = await this.deps.dataSource.query<
-      [Array<{ attempts: number; queue: WorkflowQueue; kind: StepKind }>, number]
-    >(
-      `UPDATE workflow_step_runs s
-          SET status = 'RUNNING', attempts = s.attempts + 1, started_at = COALESCE(s.started_at, now()), error = NULL
-         FROM workflow_runs r
-        WHERE s.run_id = $1 AND s.step_key = $2 AND r.id = s.run_id AND r.status = 'RUNNING'
-          AND s.status IN ('QUEUED', 'RUNNING')
-        RETURNING s.attempts, s.queue, s.kind`,
-      [runId, stepKey],
-    );
-    // Completed, failed or cancelled already (a re-delivered job, or a cancelled run): nothing to do.
-    if (!claimed) return 'skipped';
-    const [run] = await this.deps.dataSource.query<Array<RunRow & { steps: StepDefinition[] }>>(
-      'SELECT r.*, w.steps FROM workflow_runs r JOIN workflows w ON w.id = r.workflow_id WHERE r.id = $1',
-      [runId],
-    );
-    const step = run!.steps.find((candidate) => candidate.key === stepKey)!;
-    await this.publishRun(run!.company_id, runId);
-    const queueSettings = this.deps.settings.queues[claimed.queue];
+    // Listening before the claim: a cancel that lands right after it is not missed.
     const controller = new AbortController();
     const controllers = this.running.get(runId) ?? new Set();
     controllers.add(controller);
     this.running.set(runId, controllers);
-    const started = performance.now();
+    const token = randomUUID();
+    const leaseMs = this.deps.settings.lockMs;
+    let renewal: NodeJS.Timeout | undefined;
     try {
-      const output = await this.execute(run!, step, claimed.kind, queueSettings.timeoutMs, controller.signal);
-      this.deps.metrics.stepDuration.observe(
-        { queue: claimed.queue, kind: claimed.kind },
-        (performance.now() - started) / 1000,
+      // UPDATE ... RETURNING answers [rows, affected count].
+      const [[claimed]] = await this.deps.dataSource.query<
+        [Array<{ attempts: number; queue: WorkflowQueue; kind: StepKind }>, number]
+      >(
+        `UPDATE workflow_step_runs s
+            SET status = 'RUNNING', attempts = s.attempts + 1, started_at = COALESCE(s.started_at, now()),
+                error = NULL, claim_token = $3, lease_until = now() + make_interval(secs => $4::double precision / 1000)
+           FROM workflow_runs r
+          WHERE s.run_id = $1 AND s.step_key = $2 AND r.id = s.run_id AND r.status = 'RUNNING'
+            AND (s.status = 'QUEUED' OR (s.status = 'RUNNING' AND s.lease_until < now()))
+          RETURNING s.attempts, s.queue, s.kind`,
+        [runId, stepKey, token, leaseMs],
       );
-      await this.completeStep(run!, stepKey, output);
-      return 'completed';
-    } catch (error) {
-      const message = (error as Error).message ?? String(error);
-      if (controller.signal.aborted || error instanceof StepCancelledError) {
-        await this.settleStep(runId, stepKey, 'CANCELLED', 'cancelled');
-        return 'cancelled';
-      }
-      const permanent = error instanceof PermanentStepError;
-      if (!permanent && claimed.attempts < queueSettings.attempts) {
-        await this.deps.dataSource.query(
-          `UPDATE workflow_step_runs SET status = 'QUEUED', error = $3 WHERE run_id = $1 AND step_key = $2 AND status = 'RUNNING'`,
-          [runId, stepKey, `attempt ${claimed.attempts} failed: ${message}`],
+      // Finished, cancelled, or running under someone else's live claim: nothing to do.
+      if (!claimed) return 'skipped';
+      renewal = setInterval(
+        () => {
+          void this.deps.dataSource
+            .query(
+              `UPDATE workflow_step_runs SET lease_until = now() + make_interval(secs => $4::double precision / 1000)
+              WHERE run_id = $1 AND step_key = $2 AND claim_token = $3`,
+              [runId, stepKey, token, leaseMs],
+            )
+            .catch((error: unknown) =>
+              this.deps.logger.warn({ err: error, runId, stepKey }, 'step lease renewal failed'),
+            );
+        },
+        Math.max(100, Math.floor(leaseMs / 3)),
+      );
+      renewal.unref();
+      const [run] = await this.deps.dataSource.query<Array<RunRow & { steps: StepDefinition[] }>>(
+        'SELECT r.*, w.steps FROM workflow_runs r JOIN workflows w ON w.id = r.workflow_id WHERE r.id = $1',
+        [runId],
+      );
+      const step = run!.steps.find((candidate) => candidate.key === stepKey)!;
+      await this.publishRun(run!.company_id, runId);
+      const queueSettings = this.deps.settings.queues[claimed.queue];
+      const started = performance.now();
+      try {
+        if (controller.signal.aborted) throw new StepCancelledError();
+        const output = await this.execute(
+          run!,
+          step,
+          claimed.kind,
+          queueSettings.timeoutMs,
+          controller.signal,
         );
-        await this.publishRun(run!.company_id, runId);
-        // The queue retries it after an exponential, jittered delay.
-        throw error;
+        this.deps.metrics.stepDuration.observe(
+          { queue: claimed.queue, kind: claimed.kind },
+          (performance.now() - started) / 1000,
+        );
+        await this.completeStep(run!, stepKey, token, output);
+        return 'completed';
+      } catch (error) {
+        const message = (error as Error).message ?? String(error);
+        if (controller.signal.aborted || error instanceof StepCancelledError) {
+          await this.settleStep(runId, stepKey, token, 'CANCELLED', 'cancelled');
+          return 'cancelled';
+        }
+        const permanent = error instanceof PermanentStepError;
+        if (!permanent && claimed.attempts < queueSettings.attempts) {
+          // Back to QUEUED for the queue's retry, unless the run ended meanwhile (then it will never run).
+          const [[retry]] = await this.deps.dataSource.query<[Array<{ status: StepStatus }>, number]>(
+            `UPDATE workflow_step_runs s
+                SET status = CASE WHEN r.status = 'RUNNING' THEN 'QUEUED' ELSE 'CANCELLED' END, error = $4,
+                    claim_token = NULL, lease_until = NULL,
+                    finished_at = CASE WHEN r.status = 'RUNNING' THEN NULL ELSE now() END
+               FROM workflow_runs r
+              WHERE s.run_id = $1 AND s.step_key = $2 AND s.claim_token = $3 AND r.id = s.run_id
+              RETURNING s.status`,
+            [runId, stepKey, token, `attempt ${claimed.attempts} failed: ${message}`],
+          );
+          await this.publishRun(run!.company_id, runId);
+          if (retry?.status !== 'QUEUED') return 'cancelled';
+          // The queue retries it after an exponential, jittered delay.
+          throw error;
+        }
+        const reason = error instanceof StepTimeoutError ? `timed out after ${error.timeoutMs} ms` : message;
+        await this.failStep(run!, stepKey, token, reason);
+        return 'failed';
       }
-      const reason = error instanceof StepTimeoutError ? `timed out after ${error.timeoutMs} ms` : message;
-      await this.failStep(run!, stepKey, reason);
-      return 'failed';
     } finally {
+      clearInterval(renewal);
       controllers.delete(controller);
       if (controllers.size === 0) this.running.delete(runId);
     }
   }
 
   /**
-   * Re-queues steps that are QUEUED in Postgres but whose job may be gone (a process died between recording a step
-   * as ready and queueing it). Queueing under the same job id is a no-op while the job exists.
+   * Re-queues steps whose job may be gone: QUEUED for a minute (a process died between recording a step as ready and
+   * queueing it), or RUNNING with a lapsed lease (its worker died and the queue gave up on the job). The job id
+   * carries the attempt count, so a job the queue still remembers as failed does not swallow the new one.
    */
   async requeueStranded(olderThanMs = 60_000): Promise<number> {
     const rows = await this.deps.dataSource.query<
-      Array<{ run_id: string; step_key: string; steps: StepDefinition[] }>
+      Array<{ run_id: string; step_key: string; attempts: number; steps: StepDefinition[] }>
     >(
-      `SELECT s.run_id, s.step_key, w.steps FROM workflow_step_runs s
+      `SELECT s.run_id, s.step_key, s.attempts, w.steps FROM workflow_step_runs s
          JOIN workflow_runs r ON r.id = s.run_id JOIN workflows w ON w.id = r.workflow_id
-        WHERE s.status = 'QUEUED' AND r.status = 'RUNNING' AND s.queued_at < now() - make_interval(secs => $1::double precision / 1000)
+        WHERE r.status = 'RUNNING'
+          AND ((s.status = 'QUEUED' AND s.queued_at < now() - make_interval(secs => $1::double precision / 1000))
+            OR (s.status = 'RUNNING' AND s.lease_until < now() - make_interval(secs => $1::double precision / 1000)))
         LIMIT 1000`,
       [olderThanMs],
     );
-    for (const row of rows) await this.enqueue(row.run_id, row.steps, [row.step_key]);
+    for (const row of rows) await this.enqueue(row.run_id, row.steps, [row.step_key], `r${row.attempts}`);
     return rows.length;
   }
 
@@ -433,7 +479,8 @@ export class WorkflowService {
       steps: Object.fromEntries(outputs.map((row) => [row.step_key, row.output])),
     };
     const action = ACTIONS[step.action]!;
-    if (kind === 'CPU' && action.runsIn === 'thread' && this.deps.settings.routing === 'partitioned')
+    // Pure computation always runs in a thread (whatever queue the step is on): only there can a timeout stop it.
+    if (action.runsIn === 'thread' && this.deps.settings.routing === 'partitioned')
       return this.startCpuPool().run(step.action, step.config, scope, { timeoutMs, signal });
     const [user] = await this.deps.identity.usersByIds(run.company_id, [run.user_id]);
     if (!user || user.deactivatedAt)
@@ -481,6 +528,7 @@ export class WorkflowService {
   private async completeStep(
     run: RunRow & { steps: StepDefinition[] },
     stepKey: string,
+    token: string,
     output: unknown,
   ): Promise<void> {
     let view: RunView | undefined;
@@ -490,12 +538,14 @@ export class WorkflowService {
         'SELECT status FROM workflow_runs WHERE id = $1 FOR UPDATE',
         [run.id],
       );
-      await manager.query(
-        `UPDATE workflow_step_runs SET status = 'COMPLETED', output = $3, finished_at = now(), error = NULL
-          WHERE run_id = $1 AND step_key = $2 AND status = 'RUNNING'`,
-        [run.id, stepKey, JSON.stringify(output ?? null)],
+      const [, recorded] = await manager.query<[unknown, number]>(
+        `UPDATE workflow_step_runs SET status = 'COMPLETED', output = $4, finished_at = now(), error = NULL,
+                claim_token = NULL, lease_until = NULL
+          WHERE run_id = $1 AND step_key = $2 AND claim_token = $3`,
+        [run.id, stepKey, token, JSON.stringify(output ?? null)],
       );
-      if (locked!.status !== 'RUNNING') return [];
+      // Lost the claim (the lease lapsed and another worker took the step): its outcome is that worker's to record.
+      if (recorded === 0 || locked!.status !== 'RUNNING') return [];
       const rows = await manager.query<Array<{ step_key: string; status: StepStatus }>>(
         'SELECT step_key, status FROM workflow_step_runs WHERE run_id = $1',
         [run.id],
@@ -524,17 +574,19 @@ export class WorkflowService {
   }
 
   /** A step failed for good: the run fails, steps not started are cancelled, running ones are stopped. */
-  private async failStep(run: RunRow, stepKey: string, reason: string): Promise<void> {
+  private async failStep(run: RunRow, stepKey: string, token: string, reason: string): Promise<void> {
     const failedRun = await this.deps.dataSource.transaction(async (manager) => {
       const [locked] = await manager.query<RunRow[]>(
         'SELECT status FROM workflow_runs WHERE id = $1 FOR UPDATE',
         [run.id],
       );
-      await manager.query(
-        `UPDATE workflow_step_runs SET status = 'FAILED', error = $3, finished_at = now() WHERE run_id = $1 AND step_key = $2`,
-        [run.id, stepKey, reason.slice(0, 2000)],
+      const [, recorded] = await manager.query<[unknown, number]>(
+        `UPDATE workflow_step_runs SET status = 'FAILED', error = $4, finished_at = now(), claim_token = NULL,
+                lease_until = NULL
+          WHERE run_id = $1 AND step_key = $2 AND claim_token = $3`,
+        [run.id, stepKey, token, reason.slice(0, 2000)],
       );
-      if (locked!.status !== 'RUNNING') return false;
+      if (recorded === 0 || locked!.status !== 'RUNNING') return false;
       await this.finishRun(manager, run.id, 'FAILED', `step ${stepKey} failed: ${reason}`.slice(0, 2000));
       return true;
     });
@@ -548,15 +600,16 @@ export class WorkflowService {
   private async settleStep(
     runId: string,
     stepKey: string,
+    token: string,
     status: StepStatus,
     error: string | null,
   ): Promise<void> {
     const [run] = await this.deps.dataSource.query<Array<{ company_id: string }>>(
       `WITH settled AS (
-         UPDATE workflow_step_runs SET status = $3, error = $4, finished_at = now()
-          WHERE run_id = $1 AND step_key = $2 AND status = 'RUNNING' RETURNING run_id)
+         UPDATE workflow_step_runs SET status = $4, error = $5, finished_at = now(), claim_token = NULL, lease_until = NULL
+          WHERE run_id = $1 AND step_key = $2 AND claim_token = $3 RETURNING run_id)
        SELECT company_id FROM workflow_runs WHERE id = $1`,
-      [runId, stepKey, status, error],
+      [runId, stepKey, token, status, error],
     );
     if (run) await this.publishRun(run.company_id, runId);
   }
@@ -578,6 +631,7 @@ export class WorkflowService {
     runId: string,
     steps: readonly StepDefinition[],
     keys: readonly string[],
+    generation?: string,
   ): Promise<void> {
     const plan = WorkflowPartitioner.createExecutionPlan(steps).levels.flat();
     for (const key of keys) {
@@ -588,7 +642,7 @@ export class WorkflowService {
         key,
         { runId, stepKey: key },
         {
-          jobId: jobIdOf(runId, key),
+          jobId: generation ? `${jobIdOf(runId, key)}_${generation}` : jobIdOf(runId, key),
           attempts: settings.attempts,
           backoffMs: settings.backoffMs,
           backoffJitter: this.deps.settings.backoffJitter,

@@ -1,4 +1,5 @@
 import type { FieldViolation } from '../../../platform/errors/app-error';
+import { urlAllowed } from '../workflow.actions';
 import { leadScore } from '../workflow.cpu-actions';
 import { compileExpression, compileMapping } from '../workflow.expression';
 import { kindOfType, WorkflowPartitioner, type StepDefinition } from '../workflow.model';
@@ -106,8 +107,11 @@ describe('the transform.map expression language', () => {
     expect(compileExpression('process')(scope)).toBeNull();
     expect(() => compileExpression('$eval("1")')).toThrow(/unknown function \$eval/);
     expect(() => compileExpression('input.lead.(1)')).toThrow(/expected a field name/);
-    expect(() => compileMapping({ __proto__x: 'input', nested: { bad: '1 +' } })).toThrow(
-      /mapping\.nested\.bad ends too early/,
+    expect(() => compileMapping({ nested: { bad: '1 +' } })).toThrow(/mapping\.nested\.bad ends too early/);
+    // A mapping may not set keys that would reach a prototype (JSON.parse makes "__proto__" an own key).
+    expect(() => compileMapping(JSON.parse('{"__proto__": "input"}'))).toThrow(/may not set "__proto__"/);
+    expect(() => compileMapping({ out: { constructor: '1' } })).toThrow(
+      /mapping\.out may not set "constructor"/,
     );
   });
 });
@@ -135,5 +139,31 @@ describe('compute.leadScore', () => {
     expect(strong.score).toBeLessThanOrEqual(100);
     expect(weak.score).toBe(0);
     expect(strong.factors).toMatchObject({ email: 12, intent: 15, recency: 10 });
+  });
+});
+
+describe('the HTTP allow-list', () => {
+  const allow = ['https://api.example.com/v1', 'http://127.0.0.1:8080/'];
+  it('admits same-origin URLs under a prefix, by whole path segments', () => {
+    expect(urlAllowed('https://api.example.com/v1', allow)).toBe(true);
+    expect(urlAllowed('https://api.example.com/v1/leads?x=1', allow)).toBe(true);
+    expect(urlAllowed('https://API.example.com/v1/leads', allow)).toBe(true);
+    expect(urlAllowed('http://127.0.0.1:8080/anything', allow)).toBe(true);
+  });
+
+  it('refuses other origins, look-alike hosts, credentials, escapes and other schemes', () => {
+    for (const url of [
+      'https://api.example.com/v1-internal',
+      'https://api.example.com/v1/../admin',
+      'https://api.example.com.evil.io/v1',
+      'https://evil.io/?https://api.example.com/v1',
+      'https://user:pw@api.example.com/v1',
+      'http://api.example.com/v1',
+      'https://api.example.com:8443/v1',
+      'http://127.0.0.1:8081/',
+      'file:///etc/passwd',
+      'not a url',
+    ])
+      expect([url, urlAllowed(url, allow)]).toEqual([url, false]);
   });
 });
