@@ -143,7 +143,7 @@ describe('workflows on BullMQ (real Redis, two worker processes, a local HTTP se
     const id = await create(tenant.rep.token, [http('a')]);
     const big = await t.gql(RUN, { id, input: { blob: 'x'.repeat(1024 * 1024) } }, tenant.rep.token);
     expect(big.errors?.[0]?.message).toMatch(/input must be at most 1048576 bytes/);
-    expect(await count()).toEqual({ w: before!.w + 1, r: before!.r });
+    expect(await count()).toEqual({ w: before.w + 1, r: before.r });
     expect(server.hits).toHaveLength(0);
   });
 
