@@ -40,10 +40,6 @@ export class Workflows1765000000000 implements MigrationInterface {
         status text NOT NULL DEFAULT 'PENDING'
           CHECK (status IN ('PENDING', 'QUEUED', 'RUNNING', 'COMPLETED', 'FAILED', 'CANCELLED')),
         attempts int NOT NULL DEFAULT 0,
-        -- who runs it now, and until when: a claim renewed while the step runs; another worker may take the step
-        -- only once the lease has lapsed, and only the holder of the token may record its outcome
-        claim_token uuid,
-        lease_until timestamptz,
         queued_at timestamptz,
         started_at timestamptz,
         finished_at timestamptz,
@@ -51,8 +47,6 @@ export class Workflows1765000000000 implements MigrationInterface {
         error text,
         PRIMARY KEY (run_id, step_key)
       );
-      CREATE INDEX workflow_step_runs_waiting_idx ON workflow_step_runs (status, queued_at)
-        WHERE status IN ('QUEUED', 'RUNNING');
     `);
   }
 

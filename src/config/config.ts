@@ -159,6 +159,11 @@ const environmentSchema = z.object({
   /** When indexed vectors become searchable in OpenSearch: before the write returns, at once, or on the next refresh. */
   OPENSEARCH_REFRESH: z.enum(['wait_for', 'true', 'false']).default('wait_for'),
   OPENSEARCH_TIMEOUT_MS: positiveInt(5_000),
+  /** Reports: their own connections, a statement timeout, the planner-cost budget a live report may not pass. */
+  REPORT_DB_POOL_SIZE: positiveInt(4),
+  REPORT_STATEMENT_TIMEOUT_MS: positiveInt(10_000),
+  REPORT_MAX_COST: z.coerce.number().positive().default(5_000_000),
+  REPORT_PLAN_CACHE_SIZE: positiveInt(500),
   /** Per workflow queue: steps run at once per worker process, a step's time limit, attempts before it fails. */
   WORKFLOW_IO_CONCURRENCY: positiveInt(20),
   WORKFLOW_IO_TIMEOUT_MS: positiveInt(30_000),
@@ -252,6 +257,12 @@ export interface AppConfig {
     readonly poolSize: number;
     readonly streamMaxRows: number;
     readonly lockMs: number;
+  };
+  readonly reports: {
+    readonly poolSize: number;
+    readonly statementTimeoutMs: number;
+    readonly maxCost: number;
+    readonly planCacheSize: number;
   };
   readonly workflows: {
     readonly queues: Readonly<
@@ -384,6 +395,12 @@ export function loadConfig(
       poolSize: e.EXPORT_DB_POOL_SIZE,
       streamMaxRows: e.EXPORT_STREAM_MAX_ROWS,
       lockMs: e.EXPORT_LOCK_MS,
+    },
+    reports: {
+      poolSize: e.REPORT_DB_POOL_SIZE,
+      statementTimeoutMs: e.REPORT_STATEMENT_TIMEOUT_MS,
+      maxCost: e.REPORT_MAX_COST,
+      planCacheSize: e.REPORT_PLAN_CACHE_SIZE,
     },
     workflows: {
       queues: {

@@ -4,6 +4,7 @@ import { healthModule } from './health';
 import { identityModule } from './identity';
 import type { CrmModule } from './kernel';
 import { recordsModule } from './records';
+import { reportsModule } from './reports';
 import { sharingModule } from './sharing';
 import { vectorsModule } from './vectors';
 import { workflowsModule } from './workflows';
@@ -18,6 +19,7 @@ export const MODULES: readonly CrmModule[] = [
   sharingModule,
   recordsModule,
   exportsModule,
+  reportsModule,
   vectorsModule,
   workflowsModule,
   healthModule,

@@ -1,7 +1,7 @@
 import { MetricBuckets, type MetricFamily } from '../../platform/metrics/metrics';
 
 /**
- * Families the dashboard and alerts already chart for the capabilities being built (search, reports), declared here so operators' queries keep resolving meanwhile. Each capability's slice takes its
+ * Families the dashboard and alerts already chart for the capabilities being built (search), declared here so operators' queries keep resolving meanwhile. Each capability's slice takes its
  * families over in its own module's `metrics` and deletes them from this list.
  */
 export const PLANNED_CAPABILITY_METRICS: readonly MetricFamily[] = [
@@ -10,13 +10,6 @@ export const PLANNED_CAPABILITY_METRICS: readonly MetricFamily[] = [
     name: 'crm_search_duration_seconds',
     help: 'Search duration',
     labelNames: ['entity', 'facet_source'],
-    buckets: MetricBuckets.latency,
-  },
-  {
-    type: 'histogram',
-    name: 'crm_report_duration_seconds',
-    help: 'Report duration',
-    labelNames: ['source'],
     buckets: MetricBuckets.latency,
   },
 ];

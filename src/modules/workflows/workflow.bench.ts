@@ -118,7 +118,12 @@ async function runMode(
       }),
     );
     const done = new Map<string, { status: string; createdAt: string; finishedAt: string }>();
+    const deadline = Date.now() + 10 * 60_000;
     while (done.size < runIds.length) {
+      if (Date.now() > deadline)
+        throw new Error(
+          `${mode}: ${runIds.length - done.size} runs still unfinished after 10 minutes:\n${gateway.output().slice(-2000)}`,
+        );
       await new Promise((resolve) => setTimeout(resolve, 250));
       for (const id of runIds.filter((candidate) => !done.has(candidate))) {
         const { workflowRun } = await context.graphql(

@@ -1,4 +1,5 @@
 import { Workflows1765000000000 } from '../../../migrations/1765000000000-workflows';
+import { WorkflowStepLeases1765000000001 } from '../../../migrations/1765000000001-workflow-step-leases';
 import { MetricBuckets } from '../../platform/metrics/metrics';
 import { ShutdownPhase } from '../../platform/lifecycle/lifecycle';
 import type { JobContext } from '../../platform/queue/queue.driver';
@@ -25,7 +26,7 @@ export const WorkflowMetric = {
 /** Workflows: DAGs of steps routed to I/O, CPU (worker threads) and default queues, with state in Postgres. */
 export const workflowsModule = defineModule<WorkflowServices>({
   name: 'workflows',
-  migrations: [Workflows1765000000000],
+  migrations: [Workflows1765000000000, WorkflowStepLeases1765000000001],
   queues: Object.values(WorkflowQueue),
   createServices: ({ config, dataSource, queue, pubsub, events, logger, metrics, lifecycle, services }) => {
     const { queues, backoffMs } = config.workflows;

@@ -1,0 +1,226 @@
+import { ValidationError, type FieldViolation } from '../../platform/errors/app-error';
+import {
+  fieldsFor,
+  filtersToSql,
+  findField,
+  graphqlEnum,
+  validateFilters,
+  type EnumValue,
+  type FieldSpec,
+  type RecordFilter,
+  type RecordType,
+} from '../kernel';
+
+export const AggregateType = graphqlEnum('AggregateType', ['COUNT', 'SUM', 'AVG', 'MIN', 'MAX']);
+export type AggregateType = EnumValue<typeof AggregateType>;
+
+export const ReportSource = graphqlEnum(
+  'ReportSource',
+  ['MATERIALIZED', 'LIVE'],
+  'MATERIALIZED: from precomputed rollups; LIVE: computed from the records now',
+);
+export type ReportSource = EnumValue<typeof ReportSource>;
+
+export const DATE_BUCKETS = ['day', 'week', 'month', 'quarter', 'year'] as const;
+export type DateBucket = (typeof DATE_BUCKETS)[number];
+
+export const ReportLimits = { maxAggregates: 20, maxDimensions: 5 } as const;
+
+export interface AggregateInput {
+  name: string;
+  type: AggregateType;
+  field?: string | null;
+  dimensions?: readonly string[] | null;
+}
+
+export interface ReportInput {
+  entityType: RecordType;
+  aggregates: readonly AggregateInput[];
+  filters?: readonly RecordFilter[] | null;
+  dateRange?: { field: string; from?: Date | null; to?: Date | null } | null;
+  /** IANA zone the date buckets are cut in. Default UTC. */
+  timeZone?: string | null;
+}
+
+/** A dimension as validated: a field, or a date field cut into buckets. */
+export interface Dimension {
+  /** As the caller wrote it (`stage`, `createdAt:month`): the key in each row's `dimensions`. */
+  key: string;
+  spec: FieldSpec;
+  bucket?: DateBucket;
+}
+
+export interface ValidAggregate {
+  name: string;
+  type: AggregateType;
+  field?: FieldSpec;
+  dimensions: Dimension[];
+}
+
+export interface ValidReport {
+  entityType: RecordType;
+  aggregates: ValidAggregate[];
+  filters: readonly RecordFilter[];
+  dateRange?: { spec: FieldSpec; from?: Date | null; to?: Date | null };
+  timeZone: string;
+}
+
+function isTimeZone(zone: string): boolean {
+  try {
+    new Intl.DateTimeFormat('en-US', { timeZone: zone });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+const NUMERIC = new Set(['int', 'number', 'money']);
+const DATES = new Set(['timestamp', 'day']);
+
+/** Checks a report against the field catalog; one ValidationError names every problem, before any SQL runs. */
+export function validateReport(input: ReportInput): ValidReport {
+  const violations: FieldViolation[] = [];
+  const type = input.entityType;
+  if (input.aggregates.length === 0 || input.aggregates.length > ReportLimits.maxAggregates)
+    violations.push({
+      field: 'input.aggregates',
+      rule: `must hold 1 to ${ReportLimits.maxAggregates} aggregates`,
+    });
+  const names = new Set<string>();
+  const aggregates = input.aggregates.map((aggregate, index): ValidAggregate => {
+    const at = `input.aggregates[${index}]`;
+    if (!/^[A-Za-z][A-Za-z0-9_]{0,63}$/.test(aggregate.name))
+      violations.push({
+        field: `${at}.name`,
+        rule: 'must be a letter followed by up to 63 letters, digits or _',
+      });
+    else if (names.has(aggregate.name))
+      violations.push({ field: `${at}.name`, rule: `"${aggregate.name}" is the name of another aggregate` });
+    names.add(aggregate.name);
+    let field: FieldSpec | undefined;
+    if (aggregate.type === 'COUNT') {
+      if (aggregate.field)
+        violations.push({ field: `${at}.field`, rule: 'must be left out for COUNT (it counts records)' });
+    } else if (!aggregate.field) {
+      violations.push({ field: `${at}.field`, rule: `is required for ${aggregate.type}` });
+    } else {
+      field = findField(type, aggregate.field, 'aggregate');
+      if (!field || !NUMERIC.has(field.kind))
+        violations.push({
+          field: `${at}.field`,
+          rule: `must be a numeric field of ${type} for ${aggregate.type} (${Object.keys(fieldsFor(type, 'aggregate')).join(', ')})`,
+        });
+    }
+    const requested = aggregate.dimensions ?? [];
+    if (requested.length > ReportLimits.maxDimensions)
+      violations.push({
+        field: `${at}.dimensions`,
+        rule: `must hold at most ${ReportLimits.maxDimensions} dimensions`,
+      });
+    const seen = new Set<string>();
+    const dimensions = requested.flatMap((key, d): Dimension[] => {
+      const where = `${at}.dimensions[${d}]`;
+      if (seen.has(key)) {
+        violations.push({ field: where, rule: `"${key}" appears twice` });
+        return [];
+      }
+      seen.add(key);
+      const [name, bucket, extra] = key.split(':');
+      const spec = findField(type, name ?? '', 'facet');
+      if (!spec || extra !== undefined) {
+        violations.push({
+          field: where,
+          rule: `must be one of ${Object.keys(fieldsFor(type, 'facet')).join(', ')} for ${type}, or a date field with :day, :week, :month, :quarter or :year`,
+        });
+        return [];
+      }
+      if (bucket !== undefined) {
+        if (!DATES.has(spec.kind)) {
+          violations.push({ field: where, rule: `${name} is not a date: it cannot be cut into ${bucket}s` });
+          return [];
+        }
+        if (!(DATE_BUCKETS as readonly string[]).includes(bucket)) {
+          violations.push({ field: where, rule: `the bucket must be one of ${DATE_BUCKETS.join(', ')}` });
+          return [];
+        }
+        return [{ key, spec, bucket: bucket as DateBucket }];
+      }
+      if (DATES.has(spec.kind)) {
+        violations.push({ field: where, rule: `${name} is a date: name a bucket, e.g. ${name}:month` });
+        return [];
+      }
+      return [{ key, spec }];
+    });
+    return { name: aggregate.name, type: aggregate.type, field, dimensions };
+  });
+  const filters = input.filters ?? [];
+  try {
+    validateFilters(type, filters, 'input.filters');
+  } catch (error) {
+    if (error instanceof ValidationError) violations.push(...error.violations);
+    else throw error;
+  }
+  let dateRange: ValidReport['dateRange'];
+  if (input.dateRange) {
+    const spec = findField(type, input.dateRange.field, 'filter');
+    if (!spec || !DATES.has(spec.kind))
+      violations.push({ field: 'input.dateRange.field', rule: `must be a date field of ${type}` });
+    else if (input.dateRange.from && input.dateRange.to && input.dateRange.from > input.dateRange.to)
+      violations.push({ field: 'input.dateRange.from', rule: 'must not be after to' });
+    else dateRange = { spec, from: input.dateRange.from, to: input.dateRange.to };
+  }
+  const timeZone = input.timeZone ?? 'UTC';
+  if (!isTimeZone(timeZone))
+    violations.push({ field: 'input.timeZone', rule: 'must be an IANA time zone such as Europe/Berlin' });
+  if (violations.length > 0) throw new ValidationError(violations);
+  return { entityType: type, aggregates, filters, dateRange, timeZone };
+}
+
+const AGGREGATE_SQL: Record<AggregateType, (column: string) => string> = {
+  COUNT: () => 'count(*)',
+  SUM: (column) => `sum(${column})`,
+  AVG: (column) => `avg(${column})`,
+  MIN: (column) => `min(${column})`,
+  MAX: (column) => `max(${column})`,
+};
+
+/** A dimension's SQL over alias `r`: the column, or its bucket's first day as YYYY-MM-DD in the report's zone. */
+function dimensionSql(dimension: Dimension, zone: string): string {
+  const column = `r.${dimension.spec.column}`;
+  if (!dimension.bucket) return column;
+  const local =
+    dimension.spec.kind === 'timestamp' ? `(${column} AT TIME ZONE ${zone})` : `${column}::timestamp`;
+  return `to_char(date_trunc('${dimension.bucket}', ${local}), 'YYYY-MM-DD')`;
+}
+
+/**
+ * One aggregate as parameterized SQL: the same input shape always yields the same text (values only ever bound), so
+ * the text is the key of the plan cache and the name of its prepared statement.
+ */
+export function aggregateSql(
+  report: ValidReport,
+  aggregate: ValidAggregate,
+  table: string,
+  visible: (bind: (value: unknown) => string) => string,
+): { text: string; values: unknown[] } {
+  const values: unknown[] = [];
+  const bind = (value: unknown) => `$${values.push(value)}`;
+  const conditions = [visible(bind), filtersToSql(report.entityType, report.filters, 'r', bind)];
+  if (report.dateRange?.from)
+    conditions.push(`r.${report.dateRange.spec.column} >= ${bind(report.dateRange.from)}`);
+  if (report.dateRange?.to)
+    conditions.push(`r.${report.dateRange.spec.column} < ${bind(report.dateRange.to)}`);
+  // Bound only when used: Postgres refuses a statement with a parameter it never reads.
+  const zone = aggregate.dimensions.some((d) => d.bucket && d.spec.kind === 'timestamp')
+    ? `${bind(report.timeZone)}::text`
+    : '';
+  const dimensions = aggregate.dimensions.map((dimension, i) => `${dimensionSql(dimension, zone)} AS d${i}`);
+  const measure = AGGREGATE_SQL[aggregate.type](aggregate.field ? `r.${aggregate.field.column}` : '');
+  const groups = aggregate.dimensions.map((_, i) => `${i + 1}`);
+  const text =
+    `SELECT ${[...dimensions, `${measure} AS value`].join(', ')} FROM ${table} r WHERE ${conditions.join(' AND ')}` +
+    (groups.length
+      ? ` GROUP BY ${groups.join(', ')} ORDER BY ${groups.map((g) => `${g} NULLS LAST`).join(', ')}`
+      : '');
+  return { text, values };
+}

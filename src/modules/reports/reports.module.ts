@@ -1,0 +1,68 @@
+import { Pool } from 'pg';
+import { MetricBuckets } from '../../platform/metrics/metrics';
+import { ShutdownPhase } from '../../platform/lifecycle/lifecycle';
+import { defineModule, requireService } from '../kernel';
+import { ReportResolver } from './report.resolver';
+import { ReportErrorCode, ReportService } from './report.service';
+
+export interface ReportServices {
+  reports: ReportService;
+}
+
+declare module '../kernel/registries' {
+  // eslint-disable-next-line @typescript-eslint/no-empty-object-type
+  interface ServiceRegistry extends ReportServices {}
+}
+
+export const ReportMetric = {
+  duration: 'crm_report_duration_seconds',
+  planCache: 'crm_report_plan_cache_total',
+  rejected: 'crm_report_rejected_total',
+} as const;
+
+/** Report aggregates (COUNT, SUM, AVG, MIN, MAX by fields and date buckets) under the caller's visibility. */
+export const reportsModule = defineModule<ReportServices>({
+  name: 'reports',
+  errorCodes: ReportErrorCode,
+  createServices: ({ config, dataSource, logger, metrics, lifecycle, services }) => {
+    const pool = new Pool({
+      connectionString: (dataSource.options as { url?: string }).url,
+      max: config.reports.poolSize,
+      connectionTimeoutMillis: 10_000,
+      // Every report statement is stopped here; the service turns it into REPORT_TIMEOUT.
+      statement_timeout: config.reports.statementTimeoutMs,
+    });
+    pool.on('error', (error) => logger.warn({ err: error }, 'report pool connection failed'));
+    lifecycle.register('report pool', ShutdownPhase.database, () => pool.end());
+    return {
+      reports: new ReportService({
+        pool,
+        visibility: requireService(services, 'visibility', 'reports'),
+        metrics: {
+          duration: metrics.histogram(
+            ReportMetric.duration,
+            'Report duration, by where the figures came from',
+            ['source'],
+            MetricBuckets.latency,
+          ),
+          planCache: metrics.counter(
+            ReportMetric.planCache,
+            'Report shapes found in (hit) or added to (miss) the plan cache',
+            ['result'],
+          ),
+          rejected: metrics.counter(
+            ReportMetric.rejected,
+            'Reports refused (over the cost budget) or stopped (timeout)',
+            ['reason'],
+          ),
+        },
+        settings: {
+          maxCost: config.reports.maxCost,
+          statementTimeoutMs: config.reports.statementTimeoutMs,
+          planCacheSize: config.reports.planCacheSize,
+        },
+      }),
+    };
+  },
+  resolvers: (services) => [{ resolver: ReportResolver, create: () => new ReportResolver(services.reports) }],
+});
