@@ -60,6 +60,8 @@ describe('reports (live, under visibility, with a plan cache)', () => {
     t = await startTestApp({ REPORT_DB_POOL_SIZE: '1' });
     tenant = await createTenant(t.app);
     await seed(t, tenant);
+    // Another company with the same kind of data: none of it may reach the first company's figures.
+    await seed(t, await createTenant(t.app));
   });
 
   afterAll(() => t?.stop());
@@ -137,8 +139,6 @@ describe('reports (live, under visibility, with a plan cache)', () => {
         [zone],
       ),
     );
-    // Leads created on the last UTC evening of February are March in UTC but February in New York: none here.
-    expect(byMonth!.every((row) => row.dimensions['createdAt:month'] === '2026-03-01')).toBe(true);
     expect(byWeek).toEqual(
       await reference(
         `SELECT json_build_object('createdAt:week', w) AS k, sum(score) AS v
@@ -156,6 +156,72 @@ describe('reports (live, under visibility, with a plan cache)', () => {
     );
   });
 
+  it("puts a record in the month of the report zone, and cuts day-field ranges on that zone's calendar", async () => {
+    const company = await createTenant(t.app);
+    // 02:00 UTC on 1 June is still 31 May in New York.
+    await t.app.dataSource.query(
+      `INSERT INTO leads (company_id, owner_id, first_name, last_name, status, created_at)
+       VALUES ($1, $2, 'L', 'Edge', 'NEW', '2026-06-01T02:00:00Z')`,
+      [company.companyId, company.admin.id],
+    );
+    const month = async (timeZone: string) =>
+      (
+        await report(company.admin.token, {
+          entityType: 'LEAD',
+          timeZone,
+          aggregates: [{ name: 'n', type: 'COUNT', dimensions: ['createdAt:month'] }],
+        })
+      ).aggregates[0]!.rows;
+    expect(await month('UTC')).toEqual([{ dimensions: { 'createdAt:month': '2026-06-01' }, value: 1 }]);
+    expect(await month('America/New_York')).toEqual([
+      { dimensions: { 'createdAt:month': '2026-05-01' }, value: 1 },
+    ]);
+    // A deal closing on 28 February; from = 1 March 00:00 in Tokyo is still 28 February in UTC.
+    await t.app.dataSource.query(
+      `INSERT INTO deals (company_id, owner_id, name, stage, amount, close_date) VALUES ($1, $2, 'Edge', 'PROPOSAL', 1, '2026-02-28')`,
+      [company.companyId, company.admin.id],
+    );
+    const closing = async (timeZone: string) =>
+      (
+        await report(company.admin.token, {
+          entityType: 'DEAL',
+          timeZone,
+          dateRange: { field: 'closeDate', from: '2026-02-28T15:00:00Z' },
+          aggregates: [{ name: 'n', type: 'COUNT' }],
+        })
+      ).aggregates[0]!.rows[0]!.value;
+    expect(await closing('UTC')).toBe(1);
+    expect(await closing('Asia/Tokyo')).toBe(0);
+  });
+
+  it('prices the whole report: aggregates each under the budget but over it together are refused', async () => {
+    const many = Array.from({ length: 20 }, (_, i) => ({
+      name: `a${i}`,
+      type: 'SUM',
+      field: 'amount',
+      dimensions: ['stage', 'probability'],
+    }));
+    const withBudget = async (budget: number, aggregates: unknown[]) => {
+      const app = await startTestApp({ REPORT_MAX_COST: String(budget), REPORT_DB_POOL_SIZE: '1' });
+      try {
+        return await app.gql(REPORT, { input: { entityType: 'DEAL', aggregates } }, tenant.admin.token);
+      } finally {
+        await app.stop();
+      }
+    };
+    // What one aggregate costs, read from the refusal under a budget of 1.
+    const probe = await withBudget(1, many.slice(0, 1));
+    const single = Number(/would cost about (\d+)/.exec(probe.errors![0]!.message)![1]);
+    expect(single).toBeGreaterThan(1);
+    // Three times that: one aggregate passes, twenty of the same (each well under the budget) do not.
+    expect((await withBudget(single * 3, many.slice(0, 1))).errors).toBeUndefined();
+    const refused = await withBudget(single * 3, many);
+    expect(refused.errors?.[0]).toMatchObject({ extensions: { code: 'REPORT_TOO_EXPENSIVE' } });
+    expect(Number(/would cost about (\d+)/.exec(refused.errors![0]!.message)![1])).toBeGreaterThan(
+      single * 19,
+    );
+  });
+
   it('prepares each report shape once and reuses it: the second run is a plan-cache hit on the same statement', async () => {
     const counter = async (result: string) =>
       ((await t.app.metrics.registry.getSingleMetric('crm_report_plan_cache_total')?.get())?.values ?? [])
@@ -170,7 +236,7 @@ describe('reports (live, under visibility, with a plan cache)', () => {
     const first = await report(tenant.rep.token, input('PROPOSAL'));
     const prepared = await t.app.services.reports.preparedStatements();
     expect(await counter('miss')).toBe(misses + 1);
-    // Another value, same shape: no new EXPLAIN, no new statement.
+    // Another value, same shape: the same prepared statement (a plan-cache hit), no new one.
     const second = await report(tenant.rep.token, input('NEGOTIATION'));
     expect(await counter('hit')).toBe(hits + 1);
     expect(await counter('miss')).toBe(misses + 1);
@@ -258,12 +324,12 @@ describe('reports: the cost budget and the statement timeout', () => {
   });
 
   it('stops a live report at the statement timeout with a clear error', async () => {
-    const t = await startTestApp({ REPORT_STATEMENT_TIMEOUT_MS: '1' });
+    const t = await startTestApp({ REPORT_STATEMENT_TIMEOUT_MS: '20', REPORT_DB_POOL_SIZE: '1' });
     try {
       const tenant = await createTenant(t.app);
       await t.app.dataSource.query(
         `INSERT INTO leads (company_id, owner_id, first_name, last_name, status, score)
-         SELECT $1, $2, 'L', 'Lead ' || n, 'NEW', n % 100 FROM generate_series(1, 200000) AS n`,
+         SELECT $1, $2, 'L', 'Lead ' || n, 'NEW', n % 100 FROM generate_series(1, 250000) AS n`,
         [tenant.companyId, tenant.admin.id],
       );
       const res = await t.gql(
@@ -277,9 +343,11 @@ describe('reports: the cost budget and the statement timeout', () => {
         tenant.admin.token,
       );
       expect(res.errors?.[0]).toMatchObject({
-        message: expect.stringMatching(/The report took longer than 1 ms and was stopped: narrow it/),
+        message: expect.stringMatching(/The report took longer than 20 ms and was stopped: narrow it/),
         extensions: { code: 'REPORT_TIMEOUT' },
       });
+      // It was planned and priced (the shape is known): the statement itself was stopped, not the EXPLAIN.
+      expect(t.app.services.reports.cachedShapes).toBe(1);
     } finally {
       await t.stop();
     }

@@ -206,14 +206,21 @@ export function aggregateSql(
   const values: unknown[] = [];
   const bind = (value: unknown) => `$${values.push(value)}`;
   const conditions = [visible(bind), filtersToSql(report.entityType, report.filters, 'r', bind)];
-  if (report.dateRange?.from)
-    conditions.push(`r.${report.dateRange.spec.column} >= ${bind(report.dateRange.from)}`);
-  if (report.dateRange?.to)
-    conditions.push(`r.${report.dateRange.spec.column} < ${bind(report.dateRange.to)}`);
-  // Bound only when used: Postgres refuses a statement with a parameter it never reads.
-  const zone = aggregate.dimensions.some((d) => d.bucket && d.spec.kind === 'timestamp')
-    ? `${bind(report.timeZone)}::text`
-    : '';
+  // The zone is bound once, when a bucket or a day-field range reads it (Postgres refuses unread parameters).
+  let zone = '';
+  const zoneParam = () => (zone ||= `${bind(report.timeZone)}::text`);
+  const range = report.dateRange;
+  if (range) {
+    const column = `r.${range.spec.column}`;
+    // A day field compares with the bound's calendar day in the report's zone; a timestamp, with the instant.
+    const bound = (at: Date) =>
+      range.spec.kind === 'day'
+        ? `((${bind(at.toISOString())}::timestamptz AT TIME ZONE ${zoneParam()})::date)`
+        : `${bind(at.toISOString())}::timestamptz`;
+    if (range.from) conditions.push(`${column} >= ${bound(range.from)}`);
+    if (range.to) conditions.push(`${column} < ${bound(range.to)}`);
+  }
+  if (aggregate.dimensions.some((d) => d.bucket && d.spec.kind === 'timestamp')) zoneParam();
   const dimensions = aggregate.dimensions.map((dimension, i) => `${dimensionSql(dimension, zone)} AS d${i}`);
   const measure = AGGREGATE_SQL[aggregate.type](aggregate.field ? `r.${aggregate.field.column}` : '');
   const groups = aggregate.dimensions.map((_, i) => `${i + 1}`);

@@ -3,7 +3,7 @@ import { performance } from 'node:perf_hooks';
 import { LRUCache } from 'lru-cache';
 import type { Pool } from 'pg';
 import type { Counter, Histogram } from 'prom-client';
-import { AppError } from '../../platform/errors/app-error';
+import { AppError, ValidationError } from '../../platform/errors/app-error';
 import { bindNamed, RECORD_TABLE, type Principal, type ServiceRegistry } from '../kernel';
 import {
   aggregateSql,
@@ -64,7 +64,6 @@ export interface ReportServiceDeps {
 interface CompiledShape {
   /** Name of the prepared statement (the same on every connection). */
   name: string;
-  /** The planner's estimate for the shape, from the first EXPLAIN. */
   cost: number;
 }
 
@@ -75,9 +74,11 @@ interface CompiledShape {
  */
 export class ReportService {
   private readonly shapes: LRUCache<string, CompiledShape>;
+  private readonly costs: LRUCache<string, number>;
 
   constructor(private readonly deps: ReportServiceDeps) {
     this.shapes = new LRUCache({ max: deps.settings.planCacheSize });
+    this.costs = new LRUCache({ max: deps.settings.planCacheSize * 4 });
   }
 
   get settings(): ReportSettings {
@@ -93,11 +94,13 @@ export class ReportService {
       aggregate,
       ...aggregateSql(report, aggregate, table, (bind) => bindNamed(visible, bind)),
     }));
-    // Every shape is priced before any of them runs: a refused report runs nothing.
-    const compiled: CompiledShape[] = [];
-    for (const statement of statements) compiled.push(await this.compile(statement.text, statement.values));
+    // The whole report is priced (every aggregate, with its values) before any of it runs.
+    const priced: Array<{ name: string; cost: number }> = [];
+    for (const statement of statements) priced.push(await this.price(statement.text, statement.values));
+    const cost = priced.reduce((sum, shape) => sum + shape.cost, 0);
+    if (cost > this.deps.settings.maxCost) this.refuse(cost);
     const aggregates = await Promise.all(
-      statements.map(async (statement, i) => this.run(statement.aggregate, compiled[i]!, statement)),
+      statements.map(async (statement, i) => this.run(statement.aggregate, priced[i]!.name, statement)),
     );
     const tookMs = performance.now() - started;
     this.deps.metrics.duration.observe({ source: 'live' }, tookMs / 1000);
@@ -117,25 +120,31 @@ export class ReportService {
     return rows.map((row) => row.name);
   }
 
-  private async compile(text: string, values: unknown[]): Promise<CompiledShape> {
-    const key = createHash('sha256').update(text).digest('hex');
-    const known = this.shapes.get(key);
-    if (known) {
-      this.deps.metrics.planCache.inc({ result: 'hit' });
-      if (known.cost > this.deps.settings.maxCost) this.refuse(known.cost);
-      return known;
+  /**
+   * The statement of a shape (named by its text: one prepared statement per shape, whatever the values) and the
+   * planner's estimate for these values (a company ten times larger, or a wider date range, costs more): estimates
+   * are cached per text and values, so a dashboard repeating a question is not EXPLAINed again.
+   */
+  private async price(text: string, values: unknown[]): Promise<{ name: string; cost: number }> {
+    const shapeKey = createHash('sha256').update(text).digest('hex');
+    const name = `report_${shapeKey.slice(0, 24)}`;
+    const known = this.shapes.has(shapeKey);
+    this.deps.metrics.planCache.inc({ result: known ? 'hit' : 'miss' });
+    const costKey = createHash('sha256').update(text).update(JSON.stringify(values)).digest('hex');
+    let cost = this.costs.get(costKey);
+    if (cost === undefined) {
+      const { rows } = await this.timed(() =>
+        this.deps.pool.query<{ 'QUERY PLAN': Array<{ Plan: { 'Total Cost': number } }> }>(
+          `EXPLAIN (FORMAT JSON) ${text}`,
+          values,
+        ),
+      );
+      cost = rows[0]!['QUERY PLAN'][0]!.Plan['Total Cost'];
+      this.costs.set(costKey, cost);
     }
-    this.deps.metrics.planCache.inc({ result: 'miss' });
-    const { rows } = await this.timed(() =>
-      this.deps.pool.query<{ 'QUERY PLAN': Array<{ Plan: { 'Total Cost': number } }> }>(
-        `EXPLAIN (FORMAT JSON) ${text}`,
-        values,
-      ),
-    );
-    const shape = { name: `report_${key.slice(0, 24)}`, cost: rows[0]!['QUERY PLAN'][0]!.Plan['Total Cost'] };
-    this.shapes.set(key, shape);
-    if (shape.cost > this.deps.settings.maxCost) this.refuse(shape.cost);
-    return shape;
+    // Known once it could be planned (a shape whose EXPLAIN failed is not one).
+    if (!known) this.shapes.set(shapeKey, { name, cost });
+    return { name, cost };
   }
 
   private refuse(cost: number): never {
@@ -152,7 +161,11 @@ export class ReportService {
     try {
       return await statement();
     } catch (error) {
-      if ((error as { code?: string }).code !== '57014') throw error;
+      const code = (error as { code?: string }).code;
+      // A zone the runtime knows but this Postgres's tzdata does not.
+      if (code === '22023' && /time zone/.test((error as Error).message))
+        throw ValidationError.single('input.timeZone', 'is not a time zone this database knows');
+      if (code !== '57014') throw error;
       this.deps.metrics.rejected.inc({ reason: 'timeout' });
       throw new AppError(
         ReportErrorCode.REPORT_TIMEOUT,
@@ -163,12 +176,12 @@ export class ReportService {
 
   private async run(
     aggregate: ValidAggregate,
-    shape: CompiledShape,
+    name: string,
     statement: { text: string; values: unknown[] },
   ): Promise<AggregateView> {
     const { rows } = await this.timed(() =>
       this.deps.pool.query<Record<string, unknown>>({
-        name: shape.name,
+        name,
         text: statement.text,
         values: statement.values,
       }),
