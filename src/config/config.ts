@@ -10,6 +10,20 @@ const booleanFlag = (defaultValue: boolean) =>
     .optional()
     .transform((value) => (value === undefined ? defaultValue : ['true', '1', 'yes'].includes(value)));
 
+/** The entries of a comma-separated list, trimmed, empty ones dropped. */
+const listEntries = (value: string | undefined): string[] =>
+  (value ?? '')
+    .split(',')
+    .map((entry) => entry.trim())
+    .filter(Boolean);
+
+/** An optional comma-separated list whose every entry passes `pattern`. */
+const commaList = (pattern: RegExp, message: string) =>
+  z
+    .string()
+    .optional()
+    .refine((value) => listEntries(value).every((entry) => pattern.test(entry)), { message });
+
 const port = (defaultValue: number) => z.coerce.number().int().min(0).max(65535).default(defaultValue);
 const positiveInt = (defaultValue: number) => z.coerce.number().int().positive().default(defaultValue);
 const optionalUrl = (protocols: RegExp) =>
@@ -97,18 +111,10 @@ const environmentSchema = z.object({
    * that span every tenant (audit partitions, archives, maintenance). Ids, not emails: a tenant's admin chooses the
    * emails of the users they create, never their ids. Empty: those operations are CLI/worker only.
    */
-  PLATFORM_OPERATOR_USER_IDS: z
-    .string()
-    .optional()
-    .refine(
-      (value) =>
-        (value ?? '')
-          .split(',')
-          .map((id) => id.trim())
-          .filter(Boolean)
-          .every((id) => /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(id)),
-      { message: 'must be a comma-separated list of user ids (UUIDs)' },
-    ),
+  PLATFORM_OPERATOR_USER_IDS: commaList(
+    /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i,
+    'must be a comma-separated list of user ids (UUIDs)',
+  ),
   /** Verified gzip archives of audit months past retention. */
   AUDIT_ARCHIVE_DIR: z.string().min(1).default('.data/audit-archive'),
   AUDIT_RETENTION_MONTHS: z.coerce.number().int().min(1).max(240).default(12),
@@ -181,18 +187,10 @@ const environmentSchema = z.object({
   /** A worker's claim on a running step: a step whose worker died is run again after it. */
   WORKFLOW_LOCK_MS: positiveInt(30_000),
   /** URL prefixes (comma-separated) http.request and notify.webhook may call; empty: none. */
-  WORKFLOW_HTTP_ALLOWLIST: z
-    .string()
-    .optional()
-    .refine(
-      (value) =>
-        (value ?? '')
-          .split(',')
-          .map((entry) => entry.trim())
-          .filter(Boolean)
-          .every((entry) => /^https?:\/\/[^\s/]+(\/\S*)?$/.test(entry)),
-      { message: 'must be comma-separated http(s) URL prefixes' },
-    ),
+  WORKFLOW_HTTP_ALLOWLIST: commaList(
+    /^https?:\/\/[^\s/]+(\/\S*)?$/,
+    'must be comma-separated http(s) URL prefixes',
+  ),
   /** `single`: every step on one queue, CPU steps inline (the pre-partitioning behaviour, for comparison). */
   WORKFLOW_ROUTING: z.enum(['partitioned', 'single']).default('partitioned'),
   /** Signs notify.webhook bodies; default derived from JWT_SECRET. */
@@ -322,10 +320,7 @@ export function loadConfig(
   const isProduction = e.NODE_ENV === 'production';
   const secretProblem = isProduction ? productionSecretProblem(e.JWT_SECRET) : undefined;
   if (secretProblem) throw new ConfigError([`JWT_SECRET: ${secretProblem}`]);
-  const clusterNodes = (e.REDIS_CLUSTER_NODES ?? '')
-    .split(',')
-    .map((node) => node.trim())
-    .filter(Boolean);
+  const clusterNodes = listEntries(e.REDIS_CLUSTER_NODES);
   const introspection = e.GRAPHQL_INTROSPECTION ?? !isProduction;
 
   return deepFreeze<AppConfig>({
@@ -375,10 +370,7 @@ export function loadConfig(
       visibilityTtlSeconds: e.SHARING_VISIBILITY_TTL_SECONDS,
     },
     seedDemoWhenEmpty: e.SEED_DEMO_WHEN_EMPTY,
-    platformOperators: (e.PLATFORM_OPERATOR_USER_IDS ?? '')
-      .split(',')
-      .map((id) => id.trim().toLowerCase())
-      .filter(Boolean),
+    platformOperators: listEntries(e.PLATFORM_OPERATOR_USER_IDS).map((id) => id.toLowerCase()),
     audit: {
       archiveDirectory: e.AUDIT_ARCHIVE_DIR,
       retentionMonths: e.AUDIT_RETENTION_MONTHS,
@@ -424,10 +416,7 @@ export function loadConfig(
       backoffJitter: e.WORKFLOW_BACKOFF_JITTER,
       routing: e.WORKFLOW_ROUTING,
       lockMs: e.WORKFLOW_LOCK_MS,
-      httpAllowList: (e.WORKFLOW_HTTP_ALLOWLIST ?? '')
-        .split(',')
-        .map((entry) => entry.trim())
-        .filter(Boolean),
+      httpAllowList: listEntries(e.WORKFLOW_HTTP_ALLOWLIST),
       webhookSecret:
         e.WORKFLOW_WEBHOOK_SECRET ??
         createHmac('sha256', e.JWT_SECRET ?? DEV_JWT_SECRET)
@@ -436,7 +425,7 @@ export function loadConfig(
     },
     vectors: {
       dimension: e.VECTOR_DIMENSION,
-      filterKeys: e.VECTOR_FILTER_KEYS.split(',').map((key) => key.trim()),
+      filterKeys: listEntries(e.VECTOR_FILTER_KEYS),
       healthCheckMs: e.VECTOR_HEALTH_CHECK_MS,
       fallbackCacheBytes: e.VECTOR_FALLBACK_CACHE_MB * 1024 * 1024,
       maxCandidates: e.VECTOR_MAX_CANDIDATES,
