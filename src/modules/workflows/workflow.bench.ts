@@ -124,7 +124,8 @@ async function runMode(
         throw new Error(
           `${mode}: ${runIds.length - done.size} runs still unfinished after 10 minutes:\n${gateway.output().slice(-2000)}`,
         );
-      await new Promise((resolve) => setTimeout(resolve, 250));
+      // Once a second: polling competes with the runs for the gateway's CPU in both modes.
+      await new Promise((resolve) => setTimeout(resolve, 1000));
       for (const id of runIds.filter((candidate) => !done.has(candidate))) {
         const { workflowRun } = await context.graphql(
           url,
