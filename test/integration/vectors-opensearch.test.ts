@@ -335,6 +335,37 @@ describe('vectors on OpenSearch k-NN (contract: a recorded-shape stand-in, no Op
     expect(standIn.docs.has(id)).toBe(false);
   });
 
+  it('a write whose process died before OpenSearch confirmed it makes the company stale there until rebuilt', async () => {
+    const pending = async () =>
+      (
+        await t.app.dataSource.query<[{ n: number }]>(
+          'SELECT count(*)::int AS n FROM vector_pending_writes WHERE company_id = $1',
+          [tenant.companyId],
+        )
+      )[0].n;
+    // Confirmed writes leave nothing pending.
+    expect(await pending()).toBe(0);
+    // What a write leaves behind when its process dies between the Postgres commit and the bulk request.
+    const [{ seq }] = await t.app.dataSource.query<[{ seq: string }]>(
+      'SELECT seq FROM vector_companies WHERE company_id = $1',
+      [tenant.companyId],
+    );
+    await t.app.dataSource.query(
+      `INSERT INTO vector_pending_writes (backend, company_id, seq, since) VALUES ('OPENSEARCH', $1, $2, now() - interval '1 minute')`,
+      [tenant.companyId, seq],
+    );
+    const status = await t.gql('{ vectorBackend { backends { name upToDate } } }', {}, tenant.rep.token);
+    expect(status.data!.vectorBackend.backends[0]).toEqual({ name: 'OPENSEARCH', upToDate: false });
+    const query = docs[7]!.vector;
+    expect((await similar(tenant.rep.token, { vector: query, k: 1 }))[0]!.backend).toBe('FALLBACK');
+    await t.app.services.vectors.repair();
+    expect(await pending()).toBe(0);
+    expect((await similar(tenant.rep.token, { vector: query, k: 1 }))[0]).toMatchObject({
+      docId: 'doc-7',
+      backend: 'OPENSEARCH',
+    });
+  });
+
   it('fails over when OpenSearch stops answering, rebuilds what it missed, and comes back', async () => {
     const vectors = t.app.services.vectors;
     const fallbacks = async () =>

@@ -443,6 +443,7 @@ export class VectorService {
 
   /** Rebuilds every stale company on each healthy index backend and purges old tombstones (scheduled). */
   async repair(): Promise<void> {
+    await this.deps.store.abandonPending();
     for (const backend of this.indexBackends()) {
       if (!this.health.get(backend.name)?.healthy) continue;
       for (const companyId of await this.deps.store.staleCompanies(backend.name)) {
@@ -472,9 +473,18 @@ export class VectorService {
 
   private async write(companyId: string, upserts: VectorDocument[], deletes: string[]): Promise<number> {
     const mirrors = this.deps.backends.filter((backend) => backend.mirror);
-    const seq = await this.deps.store.write(companyId, upserts, deletes, async (manager, ...rest) => {
-      for (const backend of mirrors) await backend.mirror!(manager, ...rest);
-    });
+    const external = this.deps.backends
+      .filter((backend) => backend.applyWrites)
+      .map((backend) => backend.name);
+    const seq = await this.deps.store.write(
+      companyId,
+      upserts,
+      deletes,
+      async (manager, ...rest) => {
+        for (const backend of mirrors) await backend.mirror!(manager, ...rest);
+      },
+      external,
+    );
     // The store numbered the changes in order: upserts first, then deletes, ending at `seq`.
     const first = seq - upserts.length - deletes.length + 1;
     const versionedUpserts = upserts.map((doc, i) => ({ doc, seq: first + i }));
@@ -493,6 +503,7 @@ export class VectorService {
           seq,
         );
       }
+      await this.deps.store.settlePending(backend.name, companyId, seq);
     }
     return seq;
   }

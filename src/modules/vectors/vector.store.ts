@@ -1,6 +1,9 @@
 import type { DataSource, EntityManager } from 'typeorm';
 import type { MetadataFilter, VectorDocument, VectorEntityType } from './vector.model';
 
+/** How long a write may stay on its way to another system's index before it counts as lost. */
+export const PENDING_GRACE_MS = 30_000;
+
 /** A stored row as read back: a live document, or a tombstone (`embedding` null) left by a delete. */
 export interface StoredVector {
   docId: string;
@@ -95,6 +98,8 @@ export class VectorStore {
     upserts: readonly VectorDocument[],
     deletes: readonly string[],
     mirror?: MirrorWrite,
+    /** Backends in other systems the write still has to reach: recorded as pending in the same transaction. */
+    pendingOn: readonly string[] = [],
   ): Promise<number> {
     const changes = upserts.length + deletes.length;
     if (changes === 0) return (await this.seq(companyId)).seq;
@@ -138,6 +143,11 @@ export class VectorStore {
         );
       }
       await mirror?.(manager, companyId, upserts, deletes, Number(seq));
+      if (pendingOn.length > 0)
+        await manager.query(
+          `INSERT INTO vector_pending_writes (backend, company_id, seq) SELECT unnest($1::text[]), $2, $3`,
+          [pendingOn, companyId, seq],
+        );
       return Number(seq);
     });
   }
@@ -253,10 +263,42 @@ export class VectorStore {
 
   async isStale(backend: string, companyId: string): Promise<boolean> {
     const rows = await this.dataSource.query<unknown[]>(
-      'SELECT 1 FROM vector_backend_stale WHERE backend = $1 AND company_id = $2',
-      [backend, companyId],
+      `SELECT 1 FROM vector_backend_stale WHERE backend = $1 AND company_id = $2
+       UNION ALL
+       SELECT 1 FROM vector_pending_writes
+        WHERE backend = $1 AND company_id = $2 AND since < now() - make_interval(secs => $3::double precision / 1000)
+       LIMIT 1`,
+      [backend, companyId, PENDING_GRACE_MS],
     );
     return rows.length > 0;
+  }
+
+  /** The write reached the backend (or was marked stale there): it is no longer pending. */
+  async settlePending(backend: string, companyId: string, seq: number): Promise<void> {
+    await this.dataSource.query(
+      'DELETE FROM vector_pending_writes WHERE backend = $1 AND company_id = $2 AND seq = $3',
+      [backend, companyId, seq],
+    );
+  }
+
+  /** Writes pending past the grace period were lost with their process: their companies become stale. */
+  async abandonPending(): Promise<number> {
+    const rows = await this.dataSource.query<Array<{ n: number }>>(
+      `WITH abandoned AS (
+         DELETE FROM vector_pending_writes
+          WHERE since < now() - make_interval(secs => $1::double precision / 1000)
+          RETURNING backend, company_id, seq
+       ), marked AS (
+         INSERT INTO vector_backend_stale (backend, company_id, seq, reason)
+         SELECT backend, company_id, max(seq), 'a write was never confirmed by the index' FROM abandoned
+          GROUP BY backend, company_id
+         ON CONFLICT (backend, company_id) DO UPDATE SET seq = GREATEST(vector_backend_stale.seq, EXCLUDED.seq)
+         RETURNING 1
+       )
+       SELECT (SELECT count(*)::int FROM abandoned) AS n`,
+      [PENDING_GRACE_MS],
+    );
+    return rows[0]?.n ?? 0;
   }
 
   /** Clears the mark unless a write after the rebuild's starting sequence failed on the backend meanwhile. */

@@ -1,4 +1,5 @@
 import { VectorDocuments1764900000000 } from '../../../migrations/1764900000000-vector-documents';
+import { VectorPendingWrites1764900000001 } from '../../../migrations/1764900000001-vector-pending-writes';
 import { MetricBuckets } from '../../platform/metrics/metrics';
 import { ShutdownPhase } from '../../platform/lifecycle/lifecycle';
 import type { JobContext } from '../../platform/queue/queue.driver';
@@ -36,7 +37,7 @@ export const VectorMetric = {
 /** Vector similarity: OpenSearch k-NN, pgvector or an exact fallback, chosen by health, behind record visibility. */
 export const vectorsModule = defineModule<VectorServices>({
   name: 'vectors',
-  migrations: [VectorDocuments1764900000000],
+  migrations: [VectorDocuments1764900000000, VectorPendingWrites1764900000001],
   queues: Object.values(VectorQueue),
   createServices: ({ config, dataSource, queue, logger, metrics, lifecycle, services }) => {
     const settings = config.vectors;
