@@ -474,7 +474,7 @@ export class VectorService {
   private async write(companyId: string, upserts: VectorDocument[], deletes: string[]): Promise<number> {
     const mirrors = this.deps.backends.filter((backend) => backend.mirror);
     const external = this.deps.backends
-      .filter((backend) => backend.applyWrites)
+      .filter((backend) => backend.applyWrites !== undefined)
       .map((backend) => backend.name);
     const seq = await this.deps.store.write(
       companyId,
