@@ -172,6 +172,7 @@ const jobIdOf = (runId: string, stepKey: string) => `${runId}_${stepKey}`;
  */
 export class WorkflowService {
   private pool?: CpuPool;
+  private runner = false;
   /** Steps running in this process, by run: cancelling a run aborts them. */
   private readonly running = new Map<string, Set<AbortController>>();
 
@@ -181,13 +182,24 @@ export class WorkflowService {
     return this.deps.settings;
   }
 
-  async start(): Promise<void> {
-    await this.deps.events.subscribe(CANCEL_CHANNEL, (runId) => {
-      for (const controller of this.running.get(runId) ?? []) controller.abort();
-    });
+  /**
+   * Makes this process a step runner: it hears cancels (only processes running steps have anything to abort) and,
+   * with partitioned routing, starts the CPU threads before the first CPU step arrives. Idempotent.
+   */
+  startRunner(): void {
+    if (this.runner) return;
+    this.runner = true;
+    void this.deps.events
+      .subscribe(CANCEL_CHANNEL, (runId) => {
+        for (const controller of this.running.get(runId) ?? []) controller.abort();
+      })
+      .catch((error: unknown) =>
+        this.deps.logger.error({ err: error }, 'workflow cancel channel unavailable'),
+      );
+    if (this.deps.settings.routing === 'partitioned') this.startCpuPool();
   }
 
-  /** Starts the CPU threads (processes that run jobs call this once). */
+  /** The CPU threads (started by `startRunner`, or on first use). */
   startCpuPool(): CpuPool {
     this.pool ??= new CpuPool(this.deps.settings.queues[WorkflowQueue.cpu].concurrency, this.deps.logger);
     return this.pool;

@@ -75,13 +75,12 @@ export const workflowsModule = defineModule<WorkflowServices>({
     lifecycle.register('workflow CPU threads', ShutdownPhase.workers, () => service.close());
     return { workflows: service };
   },
-  start: (services) => services.workflows.start(),
   resolvers: (services) => [
     { resolver: WorkflowResolver, create: () => new WorkflowResolver(services.workflows) },
   ],
   processors: (services) => {
-    // The threads start with the processors, before the first CPU step arrives.
-    if (services.workflows.settings.routing === 'partitioned') services.workflows.startCpuPool();
+    // Only processes that run steps listen for cancels and start the CPU threads.
+    services.workflows.startRunner();
     const { queues, lockMs } = services.workflows.settings;
     return Object.values(WorkflowQueue).map((queue) => ({
       queue,
