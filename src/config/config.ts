@@ -170,6 +170,8 @@ const environmentSchema = z.object({
   REPORT_STATEMENT_TIMEOUT_MS: positiveInt(10_000),
   REPORT_MAX_COST: z.coerce.number().positive().default(5_000_000),
   REPORT_PLAN_CACHE_SIZE: positiveInt(500),
+  REPORT_ROLLUP_MAX_RATIO: z.coerce.number().positive().max(1).default(0.1),
+  REPORT_ROLLUP_REBUILD_MS: positiveInt(600_000),
   /** Per workflow queue: steps run at once per worker process, a step's time limit, attempts before it fails. */
   WORKFLOW_IO_CONCURRENCY: positiveInt(20),
   WORKFLOW_IO_TIMEOUT_MS: positiveInt(30_000),
@@ -261,6 +263,9 @@ export interface AppConfig {
     readonly statementTimeoutMs: number;
     readonly maxCost: number;
     readonly planCacheSize: number;
+    /** A rollup holding more rows than this fraction of its records is not read (as of its last rebuild). */
+    readonly rollupMaxRatio: number;
+    readonly rollupRebuildMs: number;
   };
   readonly workflows: {
     readonly queues: Readonly<
@@ -393,6 +398,8 @@ export function loadConfig(
       statementTimeoutMs: e.REPORT_STATEMENT_TIMEOUT_MS,
       maxCost: e.REPORT_MAX_COST,
       planCacheSize: e.REPORT_PLAN_CACHE_SIZE,
+      rollupMaxRatio: e.REPORT_ROLLUP_MAX_RATIO,
+      rollupRebuildMs: e.REPORT_ROLLUP_REBUILD_MS,
     },
     workflows: {
       queues: {

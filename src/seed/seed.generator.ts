@@ -14,8 +14,11 @@ export interface SeedSizes {
 export interface SeedOptions extends SeedSizes {
   /** Sharing rules across all companies. Default 0. */
   rules?: number;
-  /** Fixes the first (largest) company's size; the rest is spread over the others. Default: Zipf-like shares. */
-  largest?: { users: number; rules: number };
+  /**
+   * Fixes the first (largest) company's size; the rest is spread over the others. Default: Zipf-like shares. Record
+   * counts left out keep the Zipf share.
+   */
+  largest?: { users: number; rules: number; accounts?: number; leads?: number; deals?: number };
   /** PRNG seed; the same seed and sizes give the same data. Default 42. */
   seed?: number;
   /** Timestamps spread over the 24 months before this instant. Default: start of today (UTC). */
@@ -228,9 +231,9 @@ export async function seedDatabase(db: Queryable, options: SeedOptions): Promise
   const companyCount = Math.max(1, options.companies);
   const usersPer = allocate(Math.max(options.users, companyCount), companyCount, 1, options.largest?.users);
   const rulesPer = allocate(options.rules ?? 0, companyCount, 0, options.largest?.rules);
-  const accountsPer = allocate(options.accounts, companyCount, 0);
-  const leadsPer = allocate(options.leads, companyCount, 0);
-  const dealsPer = allocate(options.deals, companyCount, 0);
+  const accountsPer = allocate(options.accounts, companyCount, 0, options.largest?.accounts);
+  const leadsPer = allocate(options.leads, companyCount, 0, options.largest?.leads);
+  const dealsPer = allocate(options.deals, companyCount, 0, options.largest?.deals);
 
   const companies: SeededCompany[] = [];
   const companyRows: unknown[][] = [[], [], []];

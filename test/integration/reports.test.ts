@@ -38,7 +38,8 @@ describe('reports (live, under visibility, with a plan cache)', () => {
   let tenant: TestTenant;
 
   async function report(token: string, input: Record<string, unknown>) {
-    const res = await t.gql(REPORT, { input }, token);
+    // The live path is what this suite tests; report-rollups.test.ts tests the rollups against it.
+    const res = await t.gql(REPORT, { input: { source: 'LIVE', ...input } }, token);
     expect(res.errors).toBeUndefined();
     return res.data!.report as {
       source: string;

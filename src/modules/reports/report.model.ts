@@ -40,6 +40,8 @@ export interface ReportInput {
   dateRange?: { field: string; from?: Date | null; to?: Date | null } | null;
   /** IANA zone the date buckets are cut in. Default UTC. */
   timeZone?: string | null;
+  /** Where the figures must come from; by default the rollups when they hold the report and cost less. */
+  source?: ReportSource | null;
 }
 
 /** A dimension as validated: a field, or a date field cut into buckets. */
@@ -63,6 +65,7 @@ export interface ValidReport {
   filters: readonly RecordFilter[];
   dateRange?: { spec: FieldSpec; from?: Date | null; to?: Date | null };
   timeZone: string;
+  source: ReportSource | null;
 }
 
 function isTimeZone(zone: string): boolean {
@@ -173,7 +176,7 @@ export function validateReport(input: ReportInput): ValidReport {
   if (!isTimeZone(timeZone))
     violations.push({ field: 'input.timeZone', rule: 'must be an IANA time zone such as Europe/Berlin' });
   if (violations.length > 0) throw new ValidationError(violations);
-  return { entityType: type, aggregates, filters, dateRange, timeZone };
+  return { entityType: type, aggregates, filters, dateRange, timeZone, source: input.source ?? null };
 }
 
 const AGGREGATE_SQL: Record<AggregateType, (column: string) => string> = {
@@ -184,13 +187,55 @@ const AGGREGATE_SQL: Record<AggregateType, (column: string) => string> = {
   MAX: (column) => `max(${column})`,
 };
 
-/** A dimension's SQL over alias `r`: the column, or its bucket's first day as YYYY-MM-DD in the report's zone. */
-function dimensionSql(dimension: Dimension, zone: string): string {
+/** Collects bound values; the zone is bound once, when something reads it (Postgres refuses unread parameters). */
+export class SqlValues {
+  readonly values: unknown[] = [];
+  private zoneParam = '';
+
+  constructor(private readonly timeZone: string) {}
+
+  bind = (value: unknown): string => `$${this.values.push(value)}`;
+
+  zone(): string {
+    return (this.zoneParam ||= `${this.bind(this.timeZone)}::text`);
+  }
+}
+
+/** A dimension's SQL over record alias `r`: the column, or its bucket's first day as YYYY-MM-DD in the report's zone. */
+export function dimensionSql(dimension: Dimension, sql: SqlValues): string {
   const column = `r.${dimension.spec.column}`;
   if (!dimension.bucket) return column;
   const local =
-    dimension.spec.kind === 'timestamp' ? `(${column} AT TIME ZONE ${zone})` : `${column}::timestamp`;
+    dimension.spec.kind === 'timestamp' ? `(${column} AT TIME ZONE ${sql.zone()})` : `${column}::timestamp`;
   return `to_char(date_trunc('${dimension.bucket}', ${local}), 'YYYY-MM-DD')`;
+}
+
+/** The report's filters and date range over record alias `r`. */
+export function recordConditions(report: ValidReport, sql: SqlValues): string[] {
+  const conditions = [filtersToSql(report.entityType, report.filters, 'r', sql.bind)];
+  const range = report.dateRange;
+  if (range) {
+    const column = `r.${range.spec.column}`;
+    // A day field compares with the bound's calendar day in the report's zone; a timestamp, with the instant.
+    const bound = (at: Date) =>
+      range.spec.kind === 'day'
+        ? `((${sql.bind(at.toISOString())}::timestamptz AT TIME ZONE ${sql.zone()})::date)`
+        : `${sql.bind(at.toISOString())}::timestamptz`;
+    if (range.from) conditions.push(`${column} >= ${bound(range.from)}`);
+    if (range.to) conditions.push(`${column} < ${bound(range.to)}`);
+  }
+  return conditions;
+}
+
+/** GROUP BY of the `count` dimensions selected first; empty without dimensions. */
+export function groupBy(count: number): string {
+  return count ? ` GROUP BY ${Array.from({ length: count }, (_, i) => i + 1).join(', ')}` : '';
+}
+
+/** GROUP BY and ORDER BY of the `count` dimensions selected first, missing values last. */
+export function groupAndOrder(count: number): string {
+  const order = Array.from({ length: count }, (_, i) => `${i + 1} NULLS LAST`);
+  return count ? `${groupBy(count)} ORDER BY ${order.join(', ')}` : '';
 }
 
 /**
@@ -203,31 +248,12 @@ export function aggregateSql(
   table: string,
   visible: (bind: (value: unknown) => string) => string,
 ): { text: string; values: unknown[] } {
-  const values: unknown[] = [];
-  const bind = (value: unknown) => `$${values.push(value)}`;
-  const conditions = [visible(bind), filtersToSql(report.entityType, report.filters, 'r', bind)];
-  // The zone is bound once, when a bucket or a day-field range reads it (Postgres refuses unread parameters).
-  let zone = '';
-  const zoneParam = () => (zone ||= `${bind(report.timeZone)}::text`);
-  const range = report.dateRange;
-  if (range) {
-    const column = `r.${range.spec.column}`;
-    // A day field compares with the bound's calendar day in the report's zone; a timestamp, with the instant.
-    const bound = (at: Date) =>
-      range.spec.kind === 'day'
-        ? `((${bind(at.toISOString())}::timestamptz AT TIME ZONE ${zoneParam()})::date)`
-        : `${bind(at.toISOString())}::timestamptz`;
-    if (range.from) conditions.push(`${column} >= ${bound(range.from)}`);
-    if (range.to) conditions.push(`${column} < ${bound(range.to)}`);
-  }
-  if (aggregate.dimensions.some((d) => d.bucket && d.spec.kind === 'timestamp')) zoneParam();
-  const dimensions = aggregate.dimensions.map((dimension, i) => `${dimensionSql(dimension, zone)} AS d${i}`);
+  const sql = new SqlValues(report.timeZone);
+  const conditions = [visible(sql.bind), ...recordConditions(report, sql)];
+  const dimensions = aggregate.dimensions.map((dimension, i) => `${dimensionSql(dimension, sql)} AS d${i}`);
   const measure = AGGREGATE_SQL[aggregate.type](aggregate.field ? `r.${aggregate.field.column}` : '');
-  const groups = aggregate.dimensions.map((_, i) => `${i + 1}`);
   const text =
     `SELECT ${[...dimensions, `${measure} AS value`].join(', ')} FROM ${table} r WHERE ${conditions.join(' AND ')}` +
-    (groups.length
-      ? ` GROUP BY ${groups.join(', ')} ORDER BY ${groups.map((g) => `${g} NULLS LAST`).join(', ')}`
-      : '');
-  return { text, values };
+    groupAndOrder(aggregate.dimensions.length);
+  return { text, values: sql.values };
 }

@@ -1,7 +1,7 @@
-import { Arg, Query, Resolver } from 'type-graphql';
-import { CurrentPrincipal, type Principal } from '../kernel';
-import type { ReportService, ReportView } from './report.service';
-import { Report, ReportInput } from './report.types';
+import { Arg, Mutation, Query, Resolver } from 'type-graphql';
+import { CurrentPrincipal, RecordType, type Principal } from '../kernel';
+import type { ReportService, ReportView, RollupStateView } from './report.service';
+import { Report, ReportInput, ReportRollup } from './report.types';
 
 @Resolver()
 export class ReportResolver {
@@ -13,5 +13,16 @@ export class ReportResolver {
     @Arg('input', () => ReportInput) input: ReportInput,
   ): Promise<ReportView> {
     return this.reports.report(principal, input);
+  }
+
+  @Mutation(() => [ReportRollup], {
+    description:
+      "Company admins: rebuilds your company's report rollups of a record type (all types when left out) from the records, and reports their sizes",
+  })
+  precomputeCommonReports(
+    @CurrentPrincipal() principal: Principal,
+    @Arg('entityType', () => RecordType, { nullable: true }) entityType: RecordType | null,
+  ): Promise<RollupStateView[]> {
+    return this.reports.precomputeFor(principal, entityType);
   }
 }

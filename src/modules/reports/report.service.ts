@@ -3,8 +3,11 @@ import { performance } from 'node:perf_hooks';
 import { LRUCache } from 'lru-cache';
 import type { Pool } from 'pg';
 import type { Counter, Histogram } from 'prom-client';
-import { AppError, ValidationError } from '../../platform/errors/app-error';
-import { bindNamed, RECORD_TABLE, type Principal, type ServiceRegistry } from '../kernel';
+import { AppError, ForbiddenError, ValidationError } from '../../platform/errors/app-error';
+import type { Logger } from '../../platform/logging/logger';
+import { bindNamed, RECORD_TABLE, type Principal, type RecordType, type ServiceRegistry } from '../kernel';
+import type { ReadScope } from '../sharing';
+import { coveringRollup, rollupAggregateSql, type RollupMiss } from './report.materialized';
 import {
   aggregateSql,
   validateReport,
@@ -12,7 +15,9 @@ import {
   type ReportInput,
   type ReportSource,
   type ValidAggregate,
+  type ValidReport,
 } from './report.model';
+import { ROLLUPS, rollupLockSql, rollupRowsSql, rollupsOf, type RollupDefinition } from './report.rollups';
 
 export const ReportErrorCode = {
   REPORT_TOO_EXPENSIVE: 'REPORT_TOO_EXPENSIVE',
@@ -29,7 +34,23 @@ export interface AggregateView {
   type: AggregateType;
   field: string | null;
   dimensions: string[];
+  source: ReportSource;
+  /** The rollup that answered it (MATERIALIZED). */
+  rollup: string | null;
   rows: ReportRowView[];
+}
+
+/** A rollup of one company as its last rebuild left it. */
+export interface RollupStateView {
+  name: string;
+  entityType: RecordType;
+  dimensions: string[];
+  rollupRows: number;
+  recordRows: number;
+  builtAt: Date;
+  buildMs: number;
+  /** Small enough against its records to be read. */
+  usable: boolean;
 }
 
 export interface ReportView {
@@ -45,12 +66,17 @@ export interface ReportSettings {
   maxCost: number;
   statementTimeoutMs: number;
   planCacheSize: number;
+  rollupMaxRatio: number;
+  rollupRebuildMs: number;
 }
 
 export interface ReportMetrics {
   duration: Histogram<'source'>;
   planCache: Counter<'result'>;
   rejected: Counter<'reason'>;
+  /** Aggregates answered from a rollup (hit), or why not. */
+  rollups: Counter<'result'>;
+  rebuild: Histogram<'entity'>;
 }
 
 export interface ReportServiceDeps {
@@ -59,6 +85,29 @@ export interface ReportServiceDeps {
   visibility: ServiceRegistry['visibility'];
   metrics: ReportMetrics;
   settings: ReportSettings;
+  logger: Logger;
+}
+
+interface Statement {
+  text: string;
+  values: unknown[];
+}
+
+interface PlannedAggregate {
+  aggregate: ValidAggregate;
+  statement: Statement;
+  /** The prepared statement's name. */
+  name: string;
+  cost: number;
+  rollup: string | null;
+}
+
+/** A rollup's dimensions as report dimensions (`closeDate:month`), owner first. */
+function rollupDimensionNames(definition: RollupDefinition): string[] {
+  return [
+    'ownerId',
+    ...definition.dimensions.map((d) => (d.bucket ? `${d.spec.name}:${d.bucket}` : d.spec.name)),
+  ];
 }
 
 interface CompiledShape {
@@ -75,6 +124,7 @@ interface CompiledShape {
 export class ReportService {
   private readonly shapes: LRUCache<string, CompiledShape>;
   private readonly costs: LRUCache<string, number>;
+  private readonly usable = new LRUCache<string, ReadonlySet<string>>({ max: 1000, ttl: 10_000 });
 
   constructor(private readonly deps: ReportServiceDeps) {
     this.shapes = new LRUCache({ max: deps.settings.planCacheSize });
@@ -88,23 +138,204 @@ export class ReportService {
   async report(principal: Principal, input: ReportInput): Promise<ReportView> {
     const report = validateReport(input);
     const started = performance.now();
-    const visible = await this.deps.visibility.readPredicate(principal, report.entityType, 'r');
+    const [visible, scope, usable] = await Promise.all([
+      this.deps.visibility.readPredicate(principal, report.entityType, 'r'),
+      this.deps.visibility.readScope(principal, report.entityType),
+      this.usableRollups(principal.companyId),
+    ]);
     const table = RECORD_TABLE[report.entityType];
-    const statements = report.aggregates.map((aggregate) => ({
-      aggregate,
-      ...aggregateSql(report, aggregate, table, (bind) => bindNamed(visible, bind)),
-    }));
-    // The whole report is priced (every aggregate, with its values) before any of it runs.
-    const priced: Array<{ name: string; cost: number }> = [];
-    for (const statement of statements) priced.push(await this.price(statement.text, statement.values));
-    const cost = priced.reduce((sum, shape) => sum + shape.cost, 0);
+    // Each aggregate's path, priced before any of it runs: the whole report must fit the budget.
+    const plans: PlannedAggregate[] = [];
+    for (const aggregate of report.aggregates) {
+      const live = aggregateSql(report, aggregate, table, (bind) => bindNamed(visible, bind));
+      plans.push(await this.choosePath(report, aggregate, live, scope, usable));
+    }
+    const cost = plans.reduce((sum, plan) => sum + plan.cost, 0);
     if (cost > this.deps.settings.maxCost) this.refuse(cost);
-    const aggregates = await Promise.all(
-      statements.map(async (statement, i) => this.run(statement.aggregate, priced[i]!.name, statement)),
-    );
+    const aggregates = await Promise.all(plans.map((plan) => this.run(plan)));
+    const source: ReportSource = plans.every((plan) => plan.rollup) ? 'MATERIALIZED' : 'LIVE';
     const tookMs = performance.now() - started;
-    this.deps.metrics.duration.observe({ source: 'live' }, tookMs / 1000);
-    return { entityType: report.entityType, source: 'LIVE', computedAt: new Date(), tookMs, aggregates };
+    this.deps.metrics.duration.observe({ source: source.toLowerCase() }, tookMs / 1000);
+    return { entityType: report.entityType, source, computedAt: new Date(), tookMs, aggregates };
+  }
+
+  /**
+   * The rollup when one holds the aggregate and the planner prices it below the live query (or the caller asked for
+   * it); the live query otherwise. Rollups are exact after every write, so choosing one never changes the figures.
+   */
+  private async choosePath(
+    report: ValidReport,
+    aggregate: ValidAggregate,
+    live: Statement,
+    scope: ReadScope,
+    usable: ReadonlySet<string>,
+  ): Promise<PlannedAggregate> {
+    const liveOnly = async (miss: RollupMiss): Promise<PlannedAggregate> => {
+      this.deps.metrics.rollups.inc({ result: miss });
+      return { aggregate, statement: live, ...(await this.price(live)), rollup: null };
+    };
+    if (report.source === 'LIVE') return liveOnly('live_requested');
+    const plan = coveringRollup(report, aggregate, (definition) => usable.has(definition.name));
+    if (!plan) {
+      if (report.source === 'MATERIALIZED') this.notMaterialized(report, aggregate);
+      const held = coveringRollup(report, aggregate, () => true) !== null;
+      return liveOnly(held ? 'too_large' : 'not_covered');
+    }
+    const statement = rollupAggregateSql(report, aggregate, plan, scope);
+    const priced = await this.price(statement);
+    if (report.source !== 'MATERIALIZED') {
+      const livePrice = await this.price(live);
+      if (livePrice.cost < priced.cost) {
+        this.deps.metrics.rollups.inc({ result: 'costlier' });
+        return { aggregate, statement: live, ...livePrice, rollup: null };
+      }
+    }
+    this.deps.metrics.rollups.inc({ result: 'hit' });
+    return { aggregate, statement, ...priced, rollup: plan.definition.name };
+  }
+
+  private notMaterialized(report: ValidReport, aggregate: ValidAggregate): never {
+    const index = report.aggregates.indexOf(aggregate);
+    const presets = rollupsOf(report.entityType)
+      .map((definition) => `(${rollupDimensionNames(definition).join(', ')})`)
+      .join(', ');
+    throw ValidationError.single(
+      'input.source',
+      `MATERIALIZED: no usable rollup holds aggregates[${index}] ("${aggregate.name}"); rollups of ${report.entityType} group by ownerId and one of ${presets}, with months of dates (in UTC for timestamps), filters on those fields only and date ranges on whole months`,
+    );
+  }
+
+  /**
+   * Rebuilds a company's rollups of one record type (or all) from its records, under a lock that holds that company's
+   * writes to the type for the while, and records how large each came out (a rollup over `rollupMaxRatio` of its
+   * records is not read until a rebuild finds it smaller).
+   */
+  async precompute(companyId: string, entityType?: RecordType | null): Promise<RollupStateView[]> {
+    const views: RollupStateView[] = [];
+    const entities = [...new Set(ROLLUPS.map((d) => d.entityType))].filter(
+      (e) => !entityType || e === entityType,
+    );
+    for (const entity of entities) {
+      const started = performance.now();
+      const client = await this.deps.pool.connect();
+      let failed: unknown;
+      try {
+        await client.query('BEGIN');
+        await client.query('SET LOCAL statement_timeout = 0');
+        const table = RECORD_TABLE[entity];
+        await client.query(`SELECT pg_advisory_xact_lock(${rollupLockSql(table, '$1::text')})`, [companyId]);
+        const { rows } = await client.query<{ n: string }>(
+          `SELECT count(*) AS n FROM ${table} WHERE company_id = $1`,
+          [companyId],
+        );
+        const recordRows = Number(rows[0]!.n);
+        for (const definition of rollupsOf(entity)) {
+          const began = performance.now();
+          await client.query(`DELETE FROM ${definition.table} WHERE company_id = $1`, [companyId]);
+          const inserted = await client.query(
+            `INSERT INTO ${definition.table} ${rollupRowsSql(definition, table, 't.company_id = $1')}`,
+            [companyId],
+          );
+          const rollupRows = inserted.rowCount ?? 0;
+          const buildMs = Math.round(performance.now() - began);
+          const { rows: state } = await client.query<{ built_at: Date }>(
+            `INSERT INTO report_rollup_state (company_id, rollup, rollup_rows, record_rows, built_at, build_ms)
+             VALUES ($1, $2, $3, $4, now(), $5)
+             ON CONFLICT (company_id, rollup) DO UPDATE SET rollup_rows = $3, record_rows = $4, built_at = now(), build_ms = $5
+             RETURNING built_at`,
+            [companyId, definition.name, rollupRows, recordRows, buildMs],
+          );
+          views.push(this.stateView(definition, rollupRows, recordRows, state[0]!.built_at, buildMs));
+        }
+        await client.query('COMMIT');
+      } catch (error) {
+        failed = error;
+        await client.query('ROLLBACK').catch(() => undefined);
+        throw error;
+      } finally {
+        client.release(failed instanceof Error ? failed : undefined);
+      }
+      const seconds = (performance.now() - started) / 1000;
+      this.deps.metrics.rebuild.observe({ entity: entity.toLowerCase() }, seconds);
+      this.deps.logger.info({ companyId, entity, seconds }, 'report rollups rebuilt');
+    }
+    this.usable.delete(companyId);
+    return views;
+  }
+
+  /** `precompute` for a company admin, on their own company. */
+  async precomputeFor(principal: Principal, entityType: RecordType | null): Promise<RollupStateView[]> {
+    if (!principal.isAdmin) throw new ForbiddenError('Only company admins may rebuild report rollups');
+    return this.precompute(principal.companyId, entityType);
+  }
+
+  /** The periodic rebuild: every company, one after another. */
+  async rebuildAll(): Promise<void> {
+    const { rows } = await this.deps.pool.query<{ id: string }>('SELECT id FROM companies ORDER BY id');
+    for (const row of rows) await this.precompute(row.id);
+  }
+
+  /** The state of a company's rollups (those never rebuilt are absent). */
+  async rollupStates(companyId: string): Promise<RollupStateView[]> {
+    const { rows } = await this.deps.pool.query<{
+      rollup: string;
+      rollup_rows: string;
+      record_rows: string;
+      built_at: Date;
+      build_ms: number;
+    }>(
+      'SELECT rollup, rollup_rows, record_rows, built_at, build_ms FROM report_rollup_state WHERE company_id = $1',
+      [companyId],
+    );
+    return rows.flatMap((row) => {
+      const definition = ROLLUPS.find((d) => d.name === row.rollup);
+      return definition
+        ? [
+            this.stateView(
+              definition,
+              Number(row.rollup_rows),
+              Number(row.record_rows),
+              row.built_at,
+              row.build_ms,
+            ),
+          ]
+        : [];
+    });
+  }
+
+  private stateView(
+    definition: RollupDefinition,
+    rollupRows: number,
+    recordRows: number,
+    builtAt: Date,
+    buildMs: number,
+  ): RollupStateView {
+    return {
+      name: definition.name,
+      entityType: definition.entityType,
+      dimensions: rollupDimensionNames(definition),
+      rollupRows,
+      recordRows,
+      builtAt,
+      buildMs,
+      usable: rollupRows <= this.deps.settings.rollupMaxRatio * recordRows || rollupRows === 0,
+    };
+  }
+
+  /**
+   * Names of the rollups a company may read: all of them, less those its last rebuild found too large. Rollups are
+   * kept exact by triggers from the start, so one never rebuilt is read too. Cached briefly per process.
+   */
+  private async usableRollups(companyId: string): Promise<ReadonlySet<string>> {
+    let names = this.usable.get(companyId);
+    if (!names) {
+      const refused = new Set(
+        (await this.rollupStates(companyId)).filter((state) => !state.usable).map((state) => state.name),
+      );
+      names = new Set(ROLLUPS.map((d) => d.name).filter((name) => !refused.has(name)));
+      this.usable.set(companyId, names);
+    }
+    return names;
   }
 
   /** Shapes in the plan cache (for operators and tests). */
@@ -125,7 +356,7 @@ export class ReportService {
    * planner's estimate for these values (a company ten times larger, or a wider date range, costs more): estimates
    * are cached per text and values, so a dashboard repeating a question is not EXPLAINed again.
    */
-  private async price(text: string, values: unknown[]): Promise<{ name: string; cost: number }> {
+  private async price({ text, values }: Statement): Promise<{ name: string; cost: number }> {
     const shapeKey = createHash('sha256').update(text).digest('hex');
     const name = `report_${shapeKey.slice(0, 24)}`;
     const known = this.shapes.has(shapeKey);
@@ -174,14 +405,11 @@ export class ReportService {
     }
   }
 
-  private async run(
-    aggregate: ValidAggregate,
-    name: string,
-    statement: { text: string; values: unknown[] },
-  ): Promise<AggregateView> {
+  private async run(plan: PlannedAggregate): Promise<AggregateView> {
+    const { aggregate, statement } = plan;
     const { rows } = await this.timed(() =>
       this.deps.pool.query<Record<string, unknown>>({
-        name,
+        name: plan.name,
         text: statement.text,
         values: statement.values,
       }),
@@ -191,6 +419,8 @@ export class ReportService {
       type: aggregate.type,
       field: aggregate.field?.name ?? null,
       dimensions: aggregate.dimensions.map((d) => d.key),
+      source: plan.rollup ? 'MATERIALIZED' : 'LIVE',
+      rollup: plan.rollup,
       rows: rows.map((row) => ({
         dimensions: Object.fromEntries(aggregate.dimensions.map((d, i) => [d.key, row[`d${i}`] ?? null])),
         value: row.value === null || row.value === undefined ? null : Number(row.value),

@@ -1,5 +1,5 @@
 import { GraphQLJSONObject } from 'graphql-scalars';
-import { Field, Float, InputType, ObjectType } from 'type-graphql';
+import { Field, Float, InputType, Int, ObjectType } from 'type-graphql';
 import { RecordFilter, RecordType } from '../kernel';
 import { AggregateType, ReportSource } from './report.model';
 
@@ -56,6 +56,13 @@ export class ReportInput {
 
   @Field(() => String, { nullable: true, description: 'IANA zone date buckets are cut in (default UTC)' })
   timeZone?: string | null;
+
+  @Field(() => ReportSource, {
+    nullable: true,
+    description:
+      'Where the figures must come from: MATERIALIZED fails when no rollup holds the report, LIVE skips the rollups. By default, the rollups when they hold the report and the planner prices them lower. Both give the same figures.',
+  })
+  source?: ReportSource | null;
 }
 
 @ObjectType()
@@ -83,6 +90,12 @@ export class ReportAggregate {
   @Field(() => [String])
   dimensions!: string[];
 
+  @Field(() => ReportSource)
+  source!: ReportSource;
+
+  @Field(() => String, { nullable: true, description: 'The rollup that answered (MATERIALIZED)' })
+  rollup!: string | null;
+
   @Field(() => [ReportRow], { description: 'Sorted by the dimensions in order, missing values last' })
   rows!: ReportRow[];
 }
@@ -103,4 +116,34 @@ export class Report {
 
   @Field(() => [ReportAggregate])
   aggregates!: ReportAggregate[];
+}
+
+@ObjectType({ description: "A report rollup of the caller's company, as its last rebuild left it" })
+export class ReportRollup {
+  @Field(() => String)
+  name!: string;
+
+  @Field(() => RecordType)
+  entityType!: string;
+
+  @Field(() => [String], { description: 'What it groups by (dates by month)' })
+  dimensions!: string[];
+
+  @Field(() => Float)
+  rollupRows!: number;
+
+  @Field(() => Float)
+  recordRows!: number;
+
+  @Field(() => Date)
+  builtAt!: Date;
+
+  @Field(() => Int)
+  buildMs!: number;
+
+  @Field(() => Boolean, {
+    description:
+      'Small enough against its records to be read (REPORT_ROLLUP_MAX_RATIO); otherwise reports run live',
+  })
+  usable!: boolean;
 }

@@ -1,7 +1,9 @@
 import { Pool } from 'pg';
+import { ReportRollups1765100000000 } from '../../../migrations/1765100000000-report-rollups';
 import { MetricBuckets } from '../../platform/metrics/metrics';
 import { ShutdownPhase } from '../../platform/lifecycle/lifecycle';
 import { defineModule, requireService } from '../kernel';
+import { reportRollups } from './report.bench';
 import { ReportResolver } from './report.resolver';
 import { ReportErrorCode, ReportService } from './report.service';
 
@@ -18,11 +20,17 @@ export const ReportMetric = {
   duration: 'crm_report_duration_seconds',
   planCache: 'crm_report_plan_cache_total',
   rejected: 'crm_report_rejected_total',
+  rollups: 'crm_report_rollup_total',
+  rebuild: 'crm_report_rollup_rebuild_seconds',
 } as const;
 
-/** Report aggregates (COUNT, SUM, AVG, MIN, MAX by fields and date buckets) under the caller's visibility. */
+/**
+ * Report aggregates (COUNT, SUM, AVG, MIN, MAX by fields and date buckets) under the caller's visibility, from rollups
+ * kept exact by triggers when they hold the report, live otherwise.
+ */
 export const reportsModule = defineModule<ReportServices>({
   name: 'reports',
+  migrations: [ReportRollups1765100000000],
   errorCodes: ReportErrorCode,
   createServices: ({ config, dataSource, logger, metrics, lifecycle, services }) => {
     const pool = new Pool({
@@ -55,14 +63,36 @@ export const reportsModule = defineModule<ReportServices>({
             'Reports refused (over the cost budget) or stopped (timeout)',
             ['reason'],
           ),
+          rollups: metrics.counter(
+            ReportMetric.rollups,
+            'Report aggregates answered from a rollup (hit), or why not (not_covered, too_large, costlier, live_requested)',
+            ['result'],
+          ),
+          rebuild: metrics.histogram(
+            ReportMetric.rebuild,
+            "Rebuild of one company's rollups of one record type",
+            ['entity'],
+            MetricBuckets.long,
+          ),
         },
         settings: {
           maxCost: config.reports.maxCost,
           statementTimeoutMs: config.reports.statementTimeoutMs,
           planCacheSize: config.reports.planCacheSize,
+          rollupMaxRatio: config.reports.rollupMaxRatio,
+          rollupRebuildMs: config.reports.rollupRebuildMs,
         },
+        logger,
       }),
     };
   },
   resolvers: (services) => [{ resolver: ReportResolver, create: () => new ReportResolver(services.reports) }],
+  bench: [reportRollups],
+  scheduledJobs: (services) => [
+    {
+      name: 'reports.rebuildRollups',
+      schedule: { everyMs: services.reports.settings.rollupRebuildMs },
+      run: () => services.reports.rebuildAll(),
+    },
+  ],
 });

@@ -95,6 +95,11 @@ export class VisibilityService {
     return toPredicate(await this.compiled(principal, objectType), alias, 'READ');
   }
 
+  /** Read visibility in parts, for answers built from rows grouped by owner (see `ReadScope`). */
+  async readScope(principal: Principal, objectType: RecordType): Promise<ReadScope> {
+    return toScope(await this.compiled(principal, objectType));
+  }
+
   async editPredicate(principal: Principal, objectType: RecordType, alias: string): Promise<SqlPredicate> {
     return toPredicate(await this.compiled(principal, objectType), alias, 'EDIT');
   }
@@ -187,25 +192,77 @@ export class VisibilityService {
   }
 }
 
+/** Which clauses of a read predicate to build (see `ReadScope`). */
+export interface ReadClauses {
+  /** Ownership, hierarchy and owner-based rules: decided by the record's owner alone. */
+  owners: boolean;
+  /** Criteria rules: decided by the record's fields. */
+  criteria: boolean;
+  /** Manual shares: decided by the record's id. */
+  shares: boolean;
+}
+
+/**
+ * A principal's read visibility taken apart, for paths that answer from data grouped by owner and fields (report
+ * rollups): the part they can evaluate on grouped rows, and the rest they must correct for from the records.
+ */
+export interface ReadScope {
+  companyId: string;
+  /** Every record of the company (company admin, or a public org-wide default). */
+  everything: boolean;
+  /** The field names each criteria rule reads, one list per rule. */
+  criteriaFields: string[][];
+  /** The chosen clauses OR-ed over `alias`, without the tenant filter; null when none applies. */
+  clauses(alias: string, parts: ReadClauses): SqlPredicate | null;
+}
+
 /** Compiles visibility into one predicate over `alias` with bound parameters (names prefixed by the alias). */
 function toPredicate(compiled: CompiledVisibility, alias: string, access: Access): SqlPredicate {
-  const p = `vis_${alias.replace(/\W/g, '')}_`;
+  const p = paramPrefix(alias);
   const params: Record<string, unknown> = { [`${p}company`]: compiled.companyId };
   const tenant = `${alias}.company_id = :${p}company::uuid`;
   if (access === 'READ' ? compiled.readAll : compiled.editAll) return { sql: tenant, params };
+  const some = toClauses(compiled, alias, access, { owners: true, criteria: true, shares: true })!;
+  return { sql: `(${tenant} AND ${some.sql})`, params: { ...params, ...some.params } };
+}
 
-  const owners = [
-    ...compiled.hierarchyOwnerIds,
-    ...compiled.ruleEditOwnerIds,
-    ...(access === 'READ' ? compiled.ruleReadOwnerIds : []),
-  ];
-  params[`${p}owners`] = owners;
-  const clauses = [`${alias}.owner_id = ANY(:${p}owners::uuid[])`];
-  for (const rule of compiled.criteria) {
+function paramPrefix(alias: string): string {
+  return `vis_${alias.replace(/\W/g, '')}_`;
+}
+
+function toScope(compiled: CompiledVisibility): ReadScope {
+  return {
+    companyId: compiled.companyId,
+    everything: compiled.readAll,
+    criteriaFields: compiled.criteria.map((rule) => rule.conditions.map((condition) => condition.field)),
+    clauses: (alias, parts) => (compiled.readAll ? null : toClauses(compiled, alias, 'READ', parts)),
+  };
+}
+
+function toClauses(
+  compiled: CompiledVisibility,
+  alias: string,
+  access: Access,
+  parts: ReadClauses,
+): SqlPredicate | null {
+  // Each choice of parts names its parameters apart, so two scopes' clauses can meet in one statement.
+  const p = `${paramPrefix(alias)}${parts.owners ? 'o' : ''}${parts.criteria ? 'c' : ''}${parts.shares ? 's' : ''}_`;
+  const params: Record<string, unknown> = {};
+  const clauses: string[] = [];
+  if (parts.owners) {
+    params[`${p}owners`] = [
+      ...compiled.hierarchyOwnerIds,
+      ...compiled.ruleEditOwnerIds,
+      ...(access === 'READ' ? compiled.ruleReadOwnerIds : []),
+    ];
+    clauses.push(`${alias}.owner_id = ANY(:${p}owners::uuid[])`);
+  }
+  for (const rule of parts.criteria ? compiled.criteria : []) {
     if (access === 'EDIT' && rule.access !== 'EDIT') continue;
     clauses.push(criteriaToSql(compiled.objectType, rule.conditions, alias, `${p}c`, params));
   }
-  if (compiled.manualShares) {
+  if (parts.shares && compiled.manualShares) {
+    params[`${p}company`] = compiled.companyId;
     params[`${p}type`] = compiled.objectType;
     params[`${p}user`] = compiled.userId;
     params[`${p}groups`] = compiled.groupIds;
@@ -217,5 +274,5 @@ function toPredicate(compiled: CompiledVisibility, alias: string, access: Access
         ` OR (rs_${alias}.grantee_type = 'GROUP' AND rs_${alias}.grantee_id = ANY(:${p}groups::uuid[]))))`,
     );
   }
-  return { sql: `(${tenant} AND (${clauses.join(' OR ')}))`, params };
+  return clauses.length ? { sql: `(${clauses.join(' OR ')})`, params } : null;
 }

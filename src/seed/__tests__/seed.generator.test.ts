@@ -76,4 +76,26 @@ describe('seedDatabase', () => {
     const perCompany = summary.companies.map((c) => companies.filter((id) => id === c.id).length);
     expect(perCompany[0]).toBeGreaterThan(perCompany[2]!);
   });
+
+  it('gives the largest company the records asked for, and spreads the rest over the others', async () => {
+    const db = recorder();
+    const summary = await seedDatabase(db, {
+      ...sizes,
+      leads: 500,
+      deals: 300,
+      largest: { users: 5, rules: 0, leads: 420, deals: 250 },
+      seed: 2,
+      anchor,
+    });
+    for (const [table, largest, total] of [
+      ['leads', 420, 500],
+      ['deals', 250, 300],
+    ] as const) {
+      const companies = db.statements
+        .filter((s) => s.sql.startsWith(`INSERT INTO ${table}`))
+        .flatMap((s) => s.params[1] as string[]);
+      expect(companies).toHaveLength(total);
+      expect(companies.filter((id) => id === summary.companies[0]!.id)).toHaveLength(largest);
+    }
+  });
 });

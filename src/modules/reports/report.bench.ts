@@ -1,0 +1,281 @@
+import { performance } from 'node:perf_hooks';
+import type { DataSource } from 'typeorm';
+import { TokenService } from '../identity';
+import type { BenchContext, BenchResult, BenchScenario, LatencyStats } from '../kernel';
+
+const JWT_SECRET = 'bench-secret-0123456789abcdef0123456789abcdef';
+
+/** One company of 1M leads and 1M deals among five (the data set search's benchmark reads too). */
+export function millionRecordSizes(scale: number) {
+  const scaled = (n: number, min: number) => Math.max(min, Math.round(n * scale));
+  return {
+    companies: 5,
+    users: 400,
+    rules: 80,
+    largest: { users: 200, rules: 40, leads: scaled(1_000_000, 2_000), deals: scaled(1_000_000, 2_000) },
+    accounts: scaled(100_000, 500),
+    leads: scaled(1_200_000, 2_400),
+    deals: scaled(1_200_000, 2_400),
+  };
+}
+
+const REPORTS: Array<{ key: string; title: string; input: Record<string, unknown>; covered: boolean }> = [
+  {
+    key: 'dealsByStage',
+    title: 'deals by stage (count, sum amount)',
+    covered: true,
+    input: {
+      entityType: 'DEAL',
+      aggregates: [
+        { name: 'deals', type: 'COUNT', dimensions: ['stage'] },
+        { name: 'amount', type: 'SUM', field: 'amount', dimensions: ['stage'] },
+      ],
+    },
+  },
+  {
+    key: 'pipelineByOwnerMonth',
+    title: 'open pipeline by owner by close month (sum, avg amount)',
+    covered: true,
+    input: {
+      entityType: 'DEAL',
+      filters: [
+        { field: 'stage', op: 'IN', values: ['PROSPECTING', 'QUALIFICATION', 'PROPOSAL', 'NEGOTIATION'] },
+      ],
+      aggregates: [
+        { name: 'pipeline', type: 'SUM', field: 'amount', dimensions: ['ownerId', 'closeDate:month'] },
+        { name: 'average', type: 'AVG', field: 'amount', dimensions: ['ownerId', 'closeDate:month'] },
+      ],
+    },
+  },
+  {
+    key: 'leadsByStatusMonth',
+    title: 'leads by status by created month (count)',
+    covered: true,
+    input: {
+      entityType: 'LEAD',
+      aggregates: [{ name: 'leads', type: 'COUNT', dimensions: ['status', 'createdAt:month'] }],
+    },
+  },
+  {
+    key: 'dealsByProbability',
+    title: 'deals by probability (no rollup holds it)',
+    covered: false,
+    input: {
+      entityType: 'DEAL',
+      aggregates: [{ name: 'deals', type: 'COUNT', dimensions: ['probability'] }],
+    },
+  },
+];
+
+interface BenchUser {
+  name: 'admin' | 'manager' | 'rep';
+  id: string;
+  /** Share of the company's deals the user reads. */
+  share: number;
+  token: string;
+}
+
+const REPORT_QUERY = `query ($input: ReportInput!) { report(input: $input) { source aggregates { rows { value } } } }`;
+const PRECOMPUTE = `mutation { precomputeCommonReports { name rollupRows recordRows buildMs usable } }`;
+const DEAL_COUNT = { entityType: 'DEAL', aggregates: [{ name: 'n', type: 'COUNT' }], source: 'MATERIALIZED' };
+
+/**
+ * The admin; a manager who reads about 30% of the deals (hierarchy and owner rules); a rep who reads about 3% by owner,
+ * plus what two criteria rules (the largest 1% of deal amounts; qualified leads scoring 99) and 100 manual shares per
+ * type give them. The criteria read fields no rollup groups by, so the rep's figures need the live correction.
+ */
+async function pickUsers(
+  context: BenchContext,
+  graphqlUrl: string,
+  db: DataSource,
+  companyId: string,
+  tokens: TokenService,
+): Promise<BenchUser[]> {
+  const users = await db.query<Array<{ id: string; is_admin: boolean }>>(
+    'SELECT id, is_admin FROM users WHERE company_id = $1 ORDER BY id',
+    [companyId],
+  );
+  const token = (id: string) => tokens.mint(id, companyId, 3600);
+  const count = async (userToken: string) => {
+    const data = await context.graphql(graphqlUrl, userToken, REPORT_QUERY, { input: DEAL_COUNT });
+    return (data.report as unknown as { aggregates: Array<{ rows: Array<{ value: number }> }> })
+      .aggregates[0]!.rows[0]!.value;
+  };
+  const adminRow = users.find((u) => u.is_admin)!;
+  const admin: BenchUser = { name: 'admin', id: adminRow.id, share: 1, token: await token(adminRow.id) };
+  const total = await count(admin.token);
+  const candidates: BenchUser[] = [];
+  for (const user of users.filter((u) => !u.is_admin)) {
+    const userToken = await token(user.id);
+    candidates.push({ name: 'rep', id: user.id, share: (await count(userToken)) / total, token: userToken });
+  }
+  const closest = (target: number, pool: BenchUser[]) =>
+    pool.reduce((best, c) => (Math.abs(c.share - target) < Math.abs(best.share - target) ? c : best));
+  const manager = { ...closest(0.3, candidates), name: 'manager' as const };
+  const rep = closest(
+    0.03,
+    candidates.filter((c) => c.id !== manager.id),
+  );
+  const [{ amount }] = (await db.query<Array<{ amount: string }>>(
+    'SELECT percentile_disc(0.99) WITHIN GROUP (ORDER BY amount) AS amount FROM deals WHERE company_id = $1',
+    [companyId],
+  )) as [{ amount: string }];
+  const asAdmin = (query: string) => context.graphql(graphqlUrl, admin.token, query);
+  for (const [type, criteria] of [
+    ['DEAL', `[{ field: "amount", operator: gte, value: ${Number(amount)} }]`],
+    [
+      'LEAD',
+      '[{ field: "status", operator: eq, value: "QUALIFIED" }, { field: "score", operator: gte, value: 99 }]',
+    ],
+  ] as const)
+    await asAdmin(
+      `mutation { createSharingRule(input: { objectType: ${type}, name: "bench report rep", ruleType: CRITERIA, criteria: ${criteria}, target: { type: USER, id: "${rep.id}" } }) { id } }`,
+    );
+  for (const [type, table] of [
+    ['DEAL', 'deals'],
+    ['LEAD', 'leads'],
+  ] as const) {
+    const records = await db.query<Array<{ id: string }>>(
+      `SELECT id FROM ${table} WHERE company_id = $1 AND owner_id <> $2 ORDER BY id LIMIT 100`,
+      [companyId, rep.id],
+    );
+    for (const record of records)
+      await asAdmin(
+        `mutation { shareRecord(input: { objectType: ${type}, recordId: "${record.id}", granteeType: USER, granteeId: "${rep.id}" }) { id } }`,
+      );
+  }
+  const repShare = (await count(rep.token)) / total;
+  return [admin, manager, { ...rep, name: 'rep', share: repShare }];
+}
+
+/**
+ * Report aggregates through the gateway over HTTP for the admin, a manager and a rep: by default (rollups) against the
+ * live GROUP BY (`source: LIVE`), each timed in the same run; and the rebuild of every preset of the 1M-row company.
+ */
+export const reportRollups: BenchScenario = {
+  name: 'report.rollups',
+  async run(context: BenchContext): Promise<BenchResult> {
+    const db = await context.openDatabase('crm1m', millionRecordSizes(context.scale));
+    const [company] = await db.query<Array<{ id: string; deals: string; leads: string }>>(
+      `SELECT c.id, (SELECT count(*) FROM deals d WHERE d.company_id = c.id) AS deals,
+              (SELECT count(*) FROM leads l WHERE l.company_id = c.id) AS leads
+         FROM companies c ORDER BY 2 DESC LIMIT 1`,
+    );
+    // A rerun starts from the seeded sharing: the rep's rules and shares of an earlier run go.
+    await db.query(`DELETE FROM sharing_rules WHERE company_id = $1 AND name = 'bench report rep'`, [
+      company!.id,
+    ]);
+    await db.query('DELETE FROM record_shares WHERE company_id = $1', [company!.id]);
+    const databaseUrl = (db.options as { url: string }).url;
+    const gateway = context.startProcess('main', {
+      NODE_ENV: 'production',
+      JWT_SECRET,
+      DATABASE_URL: databaseUrl,
+      REDIS_URL: context.redisUrl,
+      PORT: '0',
+      HOST: '127.0.0.1',
+      METRICS_PORT: String(await context.freePort()),
+      LOG_LEVEL: 'info',
+      REPORT_STATEMENT_TIMEOUT_MS: '120000',
+      REPORT_MAX_COST: '1000000000000',
+    });
+    try {
+      const [, url] = await gateway.waitFor(/"url":"(http:\/\/[^"]+)\/graphql"/);
+      const graphqlUrl = url!;
+      const users = await pickUsers(
+        context,
+        graphqlUrl,
+        db,
+        company!.id,
+        new TokenService({ secret: JWT_SECRET }),
+      );
+      context.log(
+        `report.rollups: company with ${company!.deals} deals and ${company!.leads} leads; ` +
+          users.map((u) => `${u.name} reads ${(u.share * 100).toFixed(1)}% of the deals`).join(', '),
+      );
+      const admin = users[0]!;
+      const started = performance.now();
+      const built = (await context.graphql(graphqlUrl, admin.token, PRECOMPUTE))
+        .precomputeCommonReports as unknown as Array<{
+        name: string;
+        rollupRows: number;
+        recordRows: number;
+        buildMs: number;
+        usable: boolean;
+      }>;
+      const rebuildMs = performance.now() - started;
+      context.log(
+        `rebuilt ${built.length} rollups in ${(rebuildMs / 1000).toFixed(1)} s: ` +
+          built
+            .map((b) => `${b.name} ${b.rollupRows} rows (${b.buildMs} ms${b.usable ? '' : ', too large'})`)
+            .join(', '),
+      );
+
+      const measured: Record<string, number> = { rebuildAllPresetsMs: rebuildMs };
+      const baseline: Record<string, number> = {};
+      const ratios: number[] = [];
+      const sources: string[] = [];
+      const rows: string[] = [];
+      const iterations = (heavy: boolean) =>
+        heavy ? Math.max(10, Math.round(20 * Math.min(1, 1 / context.scale))) : 100;
+      for (const report of REPORTS) {
+        for (const user of users) {
+          const call = (source?: string) => async () => {
+            const data = await context.graphql(graphqlUrl, user.token, REPORT_QUERY, {
+              input: source ? { ...report.input, source } : report.input,
+            });
+            return data.report as { source: string };
+          };
+          const answer = await call()();
+          const auto = await context.timeCalls(call(), {
+            iterations: iterations(!report.covered),
+            warmup: 3,
+          });
+          const live = await context.timeCalls(call('LIVE'), { iterations: iterations(true), warmup: 1 });
+          const key = `${report.key}.${user.name}`;
+          measured[`${key}.p50Ms`] = auto.p50Ms;
+          measured[`${key}.p95Ms`] = auto.p95Ms;
+          baseline[`${key}.liveP50Ms`] = live.p50Ms;
+          baseline[`${key}.liveP95Ms`] = live.p95Ms;
+          const ratio = live.p95Ms / auto.p95Ms;
+          if (report.covered) ratios.push(ratio);
+          sources.push(`${key}: ${answer.source}`);
+          rows.push(row(report.title, user.name, answer.source, auto, live));
+        }
+      }
+      context.log(
+        [
+          'report                                                  user     source         p50 ms   p95 ms  live p50  live p95   ratio',
+          ...rows,
+        ].join('\n'),
+      );
+      const worstP95 = Math.max(
+        ...REPORTS.filter((r) => r.covered).flatMap((r) =>
+          users.map((u) => measured[`${r.key}.${u.name}.p95Ms`]!),
+        ),
+      );
+      return {
+        scenario: 'report.rollups',
+        description:
+          'report() over HTTP for admin, manager (~30%) and rep (~3% + criteria + shares): default path (rollups) vs live GROUP BY; rebuild of every preset',
+        measured: { ...measured, worstCoveredP95Ms: worstP95 },
+        baseline,
+        baselineName: 'the same report with source: LIVE (GROUP BY over the records)',
+        ratio: Math.min(...ratios),
+        ratioOf: 'smallest live p95 / rollup p95 over the covered reports and users',
+        notes:
+          `sources: ${sources.join(', ')}; ` +
+          `company: ${company!.deals} deals, ${company!.leads} leads; users: ${users.map((u) => `${u.name} ${(u.share * 100).toFixed(1)}%`).join(', ')}. ` +
+          'Targets at 1M: rollup p95 < 20 ms for every user, >= 20x the live p95, rebuild of all presets < 30 s.',
+      };
+    } finally {
+      await gateway.stop();
+      await db.destroy();
+    }
+  },
+};
+
+function row(title: string, user: string, source: string, auto: LatencyStats, live: LatencyStats): string {
+  const n = (value: number) => value.toFixed(1).padStart(8);
+  return `${title.padEnd(56)}${user.padEnd(9)}${source.padEnd(13)}${n(auto.p50Ms)} ${n(auto.p95Ms)}  ${n(live.p50Ms)}  ${n(live.p95Ms)}  ${(live.p95Ms / auto.p95Ms).toFixed(1).padStart(6)}x`;
+}

@@ -1,0 +1,562 @@
+import { buildSharingOrg, type SharingOrg } from '../helpers/sharing-org';
+import { spawnBuilt, testProcessEnv, type SpawnedProcess } from '../helpers/spawn-gateway';
+import { startTestApp, type TestApp } from '../helpers/test-app';
+
+const REPORT = `query ($input: ReportInput!) { report(input: $input) {
+  source aggregates { name source rollup rows { dimensions value } } } }`;
+
+type Entity = 'LEAD' | 'DEAL' | 'ACCOUNT';
+type UserName = 'admin' | 'vp' | 'mgr' | 'rep1' | 'rep2' | 'sup' | 'outsider';
+
+interface Row {
+  dimensions: Record<string, unknown>;
+  value: number | null;
+}
+
+/** What the test knows of each preset, written out here rather than read from the code under test. */
+const PRESETS: Record<
+  Entity,
+  { table: string; rollups: Array<{ fields: string[]; date?: string }>; measures: string[] }
+> = {
+  LEAD: {
+    table: 'leads',
+    rollups: [{ fields: ['status'] }, { fields: ['source'] }, { fields: ['status'], date: 'createdAt' }],
+    measures: ['score', 'estimatedValue'],
+  },
+  DEAL: {
+    table: 'deals',
+    rollups: [{ fields: ['stage'] }, { fields: ['stage'], date: 'closeDate' }],
+    measures: ['amount', 'probability'],
+  },
+  ACCOUNT: {
+    table: 'accounts',
+    rollups: [{ fields: ['industry'] }, { fields: ['country'] }],
+    measures: ['annualRevenue', 'employees'],
+  },
+};
+
+const COLUMN: Record<string, string> = {
+  ownerId: 'owner_id',
+  status: 'status',
+  source: 'source',
+  stage: 'stage',
+  industry: 'industry',
+  country: 'country',
+  createdAt: 'created_at',
+  closeDate: 'close_date',
+  score: 'score',
+  estimatedValue: 'estimated_value',
+  amount: 'amount',
+  probability: 'probability',
+  annualRevenue: 'annual_revenue',
+  employees: 'employees',
+};
+
+const VALUES: Record<string, string[]> = {
+  status: ['NEW', 'CONTACTED', 'QUALIFIED', 'UNQUALIFIED', 'CONVERTED'],
+  source: ['WEB', 'REFERRAL', 'EVENT'],
+  stage: ['PROSPECTING', 'QUALIFICATION', 'PROPOSAL', 'NEGOTIATION', 'CLOSED_WON', 'CLOSED_LOST'],
+  industry: ['TECHNOLOGY', 'FINANCE', 'RETAIL', 'HEALTHCARE'],
+  country: ['US', 'DE', 'FR', 'JP'],
+};
+
+/** mulberry32: the same random reports on every run. */
+function prng(seed: number): () => number {
+  let a = seed;
+  return () => {
+    a = (a + 0x6d2b79f5) | 0;
+    let t = Math.imul(a ^ (a >>> 15), 1 | a);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+interface RandomReport {
+  input: Record<string, any>;
+  /** The reference query for each aggregate, given the visible ids as $2. */
+  reference: string[];
+  params: unknown[];
+}
+
+function randomReport(random: () => number, entity: Entity, owners: string[]): RandomReport {
+  const pick = <T>(items: readonly T[]): T => items[Math.floor(random() * items.length)]!;
+  const preset = PRESETS[entity];
+  const rollup = pick(preset.rollups);
+  const params: unknown[] = [];
+  const bind = (value: unknown) => `$${params.push(value) + 2}`;
+  // Filters on the rollup's fields or the owner; the reference spells each out.
+  const filters: Array<Record<string, unknown>> = [];
+  const where: string[] = [];
+  for (const field of [...rollup.fields, 'ownerId']) {
+    if (random() < 0.6) continue;
+    const pool = field === 'ownerId' ? owners : VALUES[field]!;
+    const op = pick(['EQ', 'NE', 'IN'] as const);
+    const column = COLUMN[field]!;
+    if (op === 'IN') {
+      const values = [pick(pool), pick(pool)];
+      filters.push({ field, op, values });
+      where.push(`${column}::text = ANY(${bind(values)}::text[])`);
+    } else {
+      const value = pick(pool);
+      filters.push({ field, op, value });
+      where.push(
+        op === 'EQ' ? `${column}::text = ${bind(value)}` : `${column}::text IS DISTINCT FROM ${bind(value)}`,
+      );
+    }
+  }
+  let dateRange: Record<string, string> | undefined;
+  if (rollup.date && random() < 0.5) {
+    const from = `2026-0${1 + Math.floor(random() * 4)}-01`;
+    const to = `2026-${String(5 + Math.floor(random() * 6)).padStart(2, '0')}-01`;
+    dateRange = { field: rollup.date, from: `${from}T00:00:00.000Z`, to: `${to}T00:00:00.000Z` };
+    const column = COLUMN[rollup.date]!;
+    const cast = rollup.date === 'closeDate' ? 'date' : 'timestamptz';
+    where.push(
+      `${column} >= ${bind(`${from}T00:00:00Z`)}::${cast}`,
+      `${column} < ${bind(`${to}T00:00:00Z`)}::${cast}`,
+    );
+  }
+  const dimensionPool = [
+    ...rollup.fields,
+    'ownerId',
+    ...(rollup.date ? ['month', 'quarter', 'year'].map((b) => `${rollup.date}:${b}`) : []),
+  ];
+  const aggregates: Array<Record<string, unknown>> = [];
+  const reference: string[] = [];
+  const count = 1 + Math.floor(random() * 3);
+  for (let i = 0; i < count; i++) {
+    const type = pick(['COUNT', 'SUM', 'AVG', 'MIN', 'MAX'] as const);
+    const field = type === 'COUNT' ? undefined : pick(preset.measures);
+    const dimensions = dimensionPool.filter(() => random() < 0.35).slice(0, 3);
+    aggregates.push({ name: `a${i}`, type, field, dimensions });
+    const expressions = dimensions.map((key) => {
+      const [name, bucket] = key.split(':');
+      const column = COLUMN[name!]!;
+      if (!bucket) return column;
+      const local = name === 'createdAt' ? `(${column} AT TIME ZONE 'UTC')` : `${column}::timestamp`;
+      return `to_char(date_trunc('${bucket}', ${local}), 'YYYY-MM-DD')`;
+    });
+    const key = dimensions.length
+      ? `json_build_object(${dimensions.map((d, j) => `'${d}', ${expressions[j]}`).join(', ')})`
+      : `'{}'::json`;
+    const value = type === 'COUNT' ? 'count(*)' : `${type.toLowerCase()}(${COLUMN[field!]})`;
+    reference.push(
+      `SELECT ${key} AS k, ${value} AS v FROM ${preset.table} WHERE company_id = $1 AND id = ANY($2::uuid[])` +
+        `${where.map((w) => ` AND ${w}`).join('')}` +
+        (dimensions.length
+          ? ` GROUP BY ${expressions.join(', ')} ORDER BY ${expressions.map((e) => `${e} NULLS LAST`).join(', ')}`
+          : ''),
+    );
+  }
+  return { input: { entityType: entity, aggregates, filters, dateRange }, reference, params };
+}
+
+describe('report rollups: exact under visibility, after writes, through a second gateway', () => {
+  let t: TestApp;
+  let org: SharingOrg;
+  let owners: string[];
+  const random = prng(20261129);
+
+  async function gql(query: string, variables: Record<string, unknown>, token: string) {
+    const res = await t.gql(query, variables, token);
+    expect(res.errors).toBeUndefined();
+    return res.data!;
+  }
+
+  async function report(token: string, input: Record<string, unknown>, url = t.url) {
+    const response = await fetch(`${url}/graphql`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
+      body: JSON.stringify({ query: REPORT, variables: { input } }),
+    });
+    const body = (await response.json()) as { data?: any; errors?: unknown };
+    expect(body.errors).toBeUndefined();
+    return body.data.report as {
+      source: string;
+      aggregates: Array<{ name: string; source: string; rollup: string | null; rows: Row[] }>;
+    };
+  }
+
+  /** The ids a user may read, from the record list API (sharing's own path, tested on its own). */
+  async function visibleIds(user: UserName, entity: Entity): Promise<string[]> {
+    const plural = { LEAD: 'leads', DEAL: 'deals', ACCOUNT: 'accounts' }[entity];
+    const ids: string[] = [];
+    for (let page = 1; ; page++) {
+      const data = await gql(
+        `{ ${plural}(page: ${page}, pageSize: 200) { items { id } } }`,
+        {},
+        org.users[user].token,
+      );
+      const items = (data[plural] as { items: Array<{ id: string }> }).items;
+      ids.push(...items.map((item) => item.id));
+      if (items.length < 200) return ids;
+    }
+  }
+
+  async function referenceRows(sql: string, ids: string[], params: unknown[]): Promise<Row[]> {
+    const rows = await t.app.dataSource.query<Array<{ k: Record<string, unknown>; v: string | null }>>(sql, [
+      org.companyId,
+      ids,
+      ...params,
+    ]);
+    return rows.map((row) => ({ dimensions: row.k, value: row.v === null ? null : Number(row.v) }));
+  }
+
+  function expectSameRows(actual: Row[], expected: Row[], label: string) {
+    expect({ label, dimensions: actual.map((r) => r.dimensions) }).toEqual({
+      label,
+      dimensions: expected.map((r) => r.dimensions),
+    });
+    actual.forEach((row, i) => {
+      const want = expected[i]!.value;
+      if (want === null) expect({ label, value: row.value }).toEqual({ label, value: null });
+      else expect(row.value).toBeCloseTo(want, 6);
+    });
+  }
+
+  /** Random reports for every user: MATERIALIZED = LIVE = the reference, and by default from the rollups. */
+  async function checkRandomReports(rounds: number) {
+    for (let round = 0; round < rounds; round++) {
+      for (const entity of ['LEAD', 'DEAL', 'ACCOUNT'] as const) {
+        const spec = randomReport(random, entity, owners);
+        for (const user of ['admin', 'mgr', 'rep1', 'rep2', 'sup'] as const) {
+          const ids = await visibleIds(user, entity);
+          const token = org.users[user].token;
+          const materialized = await report(token, { ...spec.input, source: 'MATERIALIZED' });
+          const live = await report(token, { ...spec.input, source: 'LIVE' });
+          expect(materialized.source).toBe('MATERIALIZED');
+          expect(live.source).toBe('LIVE');
+          for (const [i, sql] of spec.reference.entries()) {
+            const expected = await referenceRows(sql, ids, spec.params);
+            const label = `${user} ${JSON.stringify(spec.input)} a${i}`;
+            expectSameRows(materialized.aggregates[i]!.rows, expected, `${label} MATERIALIZED`);
+            expectSameRows(live.aggregates[i]!.rows, expected, `${label} LIVE`);
+          }
+        }
+      }
+    }
+  }
+
+  /** Every rollup row equals its group recomputed from the records (no drift, no empty or stale groups left). */
+  async function expectRollupsExact() {
+    const db = t.app.dataSource;
+    const checks: Array<[rollup: string, table: string, keys: string[]]> = [
+      ['report_rollup_deal_stage', 'deals', ['stage']],
+      [
+        'report_rollup_deal_close_month',
+        'deals',
+        ["date_trunc('month', close_date)::date AS close_date_month", 'stage'],
+      ],
+      ['report_rollup_lead_source', 'leads', ['source']],
+      [
+        'report_rollup_lead_created_month',
+        'leads',
+        ["date_trunc('month', created_at AT TIME ZONE 'UTC')::date AS created_at_month", 'status'],
+      ],
+      ['report_rollup_account_country', 'accounts', ['country']],
+    ];
+    for (const [rollup, table, keys] of checks) {
+      const measures =
+        table === 'deals'
+          ? ['amount', 'probability']
+          : table === 'leads'
+            ? ['score', 'estimated_value']
+            : ['employees'];
+      const aggregates = measures
+        .map(
+          (m) =>
+            `count(${m})::bigint AS ${m}_count, sum(${m})::numeric AS ${m}_sum, min(${m})::numeric AS ${m}_min, max(${m})::numeric AS ${m}_max`,
+        )
+        .join(', ');
+      const names = keys.map((k) => k.split(' AS ').pop()!);
+      const columns = [
+        'owner_id',
+        ...names,
+        'record_count',
+        ...measures.flatMap((m) => [`${m}_count`, `${m}_sum`, `${m}_min`, `${m}_max`]),
+      ];
+      const expected = `SELECT owner_id, ${keys.join(', ')}, count(*)::bigint AS record_count, ${aggregates} FROM ${table} WHERE company_id = $1 GROUP BY owner_id, ${names.map((_, i) => i + 2).join(', ')}`;
+      const actual = `SELECT ${columns.join(', ')} FROM ${rollup} WHERE company_id = $1`;
+      const [{ differ }] = (await db.query<Array<{ differ: string }>>(
+        `SELECT count(*) AS differ FROM ((${expected} EXCEPT ${actual}) UNION ALL (${actual} EXCEPT ${expected})) x`,
+        [org.companyId],
+      )) as [{ differ: string }];
+      expect({ rollup, differ: Number(differ) }).toEqual({ rollup, differ: 0 });
+      const [{ stale }] = (await db.query<Array<{ stale: string }>>(
+        `SELECT count(*) AS stale FROM ${rollup} WHERE stale OR record_count = 0`,
+      )) as [{ stale: string }];
+      expect({ rollup, stale: Number(stale) }).toEqual({ rollup, stale: 0 });
+    }
+  }
+
+  beforeAll(async () => {
+    t = await startTestApp({ REPORT_ROLLUP_MAX_RATIO: '1' });
+    org = await buildSharingOrg(t.app);
+    const { users } = org;
+    owners = [
+      users.admin.id,
+      users.vp.id,
+      users.mgr.id,
+      users.rep1.id,
+      users.rep2.id,
+      users.sup.id,
+      users.outsider.id,
+    ];
+    const db = t.app.dataSource;
+    // Many rows in one statement each: the statement triggers group them.
+    await db.query(
+      `INSERT INTO deals (company_id, owner_id, name, stage, amount, probability, close_date, created_at)
+       SELECT $1, ($2::uuid[])[1 + n % 7], 'Deal ' || n,
+              (ARRAY['PROSPECTING','QUALIFICATION','PROPOSAL','NEGOTIATION','CLOSED_WON','CLOSED_LOST'])[1 + (n * 7) % 6],
+              (n * 137 % 10000) + 0.25, n % 101,
+              CASE WHEN n % 9 = 0 THEN NULL ELSE date '2025-11-15' + (n * 5 % 400) END,
+              timestamptz '2025-12-31 23:00:00+00' + make_interval(hours => n * 31)
+         FROM generate_series(1, 260) AS n`,
+      [org.companyId, owners],
+    );
+    await db.query(
+      `INSERT INTO leads (company_id, owner_id, first_name, last_name, status, source, score, estimated_value, created_at)
+       SELECT $1, ($2::uuid[])[1 + (n * 3) % 7], 'L', 'Lead ' || n,
+              (ARRAY['NEW','CONTACTED','QUALIFIED','UNQUALIFIED','CONVERTED'])[1 + n % 5],
+              CASE WHEN n % 8 = 0 THEN NULL ELSE (ARRAY['WEB','REFERRAL','EVENT'])[1 + n % 3] END,
+              n % 100, CASE WHEN n % 6 = 0 THEN NULL ELSE n * 10.5 END,
+              timestamptz '2025-12-31 22:30:00+00' + make_interval(hours => n * 29)
+         FROM generate_series(1, 280) AS n`,
+      [org.companyId, owners],
+    );
+    await db.query(
+      `INSERT INTO accounts (company_id, owner_id, name, industry, country, annual_revenue, employees)
+       SELECT $1, ($2::uuid[])[1 + (n * 5) % 7], 'Account ' || n,
+              CASE WHEN n % 10 = 0 THEN NULL ELSE (ARRAY['TECHNOLOGY','FINANCE','RETAIL','HEALTHCARE'])[1 + n % 4] END,
+              (ARRAY['US','DE','FR','JP'])[1 + n % 4], n * 1000.5, CASE WHEN n % 7 = 0 THEN NULL ELSE n * 3 END
+         FROM generate_series(1, 120) AS n`,
+      [org.companyId, owners],
+    );
+    await db.query(`UPDATE org_wide_defaults SET access_level = 'PRIVATE' WHERE company_id = $1`, [
+      org.companyId,
+    ]);
+    await db.query(
+      `INSERT INTO org_wide_defaults (company_id, object_type, access_level)
+       SELECT $1, t, 'PRIVATE' FROM unnest(ARRAY['LEAD','DEAL','ACCOUNT']) t ON CONFLICT DO NOTHING`,
+      [org.companyId],
+    );
+    const admin = org.users.admin.token;
+    // rep1: a criteria rule on a rollup dimension (read from the rollup) and manual shares (corrected live).
+    // rep2: a criteria rule on a measure (corrected live). sup: an owner rule (summed from the rollup).
+    for (const mutation of [
+      `mutation { createSharingRule(input: { objectType: DEAL, name: "proposals", ruleType: CRITERIA, criteria: [{ field: "stage", operator: eq, value: "PROPOSAL" }], target: { type: USER, id: "${users.rep1.id}" } }) { id } }`,
+      `mutation { createSharingRule(input: { objectType: LEAD, name: "web", ruleType: CRITERIA, criteria: [{ field: "source", operator: eq, value: "WEB" }], target: { type: USER, id: "${users.rep1.id}" } }) { id } }`,
+      `mutation { createSharingRule(input: { objectType: DEAL, name: "big", ruleType: CRITERIA, criteria: [{ field: "amount", operator: gte, value: 7000 }], target: { type: USER, id: "${users.rep2.id}" } }) { id } }`,
+      `mutation { createSharingRule(input: { objectType: ACCOUNT, name: "tech", ruleType: CRITERIA, criteria: [{ field: "industry", operator: in, value: ["TECHNOLOGY"] }, { field: "employees", operator: gt, value: 100 }], target: { type: USER, id: "${users.rep2.id}" } }) { id } }`,
+      `mutation { createSharingRule(input: { objectType: DEAL, name: "vp to sup", ruleType: OWNER, source: { type: ROLE, id: "${org.roles.vp}" }, target: { type: USER, id: "${users.sup.id}" } }) { id } }`,
+    ])
+      await gql(mutation, {}, admin);
+    const shared = await db.query<Array<{ id: string; type: string }>>(
+      `(SELECT id, 'DEAL' AS type FROM deals WHERE company_id = $1 AND owner_id = $2 ORDER BY id LIMIT 6)
+       UNION ALL (SELECT id, 'LEAD' FROM leads WHERE company_id = $1 AND owner_id = $2 ORDER BY id LIMIT 4)
+       UNION ALL (SELECT id, 'ACCOUNT' FROM accounts WHERE company_id = $1 AND owner_id = $2 ORDER BY id LIMIT 3)`,
+      [org.companyId, users.vp.id],
+    );
+    for (const { id, type } of shared)
+      await gql(
+        `mutation { shareRecord(input: { objectType: ${type}, recordId: "${id}", granteeType: USER, granteeId: "${users.rep1.id}" }) { id } }`,
+        {},
+        admin,
+      );
+    // Another company with the same data shape: none of it may reach this one's figures.
+    const other = await buildSharingOrg(t.app);
+    await db.query(
+      `INSERT INTO deals (company_id, owner_id, name, stage, amount, probability, close_date)
+       SELECT $1, $2, 'Other ' || n, 'PROPOSAL', 9999, 50, date '2026-02-01' FROM generate_series(1, 50) n`,
+      [other.companyId, other.users.rep1.id],
+    );
+  });
+
+  afterAll(() => t?.stop());
+
+  it('random reports for admin, manager, reps and support: MATERIALIZED = LIVE = reference SQL', async () => {
+    await checkRandomReports(3);
+    await expectRollupsExact();
+  });
+
+  it('stays exact after single and bulk updates and deletes that move sums, minimums and maximums', async () => {
+    const db = t.app.dataSource;
+    const admin = org.users.admin.token;
+    // Through the API: the largest deal loses its amount, one deal changes stage and owner, one is deleted.
+    const [largest] = await db.query<Array<{ id: string }>>(
+      'SELECT id FROM deals WHERE company_id = $1 ORDER BY amount DESC LIMIT 1',
+      [org.companyId],
+    );
+    await gql(`mutation { updateDeal(id: "${largest!.id}", input: { amount: 1 }) { id } }`, {}, admin);
+    const [moved, removed] = await db.query<Array<{ id: string }>>(
+      'SELECT id FROM deals WHERE company_id = $1 ORDER BY id LIMIT 2',
+      [org.companyId],
+    );
+    await gql(
+      `mutation { updateDeal(id: "${moved!.id}", input: { stage: CLOSED_WON, ownerId: "${org.users.rep2.id}" }) { id } }`,
+      {},
+      admin,
+    );
+    await gql(`mutation { deleteDeal(id: "${removed!.id}") }`, {}, admin);
+    // Bulk, in single statements: many groups lose their extremes at once; a group is emptied.
+    await db.query(
+      `UPDATE deals SET amount = amount * 2, probability = 100 - probability WHERE company_id = $1 AND stage = 'NEGOTIATION'`,
+      [org.companyId],
+    );
+    await db.query(`DELETE FROM deals WHERE company_id = $1 AND stage = 'CLOSED_LOST' AND owner_id = $2`, [
+      org.companyId,
+      org.users.sup.id,
+    ]);
+    await db.query(`DELETE FROM leads WHERE company_id = $1 AND score > 90`, [org.companyId]);
+    await db.query(
+      `UPDATE leads SET source = NULL, score = score + 1 WHERE company_id = $1 AND status = 'NEW'`,
+      [org.companyId],
+    );
+    await db.query(`UPDATE accounts SET employees = NULL WHERE company_id = $1 AND country = 'US'`, [
+      org.companyId,
+    ]);
+    await expectRollupsExact();
+    await checkRandomReports(2);
+  });
+
+  it('a write through a second gateway and a sharing change show in the next report', async () => {
+    let second: SpawnedProcess | undefined;
+    try {
+      second = spawnBuilt('main', testProcessEnv());
+      const [, url] = await second.waitFor(/"url":"(http:\/\/[^"]+)\/graphql"/);
+      const input = {
+        entityType: 'DEAL',
+        aggregates: [
+          { name: 'count', type: 'COUNT', dimensions: ['stage'] },
+          { name: 'top', type: 'MAX', field: 'amount' },
+        ],
+        filters: [{ field: 'stage', op: 'EQ', value: 'NEGOTIATION' }],
+        source: 'MATERIALIZED',
+      };
+      const rep2 = org.users.rep2.token;
+      const before = await report(rep2, input);
+      expect(before.source).toBe('MATERIALIZED');
+      const count = (r: typeof before) => r.aggregates[0]!.rows[0]?.value ?? 0;
+      const created = await fetch(`${url!}/graphql`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${rep2}` },
+        body: JSON.stringify({
+          query: `mutation { createDeal(input: { name: "Huge", stage: NEGOTIATION, amount: 99999999 }) { id } }`,
+        }),
+      });
+      expect(((await created.json()) as { errors?: unknown }).errors).toBeUndefined();
+      const after = await report(rep2, input);
+      expect(after.source).toBe('MATERIALIZED');
+      expect(count(after)).toBe(count(before) + 1);
+      expect(after.aggregates[1]!.rows[0]!.value).toBe(99999999);
+      // Read from the second gateway too.
+      expect((await report(rep2, input, url)).aggregates).toEqual(after.aggregates);
+
+      // A new owner rule gives rep2 the manager's deals: the next report counts them.
+      const managerDeals = await t.app.dataSource.query<Array<{ n: string }>>(
+        `SELECT count(*) AS n FROM deals WHERE company_id = $1 AND owner_id = $2 AND stage = 'NEGOTIATION' AND amount < 7000`,
+        [org.companyId, org.users.mgr.id],
+      );
+      expect(Number(managerDeals[0]!.n)).toBeGreaterThan(0);
+      await gql(
+        `mutation { createSharingRule(input: { objectType: DEAL, name: "mgr to rep2", ruleType: OWNER, source: { type: ROLE, id: "${org.roles.manager}" }, target: { type: USER, id: "${org.users.rep2.id}" } }) { id } }`,
+        {},
+        org.users.admin.token,
+      );
+      const shared = await report(rep2, input);
+      expect(shared.source).toBe('MATERIALIZED');
+      expect(count(shared)).toBe(count(after) + Number(managerDeals[0]!.n));
+    } finally {
+      second?.child.kill('SIGTERM');
+      await second?.exited;
+    }
+  });
+
+  it('picks the rollup by default, says why not otherwise, and refuses MATERIALIZED it cannot keep', async () => {
+    const admin = org.users.admin.token;
+    const byStage = await report(admin, {
+      entityType: 'DEAL',
+      aggregates: [
+        { name: 'pipeline', type: 'SUM', field: 'amount', dimensions: ['stage', 'closeDate:quarter'] },
+      ],
+    });
+    expect(byStage.aggregates[0]).toMatchObject({ source: 'MATERIALIZED', rollup: 'deal_close_month' });
+    // A week is finer than a month; a filter on a measure and a mid-month range are not in any rollup.
+    for (const input of [
+      { aggregates: [{ name: 'a', type: 'COUNT', dimensions: ['closeDate:week'] }] },
+      { aggregates: [{ name: 'a', type: 'COUNT' }], filters: [{ field: 'amount', op: 'GTE', value: 10 }] },
+      {
+        aggregates: [{ name: 'a', type: 'COUNT' }],
+        dateRange: { field: 'closeDate', from: '2026-01-15T00:00:00Z' },
+      },
+      // Timestamps are cut into months in UTC: another zone's months are not the rollup's.
+      {
+        aggregates: [{ name: 'a', type: 'COUNT', dimensions: ['createdAt:month'] }],
+        entityType: 'LEAD',
+        timeZone: 'Asia/Tokyo',
+      },
+    ]) {
+      const full = { entityType: 'DEAL', ...input };
+      const auto = await report(admin, full);
+      expect(auto.source).toBe('LIVE');
+      const forced = await t.gql(REPORT, { input: { ...full, source: 'MATERIALIZED' } }, admin);
+      expect(forced.errors?.[0]?.extensions).toMatchObject({
+        code: 'BAD_USER_INPUT',
+        violations: [
+          { field: 'input.source', rule: expect.stringMatching(/no usable rollup holds aggregates\[0\]/) },
+        ],
+      });
+    }
+  });
+
+  it('precomputeCommonReports: admins only; rebuilds exactly while writes go on; a rollup too large is not read', async () => {
+    const rep = await t.gql('mutation { precomputeCommonReports { name } }', {}, org.users.rep1.token);
+    expect(rep.errors?.[0]?.extensions?.code).toBe('FORBIDDEN');
+
+    const db = t.app.dataSource;
+    const writes = (async () => {
+      for (let i = 0; i < 20; i++)
+        await db.query(
+          `INSERT INTO deals (company_id, owner_id, name, stage, amount, probability, close_date)
+           VALUES ($1, $2, 'During rebuild', 'PROSPECTING', $3, 10, date '2026-03-03')`,
+          [org.companyId, org.users.vp.id, 100 + i],
+        );
+    })();
+    const query = `mutation ($e: ObjectType) { precomputeCommonReports(entityType: $e) {
+      name entityType dimensions rollupRows recordRows buildMs usable } }`;
+    const [rebuilt] = await Promise.all([gql(query, { e: 'DEAL' }, org.users.admin.token), writes]);
+    const states = rebuilt.precomputeCommonReports as Array<Record<string, unknown>>;
+    expect(states.map((s) => s.name)).toEqual(['deal_stage', 'deal_close_month']);
+    const [{ n }] = (await db.query<Array<{ n: string }>>(
+      'SELECT count(*) AS n FROM deals WHERE company_id = $1',
+      [org.companyId],
+    )) as [{ n: string }];
+    // The rebuild saw some or all of the concurrent writes; the triggers added the rest.
+    expect(states[0]!.recordRows).toBeLessThanOrEqual(Number(n));
+    expect(states[1]).toMatchObject({ dimensions: ['ownerId', 'closeDate:month', 'stage'], usable: true });
+    await expectRollupsExact();
+
+    // The same rollups judged against a 1% budget: both are larger than 1% of the deals, so reports run live.
+    const settings = t.app.services.reports.settings;
+    settings.rollupMaxRatio = 0.01;
+    try {
+      const judged = (await gql(query, { e: 'DEAL' }, org.users.admin.token))
+        .precomputeCommonReports as Array<Record<string, unknown>>;
+      expect(judged.map((s) => s.usable)).toEqual([false, false]);
+      const input = { entityType: 'DEAL', aggregates: [{ name: 'n', type: 'COUNT', dimensions: ['stage'] }] };
+      expect((await report(org.users.admin.token, input)).source).toBe('LIVE');
+      const forced = await t.gql(
+        REPORT,
+        { input: { ...input, source: 'MATERIALIZED' } },
+        org.users.admin.token,
+      );
+      expect(forced.errors?.[0]?.extensions?.code).toBe('BAD_USER_INPUT');
+    } finally {
+      settings.rollupMaxRatio = 1;
+      await gql(query, { e: 'DEAL' }, org.users.admin.token);
+    }
+    const metrics = await t.app.metrics.registry.getSingleMetricAsString('crm_report_rollup_total');
+    expect(metrics).toMatch(/crm_report_rollup_total\{result="hit",process="gateway"\} [1-9]/);
+    expect(metrics).toMatch(/crm_report_rollup_total\{result="too_large",process="gateway"\} [1-9]/);
+  });
+});
