@@ -1,7 +1,7 @@
 import { bindNamed, RECORD_TABLE } from '../kernel';
-import type { ReadScope } from '../sharing';
+import type { ReadClauses, ReadScope } from '../sharing';
 import {
-  dimensionSql,
+  localTimestamp,
   groupAndOrder,
   groupBy,
   recordConditions,
@@ -108,35 +108,53 @@ const COMBINE: Record<
 };
 
 /**
- * An aggregate from a rollup, exact under the caller's visibility. The rows of the owners the caller sees (and, when
- * every criteria rule reads only the rollup's dimensions, the rows those rules match) are summed from the rollup; the
- * records the caller sees only through the rest (manual shares, criteria on other fields) and not already counted
- * are aggregated live and merged in. The text depends only on the shape, as for live SQL.
+ * An aggregate from a rollup, exact under the caller's visibility. Summed from the rollup: the rows of the owners the
+ * caller sees, the rows their criteria rules on the rollup's own dimensions match, and the rows whose rule mask holds a
+ * materialized criteria rule of theirs (one whose conditions are still those the rollups were built with). Aggregated
+ * live and merged in: the records only a criteria rule not materialized (new or changed since the last rebuild), or
+ * a manual share, lets them see, each record once. The text depends only on the shape, as for live SQL.
  */
 export function rollupAggregateSql(
   report: ValidReport,
   aggregate: ValidAggregate,
   plan: RollupPlan,
   scope: ReadScope,
+  /** Rules this process last saw the rollup hold: only the estimate leaves out their (then idle) corrections. */
+  held: (rule: { ruleId: string; conditions: readonly unknown[] }) => boolean = () => false,
+): { text: string; values: unknown[]; pricing: { text: string; values: unknown[] } } {
+  // The corrections of held rules are gated by a subquery Postgres evaluates once at run time, but the planner prices
+  // them in full: the estimate that picks the path is made on the statement without them.
+  return {
+    ...buildRollupSql(report, aggregate, plan, scope, () => false),
+    pricing: buildRollupSql(report, aggregate, plan, scope, held),
+  };
+}
+
+function buildRollupSql(
+  report: ValidReport,
+  aggregate: ValidAggregate,
+  plan: RollupPlan,
+  scope: ReadScope,
+  omit: (rule: { ruleId: string; conditions: readonly unknown[] }) => boolean,
 ): { text: string; values: unknown[] } {
   const { definition } = plan;
   const sql = new SqlValues(report.timeZone);
   const company = `${sql.bind(scope.companyId)}::uuid`;
-  const plain = new Set(definition.dimensions.filter((d) => !d.bucket).map((d) => d.spec.name));
-  const criteriaOnRollup = scope.criteriaFields.every((fields) => fields.every((field) => plain.has(field)));
-  const onRollup = scope.clauses('r', { owners: true, criteria: criteriaOnRollup, shares: false });
-  const beyond = scope.clauses('r', { owners: false, criteria: !criteriaOnRollup, shares: true });
   const measure = aggregate.field?.column ?? '';
   const combine = COMBINE[aggregate.type];
   const names = ['v', 'w'];
+  const visibility = visibilityParts(report, definition, scope, sql, company, omit);
 
   const rollupDimensions = aggregate.dimensions.map((dimension, i) => {
     if (!dimension.bucket) return `r.${dimension.spec.column} AS d${i}`;
     const month = definition.dimensions.find((d) => d.bucket && d.spec.name === dimension.spec.name)!;
-    return `to_char(date_trunc('${dimension.bucket}', r.${month.column}::timestamp), 'YYYY-MM-DD') AS d${i}`;
+    // Grouped as dates here and formatted once at the end: formatting every rollup row costs more than the sums.
+    return dimension.bucket === 'month'
+      ? `r.${month.column} AS d${i}`
+      : `date_trunc('${dimension.bucket}', r.${month.column}::timestamp)::date AS d${i}`;
   });
   const rollupWhere = [`r.company_id = ${company}`, ...recordConditionsOnRollup(report, sql)];
-  if (onRollup) rollupWhere.push(bindNamed(onRollup, sql.bind));
+  if (visibility.onRollup) rollupWhere.push(visibility.onRollup);
   if (plan.range?.from) rollupWhere.push(`r.${plan.range.column} >= ${sql.bind(plan.range.from)}::date`);
   if (plan.range?.to) rollupWhere.push(`r.${plan.range.column} < ${sql.bind(plan.range.to)}::date`);
   const group = groupBy(aggregate.dimensions.length);
@@ -144,25 +162,88 @@ export function rollupAggregateSql(
     `SELECT ${[...rollupDimensions, ...combine.rollup(measure).map((s, i) => `${s} AS ${names[i]}`)].join(', ')}` +
       ` FROM ${definition.table} r WHERE ${rollupWhere.join(' AND ')}${group}`,
   ];
-  if (beyond) {
-    // Not counted above: visible only through what the rollup cannot tell (IS NOT TRUE: a NULL criteria field).
-    const where = [
-      `r.company_id = ${company}`,
-      ...recordConditions(report, sql),
-      bindNamed(beyond, sql.bind),
-      ...(onRollup ? [`${bindNamed(onRollup, sql.bind)} IS NOT TRUE`] : []),
-    ];
-    const dimensions = aggregate.dimensions.map((dimension, i) => `${dimensionSql(dimension, sql)} AS d${i}`);
+  for (const correction of visibility.corrections) {
+    const where = [`r.company_id = ${company}`, ...recordConditions(report, sql), ...correction];
+    const dimensions = aggregate.dimensions.map((dimension, i) =>
+      dimension.bucket
+        ? `date_trunc('${dimension.bucket}', ${localTimestamp(dimension, sql)})::date AS d${i}`
+        : `r.${dimension.spec.column} AS d${i}`,
+    );
     parts.push(
       `SELECT ${[...dimensions, ...combine.records(measure).map((s, i) => `${s} AS ${names[i]}`)].join(', ')}` +
         ` FROM ${RECORD_TABLE[report.entityType]} r WHERE ${where.join(' AND ')}${group}`,
     );
   }
-  const outer = aggregate.dimensions.map((_, i) => `u.d${i}`);
+  const outer = aggregate.dimensions.map((dimension, i) =>
+    dimension.bucket ? `to_char(u.d${i}, 'YYYY-MM-DD') AS d${i}` : `u.d${i}`,
+  );
   const text =
     `SELECT ${[...outer, `${combine.result} AS value`].join(', ')} FROM (${parts.join(' UNION ALL ')}) u` +
     groupAndOrder(aggregate.dimensions.length);
   return { text, values: sql.values };
+}
+
+/**
+ * The caller's visibility split for a rollup: the condition on its rows, and the conditions of each live correction
+ * over the records (each a list ANDed). Corrections are separate parts so each is driven by its own index (the rule's
+ * field, record_shares) rather than one OR that scans the company; a part skips what the rollup or an earlier part
+ * counted (IS NOT TRUE: a NULL criteria field is not a match). A rule's "materialized" test is a subquery without
+ * record columns, so Postgres evaluates it once and skips a part whose rule the rollup holds.
+ */
+function visibilityParts(
+  report: ValidReport,
+  definition: RollupDefinition,
+  scope: ReadScope,
+  sql: SqlValues,
+  company: string,
+  omit: (rule: { ruleId: string; conditions: readonly unknown[] }) => boolean,
+): { onRollup: string | null; corrections: string[][] } {
+  if (scope.everything) return { onRollup: null, corrections: [] };
+  const plain = new Set(definition.dimensions.filter((d) => !d.bucket).map((d) => d.spec.name));
+  const rules = scope.criteriaRules.map((rule, index) => ({
+    ...rule,
+    index,
+    onDimensions: rule.fields.every((field) => plain.has(field)),
+  }));
+  const masked = rules.filter((rule) => !rule.onDimensions);
+  const clause = (parts: ReadClauses) => {
+    const predicate = scope.clauses('r', parts);
+    return predicate ? bindNamed(predicate, sql.bind) : null;
+  };
+  const rulesOf = (indexes: number[]) =>
+    indexes.length ? clause({ owners: false, criteria: indexes, shares: false }) : null;
+  const owners = clause({ owners: true, criteria: false, shares: false })!;
+  const onDimensions = rulesOf(rules.filter((rule) => rule.onDimensions).map((rule) => rule.index));
+  const held = (rule: (typeof rules)[number]) =>
+    `EXISTS (SELECT 1 FROM report_criteria_rules b WHERE b.company_id = ${company}` +
+    ` AND b.object_type = '${report.entityType}' AND '${definition.name}' = ANY(b.rollups)` +
+    ` AND b.rule_id = ${sql.bind(rule.ruleId)}::uuid` +
+    ` AND b.conditions = ${sql.bind(JSON.stringify(rule.conditions))}::jsonb)`;
+
+  const onRollup = [owners, ...(onDimensions ? [onDimensions] : [])];
+  if (masked.length)
+    onRollup.push(
+      `(r.rule_mask & (SELECT coalesce(bit_or(1::bigint << b.bit), 0) FROM report_criteria_rules b` +
+        ` WHERE b.company_id = ${company} AND b.object_type = '${report.entityType}'` +
+        ` AND '${definition.name}' = ANY(b.rollups) AND (b.rule_id, b.conditions) IN (SELECT * FROM unnest(${sql.bind(masked.map((rule) => rule.ruleId))}::uuid[],` +
+        ` ${sql.bind(masked.map((rule) => JSON.stringify(rule.conditions)))}::jsonb[])))) <> 0`,
+    );
+  const base = [owners, ...(onDimensions ? [onDimensions] : [])];
+  const corrections = masked.flatMap((rule, k) => {
+    if (omit(rule)) return [];
+    const counted = [
+      ...base,
+      ...masked.slice(0, k).map((earlier) => rulesOf([earlier.index])!),
+      ...masked.slice(k + 1).map((later) => `(${rulesOf([later.index])!} AND ${held(later)})`),
+    ];
+    return [[`NOT ${held(rule)}`, rulesOf([rule.index])!, `(${counted.join(' OR ')}) IS NOT TRUE`]];
+  });
+  const shares = clause({ owners: false, criteria: false, shares: true });
+  if (shares) {
+    const counted = [...base, ...masked.map((rule) => rulesOf([rule.index])!)];
+    corrections.push([shares, `(${counted.join(' OR ')}) IS NOT TRUE`]);
+  }
+  return { onRollup: `(${onRollup.join(' OR ')})`, corrections };
 }
 
 /** The report's filters on rollup rows (covered filters name only plain dimensions, whose columns keep their names). */

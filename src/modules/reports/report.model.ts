@@ -203,11 +203,16 @@ export class SqlValues {
 
 /** A dimension's SQL over record alias `r`: the column, or its bucket's first day as YYYY-MM-DD in the report's zone. */
 export function dimensionSql(dimension: Dimension, sql: SqlValues): string {
+  if (!dimension.bucket) return `r.${dimension.spec.column}`;
+  return `to_char(date_trunc('${dimension.bucket}', ${localTimestamp(dimension, sql)}), 'YYYY-MM-DD')`;
+}
+
+/** A date dimension's column over record alias `r` as a local timestamp: an instant in the report's zone, or a day. */
+export function localTimestamp(dimension: Dimension, sql: SqlValues): string {
   const column = `r.${dimension.spec.column}`;
-  if (!dimension.bucket) return column;
-  const local =
-    dimension.spec.kind === 'timestamp' ? `(${column} AT TIME ZONE ${sql.zone()})` : `${column}::timestamp`;
-  return `to_char(date_trunc('${dimension.bucket}', ${local}), 'YYYY-MM-DD')`;
+  return dimension.spec.kind === 'timestamp'
+    ? `(${column} AT TIME ZONE ${sql.zone()})`
+    : `${column}::timestamp`;
 }
 
 /** The report's filters and date range over record alias `r`. */

@@ -1,4 +1,12 @@
-import { findField, RECORD_TABLE, type FieldSpec, type RecordType } from '../kernel';
+import {
+  fieldsFor,
+  findField,
+  RECORD_TABLE,
+  type FieldKind,
+  type FieldSpec,
+  type RecordType,
+} from '../kernel';
+import { storedConditionSql } from '../sharing';
 
 /**
  * A rollup's dimension: a field kept as it is (same column name as in the record table, so the record filter language
@@ -80,8 +88,53 @@ export function rollupDimensionOfRecord(dimension: RollupDimension, alias: strin
 const keyColumns = (definition: RollupDefinition) => [
   'company_id',
   'owner_id',
+  'rule_mask',
   ...definition.dimensions.map((d) => d.column),
 ];
+
+/** The grouping keys of a rollup computed from record rows `alias`, in `keyColumns` order. */
+function recordKeys(
+  definition: RollupDefinition,
+  alias: string,
+  mask = ruleMaskSql(definition, alias),
+): string[] {
+  return [
+    `${alias}.company_id`,
+    `${alias}.owner_id`,
+    mask,
+    ...definition.dimensions.map((d) => rollupDimensionOfRecord(d, alias)),
+  ];
+}
+
+/**
+ * The bits (report_criteria_rules.bit) of the company's materialized criteria rules that record `alias` meets, among
+ * those the rollup carries (`rollups`), so a rollup can answer for a user whom a criteria rule shares records with.
+ * A rebuild decides which rules a rollup carries: not those reading only its own plain dimensions (the dimensions
+ * answer them), and none when splitting its groups by rule would make it too large.
+ */
+function ruleMaskSql(definition: RollupDefinition, alias: string): string {
+  const condition = storedConditionSql(definition.entityType, 'c.value', alias);
+  return (
+    `coalesce((SELECT bit_or(1::bigint << b.bit) FROM report_criteria_rules b` +
+    ` WHERE b.company_id = ${alias}.company_id AND b.object_type = '${definition.entityType}'` +
+    ` AND '${definition.name}' = ANY(b.rollups)` +
+    ` AND NOT EXISTS (SELECT 1 FROM jsonb_array_elements(b.bound) c WHERE (${condition}) IS NOT TRUE)), 0)`
+  );
+}
+
+/** Whether a rollup can carry a rule at all: not when the rule reads only the rollup's plain dimensions. */
+export function carriesRule(definition: RollupDefinition, fields: readonly string[]): boolean {
+  const plain = new Set(definition.dimensions.filter((d) => !d.bucket).map((d) => d.spec.name));
+  return !fields.every((field) => plain.has(field));
+}
+
+/** The record columns every rollup of a record type reads (a rebuild copies them once). */
+export function recordColumnsOf(entityType: RecordType): string[] {
+  return [...new Set(rollupsOf(entityType).flatMap(recordColumns))];
+}
+
+/** Rules a company can have materialized per record type (one bit each of a bigint). */
+export const MAX_MATERIALIZED_RULES = 63;
 
 /** The aggregate columns, and how each is computed from record rows `alias`. */
 function aggregateColumns(definition: RollupDefinition, alias: string): Array<[column: string, sql: string]> {
@@ -99,109 +152,170 @@ function aggregateColumns(definition: RollupDefinition, alias: string): Array<[c
   ];
 }
 
-/** SELECT of the rollup's rows computed from the record rows of `from` (aliased `t`) that pass `where`. */
-export function rollupRowsSql(definition: RollupDefinition, from: string, where = 'true'): string {
-  const keys = [
-    't.company_id',
-    't.owner_id',
-    ...definition.dimensions.map((d) => rollupDimensionOfRecord(d, 't')),
-  ];
+/** The columns `rollupRowsSql` fills, in its order. */
+export function rollupColumns(definition: RollupDefinition): string[] {
+  return [...keyColumns(definition), ...aggregateColumns(definition, 't').map(([column]) => column)];
+}
+
+/**
+ * SELECT of the rollup's rows computed from the record rows of `from` (aliased `t`) that pass `where`; `mask`
+ * replaces the rule-mask expression (a rebuild computes the masks once per record).
+ */
+export function rollupRowsSql(
+  definition: RollupDefinition,
+  from: string,
+  where = 'true',
+  mask?: string,
+): string {
+  const keys = recordKeys(definition, 't', mask);
   const aggregates = aggregateColumns(definition, 't').map(([, sql]) => sql);
   const groups = keys.map((_, i) => `${i + 1}`).join(', ');
   return `SELECT ${[...keys, ...aggregates].join(', ')} FROM ${from} t WHERE ${where} GROUP BY ${groups} ORDER BY ${groups}`;
 }
 
-/** Company and owner are never null (and so can use the key's index); a dimension may be. */
-const sameKey = (definition: RollupDefinition, left: string, right: string) =>
-  [
-    `${left}.company_id = ${right}.company_id`,
-    `${left}.owner_id = ${right}.owner_id`,
-    ...definition.dimensions.map((d) => `${left}.${d.column} IS NOT DISTINCT FROM ${right}.${d.column}`),
-  ].join(' AND ');
+/** The record columns a rollup reads: a change to any other column leaves it alone. */
+function recordColumns(definition: RollupDefinition): string[] {
+  // Criteria fields decide the rule mask.
+  const criteria = Object.values(fieldsFor(definition.entityType, 'criteria')).map((spec) => spec.column);
+  return [
+    ...new Set([
+      'company_id',
+      'owner_id',
+      ...definition.dimensions.map((d) => d.spec.column),
+      ...definition.measures.map((m) => m.column),
+      ...criteria,
+    ]),
+  ];
+}
 
-/** Adds the record rows of `from` to the rollup (insert, or the new side of an update). */
-function addSql(definition: RollupDefinition, from: string): string {
-  const columns = [...keyColumns(definition), ...aggregateColumns(definition, 't').map(([column]) => column)];
+/**
+ * Applies a statement's change to the rollup in ONE upsert, its groups in key order: the rows that came (`came`, a
+ * relation of record rows) count +1, the rows that went (`gone`) -1. One sorted pass means two writers lock the groups
+ * they share in the same order (no deadlock when two updates move records in opposite directions). A group that may
+ * have lost its minimum or maximum, or emptied, is marked stale for `repairSql`; the extremes that left travel in the
+ * transient `*_gone_*` columns, which never keep a value.
+ */
+function applySql(definition: RollupDefinition, came: string | null, gone: string | null): string {
   const r = definition.table;
-  const merged = definition.measures.flatMap((measure) => {
-    const c = measure.column;
+  const cols = recordColumns(definition);
+  const sides = [
+    ...(came ? [`SELECT 1 AS sign, ${cols.join(', ')} FROM ${came}`] : []),
+    ...(gone ? [`SELECT -1 AS sign, ${cols.join(', ')} FROM ${gone}`] : []),
+  ];
+  const keys = recordKeys(definition, 't');
+  const measures = definition.measures.flatMap((m) => {
+    const v = `t.${m.column}`;
     return [
-      `${c}_count = ${r}.${c}_count + EXCLUDED.${c}_count`,
-      `${c}_sum = CASE WHEN EXCLUDED.${c}_count = 0 THEN ${r}.${c}_sum WHEN ${r}.${c}_count = 0 THEN EXCLUDED.${c}_sum ELSE ${r}.${c}_sum + EXCLUDED.${c}_sum END`,
-      `${c}_min = least(${r}.${c}_min, EXCLUDED.${c}_min)`,
-      `${c}_max = greatest(${r}.${c}_max, EXCLUDED.${c}_max)`,
+      `coalesce(sum(t.sign) FILTER (WHERE ${v} IS NOT NULL), 0)`,
+      `sum(t.sign * ${v})`,
+      `min(${v}) FILTER (WHERE t.sign > 0)`,
+      `max(${v}) FILTER (WHERE t.sign > 0)`,
+      `min(${v}) FILTER (WHERE t.sign < 0)`,
+      `max(${v}) FILTER (WHERE t.sign < 0)`,
     ];
   });
+  const columns = [
+    ...keyColumns(definition),
+    'record_count',
+    ...definition.measures.flatMap((m) => {
+      const c = m.column;
+      return [`${c}_count`, `${c}_sum`, `${c}_min`, `${c}_max`, `${c}_gone_min`, `${c}_gone_max`];
+    }),
+  ];
+  const groups = keys.map((_, i) => `${i + 1}`).join(', ');
+  const merged = definition.measures.flatMap((m) => {
+    const c = m.column;
+    return [
+      `${c}_count = ${r}.${c}_count + EXCLUDED.${c}_count`,
+      `${c}_sum = CASE WHEN ${r}.${c}_count + EXCLUDED.${c}_count = 0 THEN NULL ELSE coalesce(${r}.${c}_sum, 0) + coalesce(EXCLUDED.${c}_sum, 0) END`,
+      `${c}_min = least(${r}.${c}_min, EXCLUDED.${c}_min)`,
+      `${c}_max = greatest(${r}.${c}_max, EXCLUDED.${c}_max)`,
+      `${c}_gone_min = NULL`,
+      `${c}_gone_max = NULL`,
+    ];
+  });
+  const lost = [
+    `${r}.record_count + EXCLUDED.record_count = 0`,
+    ...definition.measures.flatMap((m) => [
+      `EXCLUDED.${m.column}_gone_min <= ${r}.${m.column}_min`,
+      `EXCLUDED.${m.column}_gone_max >= ${r}.${m.column}_max`,
+    ]),
+  ];
   return (
-    `INSERT INTO ${r} (${columns.join(', ')}) ${rollupRowsSql(definition, from)}` +
-    ` ON CONFLICT (${keyColumns(definition).join(', ')}) DO UPDATE SET record_count = ${r}.record_count + EXCLUDED.record_count, ${merged.join(', ')}`
+    `INSERT INTO ${r} (${columns.join(', ')})` +
+    ` SELECT ${[...keys, 'sum(t.sign)', ...measures].join(', ')} FROM (${sides.join(' UNION ALL ')}) t` +
+    ` GROUP BY ${groups} ORDER BY ${groups}` +
+    ` ON CONFLICT (${keyColumns(definition).join(', ')}) DO UPDATE SET record_count = ${r}.record_count + EXCLUDED.record_count,` +
+    ` ${merged.join(', ')}, stale = ${r}.stale OR ${lost.map((condition) => `coalesce(${condition}, false)`).join(' OR ')}`
   );
 }
 
 /**
- * Takes the record rows of `from` out of the rollup (delete, or the old side of an update). A group whose minimum or
- * maximum may have left, or that is now empty, is marked stale: `repairSql` recomputes it from the records.
+ * Drops the emptied groups of the companies written and recomputes the extremes of their stale groups from the
+ * records as they are now: one grouped pass over the records of the owners concerned, not one per group.
  */
-function subtractSql(definition: RollupDefinition, from: string): string {
-  const columns = [...keyColumns(definition), ...aggregateColumns(definition, 't').map(([column]) => column)];
-  const sets = definition.measures.flatMap((measure) => {
-    const c = measure.column;
-    return [
-      `${c}_count = r.${c}_count - d.${c}_count`,
-      `${c}_sum = CASE WHEN r.${c}_count = d.${c}_count THEN NULL ELSE r.${c}_sum - coalesce(d.${c}_sum, 0) END`,
-    ];
-  });
-  const lost = [
-    'r.record_count = d.record_count',
-    ...definition.measures.flatMap((m) => [
-      `d.${m.column}_min <= r.${m.column}_min`,
-      `d.${m.column}_max >= r.${m.column}_max`,
-    ]),
+function repairSql(definition: RollupDefinition, companies: string): string[] {
+  const source = RECORD_TABLE[definition.entityType];
+  const table = definition.table;
+  const extremes = definition.measures.flatMap((m) => [`${m.column}_min`, `${m.column}_max`]);
+  const computed = definition.measures.flatMap((m) => [
+    `min(t.${m.column}) AS ${m.column}_min`,
+    `max(t.${m.column}) AS ${m.column}_max`,
+  ]);
+  const keys = recordKeys(definition, 't').map((sql, i) => `${sql} AS ${keyColumns(definition)[i]}`);
+  const stale = `stale AND company_id = ANY(${companies})`;
+  const sameGroup = (left: string, right: string) =>
+    [
+      `${left}.company_id = ${right}.company_id`,
+      `${left}.owner_id = ${right}.owner_id`,
+      ...definition.dimensions.map((d) => `${left}.${d.column} IS NOT DISTINCT FROM ${right}.${d.column}`),
+    ].join(' AND ');
+  // The records of the stale groups only (owner index, then the dimensions), before their rule masks are computed.
+  const staleRecords = [
+    `EXISTS (SELECT 1 FROM ${table} g WHERE g.stale AND g.company_id = t.company_id AND g.owner_id = t.owner_id`,
+    ...definition.dimensions.map(
+      (d) => ` AND g.${d.column} IS NOT DISTINCT FROM ${rollupDimensionOfRecord(d, 't')}`,
+    ),
+    ')',
+  ].join('');
+  return [
+    `DELETE FROM ${table} WHERE ${stale} AND record_count = 0`,
+    `UPDATE ${table} r SET (${extremes.join(', ')}) = (${extremes.map((e) => `s.${e}`).join(', ')}), stale = false` +
+      ` FROM (SELECT ${[...keys, ...computed].join(', ')} FROM ${source} t` +
+      ` WHERE t.company_id = ANY(${companies}) AND ${staleRecords}` +
+      ` GROUP BY ${keys.map((_, i) => i + 1).join(', ')}) s` +
+      ` WHERE r.stale AND r.company_id = ANY(${companies}) AND r.rule_mask = s.rule_mask AND ${sameGroup('r', 's')}`,
   ];
-  return (
-    `WITH d (${columns.join(', ')}) AS (${rollupRowsSql(definition, from)})` +
-    ` UPDATE ${definition.table} r SET record_count = r.record_count - d.record_count, ${sets.join(', ')},` +
-    ` stale = r.stale OR ${lost.map((condition) => `coalesce(${condition}, false)`).join(' OR ')}` +
-    ` FROM d WHERE ${sameKey(definition, 'r', 'd')}`
-  );
 }
 
-/** Drops the emptied groups and recomputes the extremes of the stale ones from the records, as they are now. */
-function repairSql(definition: RollupDefinition): string[] {
-  const source = RECORD_TABLE[definition.entityType];
-  const extremes = definition.measures.flatMap((m) => [`${m.column}_min`, `${m.column}_max`]);
-  const computed = definition.measures.flatMap((m) => [`min(t.${m.column})`, `max(t.${m.column})`]);
-  const match = [
-    't.company_id = r.company_id',
-    't.owner_id = r.owner_id',
-    ...definition.dimensions.map(
-      (d) => `${rollupDimensionOfRecord(d, 't')} IS NOT DISTINCT FROM r.${d.column}`,
-    ),
-  ].join(' AND ');
-  return [
-    `DELETE FROM ${definition.table} WHERE stale AND record_count = 0`,
-    `UPDATE ${definition.table} r SET (${extremes.join(', ')}) = (SELECT ${computed.join(', ')} FROM ${source} t WHERE ${match}), stale = false WHERE r.stale`,
-  ];
-}
+/** The column type a plain dimension keeps (the record's own), so it compares and sorts as in the records. */
+const SQL_TYPE: Record<FieldKind, string> = {
+  text: 'text',
+  enum: 'text',
+  uuid: 'uuid',
+  int: 'integer',
+  number: 'numeric',
+  money: 'numeric',
+  day: 'date',
+  timestamp: 'timestamptz',
+};
 
 /** The rollup table, its unique key and the index that finds stale groups. */
 function tableSql(definition: RollupDefinition): string {
-  const dimensionType = (d: RollupDimension) =>
-    d.bucket
-      ? 'date'
-      : (({ enum: 'text', text: 'text', uuid: 'uuid', int: 'integer' } as Record<string, string>)[
-          d.spec.kind
-        ] ?? 'text');
+  const dimensionType = (d: RollupDimension) => (d.bucket ? 'date' : SQL_TYPE[d.spec.kind]);
   const measures = definition.measures.flatMap((m) => [
     `${m.column}_count bigint NOT NULL DEFAULT 0`,
     `${m.column}_sum numeric`,
     `${m.column}_min numeric`,
     `${m.column}_max numeric`,
+    `${m.column}_gone_min numeric`,
+    `${m.column}_gone_max numeric`,
   ]);
   return `
     CREATE TABLE ${definition.table} (
       company_id uuid NOT NULL REFERENCES companies(id) ON DELETE CASCADE,
       owner_id uuid NOT NULL,
+      rule_mask bigint NOT NULL,
       ${definition.dimensions.map((d) => `${d.column} ${dimensionType(d)}`).join(',\n      ')},
       record_count bigint NOT NULL,
       ${measures.join(',\n      ')},
@@ -224,38 +338,46 @@ export function rollupLockSql(table: string, companyColumn: string): string {
 function triggerSql(entityType: RecordType): string {
   const table = RECORD_TABLE[entityType];
   const definitions = rollupsOf(entityType);
-  const lock = (rows: string) =>
-    `PERFORM pg_advisory_xact_lock_shared(${rollupLockSql(table, 'c.company_id')}) FROM (SELECT DISTINCT company_id FROM ${rows} ORDER BY 1) c;`;
-  const changed = (definition: RollupDefinition, side: 'o' | 'n') => {
-    const columns = [
-      'company_id',
-      'owner_id',
-      ...definition.dimensions.map((d) => d.spec.column),
-      ...definition.measures.map((m) => m.column),
-    ];
-    const row = (alias: string) => `(${columns.map((c) => `${alias}.${c}`).join(', ')})`;
-    return `(SELECT ${side}.* FROM old_rows o JOIN new_rows n ON n.id = o.id WHERE ${row('o')} IS DISTINCT FROM ${row('n')})`;
+  // Rows compared on the columns a rollup reads (not on id): unchanged rows cancel out, a changed id changes nothing.
+  const difference = (definition: RollupDefinition, from: string, minus: string) => {
+    const cols = recordColumns(definition).join(', ');
+    return `(SELECT ${cols} FROM ${from} EXCEPT ALL SELECT ${cols} FROM ${minus}) AS changed`;
   };
-  const statements = (definition: RollupDefinition, event: 'INSERT' | 'UPDATE' | 'DELETE') => {
-    const steps: string[] = [];
-    if (event === 'DELETE') steps.push(subtractSql(definition, 'old_rows'));
-    if (event === 'UPDATE') steps.push(subtractSql(definition, changed(definition, 'o')));
-    if (event === 'INSERT') steps.push(addSql(definition, 'new_rows'));
-    if (event === 'UPDATE') steps.push(addSql(definition, changed(definition, 'n')));
-    if (event !== 'INSERT') steps.push(...repairSql(definition));
-    return steps.map((step) => `    ${step};`).join('\n');
+  const steps = (definition: RollupDefinition, event: 'INSERT' | 'UPDATE' | 'DELETE') => {
+    const apply =
+      event === 'INSERT'
+        ? applySql(definition, 'new_rows', null)
+        : event === 'DELETE'
+          ? applySql(definition, null, 'old_rows')
+          : applySql(
+              definition,
+              difference(definition, 'new_rows', 'old_rows'),
+              difference(definition, 'old_rows', 'new_rows'),
+            );
+    return [apply, ...(event === 'INSERT' ? [] : repairSql(definition, 'companies'))]
+      .map((step) => `      ${step};`)
+      .join('\n');
+  };
+  const companiesOf = {
+    INSERT: 'SELECT DISTINCT company_id FROM new_rows ORDER BY 1',
+    DELETE: 'SELECT DISTINCT company_id FROM old_rows ORDER BY 1',
+    // A record moved to another company changes both.
+    UPDATE: 'SELECT company_id FROM old_rows UNION SELECT company_id FROM new_rows ORDER BY 1',
   };
   const body = (['INSERT', 'UPDATE', 'DELETE'] as const)
     .map(
-      (event) => `  IF TG_OP = '${event}' THEN
-    ${lock(event === 'INSERT' ? 'new_rows' : 'old_rows')}
-${definitions.map((definition) => statements(definition, event)).join('\n')}
-  END IF;`,
+      (event) => `    IF TG_OP = '${event}' THEN
+      companies := ARRAY(${companiesOf[event]});
+      PERFORM pg_advisory_xact_lock_shared(${rollupLockSql(table, 'c')}) FROM unnest(companies) AS c;
+${definitions.map((definition) => steps(definition, event)).join('\n')}
+    END IF;`,
     )
     .join('\n');
   const fn = `report_rollups_${table}`;
   return `
     CREATE FUNCTION ${fn}() RETURNS trigger LANGUAGE plpgsql AS $fn$
+    DECLARE
+      companies uuid[];
     BEGIN
 ${body}
       RETURN NULL;
@@ -276,16 +398,26 @@ ${body}
 /** The rollups' schema: tables, filled from the records already there, and the triggers that keep them exact. */
 export function rollupSchemaSql(): string[] {
   const entities = [...new Set(ROLLUPS.map((definition) => definition.entityType))];
+  // Triggers first, in the migration's transaction: writes wait for it to commit, so none is missed by the fill.
   return [
+    `CREATE TABLE report_criteria_rules (
+      company_id uuid NOT NULL REFERENCES companies(id) ON DELETE CASCADE,
+      object_type text NOT NULL,
+      bit smallint NOT NULL CHECK (bit BETWEEN 0 AND ${MAX_MATERIALIZED_RULES - 1}),
+      rule_id uuid NOT NULL,
+      conditions jsonb NOT NULL,
+      bound jsonb NOT NULL,
+      fields text[] NOT NULL,
+      rollups text[] NOT NULL,
+      PRIMARY KEY (company_id, object_type, bit),
+      UNIQUE (company_id, object_type, rule_id)
+    )`,
     ...ROLLUPS.map(tableSql),
-    ...ROLLUPS.map((definition) => {
-      const columns = [
-        ...keyColumns(definition),
-        ...aggregateColumns(definition, 't').map(([column]) => column),
-      ];
-      return `INSERT INTO ${definition.table} (${columns.join(', ')}) ${rollupRowsSql(definition, RECORD_TABLE[definition.entityType])}`;
-    }),
     ...entities.map(triggerSql),
+    ...ROLLUPS.map(
+      (definition) =>
+        `INSERT INTO ${definition.table} (${rollupColumns(definition).join(', ')}) ${rollupRowsSql(definition, RECORD_TABLE[definition.entityType])}`,
+    ),
   ];
 }
 
@@ -295,5 +427,6 @@ export function dropRollupSchemaSql(): string[] {
     ...tables.map((table) => `DROP FUNCTION IF EXISTS report_rollups_${table}() CASCADE`),
     ...tables.map((table) => `DROP FUNCTION IF EXISTS report_rollups_${table}_truncate() CASCADE`),
     ...ROLLUPS.map((definition) => `DROP TABLE IF EXISTS ${definition.table}`),
+    'DROP TABLE IF EXISTS report_criteria_rules',
   ];
 }

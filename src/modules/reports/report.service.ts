@@ -6,7 +6,7 @@ import type { Counter, Histogram } from 'prom-client';
 import { AppError, ForbiddenError, ValidationError } from '../../platform/errors/app-error';
 import type { Logger } from '../../platform/logging/logger';
 import { bindNamed, RECORD_TABLE, type Principal, type RecordType, type ServiceRegistry } from '../kernel';
-import type { ReadScope } from '../sharing';
+import { criteriaToSql, type ReadScope } from '../sharing';
 import { coveringRollup, rollupAggregateSql, type RollupMiss } from './report.materialized';
 import {
   aggregateSql,
@@ -17,11 +17,22 @@ import {
   type ValidAggregate,
   type ValidReport,
 } from './report.model';
-import { ROLLUPS, rollupLockSql, rollupRowsSql, rollupsOf, type RollupDefinition } from './report.rollups';
+import {
+  carriesRule,
+  MAX_MATERIALIZED_RULES,
+  recordColumnsOf,
+  ROLLUPS,
+  rollupColumns,
+  rollupLockSql,
+  rollupRowsSql,
+  rollupsOf,
+  type RollupDefinition,
+} from './report.rollups';
 
 export const ReportErrorCode = {
   REPORT_TOO_EXPENSIVE: 'REPORT_TOO_EXPENSIVE',
   REPORT_TIMEOUT: 'REPORT_TIMEOUT',
+  REPORT_ROLLUPS_BUSY: 'REPORT_ROLLUPS_BUSY',
 } as const;
 
 export interface ReportRowView {
@@ -125,6 +136,7 @@ export class ReportService {
   private readonly shapes: LRUCache<string, CompiledShape>;
   private readonly costs: LRUCache<string, number>;
   private readonly usable = new LRUCache<string, ReadonlySet<string>>({ max: 1000, ttl: 10_000 });
+  private readonly held = new LRUCache<string, ReadonlySet<string>>({ max: 3000, ttl: 10_000 });
 
   constructor(private readonly deps: ReportServiceDeps) {
     this.shapes = new LRUCache({ max: deps.settings.planCacheSize });
@@ -181,8 +193,11 @@ export class ReportService {
       const held = coveringRollup(report, aggregate, () => true) !== null;
       return liveOnly(held ? 'too_large' : 'not_covered');
     }
-    const statement = rollupAggregateSql(report, aggregate, plan, scope);
-    const priced = await this.price(statement);
+    const held = await this.heldRules(scope.companyId, report.entityType, plan.definition.name);
+    const statement = rollupAggregateSql(report, aggregate, plan, scope, (rule) =>
+      held.has(`${rule.ruleId} ${JSON.stringify(rule.conditions)}`),
+    );
+    const priced = await this.price(statement, statement.pricing);
     if (report.source !== 'MATERIALIZED') {
       const livePrice = await this.price(live);
       if (livePrice.cost < priced.cost) {
@@ -206,60 +221,157 @@ export class ReportService {
   }
 
   /**
-   * Rebuilds a company's rollups of one record type (or all) from its records, under a lock that holds that company's
-   * writes to the type for the while, and records how large each came out (a rollup over `rollupMaxRatio` of its
-   * records is not read until a rebuild finds it smaller).
+   * Rebuilds a company's rollups of one record type (or all) from its records and records how large each came out (a
+   * rollup over `rollupMaxRatio` of its records is not read until a rebuild finds it smaller). The triggers keep the
+   * rollups exact; the rebuild repairs anything that bypassed them and measures. It holds the company's writes to the
+   * type while it runs (seconds at a million records); when writers hold it up past a second it gives way and retries.
    */
-  async precompute(companyId: string, entityType?: RecordType | null): Promise<RollupStateView[]> {
+  async precompute(
+    companyId: string,
+    entityType?: RecordType | null,
+    attempts = 3,
+  ): Promise<RollupStateView[]> {
     const views: RollupStateView[] = [];
     const entities = [...new Set(ROLLUPS.map((d) => d.entityType))].filter(
       (e) => !entityType || e === entityType,
     );
     for (const entity of entities) {
-      const started = performance.now();
-      const client = await this.deps.pool.connect();
-      let failed: unknown;
-      try {
-        await client.query('BEGIN');
-        await client.query('SET LOCAL statement_timeout = 0');
-        const table = RECORD_TABLE[entity];
-        await client.query(`SELECT pg_advisory_xact_lock(${rollupLockSql(table, '$1::text')})`, [companyId]);
-        const { rows } = await client.query<{ n: string }>(
-          `SELECT count(*) AS n FROM ${table} WHERE company_id = $1`,
-          [companyId],
-        );
-        const recordRows = Number(rows[0]!.n);
-        for (const definition of rollupsOf(entity)) {
-          const began = performance.now();
-          await client.query(`DELETE FROM ${definition.table} WHERE company_id = $1`, [companyId]);
-          const inserted = await client.query(
-            `INSERT INTO ${definition.table} ${rollupRowsSql(definition, table, 't.company_id = $1')}`,
-            [companyId],
+      for (let attempt = 1; ; attempt++) {
+        try {
+          views.push(...(await this.rebuild(companyId, entity)));
+          break;
+        } catch (error) {
+          if ((error as { code?: string }).code !== '55P03') throw error;
+          this.deps.logger.warn(
+            { companyId, entity, attempt },
+            'report rollup rebuild waited too long for writers',
           );
-          const rollupRows = inserted.rowCount ?? 0;
-          const buildMs = Math.round(performance.now() - began);
-          const { rows: state } = await client.query<{ built_at: Date }>(
-            `INSERT INTO report_rollup_state (company_id, rollup, rollup_rows, record_rows, built_at, build_ms)
-             VALUES ($1, $2, $3, $4, now(), $5)
-             ON CONFLICT (company_id, rollup) DO UPDATE SET rollup_rows = $3, record_rows = $4, built_at = now(), build_ms = $5
-             RETURNING built_at`,
-            [companyId, definition.name, rollupRows, recordRows, buildMs],
-          );
-          views.push(this.stateView(definition, rollupRows, recordRows, state[0]!.built_at, buildMs));
+          if (attempt >= attempts)
+            throw new AppError(
+              ReportErrorCode.REPORT_ROLLUPS_BUSY,
+              `Writes to ${entity.toLowerCase()} records kept the rollup rebuild waiting: try again in a moment`,
+            );
+          await new Promise((resolve) => setTimeout(resolve, 250 * attempt));
         }
-        await client.query('COMMIT');
-      } catch (error) {
-        failed = error;
-        await client.query('ROLLBACK').catch(() => undefined);
-        throw error;
-      } finally {
-        client.release(failed instanceof Error ? failed : undefined);
       }
-      const seconds = (performance.now() - started) / 1000;
-      this.deps.metrics.rebuild.observe({ entity: entity.toLowerCase() }, seconds);
-      this.deps.logger.info({ companyId, entity, seconds }, 'report rollups rebuilt');
     }
     this.usable.delete(companyId);
+    this.held.clear();
+    return views;
+  }
+
+  private async rebuild(companyId: string, entity: RecordType): Promise<RollupStateView[]> {
+    const views: RollupStateView[] = [];
+    const started = performance.now();
+    // The rules the rollups will hold, read now: a rule changed after this is not theirs, and is corrected live.
+    const rules = (await this.deps.visibility.criteriaRules(companyId, entity)).slice(
+      0,
+      MAX_MATERIALIZED_RULES,
+    );
+    const client = await this.deps.pool.connect();
+    let failed: unknown;
+    try {
+      await client.query('BEGIN');
+      await client.query("SET LOCAL statement_timeout = 0; SET LOCAL lock_timeout = '1s'");
+      const table = RECORD_TABLE[entity];
+      await client.query(`SELECT pg_advisory_xact_lock(${rollupLockSql(table, '$1::uuid')})`, [companyId]);
+      const { rows } = await client.query<{ n: string }>(
+        `SELECT count(*) AS n FROM ${table} WHERE company_id = $1`,
+        [companyId],
+      );
+      const recordRows = Number(rows[0]!.n);
+      const definitions = rollupsOf(entity);
+      // Which rules each rollup carries in its masks; a rollup that comes out too large with them drops them below.
+      const carried = rules.map((rule) =>
+        definitions.filter((d) => carriesRule(d, rule.fields)).map((d) => d.name),
+      );
+      await client.query('DELETE FROM report_criteria_rules WHERE company_id = $1 AND object_type = $2', [
+        companyId,
+        entity,
+      ]);
+      await client.query(
+        `INSERT INTO report_criteria_rules (company_id, object_type, bit, rule_id, conditions, bound, fields, rollups)
+         SELECT $1, $2, bit - 1, rule_id, conditions, bound,
+                ARRAY(SELECT jsonb_array_elements(conditions) ->> 'field'),
+                ARRAY(SELECT jsonb_array_elements_text(rollups))
+           FROM unnest($3::uuid[], $4::jsonb[], $5::jsonb[], $6::jsonb[]) WITH ORDINALITY AS r(rule_id, conditions, bound, rollups, bit)`,
+        [
+          companyId,
+          entity,
+          rules.map((rule) => rule.ruleId),
+          rules.map((rule) => JSON.stringify(rule.conditions)),
+          rules.map((rule) => JSON.stringify(rule.bound)),
+          carried.map((names) => JSON.stringify(names)),
+        ],
+      );
+      // The records once, each with the bits of every rule it meets (criteriaToSql, set-wise: a rule per CASE).
+      const columns = recordColumnsOf(entity);
+      await client.query(
+        `CREATE TEMP TABLE report_rebuild ON COMMIT DROP AS SELECT ${columns.join(', ')}, 0::bigint AS full_mask FROM ${table} WHERE false`,
+      );
+      const values: unknown[] = [companyId];
+      const bind = (value: unknown) => `$${values.push(value)}`;
+      const bits = rules.map((rule, bit) => {
+        const params: Record<string, unknown> = {};
+        const condition = criteriaToSql(entity, rule.conditions, 'r', `c${bit}_`, params);
+        return `(CASE WHEN ${bindNamed({ sql: condition, params }, bind)} THEN ${2n ** BigInt(bit)}::bigint ELSE 0 END)`;
+      });
+      await client.query(
+        `INSERT INTO report_rebuild SELECT ${columns.map((c) => `r.${c}`).join(', ')}, ${bits.length ? bits.join(' | ') : '0'}
+           FROM ${table} r WHERE r.company_id = $1`,
+        values,
+      );
+      for (const definition of definitions) {
+        const began = performance.now();
+        const build = async (mask: bigint) => {
+          await client.query(`DELETE FROM ${definition.table} WHERE company_id = $1`, [companyId]);
+          const inserted = await client.query(
+            `INSERT INTO ${definition.table} (${rollupColumns(definition).join(', ')}) ${rollupRowsSql(definition, 'report_rebuild', 'true', `(t.full_mask & ${mask}::bigint)`)}`,
+          );
+          return inserted.rowCount ?? 0;
+        };
+        const mask = carried.reduce(
+          (sum, names, bit) => (names.includes(definition.name) ? sum | (1n << BigInt(bit)) : sum),
+          0n,
+        );
+        let rollupRows = await build(mask);
+        if (mask !== 0n && !this.smallEnough(rollupRows, recordRows)) {
+          // Coarser: without the rule split (its users' rule records are then corrected live).
+          rollupRows = await build(0n);
+          await client.query(
+            'UPDATE report_criteria_rules SET rollups = array_remove(rollups, $3) WHERE company_id = $1 AND object_type = $2',
+            [companyId, entity, definition.name],
+          );
+        }
+        const buildMs = Math.round(performance.now() - began);
+        const { rows: state } = await client.query<{ built_at: Date }>(
+          `INSERT INTO report_rollup_state (company_id, rollup, rollup_rows, record_rows, built_at, build_ms)
+           VALUES ($1, $2, $3, $4, now(), $5)
+           ON CONFLICT (company_id, rollup) DO UPDATE SET rollup_rows = $3, record_rows = $4, built_at = now(), build_ms = $5
+           RETURNING built_at`,
+          [companyId, definition.name, rollupRows, recordRows, buildMs],
+        );
+        views.push(this.stateView(definition, rollupRows, recordRows, state[0]!.built_at, buildMs));
+      }
+      await client.query('COMMIT');
+    } catch (error) {
+      failed = error;
+      await client.query('ROLLBACK').catch(() => undefined);
+      throw error;
+    } finally {
+      client.release(failed instanceof Error ? failed : undefined);
+    }
+    // The rebuild rewrote the company's rows: reclaim the old ones and refresh the planner's view of the tables now,
+    // rather than whenever autovacuum comes by (or never, where it is off).
+    for (const table of [...rollupsOf(entity).map((d) => d.table), 'report_criteria_rules'])
+      await this.deps.pool
+        .query(`VACUUM (ANALYZE) ${table}`)
+        .catch((error: unknown) =>
+          this.deps.logger.warn({ err: error, table }, 'vacuum after a rollup rebuild failed'),
+        );
+    const seconds = (performance.now() - started) / 1000;
+    this.deps.metrics.rebuild.observe({ entity: entity.toLowerCase() }, seconds);
+    this.deps.logger.info({ companyId, entity, seconds, rules: rules.length }, 'report rollups rebuilt');
     return views;
   }
 
@@ -272,7 +384,11 @@ export class ReportService {
   /** The periodic rebuild: every company, one after another. */
   async rebuildAll(): Promise<void> {
     const { rows } = await this.deps.pool.query<{ id: string }>('SELECT id FROM companies ORDER BY id');
-    for (const row of rows) await this.precompute(row.id);
+    for (const row of rows)
+      await this.precompute(row.id).catch((error: unknown) => {
+        // A busy company waits for the next round; the others go on.
+        if (!(error instanceof AppError && error.code === ReportErrorCode.REPORT_ROLLUPS_BUSY)) throw error;
+      });
   }
 
   /** The state of a company's rollups (those never rebuilt are absent). */
@@ -318,8 +434,36 @@ export class ReportService {
       recordRows,
       builtAt,
       buildMs,
-      usable: rollupRows <= this.deps.settings.rollupMaxRatio * recordRows || rollupRows === 0,
+      usable: this.smallEnough(rollupRows, recordRows),
     };
+  }
+
+  /**
+   * The criteria rules (id and conditions) a rollup of the company holds in its masks, as this process last read them
+   * (briefly cached): used only to estimate cost, never to decide what is counted.
+   */
+  private async heldRules(
+    companyId: string,
+    entityType: RecordType,
+    rollup: string,
+  ): Promise<ReadonlySet<string>> {
+    const key = `${companyId} ${entityType} ${rollup}`;
+    let rules = this.held.get(key);
+    if (!rules) {
+      const { rows } = await this.deps.pool.query<{ rule_id: string; conditions: unknown }>(
+        `SELECT rule_id, conditions FROM report_criteria_rules
+          WHERE company_id = $1 AND object_type = $2 AND $3 = ANY(rollups)`,
+        [companyId, entityType, rollup],
+      );
+      rules = new Set(rows.map((row) => `${row.rule_id} ${JSON.stringify(row.conditions)}`));
+      this.held.set(key, rules);
+    }
+    return rules;
+  }
+
+  /** A rollup worth reading: at most `rollupMaxRatio` of its records' rows. */
+  private smallEnough(rollupRows: number, recordRows: number): boolean {
+    return rollupRows === 0 || rollupRows <= this.deps.settings.rollupMaxRatio * recordRows;
   }
 
   /**
@@ -356,11 +500,15 @@ export class ReportService {
    * planner's estimate for these values (a company ten times larger, or a wider date range, costs more): estimates
    * are cached per text and values, so a dashboard repeating a question is not EXPLAINed again.
    */
-  private async price({ text, values }: Statement): Promise<{ name: string; cost: number }> {
-    const shapeKey = createHash('sha256').update(text).digest('hex');
+  private async price(
+    statement: Statement,
+    pricing: Statement = statement,
+  ): Promise<{ name: string; cost: number }> {
+    const shapeKey = createHash('sha256').update(statement.text).digest('hex');
     const name = `report_${shapeKey.slice(0, 24)}`;
     const known = this.shapes.has(shapeKey);
     this.deps.metrics.planCache.inc({ result: known ? 'hit' : 'miss' });
+    const { text, values } = pricing;
     const costKey = createHash('sha256').update(text).update(JSON.stringify(values)).digest('hex');
     let cost = this.costs.get(costKey);
     if (cost === undefined) {

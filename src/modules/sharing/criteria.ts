@@ -118,33 +118,75 @@ export function criteriaToSql(
   const parts = conditions.map((condition) => {
     const spec = fields[condition.field];
     if (!spec) throw new Error(`criteria field ${condition.field} is not allowed for ${objectType}`);
-    // Instants compare at millisecond precision, as JavaScript Dates (criteriaMatch) do.
-    const column =
-      spec.kind === 'timestamp'
-        ? `date_trunc('milliseconds', ${alias}.${spec.column})`
-        : `${alias}.${spec.column}`;
+    const column = criteriaColumn(spec, alias);
     const name = `${paramPrefix}${Object.keys(params).length}`;
     const cast = SQL_CAST[spec.kind];
-    const bind = (value: unknown) => bindableValue(spec.kind, value);
+    params[name] = boundCondition(objectType, condition).value;
     switch (condition.operator) {
       case 'eq':
-        params[name] = bind(condition.value);
         return `${column} = :${name}${cast}`;
       case 'ne':
-        params[name] = bind(condition.value);
         return `${column} IS DISTINCT FROM :${name}${cast}`;
       case 'in':
-        params[name] = (condition.value as unknown[]).map(bind);
         return `${column} = ANY(:${name}${cast}[])`;
       case 'contains':
-        params[name] = String(condition.value).toLowerCase();
         return `position(:${name}::text in lower(${column})) > 0`;
       default:
-        params[name] = bind(condition.value);
         return `${column} ${SQL_OPERATOR[condition.operator]} :${name}${cast}`;
     }
   });
   return `(${parts.join(' AND ')})`;
+}
+
+/** Instants compare at millisecond precision, as JavaScript Dates (criteriaMatch) do. */
+function criteriaColumn(spec: FieldSpec, alias: string): string {
+  return spec.kind === 'timestamp'
+    ? `date_trunc('milliseconds', ${alias}.${spec.column})`
+    : `${alias}.${spec.column}`;
+}
+
+/** A condition with its value as `criteriaToSql` binds it: instants in UTC, `contains` lower-cased, IN lists mapped. */
+export function boundCondition(objectType: RecordType, condition: CriteriaCondition): CriteriaCondition {
+  const spec = CRITERIA_FIELDS[objectType][condition.field];
+  if (!spec) throw new Error(`criteria field ${condition.field} is not allowed for ${objectType}`);
+  const bind = (value: unknown) => bindableValue(spec.kind, value);
+  const value =
+    condition.operator === 'in'
+      ? (condition.value as unknown[]).map(bind)
+      : condition.operator === 'contains'
+        ? String(condition.value).toLowerCase()
+        : bind(condition.value);
+  return { field: condition.field, operator: condition.operator, value };
+}
+
+/**
+ * SQL that is true when record `alias` meets `condition`, a jsonb expression holding a `boundCondition` (field,
+ * operator, value): the same comparisons as `criteriaToSql`, for SQL that evaluates stored rules itself (report
+ * rollups' triggers). Only the catalog's criteria fields and this module's operators are recognised; anything else is
+ * NULL, which never matches.
+ */
+export function storedConditionSql(objectType: RecordType, condition: string, alias: string): string {
+  const value = `(${condition} ->> 'value')`;
+  const branches = Object.values(CRITERIA_FIELDS[objectType]).map((spec) => {
+    const column = criteriaColumn(spec, alias);
+    const cast = SQL_CAST[spec.kind];
+    const operators = OPERATORS[spec.kind].map((operator) => {
+      switch (operator) {
+        case 'eq':
+          return `WHEN 'eq' THEN ${column} = ${value}${cast}`;
+        case 'ne':
+          return `WHEN 'ne' THEN ${column} IS DISTINCT FROM ${value}${cast}`;
+        case 'in':
+          return `WHEN 'in' THEN ${column} = ANY(ARRAY(SELECT jsonb_array_elements_text(${condition} -> 'value'))${cast}[])`;
+        case 'contains':
+          return `WHEN 'contains' THEN position(${value} in lower(${column})) > 0`;
+        default:
+          return `WHEN '${operator}' THEN ${column} ${SQL_OPERATOR[operator]} ${value}${cast}`;
+      }
+    });
+    return `WHEN '${spec.name}' THEN CASE ${condition} ->> 'operator' ${operators.join(' ')} END`;
+  });
+  return `CASE ${condition} ->> 'field' ${branches.join(' ')} END`;
 }
 
 /** Record fields and rule values are scalars (or Dates); anything else never matches. */

@@ -2,7 +2,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import type { DataSource, EntityManager } from 'typeorm';
 import type { Principal } from '../kernel';
 import type { RecordType } from '../kernel';
-import { criteriaMatch, criteriaToSql } from './criteria';
+import { boundCondition, criteriaMatch, criteriaToSql, type CriteriaCondition } from './criteria';
 import type { CompiledVisibility } from './sharing.model';
 import type { VisibilityCache } from './visibility.cache';
 import type { VisibilityCompiler } from './visibility.compiler';
@@ -98,6 +98,29 @@ export class VisibilityService {
   /** Read visibility in parts, for answers built from rows grouped by owner (see `ReadScope`). */
   async readScope(principal: Principal, objectType: RecordType): Promise<ReadScope> {
     return toScope(await this.compiled(principal, objectType));
+  }
+
+  /**
+   * Every criteria rule of a company for a record type (oldest first), with its conditions as stored and as bound
+   * (`boundCondition`), for slices that evaluate rules in their own SQL (report rollups).
+   */
+  async criteriaRules(
+    companyId: string,
+    objectType: RecordType,
+  ): Promise<
+    Array<{ ruleId: string; conditions: CriteriaCondition[]; bound: CriteriaCondition[]; fields: string[] }>
+  > {
+    const rows = await this.dataSource.query<Array<{ id: string; criteria: CriteriaCondition[] }>>(
+      `SELECT id, criteria FROM sharing_rules WHERE company_id = $1 AND object_type = $2 AND rule_type = 'CRITERIA'
+        ORDER BY created_at, id`,
+      [companyId, objectType],
+    );
+    return rows.map((row) => ({
+      ruleId: row.id,
+      conditions: row.criteria,
+      bound: row.criteria.map((condition) => boundCondition(objectType, condition)),
+      fields: row.criteria.map((condition) => condition.field),
+    }));
   }
 
   async editPredicate(principal: Principal, objectType: RecordType, alias: string): Promise<SqlPredicate> {
@@ -196,8 +219,8 @@ export class VisibilityService {
 export interface ReadClauses {
   /** Ownership, hierarchy and owner-based rules: decided by the record's owner alone. */
   owners: boolean;
-  /** Criteria rules: decided by the record's fields. */
-  criteria: boolean;
+  /** Criteria rules (all, or those at these indexes of `ReadScope.criteriaRules`): decided by the record's fields. */
+  criteria: boolean | readonly number[];
   /** Manual shares: decided by the record's id. */
   shares: boolean;
 }
@@ -210,8 +233,12 @@ export interface ReadScope {
   companyId: string;
   /** Every record of the company (company admin, or a public org-wide default). */
   everything: boolean;
-  /** The field names each criteria rule reads, one list per rule. */
-  criteriaFields: string[][];
+  /** The criteria rules that share records with the principal (read access): id, conditions and the fields read. */
+  criteriaRules: ReadonlyArray<{
+    ruleId: string;
+    conditions: readonly CriteriaCondition[];
+    fields: string[];
+  }>;
   /** The chosen clauses OR-ed over `alias`, without the tenant filter; null when none applies. */
   clauses(alias: string, parts: ReadClauses): SqlPredicate | null;
 }
@@ -234,7 +261,11 @@ function toScope(compiled: CompiledVisibility): ReadScope {
   return {
     companyId: compiled.companyId,
     everything: compiled.readAll,
-    criteriaFields: compiled.criteria.map((rule) => rule.conditions.map((condition) => condition.field)),
+    criteriaRules: compiled.criteria.map((rule) => ({
+      ruleId: rule.ruleId,
+      conditions: rule.conditions,
+      fields: rule.conditions.map((condition) => condition.field),
+    })),
     clauses: (alias, parts) => (compiled.readAll ? null : toClauses(compiled, alias, 'READ', parts)),
   };
 }
@@ -246,7 +277,8 @@ function toClauses(
   parts: ReadClauses,
 ): SqlPredicate | null {
   // Each choice of parts names its parameters apart, so two scopes' clauses can meet in one statement.
-  const p = `${paramPrefix(alias)}${parts.owners ? 'o' : ''}${parts.criteria ? 'c' : ''}${parts.shares ? 's' : ''}_`;
+  const chosen = parts.criteria === true ? 'c' : parts.criteria ? `c${parts.criteria.join('_')}` : '';
+  const p = `${paramPrefix(alias)}${parts.owners ? 'o' : ''}${chosen}${parts.shares ? 's' : ''}_`;
   const params: Record<string, unknown> = {};
   const clauses: string[] = [];
   if (parts.owners) {
@@ -257,7 +289,14 @@ function toClauses(
     ];
     clauses.push(`${alias}.owner_id = ANY(:${p}owners::uuid[])`);
   }
-  for (const rule of parts.criteria ? compiled.criteria : []) {
+  const picked = parts.criteria;
+  const criteria =
+    picked === true
+      ? compiled.criteria
+      : picked === false
+        ? []
+        : compiled.criteria.filter((_, i) => picked.includes(i));
+  for (const rule of criteria) {
     if (access === 'EDIT' && rule.access !== 'EDIT') continue;
     clauses.push(criteriaToSql(compiled.objectType, rule.conditions, alias, `${p}c`, params));
   }
