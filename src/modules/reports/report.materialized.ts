@@ -185,10 +185,10 @@ function buildRollupSql(
 
 /**
  * The caller's visibility split for a rollup: the condition on its rows, and the conditions of each live correction
- * over the records (each a list ANDed). Corrections are separate parts so each is driven by its own index (the rule's
- * field, record_shares) rather than one OR that scans the company; a part skips what the rollup or an earlier part
- * counted (IS NOT TRUE: a NULL criteria field is not a match). A rule's "materialized" test is a subquery without
- * record columns, so Postgres evaluates it once and skips a part whose rule the rollup holds.
+ * over the records (each a list ANDed): one for the criteria rules the rollup does not hold, one for manual shares.
+ * Each skips what the rollup or the part before counted (IS NOT TRUE: a NULL criteria field is not a match), so a
+ * record is counted once. A rule's "held" test is a subquery without record columns: Postgres evaluates it once, and
+ * skips the rules part entirely when the rollup holds them all.
  */
 function visibilityParts(
   report: ValidReport,
@@ -229,15 +229,16 @@ function visibilityParts(
         ` ${sql.bind(masked.map((rule) => JSON.stringify(rule.conditions)))}::jsonb[])))) <> 0`,
     );
   const base = [owners, ...(onDimensions ? [onDimensions] : [])];
-  const corrections = masked.flatMap((rule, k) => {
-    if (omit(rule)) return [];
-    const counted = [
-      ...base,
-      ...masked.slice(0, k).map((earlier) => rulesOf([earlier.index])!),
-      ...masked.slice(k + 1).map((later) => `(${rulesOf([later.index])!} AND ${held(later)})`),
-    ];
-    return [[`NOT ${held(rule)}`, rulesOf([rule.index])!, `(${counted.join(' OR ')}) IS NOT TRUE`]];
-  });
+  // One part for the rules the rollup does not hold (each rule's clause bound once or twice, not once per pair): the
+  // records they match that nothing the rollup holds counts. Skipped as a whole when the rollup holds every rule.
+  const corrections: string[][] = [];
+  const unheld = masked.filter((rule) => !omit(rule));
+  if (unheld.length)
+    corrections.push([
+      `NOT (${unheld.map(held).join(' AND ')})`,
+      `(${unheld.map((rule) => `(${rulesOf([rule.index])!} AND NOT ${held(rule)})`).join(' OR ')})`,
+      `(${[...base, ...masked.map((rule) => `(${rulesOf([rule.index])!} AND ${held(rule)})`)].join(' OR ')}) IS NOT TRUE`,
+    ]);
   const shares = clause({ owners: false, criteria: false, shares: true });
   if (shares) {
     const counted = [...base, ...masked.map((rule) => rulesOf([rule.index])!)];

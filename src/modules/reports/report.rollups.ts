@@ -59,8 +59,10 @@ function rollup(
 }
 
 /**
- * The presets, smallest first (the first rollup that covers a report answers it). Changing this list changes the
- * schema: it needs a new migration that drops the old tables and triggers and installs these (`rollupSchemaSql`).
+ * The presets, smallest first (the first rollup that covers a report answers it). Changing this list, or the criteria
+ * fields and comparisons the triggers compile in (`storedConditionSql`), changes the schema: it needs a new migration
+ * that drops the old tables and triggers and installs these (`rollupSchemaSql`). A test compares the installed
+ * trigger functions with what this file generates now.
  */
 export const ROLLUPS: readonly RollupDefinition[] = [
   rollup('LEAD', 'lead_status', ['status'], ['score', 'estimatedValue']),
@@ -234,12 +236,17 @@ function applySql(definition: RollupDefinition, came: string | null, gone: strin
       `${c}_gone_max = NULL`,
     ];
   });
+  // An extreme may have left only when no value that came in reaches it (a value that goes and comes back, as when
+  // another column of the record changes, leaves the extremes as they were).
   const lost = [
     `${r}.record_count + EXCLUDED.record_count = 0`,
-    ...definition.measures.flatMap((m) => [
-      `EXCLUDED.${m.column}_gone_min <= ${r}.${m.column}_min`,
-      `EXCLUDED.${m.column}_gone_max >= ${r}.${m.column}_max`,
-    ]),
+    ...definition.measures.flatMap((m) => {
+      const c = m.column;
+      return [
+        `(EXCLUDED.${c}_gone_min <= ${r}.${c}_min AND NOT coalesce(EXCLUDED.${c}_min <= ${r}.${c}_min, false))`,
+        `(EXCLUDED.${c}_gone_max >= ${r}.${c}_max AND NOT coalesce(EXCLUDED.${c}_max >= ${r}.${c}_max, false))`,
+      ];
+    }),
   ];
   return (
     `INSERT INTO ${r} (${columns.join(', ')})` +
@@ -335,6 +342,13 @@ export function rollupLockSql(table: string, companyColumn: string): string {
  * it adds the new rows, takes the old ones out, then repairs the groups whose extremes may have moved. Updates that
  * leave a rollup's columns alone do not touch it.
  */
+/** The trigger function's name and body for a record type (exported for the test that guards against drift). */
+export function triggerFunctionSql(entityType: RecordType): { name: string; body: string } {
+  const sql = triggerSql(entityType);
+  const body = /AS \$fn\$([\s\S]*?)\$fn\$/.exec(sql)![1]!;
+  return { name: `report_rollups_${RECORD_TABLE[entityType]}`, body };
+}
+
 function triggerSql(entityType: RecordType): string {
   const table = RECORD_TABLE[entityType];
   const definitions = rollupsOf(entityType);
@@ -368,6 +382,9 @@ function triggerSql(entityType: RecordType): string {
     .map(
       (event) => `    IF TG_OP = '${event}' THEN
       companies := ARRAY(${companiesOf[event]});
+      IF current_setting('transaction_isolation') <> 'read committed' THEN
+        RAISE EXCEPTION 'write ${table} under READ COMMITTED: report rollups read the current rule bits, which an older snapshot may not hold';
+      END IF;
       PERFORM pg_advisory_xact_lock_shared(${rollupLockSql(table, 'c')}) FROM unnest(companies) AS c;
 ${definitions.map((definition) => steps(definition, event)).join('\n')}
     END IF;`,

@@ -229,7 +229,7 @@ export class ReportService {
   async precompute(
     companyId: string,
     entityType?: RecordType | null,
-    attempts = 3,
+    { attempts = 3, vacuum = true } = {},
   ): Promise<RollupStateView[]> {
     const views: RollupStateView[] = [];
     const entities = [...new Set(ROLLUPS.map((d) => d.entityType))].filter(
@@ -257,7 +257,25 @@ export class ReportService {
     }
     this.usable.delete(companyId);
     this.held.clear();
+    if (vacuum) await this.vacuum(entities);
     return views;
+  }
+
+  /**
+   * A rebuild rewrote rollup rows: reclaim the old ones and refresh the planner's view of the tables now, rather than
+   * whenever autovacuum comes by (or never, where it is off). Once per rebuild call, not per company.
+   */
+  private async vacuum(entities: readonly RecordType[]): Promise<void> {
+    const tables = [
+      ...entities.flatMap((entity) => rollupsOf(entity).map((d) => d.table)),
+      'report_criteria_rules',
+    ];
+    for (const table of tables)
+      await this.deps.pool
+        .query(`VACUUM (ANALYZE) ${table}`)
+        .catch((error: unknown) =>
+          this.deps.logger.warn({ err: error, table }, 'vacuum after a rollup rebuild failed'),
+        );
   }
 
   private async rebuild(companyId: string, entity: RecordType): Promise<RollupStateView[]> {
@@ -330,18 +348,31 @@ export class ReportService {
           );
           return inserted.rowCount ?? 0;
         };
-        const mask = carried.reduce(
+        let mask = carried.reduce(
           (sum, names, bit) => (names.includes(definition.name) ? sum | (1n << BigInt(bit)) : sum),
           0n,
         );
         let rollupRows = await build(mask);
         if (mask !== 0n && !this.smallEnough(rollupRows, recordRows)) {
-          // Coarser: without the rule split (its users' rule records are then corrected live).
-          rollupRows = await build(0n);
-          await client.query(
-            'UPDATE report_criteria_rules SET rollups = array_remove(rollups, $3) WHERE company_id = $1 AND object_type = $2',
-            [companyId, entity, definition.name],
+          // Coarser, a rule at a time: first the rules that split the most groups (those matching about half the
+          // records), after a few of them all. Their users' rule records are then corrected live.
+          const bits = carried.flatMap((names, bit) => (names.includes(definition.name) ? [bit] : []));
+          const { rows: matched } = await client.query<Record<string, string>>(
+            `SELECT ${bits.map((bit) => `count(*) FILTER (WHERE full_mask & ${1n << BigInt(bit)}::bigint <> 0) AS b${bit}`).join(', ')}, count(*) AS n FROM report_rebuild`,
           );
+          const share = (bit: number) => Number(matched[0]![`b${bit}`]) / Math.max(1, Number(matched[0]!.n));
+          const order = [...bits].sort((a, b) => share(b) * (1 - share(b)) - share(a) * (1 - share(a)));
+          for (const [tries, bit] of order.entries()) {
+            const dropped = tries < 4 ? [bit] : order.slice(tries);
+            for (const gone of dropped) mask &= ~(1n << BigInt(gone));
+            rollupRows = await build(mask);
+            await client.query(
+              `UPDATE report_criteria_rules SET rollups = array_remove(rollups, $3)
+                WHERE company_id = $1 AND object_type = $2 AND bit = ANY($4::smallint[])`,
+              [companyId, entity, definition.name, dropped],
+            );
+            if (mask === 0n || this.smallEnough(rollupRows, recordRows)) break;
+          }
         }
         const buildMs = Math.round(performance.now() - began);
         const { rows: state } = await client.query<{ built_at: Date }>(
@@ -361,14 +392,6 @@ export class ReportService {
     } finally {
       client.release(failed instanceof Error ? failed : undefined);
     }
-    // The rebuild rewrote the company's rows: reclaim the old ones and refresh the planner's view of the tables now,
-    // rather than whenever autovacuum comes by (or never, where it is off).
-    for (const table of [...rollupsOf(entity).map((d) => d.table), 'report_criteria_rules'])
-      await this.deps.pool
-        .query(`VACUUM (ANALYZE) ${table}`)
-        .catch((error: unknown) =>
-          this.deps.logger.warn({ err: error, table }, 'vacuum after a rollup rebuild failed'),
-        );
     const seconds = (performance.now() - started) / 1000;
     this.deps.metrics.rebuild.observe({ entity: entity.toLowerCase() }, seconds);
     this.deps.logger.info({ companyId, entity, seconds, rules: rules.length }, 'report rollups rebuilt');
@@ -385,10 +408,11 @@ export class ReportService {
   async rebuildAll(): Promise<void> {
     const { rows } = await this.deps.pool.query<{ id: string }>('SELECT id FROM companies ORDER BY id');
     for (const row of rows)
-      await this.precompute(row.id).catch((error: unknown) => {
+      await this.precompute(row.id, null, { vacuum: false }).catch((error: unknown) => {
         // A busy company waits for the next round; the others go on.
         if (!(error instanceof AppError && error.code === ReportErrorCode.REPORT_ROLLUPS_BUSY)) throw error;
       });
+    await this.vacuum([...new Set(ROLLUPS.map((d) => d.entityType))]);
   }
 
   /** The state of a company's rollups (those never rebuilt are absent). */
