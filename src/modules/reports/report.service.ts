@@ -93,6 +93,8 @@ export interface ReportMetrics {
 export interface ReportServiceDeps {
   /** The reports' own pool: named prepared statements live per connection, and a slow report cannot starve others. */
   pool: Pool;
+  /** Where reports read from rollups run (planned without parallel workers). */
+  rollupPool: Pool;
   visibility: ServiceRegistry['visibility'];
   metrics: ReportMetrics;
   settings: ReportSettings;
@@ -197,7 +199,7 @@ export class ReportService {
     const statement = rollupAggregateSql(report, aggregate, plan, scope, (rule) =>
       held.has(`${rule.ruleId} ${JSON.stringify(rule.conditions)}`),
     );
-    const priced = await this.price(statement, statement.pricing);
+    const priced = await this.price(statement, statement.pricing, this.deps.rollupPool);
     if (report.source !== 'MATERIALIZED') {
       const livePrice = await this.price(live);
       if (livePrice.cost < priced.cost) {
@@ -527,6 +529,7 @@ export class ReportService {
   private async price(
     statement: Statement,
     pricing: Statement = statement,
+    pool: Pool = this.deps.pool,
   ): Promise<{ name: string; cost: number }> {
     const shapeKey = createHash('sha256').update(statement.text).digest('hex');
     const name = `report_${shapeKey.slice(0, 24)}`;
@@ -537,7 +540,7 @@ export class ReportService {
     let cost = this.costs.get(costKey);
     if (cost === undefined) {
       const { rows } = await this.timed(() =>
-        this.deps.pool.query<{ 'QUERY PLAN': Array<{ Plan: { 'Total Cost': number } }> }>(
+        pool.query<{ 'QUERY PLAN': Array<{ Plan: { 'Total Cost': number } }> }>(
           `EXPLAIN (FORMAT JSON) ${text}`,
           values,
         ),
@@ -580,7 +583,7 @@ export class ReportService {
   private async run(plan: PlannedAggregate): Promise<AggregateView> {
     const { aggregate, statement } = plan;
     const { rows } = await this.timed(() =>
-      this.deps.pool.query<Record<string, unknown>>({
+      (plan.rollup ? this.deps.rollupPool : this.deps.pool).query<Record<string, unknown>>({
         name: plan.name,
         text: statement.text,
         values: statement.values,

@@ -33,18 +33,25 @@ export const reportsModule = defineModule<ReportServices>({
   migrations: [ReportRollups1765100000000],
   errorCodes: ReportErrorCode,
   createServices: ({ config, dataSource, logger, metrics, lifecycle, services }) => {
-    const pool = new Pool({
-      connectionString: (dataSource.options as { url?: string }).url,
-      max: config.reports.poolSize,
-      connectionTimeoutMillis: 10_000,
-      // Every report statement is stopped here; the service turns it into REPORT_TIMEOUT.
-      statement_timeout: config.reports.statementTimeoutMs,
-    });
-    pool.on('error', (error) => logger.warn({ err: error }, 'report pool connection failed'));
-    lifecycle.register('report pool', ShutdownPhase.database, () => pool.end());
+    const openPool = (name: string, options?: string) => {
+      const pool = new Pool({
+        connectionString: (dataSource.options as { url?: string }).url,
+        max: config.reports.poolSize,
+        connectionTimeoutMillis: 10_000,
+        // Every report statement is stopped here; the service turns it into REPORT_TIMEOUT.
+        statement_timeout: config.reports.statementTimeoutMs,
+        options,
+      });
+      pool.on('error', (error) => logger.warn({ err: error }, `${name} connection failed`));
+      lifecycle.register(name, ShutdownPhase.database, () => pool.end());
+      return pool;
+    };
     return {
       reports: new ReportService({
-        pool,
+        pool: openPool('report pool'),
+        // Rollup reads are small; a correction the rollup holds is skipped at run time, but the planner would still
+        // start parallel workers for it (milliseconds each): these connections plan without them.
+        rollupPool: openPool('report rollup pool', '-c max_parallel_workers_per_gather=0'),
         visibility: requireService(services, 'visibility', 'reports'),
         metrics: {
           duration: metrics.histogram(
