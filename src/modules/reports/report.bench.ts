@@ -87,9 +87,9 @@ const PRECOMPUTE = `mutation { precomputeCommonReports { name rollupRows recordR
 const DEAL_COUNT = { entityType: 'DEAL', aggregates: [{ name: 'n', type: 'COUNT' }], source: 'MATERIALIZED' };
 
 /**
- * The admin; a manager who reads about 30% of the deals (hierarchy and owner rules); a rep who reads about 3% by owner,
+ * The admin; a manager whose hierarchy holds about 30% of the deals; a rep in a role with none below who holds about 3%,
  * plus what two criteria rules (the largest 1% of deal amounts; qualified leads scoring 99) and 100 manual shares per
- * type give them. The criteria read fields no rollup groups by, so the rep's figures need the live correction.
+ * type give them. The criteria read fields no rollup groups by: the rollups answer them through rule masks.
  */
 async function pickUsers(
   context: BenchContext,
@@ -98,30 +98,65 @@ async function pickUsers(
   companyId: string,
   tokens: TokenService,
 ): Promise<BenchUser[]> {
-  const users = await db.query<Array<{ id: string; is_admin: boolean }>>(
-    'SELECT id, is_admin FROM users WHERE company_id = $1 ORDER BY id',
+  // Each user's share of the deals by ownership and hierarchy alone (the records of users in roles below theirs).
+  const users = await db.query<Array<{ id: string; role_id: string | null; is_admin: boolean }>>(
+    'SELECT id, role_id, is_admin FROM users WHERE company_id = $1 ORDER BY id',
     [companyId],
   );
+  const roles = await db.query<Array<{ id: string; parent_id: string | null }>>(
+    'SELECT id, parent_id FROM roles WHERE company_id = $1',
+    [companyId],
+  );
+  const owned = new Map(
+    (
+      await db.query<Array<{ owner_id: string; n: string }>>(
+        'SELECT owner_id, count(*) AS n FROM deals WHERE company_id = $1 GROUP BY owner_id',
+        [companyId],
+      )
+    ).map((row) => [row.owner_id, Number(row.n)]),
+  );
+  const total = [...owned.values()].reduce((a, b) => a + b, 0);
+  const children = new Map<string, string[]>();
+  for (const role of roles)
+    if (role.parent_id) children.set(role.parent_id, [...(children.get(role.parent_id) ?? []), role.id]);
+  const below = (roleId: string | null): Set<string> => {
+    const found = new Set<string>();
+    const walk = (id: string) => (children.get(id) ?? []).forEach((child) => (found.add(child), walk(child)));
+    if (roleId) walk(roleId);
+    return found;
+  };
+  const hierarchyShare = (user: (typeof users)[number]) => {
+    const roleSet = below(user.role_id);
+    const seen = users.filter(
+      (other) => other.id === user.id || (other.role_id && roleSet.has(other.role_id)),
+    );
+    return seen.reduce((sum, other) => sum + (owned.get(other.id) ?? 0), 0) / total;
+  };
   const token = (id: string) => tokens.mint(id, companyId, 3600);
   const count = async (userToken: string) => {
     const data = await context.graphql(graphqlUrl, userToken, REPORT_QUERY, { input: DEAL_COUNT });
     return (data.report as unknown as { aggregates: Array<{ rows: Array<{ value: number }> }> })
       .aggregates[0]!.rows[0]!.value;
   };
+  const candidates = users.filter((u) => !u.is_admin).map((u) => ({ ...u, share: hierarchyShare(u) }));
+  const closest = <T extends { share: number }>(target: number, pool: T[]) =>
+    pool.reduce((best, c) => (Math.abs(c.share - target) < Math.abs(best.share - target) ? c : best));
+  const managerRow = closest(0.3, candidates);
+  const repRow = closest(
+    0.03,
+    candidates.filter((c) => c.id !== managerRow.id && below(c.role_id).size === 0),
+  );
   const adminRow = users.find((u) => u.is_admin)!;
   const admin: BenchUser = { name: 'admin', id: adminRow.id, share: 1, token: await token(adminRow.id) };
-  const total = await count(admin.token);
-  const candidates: BenchUser[] = [];
-  for (const user of users.filter((u) => !u.is_admin)) {
-    const userToken = await token(user.id);
-    candidates.push({ name: 'rep', id: user.id, share: (await count(userToken)) / total, token: userToken });
-  }
-  const closest = (target: number, pool: BenchUser[]) =>
-    pool.reduce((best, c) => (Math.abs(c.share - target) < Math.abs(best.share - target) ? c : best));
-  const manager = { ...closest(0.3, candidates), name: 'manager' as const };
-  const rep = closest(
-    0.03,
-    candidates.filter((c) => c.id !== manager.id),
+  const manager: BenchUser = {
+    name: 'manager',
+    id: managerRow.id,
+    share: 0,
+    token: await token(managerRow.id),
+  };
+  const rep: BenchUser = { name: 'rep', id: repRow.id, share: 0, token: await token(repRow.id) };
+  context.log(
+    `manager: ${(managerRow.share * 100).toFixed(1)}% of the deals by hierarchy; rep: ${(repRow.share * 100).toFixed(1)}% (a role with none below)`,
   );
   const [{ amount }] = (await db.query<Array<{ amount: string }>>(
     'SELECT percentile_disc(0.99) WITHIN GROUP (ORDER BY amount) AS amount FROM deals WHERE company_id = $1',
@@ -151,8 +186,9 @@ async function pickUsers(
         `mutation { shareRecord(input: { objectType: ${type}, recordId: "${record.id}", granteeType: USER, granteeId: "${rep.id}" }) { id } }`,
       );
   }
-  const repShare = (await count(rep.token)) / total;
-  return [admin, manager, { ...rep, name: 'rep', share: repShare }];
+  // What each reads in the end, sharing rules included (through the gateway).
+  for (const user of [manager, rep]) user.share = (await count(user.token)) / total;
+  return [admin, manager, rep];
 }
 
 /**

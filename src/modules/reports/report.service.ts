@@ -192,8 +192,8 @@ export class ReportService {
     const plan = coveringRollup(report, aggregate, (definition) => usable.has(definition.name));
     if (!plan) {
       if (report.source === 'MATERIALIZED') this.notMaterialized(report, aggregate);
-      const held = coveringRollup(report, aggregate, () => true) !== null;
-      return liveOnly(held ? 'too_large' : 'not_covered');
+      const refusedForSize = coveringRollup(report, aggregate, () => true) !== null;
+      return liveOnly(refusedForSize ? 'too_large' : 'not_covered');
     }
     const held = await this.heldRules(scope.companyId, report.entityType, plan.definition.name);
     const statement = rollupAggregateSql(report, aggregate, plan, scope, (rule) =>
