@@ -715,6 +715,21 @@ describe('report rollups: exact under visibility, after writes, through a second
     // The rebuild saw some or all of the concurrent writes; the triggers added the rest.
     expect(states[0]!.recordRows).toBeLessThanOrEqual(Number(n));
     expect(states[1]).toMatchObject({ dimensions: ['ownerId', 'closeDate:month', 'stage'], usable: true });
+    // Admins read the same state without rebuilding; others may not.
+    const listed = await gql(
+      '{ reportRollups { name rollupRows recordRows usable } }',
+      {},
+      org.users.admin.token,
+    );
+    expect(
+      (listed.reportRollups as Array<Record<string, unknown>>).filter((r) =>
+        String(r.name).startsWith('deal_'),
+      ),
+    ).toEqual(
+      states.map(({ name, rollupRows, recordRows, usable }) => ({ name, rollupRows, recordRows, usable })),
+    );
+    const hidden = await t.gql('{ reportRollups { name } }', {}, org.users.rep1.token);
+    expect(hidden.errors?.[0]?.extensions?.code).toBe('FORBIDDEN');
     await expectRollupsExact();
 
     // The same rollups judged against a 1% budget: both are larger than 1% of the deals, so reports run live.

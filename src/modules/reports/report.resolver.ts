@@ -15,6 +15,14 @@ export class ReportResolver {
     return this.reports.report(principal, input);
   }
 
+  @Query(() => [ReportRollup], {
+    description:
+      "Company admins: your company's report rollups as their last rebuild left them (those never rebuilt are not listed)",
+  })
+  reportRollups(@CurrentPrincipal() principal: Principal): Promise<RollupStateView[]> {
+    return this.reports.rollupStatesFor(principal);
+  }
+
   @Mutation(() => [ReportRollup], {
     description:
       "Company admins: rebuilds your company's report rollups of a record type (all types when left out) from the records, and reports their sizes",

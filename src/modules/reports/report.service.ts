@@ -417,6 +417,12 @@ export class ReportService {
     await this.vacuum([...new Set(ROLLUPS.map((d) => d.entityType))]);
   }
 
+  /** `rollupStates` for a company admin, of their own company. */
+  async rollupStatesFor(principal: Principal): Promise<RollupStateView[]> {
+    if (!principal.isAdmin) throw new ForbiddenError('Only company admins may see report rollups');
+    return this.rollupStates(principal.companyId);
+  }
+
   /** The state of a company's rollups (those never rebuilt are absent). */
   async rollupStates(companyId: string): Promise<RollupStateView[]> {
     const { rows } = await this.deps.pool.query<{
@@ -429,7 +435,8 @@ export class ReportService {
       'SELECT rollup, rollup_rows, record_rows, built_at, build_ms FROM report_rollup_state WHERE company_id = $1',
       [companyId],
     );
-    return rows.flatMap((row) => {
+    const order = (name: string) => ROLLUPS.findIndex((d) => d.name === name);
+    const states = rows.flatMap((row) => {
       const definition = ROLLUPS.find((d) => d.name === row.rollup);
       return definition
         ? [
@@ -443,6 +450,7 @@ export class ReportService {
           ]
         : [];
     });
+    return states.sort((a, b) => order(a.name) - order(b.name));
   }
 
   private stateView(
