@@ -152,11 +152,11 @@ export class ReportService {
   async report(principal: Principal, input: ReportInput): Promise<ReportView> {
     const report = validateReport(input);
     const started = performance.now();
-    const [visible, scope, usable] = await Promise.all([
-      this.deps.visibility.readPredicate(principal, report.entityType, 'r'),
+    const [scope, usable] = await Promise.all([
       this.deps.visibility.readScope(principal, report.entityType),
       this.usableRollups(principal.companyId),
     ]);
+    const visible = scope.predicate('r');
     const table = RECORD_TABLE[report.entityType];
     // Each aggregate's path, priced before any of it runs: the whole report must fit the budget.
     const plans: PlannedAggregate[] = [];

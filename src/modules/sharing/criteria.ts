@@ -118,24 +118,37 @@ export function criteriaToSql(
   const parts = conditions.map((condition) => {
     const spec = fields[condition.field];
     if (!spec) throw new Error(`criteria field ${condition.field} is not allowed for ${objectType}`);
-    const column = criteriaColumn(spec, alias);
     const name = `${paramPrefix}${Object.keys(params).length}`;
-    const cast = SQL_CAST[spec.kind];
     params[name] = boundCondition(objectType, condition).value;
-    switch (condition.operator) {
-      case 'eq':
-        return `${column} = :${name}${cast}`;
-      case 'ne':
-        return `${column} IS DISTINCT FROM :${name}${cast}`;
-      case 'in':
-        return `${column} = ANY(:${name}${cast}[])`;
-      case 'contains':
-        return `position(:${name}::text in lower(${column})) > 0`;
-      default:
-        return `${column} ${SQL_OPERATOR[condition.operator]} :${name}${cast}`;
-    }
+    return comparisonSql(spec, condition.operator, criteriaColumn(spec, alias), `:${name}`, `:${name}`);
   });
   return `(${parts.join(' AND ')})`;
+}
+
+/**
+ * One condition's comparison of `column` with a value expression (`value` for a scalar, `list` for an IN list), the
+ * only place the criteria operators become SQL: bound parameters and stored rules compare alike.
+ */
+function comparisonSql(
+  spec: FieldSpec,
+  operator: CriteriaOperator,
+  column: string,
+  value: string,
+  list: string,
+): string {
+  const cast = SQL_CAST[spec.kind];
+  switch (operator) {
+    case 'eq':
+      return `${column} = ${value}${cast}`;
+    case 'ne':
+      return `${column} IS DISTINCT FROM ${value}${cast}`;
+    case 'in':
+      return `${column} = ANY(${list}${cast}[])`;
+    case 'contains':
+      return `position(${value}::text in lower(${column})) > 0`;
+    default:
+      return `${column} ${SQL_OPERATOR[operator]} ${value}${cast}`;
+  }
 }
 
 /** Instants compare at millisecond precision, as JavaScript Dates (criteriaMatch) do. */
@@ -167,23 +180,12 @@ export function boundCondition(objectType: RecordType, condition: CriteriaCondit
  */
 export function storedConditionSql(objectType: RecordType, condition: string, alias: string): string {
   const value = `(${condition} ->> 'value')`;
+  const list = `ARRAY(SELECT jsonb_array_elements_text(${condition} -> 'value'))`;
   const branches = Object.values(CRITERIA_FIELDS[objectType]).map((spec) => {
     const column = criteriaColumn(spec, alias);
-    const cast = SQL_CAST[spec.kind];
-    const operators = OPERATORS[spec.kind].map((operator) => {
-      switch (operator) {
-        case 'eq':
-          return `WHEN 'eq' THEN ${column} = ${value}${cast}`;
-        case 'ne':
-          return `WHEN 'ne' THEN ${column} IS DISTINCT FROM ${value}${cast}`;
-        case 'in':
-          return `WHEN 'in' THEN ${column} = ANY(ARRAY(SELECT jsonb_array_elements_text(${condition} -> 'value'))${cast}[])`;
-        case 'contains':
-          return `WHEN 'contains' THEN position(${value} in lower(${column})) > 0`;
-        default:
-          return `WHEN '${operator}' THEN ${column} ${SQL_OPERATOR[operator]} ${value}${cast}`;
-      }
-    });
+    const operators = OPERATORS[spec.kind].map(
+      (operator) => `WHEN '${operator}' THEN ${comparisonSql(spec, operator, column, value, list)}`,
+    );
     return `WHEN '${spec.name}' THEN CASE ${condition} ->> 'operator' ${operators.join(' ')} END`;
   });
   return `CASE ${condition} ->> 'field' ${branches.join(' ')} END`;

@@ -241,6 +241,8 @@ export interface ReadScope {
   }>;
   /** The chosen clauses OR-ed over `alias`, without the tenant filter; null when none applies. */
   clauses(alias: string, parts: ReadClauses): SqlPredicate | null;
+  /** The whole read predicate over `alias`, tenant filter included (as `readPredicate`). */
+  predicate(alias: string): SqlPredicate;
 }
 
 /** Compiles visibility into one predicate over `alias` with bound parameters (names prefixed by the alias). */
@@ -267,6 +269,7 @@ function toScope(compiled: CompiledVisibility): ReadScope {
       fields: rule.conditions.map((condition) => condition.field),
     })),
     clauses: (alias, parts) => (compiled.readAll ? null : toClauses(compiled, alias, 'READ', parts)),
+    predicate: (alias) => toPredicate(compiled, alias, 'READ'),
   };
 }
 
