@@ -7,12 +7,7 @@ import { ContextFactory } from './graphql/context';
 import type { OperationLimits } from './graphql/limits';
 import { OperationMetrics } from './graphql/operation-metrics';
 import { buildGatewaySchema } from './graphql/schema';
-import {
-  PLANNED_CAPABILITY_METRICS,
-  type ModuleDrivers,
-  type ProcessRole,
-  type ServiceRegistry,
-} from './modules/kernel';
+import { type ModuleDrivers, type ProcessRole, type ServiceRegistry } from './modules/kernel';
 import type { CrmModule } from './modules/kernel';
 import { MODULES, schemaOf } from './modules/modules';
 import type { CacheStore } from './platform/cache/cache.store';
@@ -188,8 +183,7 @@ async function compose(options: AppOptions, logger: Logger, lifecycle: Lifecycle
   lifecycle.register('queues', ShutdownPhase.queues, () => queue.closeQueues());
   lifecycle.register('queue-workers', ShutdownPhase.workers, () => queue.closeWorkers());
   queue.declareQueues(modules.flatMap((module) => module.queues ?? []));
-  for (const family of [...PLANNED_CAPABILITY_METRICS, ...modules.flatMap((module) => module.metrics ?? [])])
-    metrics.declare(family);
+  for (const family of modules.flatMap((module) => module.metrics ?? [])) metrics.declare(family);
   assertDistinct(modules, 'cache namespace', (module) => module.cacheNamespaces ?? []);
   metrics.provideQueueCounts(() => queue.counts().catch(() => []));
   const storage = new LocalFileStorage(resolve(config.storage.directory));

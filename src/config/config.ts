@@ -172,6 +172,14 @@ const environmentSchema = z.object({
   REPORT_PLAN_CACHE_SIZE: positiveInt(500),
   REPORT_ROLLUP_MAX_RATIO: z.coerce.number().positive().max(1).default(0.1),
   REPORT_ROLLUP_REBUILD_MS: positiveInt(600_000),
+  SEARCH_DB_POOL_SIZE: positiveInt(6),
+  SEARCH_STATEMENT_TIMEOUT_MS: positiveInt(10_000),
+  SEARCH_INDEX: z.enum(['on', 'off']).default('on'),
+  SEARCH_INDEX_BUILD_WAIT_MS: z.coerce.number().int().min(0).default(250),
+  SEARCH_INDEX_MAX_CATCH_UP: positiveInt(20_000),
+  SEARCH_INDEX_IDLE_MS: positiveInt(3_600_000),
+  SEARCH_WINDOW_TTL_SECONDS: positiveInt(600),
+  SEARCH_CHANGE_RETENTION_MS: positiveInt(3_600_000),
   /** Per workflow queue: steps run at once per worker process, a step's time limit, attempts before it fails. */
   WORKFLOW_IO_CONCURRENCY: positiveInt(20),
   WORKFLOW_IO_TIMEOUT_MS: positiveInt(30_000),
@@ -266,6 +274,18 @@ export interface AppConfig {
     /** A rollup holding more rows than this fraction of its records is not read (as of its last rebuild). */
     readonly rollupMaxRatio: number;
     readonly rollupRebuildMs: number;
+  };
+  readonly search: {
+    readonly poolSize: number;
+    readonly statementTimeoutMs: number;
+    /** Off: every search is answered from SQL (the counting index is never built). */
+    readonly indexEnabled: boolean;
+    readonly buildWaitMs: number;
+    readonly maxCatchUp: number;
+    readonly idleMs: number;
+    readonly windowTtlSeconds: number;
+    /** How long the change log keeps a change (an index further behind rebuilds). */
+    readonly changeRetentionMs: number;
   };
   readonly workflows: {
     readonly queues: Readonly<
@@ -400,6 +420,16 @@ export function loadConfig(
       planCacheSize: e.REPORT_PLAN_CACHE_SIZE,
       rollupMaxRatio: e.REPORT_ROLLUP_MAX_RATIO,
       rollupRebuildMs: e.REPORT_ROLLUP_REBUILD_MS,
+    },
+    search: {
+      poolSize: e.SEARCH_DB_POOL_SIZE,
+      statementTimeoutMs: e.SEARCH_STATEMENT_TIMEOUT_MS,
+      indexEnabled: e.SEARCH_INDEX === 'on',
+      buildWaitMs: e.SEARCH_INDEX_BUILD_WAIT_MS,
+      maxCatchUp: e.SEARCH_INDEX_MAX_CATCH_UP,
+      idleMs: e.SEARCH_INDEX_IDLE_MS,
+      windowTtlSeconds: e.SEARCH_WINDOW_TTL_SECONDS,
+      changeRetentionMs: e.SEARCH_CHANGE_RETENTION_MS,
     },
     workflows: {
       queues: {

@@ -5,6 +5,7 @@ import { identityModule } from './identity';
 import type { CrmModule } from './kernel';
 import { recordsModule } from './records';
 import { reportsModule } from './reports';
+import { searchModule } from './search';
 import { sharingModule } from './sharing';
 import { vectorsModule } from './vectors';
 import { workflowsModule } from './workflows';
@@ -18,6 +19,7 @@ export const MODULES: readonly CrmModule[] = [
   identityModule,
   sharingModule,
   recordsModule,
+  searchModule,
   exportsModule,
   reportsModule,
   vectorsModule,

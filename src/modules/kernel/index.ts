@@ -32,7 +32,6 @@ export {
   type LatencyStats,
   type LoaderOptions,
 } from './module';
-export { PLANNED_CAPABILITY_METRICS } from './planned.metrics';
 export { graphqlEnum, type EnumValue } from './graphql-enum';
 export { scalarProblem, isRealDay, SQL_CAST, bindableValue, bindNamed } from './field-values';
 export {
@@ -44,3 +43,4 @@ export {
   filtersToSql,
   sortToSql,
 } from './record-filter';
+export { millionRecordSizes, pickBenchUsers, type BenchUser } from './bench-users';

@@ -1,23 +1,15 @@
 import { performance } from 'node:perf_hooks';
-import type { DataSource } from 'typeorm';
 import { TokenService } from '../identity';
-import type { BenchContext, BenchResult, BenchScenario, LatencyStats } from '../kernel';
+import {
+  millionRecordSizes,
+  pickBenchUsers,
+  type BenchContext,
+  type BenchResult,
+  type BenchScenario,
+  type LatencyStats,
+} from '../kernel';
 
 const JWT_SECRET = 'bench-secret-0123456789abcdef0123456789abcdef';
-
-/** One company of 1M leads and 1M deals among five (the data set search's benchmark reads too). */
-export function millionRecordSizes(scale: number) {
-  const scaled = (n: number, min: number) => Math.max(min, Math.round(n * scale));
-  return {
-    companies: 5,
-    users: 400,
-    rules: 80,
-    largest: { users: 200, rules: 40, leads: scaled(1_000_000, 2_000), deals: scaled(1_000_000, 2_000) },
-    accounts: scaled(100_000, 500),
-    leads: scaled(1_200_000, 2_400),
-    deals: scaled(1_200_000, 2_400),
-  };
-}
 
 /** The calendar year so far and to come (a pipeline dashboard's horizon), as whole months in UTC. */
 function thisYear(): { from: string; to: string } {
@@ -74,122 +66,9 @@ const REPORTS: Array<{ key: string; title: string; input: Record<string, unknown
   },
 ];
 
-interface BenchUser {
-  name: 'admin' | 'manager' | 'rep';
-  id: string;
-  /** Share of the company's deals the user reads. */
-  share: number;
-  token: string;
-}
-
 const REPORT_QUERY = `query ($input: ReportInput!) { report(input: $input) { source aggregates { rows { value } } } }`;
 const PRECOMPUTE = `mutation { precomputeCommonReports { name rollupRows recordRows buildMs usable } }`;
 const DEAL_COUNT = { entityType: 'DEAL', aggregates: [{ name: 'n', type: 'COUNT' }], source: 'MATERIALIZED' };
-
-/**
- * The admin; a manager whose hierarchy holds about 30% of the deals; a rep in a role with none below who holds about 3%,
- * plus what two criteria rules (the largest 1% of deal amounts; qualified leads scoring 99) and 100 manual shares per
- * type give them. The criteria read fields no rollup groups by: the rollups answer them through rule masks.
- */
-async function pickUsers(
-  context: BenchContext,
-  graphqlUrl: string,
-  db: DataSource,
-  companyId: string,
-  tokens: TokenService,
-): Promise<BenchUser[]> {
-  // Each user's share of the deals by ownership and hierarchy alone (the records of users in roles below theirs).
-  const users = await db.query<Array<{ id: string; role_id: string | null; is_admin: boolean }>>(
-    'SELECT id, role_id, is_admin FROM users WHERE company_id = $1 ORDER BY id',
-    [companyId],
-  );
-  const roles = await db.query<Array<{ id: string; parent_id: string | null }>>(
-    'SELECT id, parent_id FROM roles WHERE company_id = $1',
-    [companyId],
-  );
-  const owned = new Map(
-    (
-      await db.query<Array<{ owner_id: string; n: string }>>(
-        'SELECT owner_id, count(*) AS n FROM deals WHERE company_id = $1 GROUP BY owner_id',
-        [companyId],
-      )
-    ).map((row) => [row.owner_id, Number(row.n)]),
-  );
-  const total = [...owned.values()].reduce((a, b) => a + b, 0);
-  const children = new Map<string, string[]>();
-  for (const role of roles)
-    if (role.parent_id) children.set(role.parent_id, [...(children.get(role.parent_id) ?? []), role.id]);
-  const below = (roleId: string | null): Set<string> => {
-    const found = new Set<string>();
-    const walk = (id: string) => (children.get(id) ?? []).forEach((child) => (found.add(child), walk(child)));
-    if (roleId) walk(roleId);
-    return found;
-  };
-  const hierarchyShare = (user: (typeof users)[number]) => {
-    const roleSet = below(user.role_id);
-    const seen = users.filter(
-      (other) => other.id === user.id || (other.role_id && roleSet.has(other.role_id)),
-    );
-    return seen.reduce((sum, other) => sum + (owned.get(other.id) ?? 0), 0) / total;
-  };
-  const token = (id: string) => tokens.mint(id, companyId, 3600);
-  const count = async (userToken: string) => {
-    const data = await context.graphql(graphqlUrl, userToken, REPORT_QUERY, { input: DEAL_COUNT });
-    return (data.report as unknown as { aggregates: Array<{ rows: Array<{ value: number }> }> })
-      .aggregates[0]!.rows[0]!.value;
-  };
-  const candidates = users.filter((u) => !u.is_admin).map((u) => ({ ...u, share: hierarchyShare(u) }));
-  const closest = <T extends { share: number }>(target: number, pool: T[]) =>
-    pool.reduce((best, c) => (Math.abs(c.share - target) < Math.abs(best.share - target) ? c : best));
-  const managerRow = closest(0.3, candidates);
-  const repRow = closest(
-    0.03,
-    candidates.filter((c) => c.id !== managerRow.id && below(c.role_id).size === 0),
-  );
-  const adminRow = users.find((u) => u.is_admin)!;
-  const admin: BenchUser = { name: 'admin', id: adminRow.id, share: 1, token: await token(adminRow.id) };
-  const manager: BenchUser = {
-    name: 'manager',
-    id: managerRow.id,
-    share: 0,
-    token: await token(managerRow.id),
-  };
-  const rep: BenchUser = { name: 'rep', id: repRow.id, share: 0, token: await token(repRow.id) };
-  context.log(
-    `manager: ${(managerRow.share * 100).toFixed(1)}% of the deals by hierarchy; rep: ${(repRow.share * 100).toFixed(1)}% (a role with none below)`,
-  );
-  const [{ amount }] = (await db.query<Array<{ amount: string }>>(
-    'SELECT percentile_disc(0.99) WITHIN GROUP (ORDER BY amount) AS amount FROM deals WHERE company_id = $1',
-    [companyId],
-  )) as [{ amount: string }];
-  const asAdmin = (query: string) => context.graphql(graphqlUrl, admin.token, query);
-  for (const [type, criteria] of [
-    ['DEAL', `[{ field: "amount", operator: gte, value: ${Number(amount)} }]`],
-    [
-      'LEAD',
-      '[{ field: "status", operator: eq, value: "QUALIFIED" }, { field: "score", operator: gte, value: 99 }]',
-    ],
-  ] as const)
-    await asAdmin(
-      `mutation { createSharingRule(input: { objectType: ${type}, name: "bench report rep", ruleType: CRITERIA, criteria: ${criteria}, target: { type: USER, id: "${rep.id}" } }) { id } }`,
-    );
-  for (const [type, table] of [
-    ['DEAL', 'deals'],
-    ['LEAD', 'leads'],
-  ] as const) {
-    const records = await db.query<Array<{ id: string }>>(
-      `SELECT id FROM ${table} WHERE company_id = $1 AND owner_id <> $2 ORDER BY id LIMIT 100`,
-      [companyId, rep.id],
-    );
-    for (const record of records)
-      await asAdmin(
-        `mutation { shareRecord(input: { objectType: ${type}, recordId: "${record.id}", granteeType: USER, granteeId: "${rep.id}" }) { id } }`,
-      );
-  }
-  // What each reads in the end, sharing rules included (through the gateway).
-  for (const user of [manager, rep]) user.share = (await count(user.token)) / total;
-  return [admin, manager, rep];
-}
 
 /**
  * Report aggregates through the gateway over HTTP for the admin, a manager and a rep: by default (rollups) against the
@@ -225,13 +104,19 @@ export const reportRollups: BenchScenario = {
     try {
       const [, url] = await gateway.waitFor(/"url":"(http:\/\/[^"]+)\/graphql"/);
       const graphqlUrl = url!;
-      const users = await pickUsers(
-        context,
+      const tokens = new TokenService({ secret: JWT_SECRET });
+      const users = await pickBenchUsers(context, {
         graphqlUrl,
         db,
-        company!.id,
-        new TokenService({ secret: JWT_SECRET }),
-      );
+        companyId: company!.id,
+        mint: (id) => tokens.mint(id, company!.id, 3600),
+        ruleName: 'bench report rep',
+        countDeals: async (token) => {
+          const data = await context.graphql(graphqlUrl, token, REPORT_QUERY, { input: DEAL_COUNT });
+          return (data.report as unknown as { aggregates: Array<{ rows: Array<{ value: number }> }> })
+            .aggregates[0]!.rows[0]!.value;
+        },
+      });
       context.log(
         `report.rollups: company with ${company!.deals} deals and ${company!.leads} leads; ` +
           users.map((u) => `${u.name} reads ${(u.share * 100).toFixed(1)}% of the deals`).join(', '),

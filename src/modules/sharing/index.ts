@@ -9,4 +9,4 @@ export type {
   ReadClauses,
 } from './visibility.service';
 export type { SharingService } from './sharing.service';
-export { criteriaToSql, storedConditionSql, type CriteriaCondition } from './criteria';
+export { criteriaToSql, criteriaMatch, storedConditionSql, type CriteriaCondition } from './criteria';

@@ -239,6 +239,10 @@ export interface ReadScope {
     conditions: readonly CriteriaCondition[];
     fields: string[];
   }>;
+  /** Owners whose records the principal reads (ownership, hierarchy, owner-based rules); empty when `everything`. */
+  ownerIds: readonly string[];
+  /** Who manual shares must name for the principal to read a shared record, or null when none can apply. */
+  shareGrantees: { userId: string; groupIds: readonly string[] } | null;
   /** The chosen clauses OR-ed over `alias`, without the tenant filter; null when none applies. */
   clauses(alias: string, parts: ReadClauses): SqlPredicate | null;
   /** The whole read predicate over `alias`, tenant filter included (as `readPredicate`). */
@@ -268,6 +272,19 @@ function toScope(compiled: CompiledVisibility): ReadScope {
       conditions: rule.conditions,
       fields: rule.conditions.map((condition) => condition.field),
     })),
+    ownerIds: compiled.readAll
+      ? []
+      : [
+          ...new Set([
+            ...compiled.hierarchyOwnerIds,
+            ...compiled.ruleEditOwnerIds,
+            ...compiled.ruleReadOwnerIds,
+          ]),
+        ],
+    shareGrantees:
+      !compiled.readAll && compiled.manualShares
+        ? { userId: compiled.userId, groupIds: compiled.groupIds }
+        : null,
     clauses: (alias, parts) => (compiled.readAll ? null : toClauses(compiled, alias, 'READ', parts)),
     predicate: (alias) => toPredicate(compiled, alias, 'READ'),
   };

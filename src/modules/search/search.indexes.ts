@@ -1,0 +1,283 @@
+import type { Pool } from 'pg';
+import type { Logger } from '../../platform/logging/logger';
+import { RECORD_TABLE, type RecordType } from '../kernel';
+import { CountingIndex, type CanonicalRow } from './search.index';
+import { canonicalColumns } from './search.model';
+
+/** Why a search was answered from SQL instead of the counting index (the metric's `reason` label). */
+export type LiveReason = 'building' | 'build_failed' | 'catch_up_failed' | 'moving' | 'disabled';
+
+export interface IndexMetrics {
+  rebuilds(entity: RecordType, result: 'ok' | 'failed', seconds: number): void;
+}
+
+export interface IndexOptions {
+  /** Longest a search waits for a first build before answering from SQL. */
+  buildWaitMs: number;
+  /** A catch-up that would re-read more records than this rebuilds instead. */
+  maxCatchUp: number;
+  /** Indexes not searched for this long are dropped. */
+  idleMs: number;
+}
+
+interface Entry {
+  index?: CountingIndex;
+  building?: Promise<CountingIndex>;
+  catchingUp?: Promise<CountingIndex>;
+  failed?: boolean;
+  usedAt: number;
+}
+
+const BUILD_BATCH = 20_000;
+
+/** Statement of the data version, in the same snapshot as whatever follows in the statement. */
+const VERSION_SQL = `coalesce((SELECT version FROM search_versions WHERE company_id = $1 AND record_type = $2), 0)::text`;
+
+/**
+ * The counting indexes this process holds, one per (company, record type), built on first use and kept current by
+ * re-reading the records the change log names: every answer from an index is at a version read from Postgres.
+ */
+export class SearchIndexes {
+  private readonly entries = new Map<string, Entry>();
+  private readonly sweep: NodeJS.Timeout;
+
+  constructor(
+    private readonly pool: Pool,
+    private readonly logger: Logger,
+    private readonly metrics: IndexMetrics,
+    private readonly options: IndexOptions,
+  ) {
+    this.sweep = setInterval(() => this.dropIdle(), Math.max(1000, Math.min(options.idleMs, 60_000)));
+    this.sweep.unref();
+  }
+
+  stop(): void {
+    clearInterval(this.sweep);
+    this.entries.clear();
+  }
+
+  /** The data version now. */
+  async version(companyId: string, type: RecordType): Promise<number> {
+    const { rows } = await this.pool.query<{ version: string }>(`SELECT ${VERSION_SQL} AS version`, [
+      companyId,
+      type,
+    ]);
+    return Number(rows[0]!.version);
+  }
+
+  /** Indexes held (for the benchmark's memory figure and for tests). */
+  held(): CountingIndex[] {
+    return [...this.entries.values()].flatMap((entry) => (entry.index ? [entry.index] : []));
+  }
+
+  /**
+   * The index at `version` or later, or why not. A missing index starts building (waited for briefly); a stale one
+   * catches up from the change log first.
+   */
+  async current(
+    companyId: string,
+    type: RecordType,
+    version: number,
+  ): Promise<{ index: CountingIndex } | { reason: LiveReason }> {
+    const key = `${companyId}:${type}`;
+    let entry = this.entries.get(key);
+    if (!entry) {
+      entry = { usedAt: Date.now() };
+      this.entries.set(key, entry);
+    }
+    entry.usedAt = Date.now();
+    if (!entry.index) {
+      if (entry.failed) return { reason: 'build_failed' };
+      const building = (entry.building ??= this.startBuild(key, entry, companyId, type));
+      const built = await Promise.race([
+        building,
+        new Promise<undefined>((resolve) =>
+          setTimeout(() => resolve(undefined), this.options.buildWaitMs).unref(),
+        ),
+      ]).catch(() => undefined);
+      if (!built) return { reason: entry.failed ? 'build_failed' : 'building' };
+    }
+    const index = entry.index!;
+    if (index.version >= version) return { index };
+    try {
+      const caughtUp = await (entry.catchingUp ??= this.catchUp(entry, index).finally(() => {
+        entry.catchingUp = undefined;
+      }));
+      if (caughtUp !== entry.index) return { reason: 'building' };
+      return caughtUp.version >= version ? { index: caughtUp } : { reason: 'moving' };
+    } catch (error) {
+      this.logger.warn({ err: error, companyId, type }, 'search index catch-up failed; answering from SQL');
+      return { reason: 'catch_up_failed' };
+    }
+  }
+
+  /** Catches a held index up (after a write in this process); builds nothing. */
+  async warm(companyId: string, type: RecordType): Promise<void> {
+    if (!this.entries.get(`${companyId}:${type}`)?.index) return;
+    await this.current(companyId, type, await this.version(companyId, type));
+  }
+
+  /** Drops a company's index of a type (tests; a rebuild on next use). */
+  forget(companyId: string, type: RecordType): void {
+    this.entries.delete(`${companyId}:${type}`);
+  }
+
+  /** Rebuilds now, replacing the held index when done (the old one keeps answering meanwhile). */
+  async rebuild(companyId: string, type: RecordType): Promise<CountingIndex> {
+    const key = `${companyId}:${type}`;
+    const entry = this.entries.get(key) ?? { usedAt: Date.now() };
+    this.entries.set(key, entry);
+    return (entry.building ??= this.startBuild(key, entry, companyId, type));
+  }
+
+  private startBuild(key: string, entry: Entry, companyId: string, type: RecordType): Promise<CountingIndex> {
+    const started = process.hrtime.bigint();
+    return this.build(companyId, type)
+      .then((index) => {
+        entry.index = index;
+        entry.failed = false;
+        this.metrics.rebuilds(type, 'ok', Number(process.hrtime.bigint() - started) / 1e9);
+        return index;
+      })
+      .catch((error: unknown) => {
+        entry.failed = true;
+        this.metrics.rebuilds(type, 'failed', Number(process.hrtime.bigint() - started) / 1e9);
+        this.logger.error(
+          { err: error, companyId, type },
+          'search index build failed; searches answer from SQL',
+        );
+        // Try again on a later search, not in a loop.
+        setTimeout(() => {
+          if (this.entries.get(key) === entry && !entry.index) this.entries.delete(key);
+        }, 30_000).unref();
+        throw error;
+      })
+      .finally(() => {
+        entry.building = undefined;
+      });
+  }
+
+  /** Reads every record of the company in one REPEATABLE READ snapshot, with the version it is at. */
+  private async build(companyId: string, type: RecordType): Promise<CountingIndex> {
+    const started = Date.now();
+    const client = await this.pool.connect();
+    try {
+      await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+      const { rows } = await client.query<{ version: string; n: number }>(
+        `SELECT ${VERSION_SQL} AS version, (SELECT count(*)::int FROM ${RECORD_TABLE[type]} WHERE company_id = $1) AS n`,
+        [companyId, type],
+      );
+      const { version, n } = rows[0]!;
+      const index = new CountingIndex(companyId, type, n);
+      const columns = canonicalColumns(type).filter(({ spec }) => index.columns.has(spec.name));
+      await client.query(
+        `DECLARE search_build NO SCROLL CURSOR FOR SELECT r.id::text${columns.map((c) => `, ${c.sql}`).join('')}
+           FROM ${RECORD_TABLE[type]} r WHERE r.company_id = $1`,
+        [companyId],
+      );
+      let loaded = 0;
+      let logged = 0;
+      for (;;) {
+        const batch = await client.query<unknown[]>({
+          text: `FETCH ${BUILD_BATCH} FROM search_build`,
+          rowMode: 'array',
+        });
+        for (const values of batch.rows) {
+          const row: CanonicalRow = { id: values[0] as string };
+          columns.forEach(({ spec }, i) => (row[spec.name] = values[i + 1] as string | number | null));
+          index.upsert(row, false);
+        }
+        loaded += batch.rows.length;
+        if (loaded - logged >= 200_000) {
+          logged = loaded;
+          this.logger.info({ companyId, type, loaded, of: n }, 'search index build progress');
+        }
+        if (batch.rows.length < BUILD_BATCH) break;
+      }
+      await client.query('COMMIT');
+      index.version = Number(version);
+      this.logger.info(
+        {
+          companyId,
+          type,
+          rows: loaded,
+          version: index.version,
+          ms: Date.now() - started,
+          bytes: index.bytes(),
+        },
+        'search index built',
+      );
+      return index;
+    } catch (error) {
+      await client.query('ROLLBACK').catch(() => undefined);
+      throw error;
+    } finally {
+      client.release();
+    }
+  }
+
+  /**
+   * Re-reads the records logged since the index's version, with the version, in one statement (one snapshot), and
+   * applies them; too many, or a log pruned past the index, rebuilds instead.
+   */
+  private async catchUp(entry: Entry, index: CountingIndex): Promise<CountingIndex> {
+    const { companyId, type } = index;
+    const columns = canonicalColumns(type);
+    const { rows } = await this.pool.query<Record<string, string | number | null>>(
+      `WITH state AS (SELECT version, pruned_through FROM search_versions WHERE company_id = $1 AND record_type = $2),
+            changed AS (SELECT DISTINCT record_id FROM search_changes
+                         WHERE company_id = $1 AND record_type = $2 AND version > $3 LIMIT $4)
+       SELECT s.version::text AS "__version", s.pruned_through::text AS "__pruned", c.record_id::text AS "__changed",
+              r.id::text AS id${columns.map((c) => `, ${c.sql} AS "${c.spec.name}"`).join('')}
+         FROM state s LEFT JOIN changed c ON true
+         LEFT JOIN ${RECORD_TABLE[type]} r ON r.id = c.record_id AND r.company_id = $1`,
+      [companyId, type, String(index.version), this.options.maxCatchUp + 1],
+    );
+    const first = rows[0];
+    if (!first) return index;
+    const version = Number(first.__version);
+    if (Number(first.__pruned) > index.version || rows.length > this.options.maxCatchUp) {
+      this.logger.info(
+        { companyId, type, from: index.version, to: version },
+        'search index too far behind the change log: rebuilding',
+      );
+      const key = `${companyId}:${type}`;
+      entry.index = undefined;
+      await this.rebuild(companyId, type).catch(() => undefined);
+      return this.entries.get(key)?.index ?? index;
+    }
+    if (version <= index.version) return index;
+    for (const row of rows) {
+      if (row.__changed === null) continue;
+      if (row.id === null) index.remove(String(row.__changed));
+      else index.upsert(row as CanonicalRow, true);
+    }
+    index.version = version;
+    return index;
+  }
+
+  /**
+   * The ids meeting a SQL condition over `r`, and the version they were read at (one snapshot): for what the index
+   * has no column for (text, some filters, criteria rules when first used).
+   */
+  async idsWhere(
+    companyId: string,
+    type: RecordType,
+    condition: string,
+    params: unknown[],
+  ): Promise<{ version: number; ids: string[] }> {
+    const { rows } = await this.pool.query<{ version: string; ids: string | null }>(
+      `SELECT ${VERSION_SQL} AS version, string_agg(r.id::text, ',') AS ids
+         FROM ${RECORD_TABLE[type]} r WHERE r.company_id = $1 AND ${condition}`,
+      [companyId, type, ...params],
+    );
+    const row = rows[0]!;
+    return { version: Number(row.version), ids: row.ids ? row.ids.split(',') : [] };
+  }
+
+  private dropIdle(): void {
+    const now = Date.now();
+    for (const [key, entry] of this.entries)
+      if (!entry.building && now - entry.usedAt > this.options.idleMs) this.entries.delete(key);
+  }
+}
