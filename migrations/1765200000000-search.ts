@@ -7,7 +7,11 @@ const TABLES = { leads: 'LEAD', deals: 'DEAL', accounts: 'ACCOUNT' } as const;
  * same expression for the GIN index to serve them, so the search slice imports it from here.
  */
 export function searchDocumentSql(table: keyof typeof TABLES, alias = ''): string {
-  const column = (name: string) => `coalesce(${alias ? `${alias}.` : ''}${name}, '')`;
+  const column = (name: string) => {
+    const value = `coalesce(${alias ? `${alias}.` : ''}${name}, '')`;
+    // An email is one token to the parser; its parts (name, domain) are what people type.
+    return name === 'email' ? `translate(${value}, '@.', '  ')` : value;
+  };
   const columns =
     table === 'leads' ? ['first_name', 'last_name', 'email', 'company_name', 'description'] : ['name'];
   return `to_tsvector('simple'::regconfig, ${columns.map(column).join(" || ' ' || ")})`;
@@ -81,7 +85,22 @@ export class Search1765200000000 implements MigrationInterface {
         END IF;
         RETURN NULL;
       END $$`);
+    // TRUNCATE names no rows: every company's index of the type is marked past the log, so it rebuilds.
+    await queryRunner.query(`
+      CREATE OR REPLACE FUNCTION search_log_truncate() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN
+        INSERT INTO search_versions AS v (company_id, record_type, version, pruned_through)
+        SELECT id, TG_ARGV[0], 1, 1 FROM companies ORDER BY id
+        ON CONFLICT (company_id, record_type)
+          DO UPDATE SET version = v.version + 1, pruned_through = v.version + 1;
+        RETURN NULL;
+      END $$`);
     for (const [table, type] of Object.entries(TABLES)) {
+      await queryRunner.query(`DROP TRIGGER IF EXISTS ${table}_search_truncate ON ${table}`);
+      await queryRunner.query(
+        `CREATE TRIGGER ${table}_search_truncate AFTER TRUNCATE ON ${table}
+           FOR EACH STATEMENT EXECUTE FUNCTION search_log_truncate('${type}')`,
+      );
       for (const [event, referencing] of [
         ['INSERT', 'NEW TABLE AS new_rows'],
         ['UPDATE', 'OLD TABLE AS old_rows NEW TABLE AS new_rows'],
@@ -104,10 +123,11 @@ export class Search1765200000000 implements MigrationInterface {
   async down(queryRunner: QueryRunner): Promise<void> {
     for (const table of Object.keys(TABLES)) {
       await queryRunner.query(`DROP INDEX IF EXISTS ${table}_search_document_idx`);
-      for (const event of ['insert', 'update', 'delete'])
+      for (const event of ['insert', 'update', 'delete', 'truncate'])
         await queryRunner.query(`DROP TRIGGER IF EXISTS ${table}_search_${event} ON ${table}`);
     }
     await queryRunner.query('DROP FUNCTION IF EXISTS search_log_changes()');
+    await queryRunner.query('DROP FUNCTION IF EXISTS search_log_truncate()');
     await queryRunner.query('DROP TABLE IF EXISTS search_changes');
     await queryRunner.query('DROP TABLE IF EXISTS search_versions');
   }

@@ -1,9 +1,13 @@
 import { criteriaMatch, type CriteriaCondition } from '../sharing';
 import { FIELD_CATALOG, bindableValue, type FieldSpec, type RecordFilter, type RecordType } from '../kernel';
-import { bucketBoundaries, keyDay } from './search.dates';
+import { bucketBoundaries, bucketDayOf, bucketSpan, dayKey, keyDay, MAX_BOUNDARIES } from './search.dates';
 import type { FacetSpec, SeekPoint, SortTerm } from './search.model';
+import { TextPostings } from './search.text';
 
-/** A record as the index reads it: the id and each field's canonical value (see `canonicalSql`), by field name. */
+/**
+ * A record as the index reads it: the id, each field's canonical value (see `canonicalSql`) by field name, and
+ * `__lexemes`, its search document's lexemes separated by spaces.
+ */
 export type CanonicalRow = { id: string } & Record<string, string | number | null>;
 
 interface CodeColumn {
@@ -24,7 +28,20 @@ interface NumberColumn {
   max: number;
 }
 
-type Column = CodeColumn | NumberColumn;
+/** Free text kept for sorting only: UTF-8 bytes in one arena, so rows compare by byte (Postgres's "C" order). */
+interface TextColumn {
+  kind: 'text';
+  spec: FieldSpec;
+  /** Where each row's bytes start in the arena. */
+  starts: Uint32Array;
+  /** Byte length per row; -1 is null. */
+  lengths: Int32Array;
+  arena: Buffer;
+  /** Arena bytes written (values rewritten by updates leave garbage until a rebuild). */
+  used: number;
+}
+
+type Column = CodeColumn | NumberColumn | TextColumn;
 
 /** Raw counts of a facet over a set of rows; labels and ordering are the service's. */
 export interface FacetCounts {
@@ -109,8 +126,13 @@ export class CountingIndex {
   private aliveWords = new Uint32Array(0);
   private aliveCount = 0;
   readonly columns = new Map<string, Column>();
-  private readonly criteria = new Map<string, { conditions: CriteriaCondition[]; words: Uint32Array }>();
+  private readonly criteria = new Map<
+    string,
+    { conditions: CriteriaCondition[]; words: Uint32Array; usedAt: number }
+  >();
   private readonly scratch = new Uint32Array(4);
+  /** The rows of each lexeme of the records' search documents. */
+  readonly text = new TextPostings();
 
   constructor(
     readonly companyId: string,
@@ -119,13 +141,21 @@ export class CountingIndex {
   ) {
     for (const spec of Object.values(FIELD_CATALOG[type])) {
       if (spec.name === 'id' || !(spec.uses.facet || spec.uses.sort)) continue;
-      const numeric = !['text', 'enum', 'uuid'].includes(spec.kind);
-      this.columns.set(
-        spec.name,
-        numeric
-          ? { kind: 'number', spec, values: new Float64Array(0), min: Infinity, max: -Infinity }
-          : { kind: 'code', spec, codes: new Int32Array(0), dict: [], lookup: new Map() },
-      );
+      // Text that is only sorted on (names) is mostly distinct: a dictionary would cost more than the text.
+      const column: Column =
+        spec.kind === 'text' && !spec.uses.facet
+          ? {
+              kind: 'text',
+              spec,
+              starts: new Uint32Array(0),
+              lengths: new Int32Array(0),
+              arena: Buffer.alloc(0),
+              used: 0,
+            }
+          : ['text', 'enum', 'uuid'].includes(spec.kind)
+            ? { kind: 'code', spec, codes: new Int32Array(0), dict: [], lookup: new Map() }
+            : { kind: 'number', spec, values: new Float64Array(0), min: Infinity, max: -Infinity };
+      this.columns.set(spec.name, column);
     }
     this.grow(Math.max(1024, Math.ceil(expectedRows * 1.1)));
   }
@@ -141,9 +171,12 @@ export class CountingIndex {
 
   /** Bytes held by the index's arrays (dictionary strings estimated at 2 bytes a character plus 40). */
   bytes(): number {
-    let total = this.idWords.byteLength + this.slots.byteLength + this.aliveWords.byteLength;
+    let total =
+      this.idWords.byteLength + this.slots.byteLength + this.aliveWords.byteLength + this.text.bytes();
     for (const column of this.columns.values()) {
       if (column.kind === 'number') total += column.values.byteLength;
+      else if (column.kind === 'text')
+        total += column.starts.byteLength + column.lengths.byteLength + column.arena.byteLength;
       else {
         total += column.codes.byteLength;
         for (const value of column.dict) total += 40 + value.length * 2 + 48;
@@ -172,6 +205,11 @@ export class CountingIndex {
         const next = new Float64Array(capacity).fill(NaN);
         next.set(column.values);
         column.values = next;
+      } else if (column.kind === 'text') {
+        column.starts = copy(column.starts, (n) => new Uint32Array(n), capacity);
+        const lengths = new Int32Array(capacity).fill(-1);
+        lengths.set(column.lengths);
+        column.lengths = lengths;
       } else {
         const next = new Int32Array(capacity).fill(-1);
         next.set(column.codes);
@@ -180,7 +218,7 @@ export class CountingIndex {
     }
     this.capacity = capacity;
     let slotCount = 1;
-    while (slotCount < capacity * 2) slotCount <<= 1;
+    while (slotCount < capacity * 1.34) slotCount <<= 1;
     this.slots = new Int32Array(slotCount).fill(EMPTY);
     for (let row = 0; row < this.size; row++) this.place(row);
   }
@@ -239,6 +277,8 @@ export class CountingIndex {
       this.aliveWords[row >>> 5]! |= 1 << (row & 31);
       this.aliveCount++;
     }
+    if ('__lexemes' in record)
+      this.text.add(row, record.__lexemes === null ? null : String(record.__lexemes));
     for (const [name, column] of this.columns) {
       const value = record[name] ?? null;
       if (column.kind === 'number') {
@@ -246,6 +286,8 @@ export class CountingIndex {
         column.values[row] = number;
         if (number < column.min) column.min = number;
         if (number > column.max) column.max = number;
+      } else if (column.kind === 'text') {
+        writeText(column, row, value === null ? null : String(value));
       } else {
         column.codes[row] = value === null ? -1 : this.codeFor(column, String(value));
       }
@@ -264,6 +306,7 @@ export class CountingIndex {
     if (row < 0 || !this.isAlive(row)) return;
     this.aliveWords[row >>> 5]! &= ~(1 << (row & 31));
     this.aliveCount--;
+    this.text.remove(row);
     for (const set of this.criteria.values()) set.words[row >>> 5]! &= ~(1 << (row & 31));
   }
 
@@ -304,16 +347,19 @@ export class CountingIndex {
       const row = this.rowOf(id);
       if (row >= 0) words[row >>> 5]! |= 1 << (row & 31);
     }
-    this.criteria.set(key, { conditions, words });
+    this.criteria.set(key, { conditions, words, usedAt: Date.now() });
   }
 
   criteriaWords(key: string): Uint32Array | undefined {
-    return this.criteria.get(key)?.words;
+    const set = this.criteria.get(key);
+    if (set) set.usedAt = Date.now();
+    return set?.words;
   }
 
-  /** Forgets criteria sets no query named lately (the service passes those it saw). */
-  retainCriteria(keep: ReadonlySet<string>): void {
-    for (const key of this.criteria.keys()) if (!keep.has(key)) this.criteria.delete(key);
+  /** Forgets criteria sets no search used for `idleMs` (rules deleted or changed leave theirs behind). */
+  dropIdleCriteria(idleMs: number): void {
+    const now = Date.now();
+    for (const [key, set] of this.criteria) if (now - set.usedAt > idleMs) this.criteria.delete(key);
   }
 
   // ---- bitsets for a query ----
@@ -351,13 +397,16 @@ export class CountingIndex {
 
   /** True when the index holds a column for the filter's field (otherwise the service evaluates it in SQL). */
   canFilter(filter: RecordFilter): boolean {
-    return this.columns.has(filter.field);
+    const column = this.columns.get(filter.field);
+    // Lower-casing beyond ASCII is Postgres's to decide (its lower() and JavaScript's differ at the edges).
+    if (filter.op === 'PREFIX' && !/^[\p{ASCII}]*$/u.test(String(filter.value))) return false;
+    return column !== undefined && column.kind !== 'text';
   }
 
   /** Alive rows that meet one validated filter, with SQL's semantics (NULL never matches, except NE and IS_NULL). */
   filter(filter: RecordFilter): Uint32Array {
     const column = this.columns.get(filter.field);
-    if (!column) throw new Error(`no column for ${filter.field}`);
+    if (!column || column.kind === 'text') throw new Error(`no filter column for ${filter.field}`);
     const words = new Uint32Array(this.wordCount);
     if (column.kind === 'code') {
       const test = codeTest(column.spec, filter);
@@ -389,67 +438,46 @@ export class CountingIndex {
 
   facet(words: Uint32Array, facet: FacetSpec): FacetCounts {
     const column = this.columns.get(facet.field);
-    if (!column) throw new Error(`no column for facet ${facet.field}`);
+    if (!column || column.kind === 'text') throw new Error(`no facet column for ${facet.field}`);
     const counts = new Map<string, number>();
-    let missing = 0;
+    // Slot 0 of each tally counts the rows without a value.
     if (column.kind === 'code') {
-      const tally = new Int32Array(column.dict.length);
-      const codes = column.codes;
-      forEachRow(words, (row) => {
-        const code = codes[row]!;
-        if (code < 0) missing++;
-        else tally[code]!++;
-      });
-      tally.forEach((n, code) => n > 0 && counts.set(column.dict[code]!, n));
-      return { counts, missing };
+      const tally = tallyCodes(words, column.codes, new Int32Array(column.dict.length + 1));
+      tally.forEach((n, slot) => slot > 0 && n > 0 && counts.set(column.dict[slot - 1]!, n));
+      return { counts, missing: tally[0]! };
     }
-    const values = column.values;
     if (facet.type === 'RANGE') {
-      const edges = facet.edges;
-      const tally = new Int32Array(edges.length + 1);
+      const tally = tallyRanges(words, column.values, Float64Array.from(facet.edges));
+      tally.forEach((n, slot) => slot > 0 && counts.set(String(slot - 1), n));
+      return { counts, missing: tally[0]! };
+    }
+    if (column.min > column.max) return { counts, missing: popcount(words) };
+    const instants = column.spec.kind === 'timestamp';
+    if (bucketSpan(column.min, column.max, instants, facet.interval) > MAX_BOUNDARIES) {
+      // Values spread over centuries: bucket each row (fewer rows than boundaries).
+      const offsets = new Map<number, number>();
+      let missing = 0;
+      const values = column.values;
       forEachRow(words, (row) => {
         const value = values[row]!;
-        if (value !== value) {
-          missing++;
-          return;
+        if (value !== value) missing++;
+        else {
+          const key = dayKey(bucketDayOf(value, instants, facet.interval, facet.timeZone, offsets));
+          counts.set(key, (counts.get(key) ?? 0) + 1);
         }
-        let bucket = 0;
-        while (bucket < edges.length && value >= edges[bucket]!) bucket++;
-        tally[bucket]!++;
       });
-      tally.forEach((n, bucket) => counts.set(String(bucket), n));
       return { counts, missing };
     }
-    if (column.min > column.max) {
-      forEachRow(words, () => missing++);
-      return { counts, missing };
-    }
-    const instants = column.spec.kind === 'timestamp';
     const { starts, keys } = bucketBoundaries(
       column.min,
       column.max,
-      instants,
+      column.spec.kind === 'timestamp',
       facet.interval,
       facet.timeZone,
     );
-    const tally = new Int32Array(keys.length);
-    forEachRow(words, (row) => {
-      const value = values[row]!;
-      if (value !== value) {
-        missing++;
-        return;
-      }
-      let lo = 0;
-      let hi = starts.length - 1;
-      while (lo < hi) {
-        const mid = (lo + hi + 1) >>> 1;
-        if (starts[mid]! <= value) lo = mid;
-        else hi = mid - 1;
-      }
-      tally[lo]!++;
-    });
-    tally.forEach((n, bucket) => n > 0 && counts.set(keys[bucket]!, n));
-    return { counts, missing };
+    const tally = tallyStarts(words, column.values, starts);
+    tally.forEach((n, slot) => slot > 0 && n > 0 && counts.set(keys[slot - 1]!, n));
+    return { counts, missing: tally[0]! };
   }
 
   /**
@@ -457,35 +485,11 @@ export class CountingIndex {
    * direction), after `after` when given: a bounded heap, one pass over the rows.
    */
   top(words: Uint32Array, sort: readonly SortTerm[], after: SeekPoint | null, limit: number): number[] {
-    const getters = sort.map((term) => {
-      const column = this.columns.get(term.field)!;
-      if (column.kind === 'code') {
-        const { codes, dict } = column;
-        return (row: number): string | number | null => {
-          const code = codes[row]!;
-          return code < 0 ? null : dict[code]!;
-        };
-      }
-      const values = column.values;
-      return (row: number): string | number | null => {
-        const value = values[row]!;
-        return value !== value ? null : value;
-      };
-    });
+    const afterId = new Uint32Array(4);
+    if (after) uuidWords(after.id.toLowerCase(), afterId, 0);
+    const terms = sort.map((term, i) => this.termOrder(term, after?.values[i] ?? null));
     const idDescending = sort.at(-1)?.descending ?? false;
     const ids = this.idWords;
-    const compareValues = (
-      a: string | number | null,
-      b: string | number | null,
-      descending: boolean,
-    ): number => {
-      if (a === b) return 0;
-      if (a === null) return 1;
-      if (b === null) return -1;
-      // Strings compare by UTF-16 unit, which is code-point order (Postgres's "C") outside the astral planes.
-      const order = a < b ? -1 : 1;
-      return descending ? -order : order;
-    };
     const compareIdWords = (at: number, other: Uint32Array, otherAt: number): number => {
       for (let i = 0; i < 4; i++) {
         const x = ids[at + i]!;
@@ -495,17 +499,15 @@ export class CountingIndex {
       return 0;
     };
     const compare = (a: number, b: number): number => {
-      for (let i = 0; i < getters.length; i++) {
-        const order = compareValues(getters[i]!(a), getters[i]!(b), sort[i]!.descending);
+      for (let i = 0; i < terms.length; i++) {
+        const order = terms[i]!.rows(a, b);
         if (order !== 0) return order;
       }
       return compareIdWords(a * 4, ids, b * 4);
     };
-    const afterId = new Uint32Array(4);
-    if (after) uuidWords(after.id.toLowerCase(), afterId, 0);
     const isAfter = (row: number): boolean => {
-      for (let i = 0; i < getters.length; i++) {
-        const order = compareValues(getters[i]!(row), after!.values[i] ?? null, sort[i]!.descending);
+      for (let i = 0; i < terms.length; i++) {
+        const order = terms[i]!.toAfter(row);
         if (order !== 0) return order > 0;
       }
       return compareIdWords(row * 4, afterId, 0) > 0;
@@ -524,23 +526,148 @@ export class CountingIndex {
         i = worse;
       }
     };
-    forEachRow(words, (row) => {
-      if (after && !isAfter(row)) return;
-      if (heap.length < limit) {
-        heap.push(row);
-        let i = heap.length - 1;
-        while (i > 0) {
-          const parent = (i - 1) >>> 1;
-          if (compare(heap[i]!, heap[parent]!) <= 0) break;
-          [heap[i], heap[parent]] = [heap[parent]!, heap[i]!];
-          i = parent;
+    // The first term as a number (smaller first, NULL last) rejects most rows without a full comparison.
+    const key = this.primaryKey(sort[0]);
+    const afterKey = key && after ? key.of(after.values[0] ?? null) : undefined;
+    let topKey = Infinity;
+    for (let w = 0; w < words.length; w++) {
+      let word = words[w]!;
+      const base = w << 5;
+      while (word !== 0) {
+        const lowest = word & -word;
+        const row = base + 31 - Math.clz32(lowest);
+        word ^= lowest;
+        const rowKey = key ? key.at(row) : 0;
+        if (after) {
+          if (afterKey === undefined || Number.isNaN(afterKey)) {
+            if (!isAfter(row)) continue;
+          } else if (rowKey < afterKey || (rowKey === afterKey && !isAfter(row))) continue;
         }
-      } else if (limit > 0 && compare(row, heap[0]!) < 0) {
-        heap[0] = row;
-        siftDown(0);
+        if (heap.length < limit) {
+          heap.push(row);
+          let i = heap.length - 1;
+          while (i > 0) {
+            const parent = (i - 1) >>> 1;
+            if (compare(heap[i]!, heap[parent]!) <= 0) break;
+            [heap[i], heap[parent]] = [heap[parent]!, heap[i]!];
+            i = parent;
+          }
+          if (key && heap.length === limit) topKey = key.at(heap[0]!);
+        } else if (limit > 0) {
+          if (key && rowKey > topKey) continue;
+          if ((key && rowKey < topKey) || compare(row, heap[0]!) < 0) {
+            heap[0] = row;
+            siftDown(0);
+            if (key) topKey = key.at(heap[0]);
+          }
+        }
       }
-    });
+    }
     return heap.sort(compare);
+  }
+
+  /**
+   * A sort term as one number per row that orders like the term (NULL last in either direction), or null for text:
+   * `at(row)`, and `of(value)` for a seek point's value (NaN when it cannot say).
+   */
+  private primaryKey(
+    term: SortTerm | undefined,
+  ): { at(row: number): number; of(value: string | number | null): number } | null {
+    if (!term) return null;
+    const column = this.columns.get(term.field)!;
+    const sign = term.descending ? -1 : 1;
+    if (column.kind === 'number') {
+      const values = column.values;
+      return {
+        at: (row) => {
+          const value = values[row]!;
+          return value !== value ? Infinity : sign * value;
+        },
+        of: (value) => (value === null ? Infinity : sign * Number(value)),
+      };
+    }
+    if (column.kind === 'code') {
+      // Enums: rank the few values once.
+      const sorted = [...column.dict].sort();
+      const rank = new Float64Array(column.dict.length);
+      column.dict.forEach((value, code) => (rank[code] = sign * sorted.indexOf(value)));
+      const codes = column.codes;
+      return {
+        at: (row) => {
+          const code = codes[row]!;
+          return code < 0 ? Infinity : rank[code]!;
+        },
+        of: (value) => {
+          if (value === null) return Infinity;
+          const code = column.lookup.get(String(value));
+          return code === undefined ? NaN : rank[code]!;
+        },
+      };
+    }
+    return null;
+  }
+
+  /**
+   * How rows compare on one sort term (NULLS LAST in either direction), with each other and with a seek point's
+   * value: negative when the row comes first.
+   */
+  private termOrder(
+    term: SortTerm,
+    target: string | number | null,
+  ): { rows(a: number, b: number): number; toAfter(row: number): number } {
+    const column = this.columns.get(term.field)!;
+    const direction = term.descending ? -1 : 1;
+    const order = (x: string | number, y: string | number) => (x === y ? 0 : x < y ? -direction : direction);
+    if (column.kind === 'text') {
+      const { starts, lengths, arena } = column;
+      const wanted = target === null ? null : Buffer.from(String(target), 'utf8');
+      return {
+        rows: (a, b) => {
+          const la = lengths[a]!;
+          const lb = lengths[b]!;
+          if (la < 0 || lb < 0) return la < 0 ? (lb < 0 ? 0 : 1) : -1;
+          return arena.compare(arena, starts[b], starts[b]! + lb, starts[a], starts[a]! + la) * direction;
+        },
+        toAfter: (row) => {
+          const length = lengths[row]!;
+          if (length < 0 || wanted === null) return length < 0 ? (wanted === null ? 0 : 1) : -1;
+          return arena.compare(wanted, 0, wanted.length, starts[row], starts[row]! + length) * direction;
+        },
+      };
+    }
+    if (column.kind === 'code') {
+      // Enums only: their values are ASCII, so JavaScript's order is the byte order.
+      const { codes, dict } = column;
+      return {
+        rows: (a, b) => {
+          const ca = codes[a]!;
+          const cb = codes[b]!;
+          if (ca === cb) return 0;
+          if (ca < 0 || cb < 0) return ca < 0 ? 1 : -1;
+          return order(dict[ca]!, dict[cb]!);
+        },
+        toAfter: (row) => {
+          const code = codes[row]!;
+          if (code < 0 || target === null) return code < 0 ? (target === null ? 0 : 1) : -1;
+          return order(dict[code]!, target);
+        },
+      };
+    }
+    const values = column.values;
+    const wanted = target === null ? NaN : Number(target);
+    return {
+      rows: (a, b) => {
+        const x = values[a]!;
+        const y = values[b]!;
+        if (x !== x || y !== y) return x !== x ? (y !== y ? 0 : 1) : -1;
+        return order(x, y);
+      },
+      toAfter: (row) => {
+        const x = values[row]!;
+        if (x !== x || wanted !== wanted) return x !== x ? (wanted !== wanted ? 0 : 1) : -1;
+        return order(x, wanted);
+      },
+    };
   }
 
   /** The canonical sort values of a row (for a cursor). */
@@ -548,6 +675,11 @@ export class CountingIndex {
     return {
       values: sort.map((term) => {
         const column = this.columns.get(term.field)!;
+        if (column.kind === 'text') {
+          const length = column.lengths[row]!;
+          const start = column.starts[row]!;
+          return length < 0 ? null : column.arena.toString('utf8', start, start + length);
+        }
         if (column.kind === 'code') {
           const code = column.codes[row]!;
           return code < 0 ? null : column.dict[code]!;
@@ -558,6 +690,87 @@ export class CountingIndex {
       id: this.idOf(row),
     };
   }
+}
+
+// The tallies below walk a bitset's rows inline (no callback per row): they are the hot loops of a search.
+
+function tallyCodes(words: Uint32Array, codes: Int32Array, tally: Int32Array): Int32Array {
+  for (let w = 0; w < words.length; w++) {
+    let word = words[w]!;
+    const base = w << 5;
+    while (word !== 0) {
+      const lowest = word & -word;
+      tally[codes[base + 31 - Math.clz32(lowest)]! + 1]!++;
+      word ^= lowest;
+    }
+  }
+  return tally;
+}
+
+function tallyRanges(words: Uint32Array, values: Float64Array, edges: Float64Array): Int32Array {
+  const tally = new Int32Array(edges.length + 2);
+  for (let w = 0; w < words.length; w++) {
+    let word = words[w]!;
+    const base = w << 5;
+    while (word !== 0) {
+      const lowest = word & -word;
+      const value = values[base + 31 - Math.clz32(lowest)]!;
+      word ^= lowest;
+      if (value !== value) {
+        tally[0]!++;
+        continue;
+      }
+      let bucket = 0;
+      while (bucket < edges.length && value >= edges[bucket]!) bucket++;
+      tally[bucket + 1]!++;
+    }
+  }
+  return tally;
+}
+
+/** Counts each row in the last bucket whose start is <= its value. */
+function tallyStarts(words: Uint32Array, values: Float64Array, starts: Float64Array): Int32Array {
+  const tally = new Int32Array(starts.length + 1);
+  const last = starts.length - 1;
+  for (let w = 0; w < words.length; w++) {
+    let word = words[w]!;
+    const base = w << 5;
+    while (word !== 0) {
+      const lowest = word & -word;
+      const value = values[base + 31 - Math.clz32(lowest)]!;
+      word ^= lowest;
+      if (value !== value) {
+        tally[0]!++;
+        continue;
+      }
+      let lo = 0;
+      let hi = last;
+      while (lo < hi) {
+        const mid = (lo + hi + 1) >>> 1;
+        if (starts[mid]! <= value) lo = mid;
+        else hi = mid - 1;
+      }
+      tally[lo + 1]!++;
+    }
+  }
+  return tally;
+}
+
+function writeText(column: TextColumn, row: number, value: string | null): void {
+  if (value === null) {
+    column.lengths[row] = -1;
+    return;
+  }
+  const bytes = Buffer.byteLength(value, 'utf8');
+  if (column.used + bytes > column.arena.length) {
+    const arena = Buffer.allocUnsafe(Math.max(column.arena.length * 2, column.used + bytes, 4096));
+    column.arena.copy(arena, 0, 0, column.used);
+    column.arena = arena;
+  }
+  column.arena.write(value, column.used, 'utf8');
+  column.starts[row] = column.used;
+  column.lengths[row] = bytes;
+  column.used += bytes;
 }
 
 /** A filter on a dictionary-coded column as a test of one value (null for NULL). */

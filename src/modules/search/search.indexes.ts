@@ -2,6 +2,7 @@ import type { Pool } from 'pg';
 import type { Logger } from '../../platform/logging/logger';
 import { RECORD_TABLE, type RecordType } from '../kernel';
 import { CountingIndex, type CanonicalRow } from './search.index';
+import { searchDocumentSql } from '../../../migrations/1765200000000-search';
 import { canonicalColumns } from './search.model';
 
 /** Why a search was answered from SQL instead of the counting index (the metric's `reason` label). */
@@ -29,6 +30,11 @@ interface Entry {
 }
 
 const BUILD_BATCH = 20_000;
+
+/** A record's search-document lexemes, space-separated (the parser never puts a space in a lexeme). */
+function lexemesSql(type: RecordType): string {
+  return `array_to_string(tsvector_to_array(${searchDocumentSql(RECORD_TABLE[type] as 'leads', 'r')}), ' ')`;
+}
 
 /** Statement of the data version, in the same snapshot as whatever follows in the statement. */
 const VERSION_SQL = `coalesce((SELECT version FROM search_versions WHERE company_id = $1 AND record_type = $2), 0)::text`;
@@ -171,7 +177,8 @@ export class SearchIndexes {
       const index = new CountingIndex(companyId, type, n);
       const columns = canonicalColumns(type).filter(({ spec }) => index.columns.has(spec.name));
       await client.query(
-        `DECLARE search_build NO SCROLL CURSOR FOR SELECT r.id::text${columns.map((c) => `, ${c.sql}`).join('')}
+        `DECLARE search_build NO SCROLL CURSOR FOR
+           SELECT r.id::text${columns.map((c) => `, ${c.sql}`).join('')}, ${lexemesSql(type)}
            FROM ${RECORD_TABLE[type]} r WHERE r.company_id = $1`,
         [companyId],
       );
@@ -185,6 +192,7 @@ export class SearchIndexes {
         for (const values of batch.rows) {
           const row: CanonicalRow = { id: values[0] as string };
           columns.forEach(({ spec }, i) => (row[spec.name] = values[i + 1] as string | number | null));
+          row.__lexemes = values[columns.length + 1] as string | null;
           index.upsert(row, false);
         }
         loaded += batch.rows.length;
@@ -195,6 +203,7 @@ export class SearchIndexes {
         if (batch.rows.length < BUILD_BATCH) break;
       }
       await client.query('COMMIT');
+      index.text.finish();
       index.version = Number(version);
       this.logger.info(
         {
@@ -228,7 +237,8 @@ export class SearchIndexes {
             changed AS (SELECT DISTINCT record_id FROM search_changes
                          WHERE company_id = $1 AND record_type = $2 AND version > $3 LIMIT $4)
        SELECT s.version::text AS "__version", s.pruned_through::text AS "__pruned", c.record_id::text AS "__changed",
-              r.id::text AS id${columns.map((c) => `, ${c.sql} AS "${c.spec.name}"`).join('')}
+              r.id::text AS id${columns.map((c) => `, ${c.sql} AS "${c.spec.name}"`).join('')},
+              ${lexemesSql(type)} AS "__lexemes"
          FROM state s LEFT JOIN changed c ON true
          LEFT JOIN ${RECORD_TABLE[type]} r ON r.id = c.record_id AND r.company_id = $1`,
       [companyId, type, String(index.version), this.options.maxCatchUp + 1],
@@ -247,12 +257,18 @@ export class SearchIndexes {
       return this.entries.get(key)?.index ?? index;
     }
     if (version <= index.version) return index;
+    // Every criteria set held is re-evaluated for each changed record: keep only those in use.
+    index.dropIdleCriteria(30 * 60_000);
     for (const row of rows) {
       if (row.__changed === null) continue;
       if (row.id === null) index.remove(String(row.__changed));
       else index.upsert(row as CanonicalRow, true);
     }
     index.version = version;
+    // Rows written since the build are kept apart in the text postings; past a share of the rows, build afresh
+    // (the current index answers meanwhile).
+    if (index.text.changedRows > Math.max(50_000, index.rows * 0.05) && !entry.building)
+      void this.rebuild(companyId, type).catch(() => undefined);
     return index;
   }
 

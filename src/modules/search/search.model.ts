@@ -115,6 +115,8 @@ export const SEARCH_LIMITS = {
   maxEdges: 20,
   /** Pages in one cached result window. */
   pagesPerWindow: 10,
+  /** Deepest page by number (its windows are read one after another); `after` goes on from there. */
+  maxPage: 500,
 } as const;
 
 const DEFAULT_SORT = [{ field: 'createdAt', direction: 'DESC' as const }];
@@ -248,8 +250,11 @@ export function normalizeSearch(
   });
 
   const page = input.page ?? 1;
-  if (!Number.isInteger(page) || page < 1 || page > 10_000)
-    violations.push({ field: 'input.page', rule: 'must be an integer from 1 to 10000' });
+  if (!Number.isInteger(page) || page < 1 || page > SEARCH_LIMITS.maxPage)
+    violations.push({
+      field: 'input.page',
+      rule: `must be an integer from 1 to ${SEARCH_LIMITS.maxPage} (continue further with after: endCursor)`,
+    });
   const pageSize = input.pageSize ?? SEARCH_LIMITS.defaultPageSize;
   if (!Number.isInteger(pageSize) || pageSize < 1 || pageSize > SEARCH_LIMITS.maxPageSize)
     violations.push({
@@ -316,12 +321,14 @@ function readCursor(
   const expected = Buffer.from(cursorMac(body, companyId, rowsKey, secret));
   const given = Buffer.from(mac);
   if (expected.length !== given.length || !timingSafeEqual(expected, given)) throw wrong();
-  const parsed = JSON.parse(Buffer.from(body, 'base64url').toString('utf8')) as {
-    v: SeekPoint['values'];
-    i: string;
-  };
+  let parsed: { v?: unknown; i?: unknown };
+  try {
+    parsed = JSON.parse(Buffer.from(body, 'base64url').toString('utf8')) as typeof parsed;
+  } catch {
+    throw wrong();
+  }
   if (!Array.isArray(parsed.v) || parsed.v.length !== terms || typeof parsed.i !== 'string') throw wrong();
-  return { values: parsed.v, id: parsed.i };
+  return { values: parsed.v as SeekPoint['values'], id: parsed.i };
 }
 
 /**

@@ -43,7 +43,8 @@ export const searchModule = defineModule<SearchServices>({
     const pool = new Pool({
       connectionString: (dataSource.options as { url?: string }).url,
       max: config.search.poolSize,
-      connectionTimeoutMillis: 10_000,
+      // A search waits for a connection as long as it would for its statements.
+      connectionTimeoutMillis: config.search.statementTimeoutMs,
       statement_timeout: config.search.statementTimeoutMs,
     });
     pool.on('error', (error) => logger.warn({ err: error }, 'search connection failed'));

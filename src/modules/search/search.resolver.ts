@@ -1,5 +1,5 @@
-import { Arg, Query, Resolver } from 'type-graphql';
-import { CurrentPrincipal, type Principal } from '../kernel';
+import { Arg, Ctx, Query, Resolver } from 'type-graphql';
+import { CurrentPrincipal, type Principal, type RequestContext } from '../kernel';
 import type { SearchResultView, SearchService } from './search.service';
 import { SearchInput, SearchResult } from './search.types';
 
@@ -13,7 +13,12 @@ export class SearchResolver {
   search(
     @CurrentPrincipal() principal: Principal,
     @Arg('input', () => SearchInput) input: SearchInput,
+    @Ctx() context: RequestContext,
   ): Promise<SearchResultView> {
-    return this.searches.search(principal, input);
+    // The request's loaders: batched with the items' owners and accounts, and the account loader applies visibility.
+    return this.searches.search(principal, input, {
+      users: (ids) => context.loaders.user.loadMany(ids),
+      accounts: (ids) => context.loaders.account.loadMany(ids),
+    });
   }
 }

@@ -53,6 +53,15 @@ export interface SearchResultView {
   hasNextPage: boolean;
 }
 
+/**
+ * Names for owner and account buckets, looked up per request (an account's name only when the caller may read the
+ * account: a deal's visibility says nothing of its account's), so never taken from the shared cache.
+ */
+export interface FacetNames {
+  users(ids: string[]): Promise<Array<{ name: string } | null | Error>>;
+  accounts(ids: string[]): Promise<Array<{ name: string } | null | Error>>;
+}
+
 export interface SearchMetrics {
   duration(entity: RecordType, source: FacetSource, seconds: number): void;
   live(entity: RecordType, reason: LiveReason): void;
@@ -88,6 +97,16 @@ interface Evaluation {
   total: number;
 }
 
+interface Answer {
+  window: Window;
+  facets: FacetView[];
+  source: FacetSource;
+  /** True when the window was computed rather than found in the cache. */
+  missed: boolean;
+  /** The data version the answer is at (its cache key's). */
+  version: number;
+}
+
 type Engine = { kind: 'index'; index: CountingIndex; version: number } | { kind: 'live'; version: number };
 
 class VersionMoved extends Error {}
@@ -101,6 +120,11 @@ export class SearchService {
   private readonly evaluations = new LRUCache<string, Evaluation>({ max: 16 });
   /** Rows matched by SQL conditions the index has no column for (text, some filters), per index version. */
   private readonly sqlSets = new LRUCache<string, string[]>({ max: 64 });
+  /**
+   * Pages of records as loaded, per data version and visibility key: a page asked again is not read again. In this
+   * process only (rows hold Dates); a write moves the version, so a page is never stale.
+   */
+  private readonly pages = new LRUCache<string, object[]>({ max: 2_000, ttl: 60_000 });
 
   constructor(private readonly deps: SearchServiceDeps) {}
 
@@ -109,95 +133,49 @@ export class SearchService {
     return this.deps.live;
   }
 
-  async search(principal: Principal, input: SearchInputShape): Promise<SearchResultView> {
+  /** `names` finds owners' and (visibility applied) accounts' names: the request's loaders. */
+  async search(principal: Principal, input: SearchInputShape, names: FacetNames): Promise<SearchResultView> {
     const started = performance.now();
     const query = normalizeSearch(input, principal.companyId, this.deps.cursorSecret);
     const { visibility, indexes } = this.deps;
-    const [scope, visibilityKey, readVersion] = await Promise.all([
-      visibility.readScope(principal, query.type),
-      visibility.visibilityKey(principal, query.type),
+    const [{ scope, key: visibilityKey }, readVersion] = await Promise.all([
+      visibility.readScopeWithKey(principal, query.type),
       indexes.version(principal.companyId, query.type),
     ]);
-    const engine = await this.engine(principal.companyId, query.type, readVersion);
-    const cacheScope = `${principal.companyId}:${query.type}`;
-    const keyBase = `${engine.version}:${visibilityKey}:${query.rowsKey}`;
     const windowSize = SEARCH_LIMITS.pagesPerWindow * query.pageSize;
     const windowIndex = Math.floor((query.page - 1) / SEARCH_LIMITS.pagesPerWindow);
-    let missed = false;
-    let source: FacetSource = engine.kind === 'index' ? 'INDEX' : 'LIVE';
-
-    const windowAt = (at: number): Promise<Window> =>
-      this.deps.cache.getOrCompute(
-        cacheScope,
-        `w:${keyBase}:${query.after ? `${query.after.id}:${JSON.stringify(query.after.values)}` : '-'}:${query.pageSize}:${at}`,
-        this.deps.windowTtlSeconds,
-        async () => {
-          missed = true;
-          const previous = at > 0 ? await windowAt(at - 1) : null;
-          if (previous && previous.ids.length < windowSize)
-            return { ids: [], pageEnds: [], total: previous.total };
-          // Keyset from the previous window's last row: never an OFFSET, however deep the page.
-          const start = previous ? previous.pageEnds.at(-1)! : query.after;
-          return this.window(engine, query, scope, visibilityKey, start, windowSize, previous?.total);
-        },
-      );
-
-    const facetsKey = JSON.stringify(
-      query.facets.map((f) => [f.field, f.size, f.edges, f.interval, f.timeZone]),
-    );
-    const facetsAt = () =>
-      this.deps.cache.getOrCompute(
-        cacheScope,
-        `f:${keyBase}:${facetsKey}`,
-        this.deps.windowTtlSeconds,
-        async (): Promise<{ source: FacetSource; facets: FacetView[] }> => ({
-          source: engine.kind === 'index' ? 'INDEX' : 'LIVE',
-          facets: await this.facets(engine, query, scope, visibilityKey, principal),
-        }),
-      );
-
-    let window: Window;
-    let facets: FacetView[] = [];
+    const answer = (engine: Engine) =>
+      this.answer(engine, principal.companyId, query, scope, visibilityKey, windowIndex);
+    let answered: Answer;
     try {
-      const [found, counted] = await Promise.all([
-        windowAt(windowIndex),
-        query.facets.length ? facetsAt() : undefined,
-      ]);
-      window = found;
-      if (counted) {
-        facets = counted.facets;
-        source = counted.source;
-      }
+      answered = await answer(await this.engine(principal.companyId, query.type, readVersion));
     } catch (error) {
       if (!(error instanceof VersionMoved)) throw error;
-      // The index moved on while SQL sets were read: answer this one from SQL.
-      this.deps.metrics.live(query.type, 'moving');
-      const liveEngine: Engine = { kind: 'live', version: readVersion };
-      const start = query.after;
-      const windows: Window[] = [];
-      for (let at = 0; at <= windowIndex; at++) {
-        const previous = windows.at(-1);
-        if (previous && previous.ids.length < windowSize) break;
-        windows.push(
-          await this.window(
-            liveEngine,
-            query,
-            scope,
-            visibilityKey,
-            previous?.pageEnds.at(-1) ?? start,
-            windowSize,
-          ),
-        );
+      // The index moved on while this search read from it: once more at the new version, then from SQL.
+      try {
+        const version = await indexes.version(principal.companyId, query.type);
+        answered = await answer(await this.engine(principal.companyId, query.type, version));
+      } catch (again) {
+        if (!(again instanceof VersionMoved)) throw again;
+        this.deps.metrics.live(query.type, 'moving');
+        answered = await answer({ kind: 'live', version: readVersion });
       }
-      window = windows[windowIndex] ?? { ids: [], pageEnds: [], total: windows[0]?.total ?? 0 };
-      facets = await this.facets(liveEngine, query, scope, visibilityKey, principal);
-      source = 'LIVE';
-      missed = true;
     }
+    const { window, facets, source, missed, version } = answered;
 
     const offset = (query.page - 1 - windowIndex * SEARCH_LIMITS.pagesPerWindow) * query.pageSize;
     const pageIds = window.ids.slice(offset, offset + query.pageSize);
-    const items = await this.load(principal, query.type, pageIds);
+    const pageKey = `${principal.companyId}:${query.type}:${version}:${visibilityKey}:${query.rowsKey}:${
+      query.after ? JSON.stringify(query.after) : '-'
+    }:${query.pageSize}:${query.page}`;
+    const [items, named] = await Promise.all([
+      this.pages.get(pageKey) ??
+        this.load(principal, query.type, pageIds).then((rows) => {
+          this.pages.set(pageKey, rows);
+          return rows;
+        }),
+      this.labelled(facets, names),
+    ]);
     const pageEnd = window.pageEnds[Math.floor(offset / query.pageSize)];
     const hasNextPage =
       window.ids.length > offset + query.pageSize ||
@@ -209,7 +187,7 @@ export class SearchService {
       page: query.page,
       pageSize: query.pageSize,
       items,
-      facets,
+      facets: named,
       tookMs,
       facetSource: source,
       window: missed ? 'MISS' : 'HIT',
@@ -218,6 +196,61 @@ export class SearchService {
           ? writeCursor(pageEnd, principal.companyId, query.rowsKey, this.deps.cursorSecret)
           : null,
       hasNextPage,
+    };
+  }
+
+  /** The window holding the page, and the facets, from the cache or from `engine` (cached under its version). */
+  private async answer(
+    engine: Engine,
+    companyId: string,
+    query: SearchQuery,
+    scope: ReadScope,
+    visibilityKey: string,
+    windowIndex: number,
+  ): Promise<Answer> {
+    const cacheScope = `${companyId}:${query.type}`;
+    const keyBase = `${engine.version}:${visibilityKey}:${query.rowsKey}`;
+    const windowSize = SEARCH_LIMITS.pagesPerWindow * query.pageSize;
+    const after = query.after ? `${query.after.id}:${JSON.stringify(query.after.values)}` : '-';
+    let missed = false;
+    const windowAt = (at: number): Promise<Window> =>
+      this.deps.cache.getOrCompute(
+        cacheScope,
+        `w:${keyBase}:${after}:${query.pageSize}:${at}`,
+        this.deps.windowTtlSeconds,
+        async () => {
+          missed = true;
+          const previous = at > 0 ? await windowAt(at - 1) : null;
+          if (previous && previous.ids.length < windowSize)
+            return { ids: [], pageEnds: [], total: previous.total };
+          // Keyset from the previous window's last row: never an OFFSET, however deep the page.
+          const start = previous ? previous.pageEnds.at(-1)! : query.after;
+          return this.window(engine, query, scope, visibilityKey, start, windowSize, previous?.total);
+        },
+      );
+    const facetsKey = JSON.stringify(
+      query.facets.map((f) => [f.field, f.size, f.edges, f.interval, f.timeZone]),
+    );
+    const [window, counted] = await Promise.all([
+      windowAt(windowIndex),
+      query.facets.length
+        ? this.deps.cache.getOrCompute(
+            cacheScope,
+            `f:${keyBase}:${facetsKey}`,
+            this.deps.windowTtlSeconds,
+            async (): Promise<{ source: FacetSource; facets: FacetView[] }> => ({
+              source: engine.kind === 'index' ? 'INDEX' : 'LIVE',
+              facets: await this.facets(engine, query, scope, visibilityKey),
+            }),
+          )
+        : undefined,
+    ]);
+    return {
+      window,
+      facets: counted?.facets ?? [],
+      source: counted?.source ?? (engine.kind === 'index' ? 'INDEX' : 'LIVE'),
+      missed,
+      version: engine.version,
     };
   }
 
@@ -276,6 +309,7 @@ export class SearchService {
     }
     const evaluation = await this.evaluate(engine, query, scope, visibilityKey);
     const { index } = engine;
+    if (index.version !== engine.version) throw new VersionMoved();
     const rows = index.top(evaluation.candidate, query.sort, after, size);
     return {
       ids: rows.map((row) => index.idOf(row)),
@@ -289,13 +323,14 @@ export class SearchService {
     query: SearchQuery,
     scope: ReadScope,
     visibilityKey: string,
-    principal: Principal,
   ): Promise<FacetView[]> {
     let counts: FacetCounts[];
     if (engine.kind === 'live') {
       counts = await Promise.all(query.facets.map((facet) => this.deps.live.facet(query, scope, facet)));
     } else {
       const evaluation = await this.evaluate(engine, query, scope, visibilityKey);
+      // The index is written in place by catch-ups: bitsets of one version must not meet columns of another.
+      if (engine.index.version !== engine.version) throw new VersionMoved();
       counts = query.facets.map((facet) => {
         // Disjunctive: every condition but those on the facet's own field.
         const own = query.filters
@@ -309,10 +344,11 @@ export class SearchService {
         return engine.index.facet(words, facet);
       });
     }
-    return Promise.all(query.facets.map((facet, i) => this.facetView(facet, counts[i]!, principal)));
+    return query.facets.map((facet, i) => this.facetView(facet, counts[i]!));
   }
 
-  private async facetView(facet: FacetSpec, counted: FacetCounts, principal: Principal): Promise<FacetView> {
+  /** Buckets without names: what may be cached, since names depend on more than the record type's visibility. */
+  private facetView(facet: FacetSpec, counted: FacetCounts): FacetView {
     if (facet.type === 'RANGE') {
       const buckets = facet.edges.concat([NaN]).map((edge, i) => {
         const from = i === 0 ? null : String(facet.edges[i - 1]);
@@ -337,17 +373,12 @@ export class SearchService {
     const ranked = [...counted.counts.entries()].sort(([ka, a], [kb, b]) => b - a || (ka < kb ? -1 : 1));
     const top = ranked.slice(0, facet.size);
     const other = ranked.slice(facet.size).reduce((sum, [, n]) => sum + n, 0);
-    const labels = await this.labels(
-      facet,
-      top.map(([key]) => key),
-      principal,
-    );
     return {
       field: facet.field,
       type: facet.type,
       buckets: top.map(([key, count]) => ({
         key,
-        label: labels.get(key) ?? key,
+        label: key,
         from: null,
         to: null,
         count,
@@ -357,21 +388,25 @@ export class SearchService {
     };
   }
 
-  /** Names for owner and account keys: a user's name; an account's name only when the caller may read it. */
-  private async labels(facet: FacetSpec, keys: string[], principal: Principal): Promise<Map<string, string>> {
-    const labels = new Map<string, string>();
-    if (!keys.length) return labels;
-    if (facet.field === 'ownerId') {
-      const { rows } = await this.deps.pool.query<{ id: string; name: string }>(
-        'SELECT id::text, name FROM users WHERE company_id = $1 AND id = ANY($2::uuid[])',
-        [principal.companyId, keys],
-      );
-      for (const row of rows) labels.set(row.id, row.name);
-    } else if (facet.field === 'accountId') {
-      const accounts = await this.deps.records.accounts.loadReadable(principal, keys);
-      accounts.forEach((account, i) => account && labels.set(keys[i]!, account.name));
-    }
-    return labels;
+  /**
+   * Names the owner and account buckets for this caller: a user's name; an account's name only when the caller may
+   * read the account (a deal's visibility says nothing of its account's), so never from the shared cache.
+   */
+  private async labelled(facets: FacetView[], names: FacetNames): Promise<FacetView[]> {
+    return Promise.all(
+      facets.map(async (facet) => {
+        if (facet.field !== 'ownerId' && facet.field !== 'accountId') return facet;
+        const keys = facet.buckets.map((bucket) => bucket.key);
+        const found = await (facet.field === 'ownerId' ? names.users(keys) : names.accounts(keys));
+        return {
+          ...facet,
+          buckets: facet.buckets.map((bucket, i) => {
+            const named = found[i];
+            return { ...bucket, label: named && !(named instanceof Error) ? named.name : bucket.key };
+          }),
+        };
+      }),
+    );
   }
 
   /** The page's records in window order, read again under the caller's visibility. */
@@ -402,7 +437,10 @@ export class SearchService {
     const { index } = engine;
     const key = `${index.companyId}:${index.type}:${engine.version}:${visibilityKey}:${query.rowsKey}`;
     const cached = this.evaluations.get(key);
-    if (cached) return cached;
+    if (cached) {
+      if (index.version !== engine.version) throw new VersionMoved();
+      return cached;
+    }
 
     const sqlSet = async (
       name: string,
@@ -419,13 +457,17 @@ export class SearchService {
       return found.ids;
     };
 
-    const text = query.tsquery
-      ? await sqlSet(
-          `text:${query.tsquery}`,
-          (bind) =>
-            `${searchDocumentSql(query.table as 'leads', 'r')} @@ to_tsquery('simple'::regconfig, ${bind(query.tsquery)})`,
-        )
-      : null;
+    // Words of ASCII letters and digits are one lexeme each, lower-cased alike here and in Postgres: the index's
+    // own postings answer them. Any other word is matched by the GIN index.
+    const inMemoryText = query.words.every((word) => /^[a-z0-9]+$/.test(word));
+    const text =
+      query.tsquery && !inMemoryText
+        ? await sqlSet(
+            `text:${query.tsquery}`,
+            (bind) =>
+              `${searchDocumentSql(query.table as 'leads', 'r')} @@ to_tsquery('simple'::regconfig, ${bind(query.tsquery)})`,
+          )
+        : null;
     const sqlFilters = new Map<number, string[]>();
     for (const [i, filter] of query.filters.entries()) {
       if (index.canFilter(filter)) continue;
@@ -472,6 +514,8 @@ export class SearchService {
       andInto(base, index.alive());
     }
     if (text) andInto(base, index.rowsOf(text));
+    else if (query.tsquery)
+      for (const word of query.words) andInto(base, index.text.match(word, index.wordCount));
     const filters = query.filters.map((filter, i) => {
       const ids = sqlFilters.get(i);
       return ids ? index.rowsOf(ids) : index.filter(filter);

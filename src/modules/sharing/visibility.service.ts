@@ -62,7 +62,22 @@ export class VisibilityService {
    * and nothing cached is reused.
    */
   async visibilityKey(principal: Principal, recordType: RecordType): Promise<string> {
-    const compiled = await this.compiled(principal, recordType);
+    return this.keyOf(await this.compiled(principal, recordType), recordType);
+  }
+
+  /**
+   * The read scope and the visibility key from one compiled visibility, for answers cached under the key: a sharing
+   * change between two separate lookups could otherwise cache one scope's answer under the other's key.
+   */
+  async readScopeWithKey(
+    principal: Principal,
+    objectType: RecordType,
+  ): Promise<{ scope: ReadScope; key: string }> {
+    const compiled = await this.compiled(principal, objectType);
+    return { scope: toScope(compiled), key: await this.keyOf(compiled, objectType) };
+  }
+
+  private async keyOf(compiled: CompiledVisibility, recordType: RecordType): Promise<string> {
     let view: unknown = { readAll: true };
     if (!compiled.readAll) {
       const owners = [
