@@ -51,37 +51,22 @@ export class Search1765200000000 implements MigrationInterface {
     await queryRunner.query(
       'CREATE INDEX IF NOT EXISTS search_changes_changed_at_idx ON search_changes (changed_at)',
     );
+    // Versions are bumped in company order, so statements that touch several companies cannot deadlock.
+    const logTouched = (touched: string) => `
+          WITH touched AS (${touched}),
+          bumped AS (
+            INSERT INTO search_versions AS v (company_id, record_type, version)
+            SELECT DISTINCT company_id, TG_ARGV[0], 1 FROM touched ORDER BY 1
+            ON CONFLICT (company_id, record_type) DO UPDATE SET version = v.version + 1
+            RETURNING company_id, version)
+          INSERT INTO search_changes (company_id, record_type, version, record_id)
+          SELECT t.company_id, TG_ARGV[0], b.version, t.id FROM touched t JOIN bumped b USING (company_id);`;
     await queryRunner.query(`
       CREATE OR REPLACE FUNCTION search_log_changes() RETURNS trigger LANGUAGE plpgsql AS $$
       BEGIN
-        -- Versions are bumped in company order, so statements that touch several companies cannot deadlock.
-        IF TG_OP = 'INSERT' THEN
-          WITH touched AS (SELECT company_id, id FROM new_rows),
-          bumped AS (
-            INSERT INTO search_versions AS v (company_id, record_type, version)
-            SELECT DISTINCT company_id, TG_ARGV[0], 1 FROM touched ORDER BY 1
-            ON CONFLICT (company_id, record_type) DO UPDATE SET version = v.version + 1
-            RETURNING company_id, version)
-          INSERT INTO search_changes (company_id, record_type, version, record_id)
-          SELECT t.company_id, TG_ARGV[0], b.version, t.id FROM touched t JOIN bumped b USING (company_id);
-        ELSIF TG_OP = 'UPDATE' THEN
-          WITH touched AS (SELECT company_id, id FROM new_rows UNION SELECT company_id, id FROM old_rows),
-          bumped AS (
-            INSERT INTO search_versions AS v (company_id, record_type, version)
-            SELECT DISTINCT company_id, TG_ARGV[0], 1 FROM touched ORDER BY 1
-            ON CONFLICT (company_id, record_type) DO UPDATE SET version = v.version + 1
-            RETURNING company_id, version)
-          INSERT INTO search_changes (company_id, record_type, version, record_id)
-          SELECT t.company_id, TG_ARGV[0], b.version, t.id FROM touched t JOIN bumped b USING (company_id);
-        ELSE
-          WITH touched AS (SELECT company_id, id FROM old_rows),
-          bumped AS (
-            INSERT INTO search_versions AS v (company_id, record_type, version)
-            SELECT DISTINCT company_id, TG_ARGV[0], 1 FROM touched ORDER BY 1
-            ON CONFLICT (company_id, record_type) DO UPDATE SET version = v.version + 1
-            RETURNING company_id, version)
-          INSERT INTO search_changes (company_id, record_type, version, record_id)
-          SELECT t.company_id, TG_ARGV[0], b.version, t.id FROM touched t JOIN bumped b USING (company_id);
+        IF TG_OP = 'INSERT' THEN${logTouched('SELECT company_id, id FROM new_rows')}
+        ELSIF TG_OP = 'UPDATE' THEN${logTouched('SELECT company_id, id FROM new_rows UNION SELECT company_id, id FROM old_rows')}
+        ELSE${logTouched('SELECT company_id, id FROM old_rows')}
         END IF;
         RETURN NULL;
       END $$`);

@@ -88,3 +88,13 @@ export function bindNamed(
     return placeholder;
   });
 }
+
+/** True for a time zone the runtime knows (IANA names such as Europe/Berlin, or UTC). */
+export function isTimeZone(zone: string): boolean {
+  try {
+    new Intl.DateTimeFormat('en-US', { timeZone: zone });
+    return true;
+  } catch {
+    return false;
+  }
+}

@@ -33,13 +33,14 @@ export {
   type LoaderOptions,
 } from './module';
 export { graphqlEnum, type EnumValue } from './graphql-enum';
-export { scalarProblem, isRealDay, SQL_CAST, bindableValue, bindNamed } from './field-values';
+export { scalarProblem, isRealDay, isTimeZone, SQL_CAST, bindableValue, bindNamed } from './field-values';
 export {
   FilterOperator,
   SortDirection,
   RecordFilter,
   RecordSort,
   validateFilters,
+  filterViolations,
   filtersToSql,
   sortToSql,
 } from './record-filter';

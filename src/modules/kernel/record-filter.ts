@@ -78,6 +78,16 @@ export function validateFilters(
   filters: readonly RecordFilter[],
   path = 'input.filters',
 ): void {
+  const violations = filterViolations(recordType, filters, path);
+  if (violations.length > 0) throw new ValidationError(violations);
+}
+
+/** What `validateFilters` would refuse, for callers that gather every problem of an input into one error. */
+export function filterViolations(
+  recordType: RecordType,
+  filters: readonly RecordFilter[],
+  path = 'input.filters',
+): FieldViolation[] {
   const violations: FieldViolation[] = [];
   if (filters.length > MAX_FILTERS)
     violations.push({ field: path, rule: `must hold at most ${MAX_FILTERS} conditions` });
@@ -94,7 +104,7 @@ export function validateFilters(
     const problem = operandProblem(spec, filter);
     if (problem) violations.push({ field: `${at}.${problem.part}`, rule: problem.rule });
   });
-  if (violations.length > 0) throw new ValidationError(violations);
+  return violations;
 }
 
 function operandProblem(spec: FieldSpec, filter: RecordFilter): { part: string; rule: string } | undefined {

@@ -1,10 +1,11 @@
 import { ValidationError, type FieldViolation } from '../../platform/errors/app-error';
 import {
+  isTimeZone,
   fieldsFor,
   filtersToSql,
   findField,
   graphqlEnum,
-  validateFilters,
+  filterViolations,
   type EnumValue,
   type FieldSpec,
   type RecordFilter,
@@ -66,15 +67,6 @@ export interface ValidReport {
   dateRange?: { spec: FieldSpec; from?: Date | null; to?: Date | null };
   timeZone: string;
   source: ReportSource | null;
-}
-
-function isTimeZone(zone: string): boolean {
-  try {
-    new Intl.DateTimeFormat('en-US', { timeZone: zone });
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 const NUMERIC = new Set(['int', 'number', 'money']);
@@ -157,12 +149,7 @@ export function validateReport(input: ReportInput): ValidReport {
     return { name: aggregate.name, type: aggregate.type, field, dimensions };
   });
   const filters = input.filters ?? [];
-  try {
-    validateFilters(type, filters, 'input.filters');
-  } catch (error) {
-    if (error instanceof ValidationError) violations.push(...error.violations);
-    else throw error;
-  }
+  violations.push(...filterViolations(type, filters, 'input.filters'));
   let dateRange: ValidReport['dateRange'];
   if (input.dateRange) {
     const spec = findField(type, input.dateRange.field, 'filter');

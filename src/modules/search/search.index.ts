@@ -263,16 +263,21 @@ export class CountingIndex {
     return (this.aliveWords[row >>> 5]! & (1 << (row & 31))) !== 0;
   }
 
-  /** Writes a record's row (appending a new one for a new id). `full` rows carry every field, for criteria sets. */
-  upsert(record: CanonicalRow, full: boolean): void {
-    let row = this.rowOf(record.id);
+  /** The row of an id, appended (not alive until `upsert`) when the id is new. */
+  reserve(id: string): number {
+    let row = this.rowOf(id);
     if (row < 0) {
       if (this.size === this.capacity) this.grow(Math.ceil(this.capacity * 1.5));
       row = this.size++;
-      if (!uuidWords(record.id.toLowerCase(), this.idWords, row * 4))
-        throw new Error(`not a uuid: ${record.id}`);
+      if (!uuidWords(id.toLowerCase(), this.idWords, row * 4)) throw new Error(`not a uuid: ${id}`);
       this.place(row);
     }
+    return row;
+  }
+
+  /** Writes a record's row (appending a new one for a new id). `full` rows carry every field, for criteria sets. */
+  upsert(record: CanonicalRow, full: boolean): void {
+    const row = this.reserve(record.id);
     if (!this.isAlive(row)) {
       this.aliveWords[row >>> 5]! |= 1 << (row & 31);
       this.aliveCount++;
@@ -538,6 +543,8 @@ export class CountingIndex {
         const row = base + 31 - Math.clz32(lowest);
         word ^= lowest;
         const rowKey = key ? key.at(row) : 0;
+        // Most rows lose to the worst row kept on the first key alone.
+        if (rowKey > topKey && !after) continue;
         if (after) {
           if (afterKey === undefined || Number.isNaN(afterKey)) {
             if (!isAfter(row)) continue;
@@ -698,6 +705,11 @@ function tallyCodes(words: Uint32Array, codes: Int32Array, tally: Int32Array): I
   for (let w = 0; w < words.length; w++) {
     let word = words[w]!;
     const base = w << 5;
+    if (word === 0xffffffff) {
+      // A full word (most of them when nearly every row matches): no bit to find.
+      for (let row = base; row < base + 32; row++) tally[codes[row]! + 1]!++;
+      continue;
+    }
     while (word !== 0) {
       const lowest = word & -word;
       tally[codes[base + 31 - Math.clz32(lowest)]! + 1]!++;

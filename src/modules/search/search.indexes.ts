@@ -1,4 +1,4 @@
-import type { Pool } from 'pg';
+import type { Pool, PoolClient } from 'pg';
 import type { Logger } from '../../platform/logging/logger';
 import { RECORD_TABLE, type RecordType } from '../kernel';
 import { CountingIndex, type CanonicalRow } from './search.index';
@@ -19,6 +19,8 @@ export interface IndexOptions {
   maxCatchUp: number;
   /** Indexes not searched for this long are dropped. */
   idleMs: number;
+  /** Read the records' lexemes on a second connection (same snapshot) while the columns load. */
+  parallelBuild: boolean;
 }
 
 interface Entry {
@@ -167,8 +169,19 @@ export class SearchIndexes {
   private async build(companyId: string, type: RecordType): Promise<CountingIndex> {
     const started = Date.now();
     const client = await this.pool.connect();
+    // Postgres spends most of a build making the search documents' lexemes: on a server (not the embedded database,
+    // which has one connection) a second connection reads them from the same snapshot, on another core.
+    let lexemeClient: PoolClient | undefined;
     try {
       await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+      if (this.options.parallelBuild) {
+        const { rows } = await client.query<{ snapshot: string }>('SELECT pg_export_snapshot() AS snapshot');
+        const snapshot = rows[0]!.snapshot;
+        if (!/^[0-9A-F-]+$/i.test(snapshot)) throw new Error(`unexpected snapshot id ${snapshot}`);
+        lexemeClient = await this.pool.connect();
+        await lexemeClient.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+        await lexemeClient.query(`SET TRANSACTION SNAPSHOT '${snapshot}'`);
+      }
       const { rows } = await client.query<{ version: string; n: number }>(
         `SELECT ${VERSION_SQL} AS version, (SELECT count(*)::int FROM ${RECORD_TABLE[type]} WHERE company_id = $1) AS n`,
         [companyId, type],
@@ -176,33 +189,58 @@ export class SearchIndexes {
       const { version, n } = rows[0]!;
       const index = new CountingIndex(companyId, type, n);
       const columns = canonicalColumns(type).filter(({ spec }) => index.columns.has(spec.name));
-      await client.query(
-        `DECLARE search_build NO SCROLL CURSOR FOR
-           SELECT r.id::text${columns.map((c) => `, ${c.sql}`).join('')}, ${lexemesSql(type)}
-           FROM ${RECORD_TABLE[type]} r WHERE r.company_id = $1`,
-        [companyId],
-      );
-      let loaded = 0;
-      let logged = 0;
-      for (;;) {
-        const batch = await client.query<unknown[]>({
-          text: `FETCH ${BUILD_BATCH} FROM search_build`,
-          rowMode: 'array',
-        });
-        for (const values of batch.rows) {
-          const row: CanonicalRow = { id: values[0] as string };
-          columns.forEach(({ spec }, i) => (row[spec.name] = values[i + 1] as string | number | null));
-          row.__lexemes = values[columns.length + 1] as string | null;
-          index.upsert(row, false);
+      const lexemesApart = lexemeClient !== undefined;
+      const drain = async (
+        on: PoolClient,
+        cursor: string,
+        select: string,
+        take: (values: unknown[]) => void,
+        progress: boolean,
+      ) => {
+        await on.query(
+          `DECLARE ${cursor} NO SCROLL CURSOR FOR SELECT ${select} FROM ${RECORD_TABLE[type]} r WHERE r.company_id = $1`,
+          [companyId],
+        );
+        let loaded = 0;
+        let logged = 0;
+        for (;;) {
+          const batch = await on.query<unknown[]>({
+            text: `FETCH ${BUILD_BATCH} FROM ${cursor}`,
+            rowMode: 'array',
+          });
+          batch.rows.forEach(take);
+          loaded += batch.rows.length;
+          if (progress && loaded - logged >= 200_000) {
+            logged = loaded;
+            this.logger.info({ companyId, type, loaded, of: n }, 'search index build progress');
+          }
+          if (batch.rows.length < BUILD_BATCH) return loaded;
         }
-        loaded += batch.rows.length;
-        if (loaded - logged >= 200_000) {
-          logged = loaded;
-          this.logger.info({ companyId, type, loaded, of: n }, 'search index build progress');
-        }
-        if (batch.rows.length < BUILD_BATCH) break;
-      }
+      };
+      const [loaded] = await Promise.all([
+        drain(
+          client,
+          'search_build',
+          `r.id::text${columns.map((c) => `, ${c.sql}`).join('')}${lexemesApart ? '' : `, ${lexemesSql(type)}`}`,
+          (values) => {
+            const row: CanonicalRow = { id: values[0] as string };
+            columns.forEach(({ spec }, i) => (row[spec.name] = values[i + 1] as string | number | null));
+            if (!lexemesApart) row.__lexemes = values[columns.length + 1] as string | null;
+            index.upsert(row, false);
+          },
+          true,
+        ),
+        lexemeClient &&
+          drain(
+            lexemeClient,
+            'search_lexemes',
+            `r.id::text, ${lexemesSql(type)}`,
+            (values) => index.text.add(index.reserve(values[0] as string), values[1] as string | null),
+            false,
+          ),
+      ]);
       await client.query('COMMIT');
+      await lexemeClient?.query('COMMIT');
       index.text.finish();
       index.version = Number(version);
       this.logger.info(
@@ -219,9 +257,11 @@ export class SearchIndexes {
       return index;
     } catch (error) {
       await client.query('ROLLBACK').catch(() => undefined);
+      await lexemeClient?.query('ROLLBACK').catch(() => undefined);
       throw error;
     } finally {
       client.release();
+      lexemeClient?.release();
     }
   }
 

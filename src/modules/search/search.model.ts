@@ -2,10 +2,11 @@ import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
 import { ValidationError, type FieldViolation } from '../../platform/errors/app-error';
 import {
   FIELD_CATALOG,
+  isTimeZone,
   RECORD_TABLE,
   fieldsFor,
   findField,
-  validateFilters,
+  filterViolations,
   type FieldKind,
   type FieldSpec,
   type RecordFilter,
@@ -122,15 +123,6 @@ export const SEARCH_LIMITS = {
 const DEFAULT_SORT = [{ field: 'createdAt', direction: 'DESC' as const }];
 const INTERVALS: readonly DateInterval[] = ['DAY', 'WEEK', 'MONTH', 'QUARTER'];
 
-function validTimeZone(zone: string): boolean {
-  try {
-    new Intl.DateTimeFormat('en-US', { timeZone: zone });
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 /**
  * Checks a search input against the field catalog and the limits; one ValidationError names every problem before
  * anything runs. `cursorSecret` signs and checks `after` cursors.
@@ -154,12 +146,7 @@ export function normalizeSearch(
     violations.push({ field: 'input.text', rule: `must hold at most ${SEARCH_LIMITS.maxWords} words` });
 
   const filters = input.filters ?? [];
-  try {
-    validateFilters(type, filters, 'input.filters');
-  } catch (error) {
-    if (error instanceof ValidationError) violations.push(...error.violations);
-    else throw error;
-  }
+  violations.push(...filterViolations(type, filters, 'input.filters'));
 
   const sort: SortTerm[] = [];
   const sortInput = input.sort?.length ? input.sort : DEFAULT_SORT;
@@ -235,7 +222,7 @@ export function normalizeSearch(
       });
     if (!INTERVALS.includes(interval))
       violations.push({ field: `${at}.interval`, rule: `must be one of ${INTERVALS.join(', ')}` });
-    if (timeZone.length > 64 || !validTimeZone(timeZone))
+    if (timeZone.length > 64 || !isTimeZone(timeZone))
       violations.push({ field: `${at}.timeZone`, rule: 'must be an IANA time zone such as Europe/Berlin' });
     facets.push({
       field: spec.name,

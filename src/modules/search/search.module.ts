@@ -87,6 +87,7 @@ export const searchModule = defineModule<SearchServices>({
         buildWaitMs: config.search.buildWaitMs,
         maxCatchUp: config.search.maxCatchUp,
         idleMs: config.search.idleMs,
+        parallelBuild: config.database.driver === 'postgres',
       },
     );
     lifecycle.register('search indexes', ShutdownPhase.database, () => indexes.stop());

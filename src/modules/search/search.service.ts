@@ -370,9 +370,10 @@ export class SearchService {
         }));
       return { field: facet.field, type: facet.type, buckets, other: 0, missing: counted.missing };
     }
-    const ranked = [...counted.counts.entries()].sort(([ka, a], [kb, b]) => b - a || (ka < kb ? -1 : 1));
-    const top = ranked.slice(0, facet.size);
-    const other = ranked.slice(facet.size).reduce((sum, [, n]) => sum + n, 0);
+    const top = topTerms(counted.counts, facet.size);
+    let other = 0;
+    for (const n of counted.counts.values()) other += n;
+    for (const [, n] of top) other -= n;
     return {
       field: facet.field,
       type: facet.type,
@@ -526,4 +527,22 @@ export class SearchService {
     this.evaluations.set(key, evaluation);
     return evaluation;
   }
+}
+
+/**
+ * The `size` largest counts (ties by key), without sorting every value: an account facet has one per account.
+ */
+function topTerms(counts: ReadonlyMap<string, number>, size: number): Array<[string, number]> {
+  const before = (a: [string, number], b: [string, number]) => a[1] > b[1] || (a[1] === b[1] && a[0] < b[0]);
+  const top: Array<[string, number]> = [];
+  for (const entry of counts) {
+    if (top.length === size && !before(entry, top[size - 1]!)) continue;
+    let at = top.length === size ? size - 1 : top.length;
+    while (at > 0 && before(entry, top[at - 1]!)) {
+      top[at] = top[at - 1]!;
+      at--;
+    }
+    top[at] = entry;
+  }
+  return top;
 }
