@@ -626,8 +626,10 @@ describe('search: exact per-user results and facets, from the index and from SQL
       const input = {
         entityType: 'LEAD',
         text: 'zyxwv',
-        facets: [{ field: 'status' }, { field: 'ownerId' }],
+        facets: [{ field: 'status' }, { field: 'ownerId' }, { field: 'score', edges: [50] }],
       };
+      // The score facet's buckets are precomputed per row: warm them, so the writes below must keep them current.
+      await search(admin, { entityType: 'LEAD', facets: [{ field: 'score', edges: [50] }] });
       const before = await search(admin, input);
       expect(before.total).toBe(0);
       const again = await search(admin, input);
@@ -651,11 +653,16 @@ describe('search: exact per-user results and facets, from the index and from SQL
       expect((await search(org.users.rep1.token, input)).total).toBe(0);
       expect((await search(org.users.mgr.token, input)).total).toBe(1);
       // Updated here.
-      await gql(`mutation { updateLead(id: "${leadId}", input: { status: CONVERTED }) { id } }`, admin);
+      expect(afterCreate.facets[2]!.buckets.map((b) => b.count)).toEqual([1, 0]);
+      await gql(
+        `mutation { updateLead(id: "${leadId}", input: { status: CONVERTED, score: 95 }) { id } }`,
+        admin,
+      );
       const afterUpdate = await search(admin, input);
       expect(afterUpdate.facets[0]!.buckets).toEqual([
         expect.objectContaining({ key: 'CONVERTED', count: 1 }),
       ]);
+      expect(afterUpdate.facets[2]!.buckets.map((b) => b.count)).toEqual([0, 1]);
       // Moved to rep1 by bulk SQL, outside the gateway: the triggers' change log carries it.
       await t.app.dataSource.query('UPDATE leads SET owner_id = $1, industry = NULL WHERE id = $2', [
         org.users.rep1.id,

@@ -45,10 +45,25 @@ type Column = CodeColumn | NumberColumn | TextColumn;
 
 /** Raw counts of a facet over a set of rows; labels and ordering are the service's. */
 export interface FacetCounts {
-  /** TERMS: value -> count; RANGE: bucket index -> count; DATE_HISTOGRAM: bucket key -> count. */
-  counts: Map<string, number>;
+  /** TERMS: values; RANGE: bucket indexes ("0" for below the first edge); DATE_HISTOGRAM: bucket keys. */
+  keys: readonly string[];
+  /** The count of each key (zero for keys no row holds). */
+  counts: ArrayLike<number>;
   missing: number;
 }
+
+/** A facet's bucket per row, kept while searches ask for it (precomputed facets). */
+interface BucketCodes {
+  field: string;
+  /** Whether the bucket boundaries depend on the column's range (date facets). */
+  ranged: boolean;
+  codes: Int32Array;
+  keys: string[];
+  of: (value: number) => number;
+  usedAt: number;
+}
+
+const MAX_BUCKET_CODES = 8;
 
 const EMPTY = -1;
 
@@ -133,6 +148,7 @@ export class CountingIndex {
   private readonly scratch = new Uint32Array(4);
   /** The rows of each lexeme of the records' search documents. */
   readonly text = new TextPostings();
+  private readonly buckets = new Map<string, BucketCodes>();
 
   constructor(
     readonly companyId: string,
@@ -183,6 +199,7 @@ export class CountingIndex {
       }
     }
     for (const set of this.criteria.values()) total += set.words.byteLength;
+    for (const codes of this.buckets.values()) total += codes.codes.byteLength;
     return total;
   }
 
@@ -217,6 +234,7 @@ export class CountingIndex {
       }
     }
     this.capacity = capacity;
+    this.buckets.clear();
     let slotCount = 1;
     while (slotCount < capacity * 1.34) slotCount <<= 1;
     this.slots = new Int32Array(slotCount).fill(EMPTY);
@@ -289,8 +307,15 @@ export class CountingIndex {
       if (column.kind === 'number') {
         const number = value === null ? NaN : Number(value);
         column.values[row] = number;
-        if (number < column.min) column.min = number;
-        if (number > column.max) column.max = number;
+        if (number < column.min || number > column.max) {
+          // Date buckets were cut for the old range.
+          for (const [id, codes] of this.buckets)
+            if (codes.field === name && codes.ranged) this.buckets.delete(id);
+          column.min = Math.min(column.min, number);
+          column.max = Math.max(column.max, number);
+        }
+        for (const codes of this.buckets.values())
+          if (codes.field === name) codes.codes[row] = number !== number ? -1 : codes.of(number);
       } else if (column.kind === 'text') {
         writeText(column, row, value === null ? null : String(value));
       } else {
@@ -444,45 +469,87 @@ export class CountingIndex {
   facet(words: Uint32Array, facet: FacetSpec): FacetCounts {
     const column = this.columns.get(facet.field);
     if (!column || column.kind === 'text') throw new Error(`no facet column for ${facet.field}`);
-    const counts = new Map<string, number>();
     // Slot 0 of each tally counts the rows without a value.
     if (column.kind === 'code') {
       const tally = tallyCodes(words, column.codes, new Int32Array(column.dict.length + 1));
-      tally.forEach((n, slot) => slot > 0 && n > 0 && counts.set(column.dict[slot - 1]!, n));
-      return { counts, missing: tally[0]! };
+      return { keys: column.dict, counts: tally.subarray(1), missing: tally[0]! };
     }
-    if (facet.type === 'RANGE') {
-      const tally = tallyRanges(words, column.values, Float64Array.from(facet.edges));
-      tally.forEach((n, slot) => slot > 0 && counts.set(String(slot - 1), n));
-      return { counts, missing: tally[0]! };
+    if (column.min > column.max) return { keys: [], counts: [], missing: popcount(words) };
+    const buckets = this.bucketCodes(column, facet);
+    if (buckets) {
+      const tally = tallyCodes(words, buckets.codes, new Int32Array(buckets.keys.length + 1));
+      return { keys: buckets.keys, counts: tally.subarray(1), missing: tally[0]! };
     }
-    if (column.min > column.max) return { counts, missing: popcount(words) };
+    // Dates spread over centuries: bucket each row (fewer rows than boundaries).
     const instants = column.spec.kind === 'timestamp';
-    if (bucketSpan(column.min, column.max, instants, facet.interval) > MAX_BOUNDARIES) {
-      // Values spread over centuries: bucket each row (fewer rows than boundaries).
-      const offsets = new Map<number, number>();
-      let missing = 0;
-      const values = column.values;
-      forEachRow(words, (row) => {
-        const value = values[row]!;
-        if (value !== value) missing++;
-        else {
-          const key = dayKey(bucketDayOf(value, instants, facet.interval, facet.timeZone, offsets));
-          counts.set(key, (counts.get(key) ?? 0) + 1);
+    const offsets = new Map<number, number>();
+    const counts = new Map<string, number>();
+    let missing = 0;
+    const values = column.values;
+    forEachRow(words, (row) => {
+      const value = values[row]!;
+      if (value !== value) missing++;
+      else {
+        const key = dayKey(bucketDayOf(value, instants, facet.interval, facet.timeZone, offsets));
+        counts.set(key, (counts.get(key) ?? 0) + 1);
+      }
+    });
+    return { keys: [...counts.keys()], counts: [...counts.values()], missing };
+  }
+
+  /**
+   * Each row's bucket of a RANGE or DATE_HISTOGRAM facet, computed on first use and kept current by `upsert` (the
+   * few facet shapes in use are kept; null when a date facet spans too many buckets to cut in advance).
+   */
+  private bucketCodes(column: NumberColumn, facet: FacetSpec): BucketCodes | null {
+    let id: string;
+    let keys: string[];
+    let of: (value: number) => number;
+    const ranged = facet.type !== 'RANGE';
+    if (!ranged) {
+      const edges = Float64Array.from(facet.edges);
+      id = `${facet.field}|${facet.edges.join(',')}`;
+      keys = facet.edges.concat([0]).map((_, i) => String(i));
+      of = (value) => {
+        let bucket = 0;
+        while (bucket < edges.length && value >= edges[bucket]!) bucket++;
+        return bucket;
+      };
+    } else {
+      const instants = column.spec.kind === 'timestamp';
+      if (bucketSpan(column.min, column.max, instants, facet.interval) > MAX_BOUNDARIES) return null;
+      const boundaries = bucketBoundaries(column.min, column.max, instants, facet.interval, facet.timeZone);
+      const starts = boundaries.starts;
+      id = `${facet.field}|${facet.interval}|${facet.timeZone}`;
+      keys = boundaries.keys;
+      of = (value) => {
+        let lo = 0;
+        let hi = starts.length - 1;
+        while (lo < hi) {
+          const mid = (lo + hi + 1) >>> 1;
+          if (starts[mid]! <= value) lo = mid;
+          else hi = mid - 1;
         }
-      });
-      return { counts, missing };
+        return lo;
+      };
     }
-    const { starts, keys } = bucketBoundaries(
-      column.min,
-      column.max,
-      column.spec.kind === 'timestamp',
-      facet.interval,
-      facet.timeZone,
-    );
-    const tally = tallyStarts(words, column.values, starts);
-    tally.forEach((n, slot) => slot > 0 && n > 0 && counts.set(keys[slot - 1]!, n));
-    return { counts, missing: tally[0]! };
+    let entry = this.buckets.get(id);
+    if (!entry) {
+      const codes = new Int32Array(this.capacity).fill(-1);
+      const values = column.values;
+      for (let row = 0; row < this.size; row++) {
+        const value = values[row]!;
+        if (value === value) codes[row] = of(value);
+      }
+      entry = { field: facet.field, ranged, codes, keys, of, usedAt: 0 };
+      if (this.buckets.size >= MAX_BUCKET_CODES) {
+        const oldest = [...this.buckets.entries()].sort(([, a], [, b]) => a.usedAt - b.usedAt)[0]!;
+        this.buckets.delete(oldest[0]);
+      }
+      this.buckets.set(id, entry);
+    }
+    entry.usedAt = Date.now();
+    return entry;
   }
 
   /**
@@ -714,55 +781,6 @@ function tallyCodes(words: Uint32Array, codes: Int32Array, tally: Int32Array): I
       const lowest = word & -word;
       tally[codes[base + 31 - Math.clz32(lowest)]! + 1]!++;
       word ^= lowest;
-    }
-  }
-  return tally;
-}
-
-function tallyRanges(words: Uint32Array, values: Float64Array, edges: Float64Array): Int32Array {
-  const tally = new Int32Array(edges.length + 2);
-  for (let w = 0; w < words.length; w++) {
-    let word = words[w]!;
-    const base = w << 5;
-    while (word !== 0) {
-      const lowest = word & -word;
-      const value = values[base + 31 - Math.clz32(lowest)]!;
-      word ^= lowest;
-      if (value !== value) {
-        tally[0]!++;
-        continue;
-      }
-      let bucket = 0;
-      while (bucket < edges.length && value >= edges[bucket]!) bucket++;
-      tally[bucket + 1]!++;
-    }
-  }
-  return tally;
-}
-
-/** Counts each row in the last bucket whose start is <= its value. */
-function tallyStarts(words: Uint32Array, values: Float64Array, starts: Float64Array): Int32Array {
-  const tally = new Int32Array(starts.length + 1);
-  const last = starts.length - 1;
-  for (let w = 0; w < words.length; w++) {
-    let word = words[w]!;
-    const base = w << 5;
-    while (word !== 0) {
-      const lowest = word & -word;
-      const value = values[base + 31 - Math.clz32(lowest)]!;
-      word ^= lowest;
-      if (value !== value) {
-        tally[0]!++;
-        continue;
-      }
-      let lo = 0;
-      let hi = last;
-      while (lo < hi) {
-        const mid = (lo + hi + 1) >>> 1;
-        if (starts[mid]! <= value) lo = mid;
-        else hi = mid - 1;
-      }
-      tally[lo + 1]!++;
     }
   }
   return tally;

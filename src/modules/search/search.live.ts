@@ -144,14 +144,11 @@ export class LiveSearch {
       `SELECT ${bucketSql(facet, params)} AS k, count(*)::int AS n FROM ${query.table} r WHERE ${where} GROUP BY 1`,
       params,
     );
-    const counts = new Map<string, number>();
-    let missing = 0;
-    for (const row of rows) {
-      if (row.k === null) missing += row.n;
-      else counts.set(String(row.k), row.n);
-    }
-    if (facet.type === 'RANGE')
-      for (let i = 0; i <= facet.edges.length; i++) counts.set(String(i), counts.get(String(i)) ?? 0);
-    return { counts, missing };
+    const counted = rows.filter((row) => row.k !== null);
+    return {
+      keys: counted.map((row) => String(row.k)),
+      counts: counted.map((row) => row.n),
+      missing: rows.find((row) => row.k === null)?.n ?? 0,
+    };
   }
 }

@@ -349,18 +349,24 @@ export class SearchService {
 
   /** Buckets without names: what may be cached, since names depend on more than the record type's visibility. */
   private facetView(facet: FacetSpec, counted: FacetCounts): FacetView {
+    const countOf = (key: string) => {
+      const at = counted.keys.indexOf(key);
+      return at < 0 ? 0 : counted.counts[at]!;
+    };
     if (facet.type === 'RANGE') {
       const buckets = facet.edges.concat([NaN]).map((edge, i) => {
         const from = i === 0 ? null : String(facet.edges[i - 1]);
         const to = Number.isNaN(edge) ? null : String(edge);
         const key = `${from ?? '*'}..${to ?? '*'}`;
-        return { key, label: key, from, to, count: counted.counts.get(String(i)) ?? 0 };
+        return { key, label: key, from, to, count: countOf(String(i)) };
       });
       return { field: facet.field, type: facet.type, buckets, other: 0, missing: counted.missing };
     }
     if (facet.type === 'DATE_HISTOGRAM') {
       const instants = facet.kind === 'timestamp';
-      const buckets = [...counted.counts.entries()]
+      const buckets = counted.keys
+        .map((key, i) => [key, counted.counts[i]!] as const)
+        .filter(([, count]) => count > 0)
         .sort(([a], [b]) => (a < b ? -1 : 1))
         .map(([key, count]) => ({
           key,
@@ -370,9 +376,9 @@ export class SearchService {
         }));
       return { field: facet.field, type: facet.type, buckets, other: 0, missing: counted.missing };
     }
-    const top = topTerms(counted.counts, facet.size);
+    const top = topTerms(counted, facet.size);
     let other = 0;
-    for (const n of counted.counts.values()) other += n;
+    for (let i = 0; i < counted.counts.length; i++) other += counted.counts[i]!;
     for (const [, n] of top) other -= n;
     return {
       field: facet.field,
@@ -532,11 +538,15 @@ export class SearchService {
 /**
  * The `size` largest counts (ties by key), without sorting every value: an account facet has one per account.
  */
-function topTerms(counts: ReadonlyMap<string, number>, size: number): Array<[string, number]> {
+function topTerms({ keys, counts }: FacetCounts, size: number): Array<[string, number]> {
   const before = (a: [string, number], b: [string, number]) => a[1] > b[1] || (a[1] === b[1] && a[0] < b[0]);
   const top: Array<[string, number]> = [];
-  for (const entry of counts) {
-    if (top.length === size && !before(entry, top[size - 1]!)) continue;
+  for (let i = 0; i < keys.length; i++) {
+    const count = counts[i]!;
+    if (count === 0) continue;
+    const last = top.length === size ? top[size - 1]! : undefined;
+    if (last && (count < last[1] || (count === last[1] && keys[i]! >= last[0]))) continue;
+    const entry: [string, number] = [keys[i]!, count];
     let at = top.length === size ? size - 1 : top.length;
     while (at > 0 && before(entry, top[at - 1]!)) {
       top[at] = top[at - 1]!;
