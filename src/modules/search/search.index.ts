@@ -130,7 +130,11 @@ function hex8(word: number): string {
  * bitset of the rows it matches. Queries AND bitsets and count; a write re-reads the record and overwrites its row.
  * About 80 bytes a lead (see README); it is rebuilt from Postgres, never persisted.
  */
+let generations = 0;
+
 export class CountingIndex {
+  /** Tells this index from one rebuilt at the same version: row numbers mean nothing across the two. */
+  readonly generation = ++generations;
   /** The data version (`search_versions`) the index reflects. */
   version = 0;
   /** Rows in use (alive or deleted); row numbers are never reused until a rebuild. */

@@ -1,4 +1,4 @@
-import type { Pool, PoolClient } from 'pg';
+import { Client, type Pool, type PoolClient } from 'pg';
 import type { Logger } from '../../platform/logging/logger';
 import { RECORD_TABLE, type RecordType } from '../kernel';
 import { CountingIndex, type CanonicalRow } from './search.index';
@@ -21,6 +21,8 @@ export interface IndexOptions {
   idleMs: number;
   /** Read the records' lexemes on a second connection (same snapshot) while the columns load. */
   parallelBuild: boolean;
+  /** For that second connection. */
+  connectionString?: string;
 }
 
 interface Entry {
@@ -171,14 +173,20 @@ export class SearchIndexes {
     const client = await this.pool.connect();
     // Postgres spends most of a build making the search documents' lexemes: on a server (not the embedded database,
     // which has one connection) a second connection reads them from the same snapshot, on another core.
-    let lexemeClient: PoolClient | undefined;
+    // Its own connection, outside the pool: two builds must never each hold one pooled connection waiting for another.
+    let lexemeClient: Client | undefined;
+    let failure: unknown;
     try {
       await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
-      if (this.options.parallelBuild) {
+      if (this.options.parallelBuild && this.options.connectionString) {
         const { rows } = await client.query<{ snapshot: string }>('SELECT pg_export_snapshot() AS snapshot');
         const snapshot = rows[0]!.snapshot;
         if (!/^[0-9A-F-]+$/i.test(snapshot)) throw new Error(`unexpected snapshot id ${snapshot}`);
-        lexemeClient = await this.pool.connect();
+        lexemeClient = new Client({ connectionString: this.options.connectionString });
+        lexemeClient.on('error', (error) =>
+          this.logger.warn({ err: error }, 'search build connection failed'),
+        );
+        await lexemeClient.connect();
         await lexemeClient.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
         await lexemeClient.query(`SET TRANSACTION SNAPSHOT '${snapshot}'`);
       }
@@ -191,7 +199,7 @@ export class SearchIndexes {
       const columns = canonicalColumns(type).filter(({ spec }) => index.columns.has(spec.name));
       const lexemesApart = lexemeClient !== undefined;
       const drain = async (
-        on: PoolClient,
+        on: PoolClient | Client,
         cursor: string,
         select: string,
         take: (values: unknown[]) => void,
@@ -204,6 +212,8 @@ export class SearchIndexes {
         let loaded = 0;
         let logged = 0;
         for (;;) {
+          // The other stream failed: stop reading, so nothing is left running on the connection.
+          if (failure !== undefined) return loaded;
           const batch = await on.query<unknown[]>({
             text: `FETCH ${BUILD_BATCH} FROM ${cursor}`,
             rowMode: 'array',
@@ -217,28 +227,38 @@ export class SearchIndexes {
           if (batch.rows.length < BUILD_BATCH) return loaded;
         }
       };
-      const [loaded] = await Promise.all([
-        drain(
-          client,
-          'search_build',
-          `r.id::text${columns.map((c) => `, ${c.sql}`).join('')}${lexemesApart ? '' : `, ${lexemesSql(type)}`}`,
-          (values) => {
-            const row: CanonicalRow = { id: values[0] as string };
-            columns.forEach(({ spec }, i) => (row[spec.name] = values[i + 1] as string | number | null));
-            if (!lexemesApart) row.__lexemes = values[columns.length + 1] as string | null;
-            index.upsert(row, false);
-          },
-          true,
-        ),
-        lexemeClient &&
+      const settled = await Promise.allSettled(
+        [
           drain(
-            lexemeClient,
-            'search_lexemes',
-            `r.id::text, ${lexemesSql(type)}`,
-            (values) => index.text.add(index.reserve(values[0] as string), values[1] as string | null),
-            false,
+            client,
+            'search_build',
+            `r.id::text${columns.map((c) => `, ${c.sql}`).join('')}${lexemesApart ? '' : `, ${lexemesSql(type)}`}`,
+            (values) => {
+              const row: CanonicalRow = { id: values[0] as string };
+              columns.forEach(({ spec }, i) => (row[spec.name] = values[i + 1] as string | number | null));
+              if (!lexemesApart) row.__lexemes = values[columns.length + 1] as string | null;
+              index.upsert(row, false);
+            },
+            true,
           ),
-      ]);
+          lexemeClient &&
+            drain(
+              lexemeClient,
+              'search_lexemes',
+              `r.id::text, ${lexemesSql(type)}`,
+              (values) => index.text.add(index.reserve(values[0] as string), values[1] as string | null),
+              false,
+            ),
+        ].map((stream) =>
+          Promise.resolve(stream).catch((error: unknown) => {
+            failure ??= error;
+            throw error;
+          }),
+        ),
+      );
+      const rejected = settled.find((result) => result.status === 'rejected');
+      if (rejected) throw rejected.reason;
+      const loaded = (settled[0] as PromiseFulfilledResult<number>).value;
       await client.query('COMMIT');
       await lexemeClient?.query('COMMIT');
       index.text.finish();
@@ -256,12 +276,13 @@ export class SearchIndexes {
       );
       return index;
     } catch (error) {
+      failure ??= error;
       await client.query('ROLLBACK').catch(() => undefined);
-      await lexemeClient?.query('ROLLBACK').catch(() => undefined);
       throw error;
     } finally {
-      client.release();
-      lexemeClient?.release();
+      // A failed connection is not given back to the pool.
+      client.release(failure instanceof Error ? failure : undefined);
+      await lexemeClient?.end().catch(() => undefined);
     }
   }
 

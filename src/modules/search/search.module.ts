@@ -88,6 +88,7 @@ export const searchModule = defineModule<SearchServices>({
         maxCatchUp: config.search.maxCatchUp,
         idleMs: config.search.idleMs,
         parallelBuild: config.database.driver === 'postgres',
+        connectionString: (dataSource.options as { url?: string }).url,
       },
     );
     lifecycle.register('search indexes', ShutdownPhase.database, () => indexes.stop());

@@ -442,7 +442,8 @@ export class SearchService {
     visibilityKey: string,
   ): Promise<Evaluation> {
     const { index } = engine;
-    const key = `${index.companyId}:${index.type}:${engine.version}:${visibilityKey}:${query.rowsKey}`;
+    // Bitsets hold row numbers, which belong to one index: a rebuild at the same version numbers rows anew.
+    const key = `${index.companyId}:${index.type}:${index.generation}:${engine.version}:${visibilityKey}:${query.rowsKey}`;
     const cached = this.evaluations.get(key);
     if (cached) {
       if (index.version !== engine.version) throw new VersionMoved();
