@@ -75,11 +75,6 @@ export class SearchIndexes {
     return Number(rows[0]!.version);
   }
 
-  /** Indexes held (for the benchmark's memory figure and for tests). */
-  held(): CountingIndex[] {
-    return [...this.entries.values()].flatMap((entry) => (entry.index ? [entry.index] : []));
-  }
-
   /**
    * The index at `version` or later, or why not. A missing index starts building (waited for briefly); a stale one
    * catches up from the change log first.
@@ -125,11 +120,6 @@ export class SearchIndexes {
   async warm(companyId: string, type: RecordType): Promise<void> {
     if (!this.entries.get(`${companyId}:${type}`)?.index) return;
     await this.current(companyId, type, await this.version(companyId, type));
-  }
-
-  /** Drops a company's index of a type (tests; a rebuild on next use). */
-  forget(companyId: string, type: RecordType): void {
-    this.entries.delete(`${companyId}:${type}`);
   }
 
   /** Rebuilds now, replacing the held index when done (the old one keeps answering meanwhile). */

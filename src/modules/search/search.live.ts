@@ -37,11 +37,7 @@ function whereSql(query: SearchQuery, scope: ReadScope, params: Params, exceptFi
  * Rows after a seek point in the sort order, as SQL (keyset pagination: no OFFSET, whatever the page). NULLS LAST in
  * both directions: after a NULL only NULLs (with a greater id) follow.
  */
-export function seekSql(
-  sort: readonly SortTerm[],
-  after: SeekPoint,
-  bind: (value: unknown) => string,
-): string {
+function seekSql(sort: readonly SortTerm[], after: SeekPoint, bind: (value: unknown) => string): string {
   const idDescending = sort.at(-1)?.descending ?? false;
   const alternatives: string[] = [];
   const equal: string[] = [];

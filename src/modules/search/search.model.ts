@@ -362,7 +362,7 @@ export function canonicalToSql(
   }
 }
 
-export function microsToIso(micros: number): string {
+function microsToIso(micros: number): string {
   const millis = Math.floor(micros / 1000);
   const rest = micros - millis * 1000;
   return `${new Date(millis).toISOString().slice(0, 23)}${String(rest).padStart(3, '0')}Z`;
