@@ -117,7 +117,8 @@ class VersionMoved extends Error {}
  * facets are cached per (company, type, data version, visibility key, query), so a write makes them unreachable.
  */
 export class SearchService {
-  private readonly evaluations = new LRUCache<string, Evaluation>({ max: 16 });
+  /** In flight or done: the window and the facets of one search ask at once, and must not evaluate twice. */
+  private readonly evaluations = new LRUCache<string, Promise<Evaluation>>({ max: 16 });
   /** Rows matched by SQL conditions the index has no column for (text, some filters), per index version. */
   private readonly sqlSets = new LRUCache<string, string[]>({ max: 64 });
   /**
@@ -444,11 +445,27 @@ export class SearchService {
     const { index } = engine;
     // Bitsets hold row numbers, which belong to one index: a rebuild at the same version numbers rows anew.
     const key = `${index.companyId}:${index.type}:${index.generation}:${engine.version}:${visibilityKey}:${query.rowsKey}`;
-    const cached = this.evaluations.get(key);
-    if (cached) {
-      if (index.version !== engine.version) throw new VersionMoved();
-      return cached;
+    let pending = this.evaluations.get(key);
+    if (!pending) {
+      const started = this.computeEvaluation(engine, query, scope);
+      pending = started;
+      this.evaluations.set(key, started);
+      started.catch(() => {
+        if (this.evaluations.get(key) === started) this.evaluations.delete(key);
+      });
     }
+    const evaluation = await pending;
+    // The index is written in place by catch-ups: its bitsets must still describe it.
+    if (index.version !== engine.version) throw new VersionMoved();
+    return evaluation;
+  }
+
+  private async computeEvaluation(
+    engine: Extract<Engine, { kind: 'index' }>,
+    query: SearchQuery,
+    scope: ReadScope,
+  ): Promise<Evaluation> {
+    const { index } = engine;
 
     const sqlSet = async (
       name: string,
@@ -530,9 +547,7 @@ export class SearchService {
     });
     const candidate = new Uint32Array(base);
     for (const bits of filters) andInto(candidate, bits);
-    const evaluation = { version: engine.version, base, filters, candidate, total: popcount(candidate) };
-    this.evaluations.set(key, evaluation);
-    return evaluation;
+    return { version: engine.version, base, filters, candidate, total: popcount(candidate) };
   }
 }
 
