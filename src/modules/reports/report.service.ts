@@ -425,15 +425,17 @@ export class ReportService {
 
   /** The state of a company's rollups (those never rebuilt are absent). */
   async rollupStates(companyId: string): Promise<RollupStateView[]> {
-    const { rows } = await this.deps.pool.query<{
-      rollup: string;
-      rollup_rows: string;
-      record_rows: string;
-      built_at: Date;
-      build_ms: number;
-    }>(
-      'SELECT rollup, rollup_rows, record_rows, built_at, build_ms FROM report_rollup_state WHERE company_id = $1',
-      [companyId],
+    const { rows } = await this.timed(() =>
+      this.deps.pool.query<{
+        rollup: string;
+        rollup_rows: string;
+        record_rows: string;
+        built_at: Date;
+        build_ms: number;
+      }>(
+        'SELECT rollup, rollup_rows, record_rows, built_at, build_ms FROM report_rollup_state WHERE company_id = $1',
+        [companyId],
+      ),
     );
     const order = (name: string) => ROLLUPS.findIndex((d) => d.name === name);
     const states = rows.flatMap((row) => {
@@ -484,10 +486,12 @@ export class ReportService {
     const key = `${companyId} ${entityType} ${rollup}`;
     let rules = this.held.get(key);
     if (!rules) {
-      const { rows } = await this.deps.pool.query<{ rule_id: string; conditions: unknown }>(
-        `SELECT rule_id, conditions FROM report_criteria_rules
-          WHERE company_id = $1 AND object_type = $2 AND $3 = ANY(rollups)`,
-        [companyId, entityType, rollup],
+      const { rows } = await this.timed(() =>
+        this.deps.pool.query<{ rule_id: string; conditions: unknown }>(
+          `SELECT rule_id, conditions FROM report_criteria_rules
+            WHERE company_id = $1 AND object_type = $2 AND $3 = ANY(rollups)`,
+          [companyId, entityType, rollup],
+        ),
       );
       rules = new Set(rows.map((row) => `${row.rule_id} ${JSON.stringify(row.conditions)}`));
       this.held.set(key, rules);
@@ -570,7 +574,10 @@ export class ReportService {
     );
   }
 
-  /** Runs a statement of the reports' pool, turning Postgres's statement timeout into REPORT_TIMEOUT. */
+  /**
+   * Runs a statement of the reports' pool (every one: the report's own and its bookkeeping reads share the time limit),
+   * turning Postgres's statement timeout into REPORT_TIMEOUT.
+   */
   private async timed<T>(statement: () => Promise<T>): Promise<T> {
     try {
       return await statement();
