@@ -8,7 +8,7 @@ import type { BenchScenario } from '../src/modules/kernel';
 import { BENCH_REDIS_URL, openBenchDatabase, openEmbeddedBenchDatabase } from './bench-database';
 import { freePort, printTable, timeCalls, type Scenario, type ScenarioResult } from './harness';
 import { eventLoopP99, graphql, startProcess } from './processes';
-import { gatewayNested, gatewaySimple } from './scenarios/gateway.bench';
+import { gatewayPeers } from './scenarios/gateway-peers.bench';
 import { metricsScrape } from './scenarios/metrics.bench';
 
 /** A module's scenario, handed what it needs from the bench (databases, Redis, timing) so it imports none of it. */
@@ -33,8 +33,7 @@ function fromModule(scenario: BenchScenario): Scenario {
 
 /** Every scenario, in run order: the gateway's, then each module's (module order), then the metrics scrape. */
 const SCENARIOS: Scenario[] = [
-  gatewaySimple,
-  gatewayNested,
+  gatewayPeers,
   ...MODULES.flatMap((module) => module.bench ?? []).map(fromModule),
   metricsScrape,
 ];

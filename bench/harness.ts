@@ -1,4 +1,3 @@
-import { Agent, request } from 'node:http';
 import { createServer } from 'node:net';
 import type { BenchResult, LatencyStats } from '../src/modules/kernel';
 
@@ -24,81 +23,6 @@ export async function timeCalls(
     samples.push(Number(process.hrtime.bigint() - started) / 1e6);
   }
   return latencyStats(samples);
-}
-
-export interface LoadResult extends LatencyStats {
-  requestsPerSecond: number;
-  errors: number;
-}
-
-export interface HttpCall {
-  method: 'GET' | 'POST';
-  path: string;
-  headers?: Record<string, string>;
-  body?: string;
-  /** Checks a response body; a false return counts as an error. */
-  check?: (status: number, body: string) => boolean;
-}
-
-/** A bounded closed-loop load: `concurrency` keep-alive connections, each sending the next request on reply. */
-export async function runHttpLoad(
-  baseUrl: string,
-  call: HttpCall,
-  options: { concurrency: number; durationMs: number; warmupMs: number },
-): Promise<LoadResult> {
-  const url = new URL(baseUrl);
-  const agent = new Agent({ keepAlive: true, maxSockets: options.concurrency });
-  const send = () =>
-    new Promise<{ status: number; body: string }>((resolve, reject) => {
-      const req = request(
-        {
-          host: url.hostname,
-          port: url.port,
-          path: call.path,
-          method: call.method,
-          agent,
-          headers: call.headers,
-        },
-        (res) => {
-          const chunks: Buffer[] = [];
-          res.on('data', (chunk: Buffer) => chunks.push(chunk));
-          res.on('end', () =>
-            resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString() }),
-          );
-          res.on('error', reject);
-        },
-      );
-      req.on('error', reject);
-      if (call.body) req.write(call.body);
-      req.end();
-    });
-
-  const phase = async (durationMs: number, record: boolean) => {
-    const samples: number[] = [];
-    let errors = 0;
-    const deadline = Date.now() + durationMs;
-    const started = Date.now();
-    await Promise.all(
-      Array.from({ length: options.concurrency }, async () => {
-        while (Date.now() < deadline) {
-          const t0 = process.hrtime.bigint();
-          try {
-            const { status, body } = await send();
-            if (status !== 200 || (call.check && !call.check(status, body))) errors++;
-          } catch {
-            errors++;
-          }
-          if (record) samples.push(Number(process.hrtime.bigint() - t0) / 1e6);
-        }
-      }),
-    );
-    return { samples, errors, elapsedMs: Date.now() - started };
-  };
-
-  await phase(options.warmupMs, false);
-  const { samples, errors, elapsedMs } = await phase(options.durationMs, true);
-  agent.destroy();
-  return { ...latencyStats(samples), requestsPerSecond: (samples.length / elapsedMs) * 1000, errors };
 }
 
 /** What every scenario returns (the module contract's BenchResult). */

@@ -15,8 +15,12 @@ function nodeFlags(script: string): string[] {
 
 /** Runs the built gateway (`main`) or worker as its own OS process, with the node flags its npm script uses. */
 export function startProcess(entry: 'main' | 'worker', env: Record<string, string>): BenchProcess {
-  const flags = nodeFlags(entry === 'main' ? 'start' : 'worker');
-  const child = spawn(process.execPath, [...flags, resolve(ROOT, `dist/src/${entry}.js`)], {
+  return startNodeProcess(`dist/src/${entry}.js`, nodeFlags(entry === 'main' ? 'start' : 'worker'), env);
+}
+
+/** Runs a built script (a path under the project root, e.g. `dist/bench/peers/mercurius.peer.js`) as its own process. */
+export function startNodeProcess(script: string, flags: string[], env: Record<string, string>): BenchProcess {
+  const child = spawn(process.execPath, [...flags, resolve(ROOT, script)], {
     env: { PATH: process.env.PATH ?? '', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -33,7 +37,7 @@ export function startProcess(entry: 'main' | 'worker', env: Record<string, strin
         if (child.exitCode !== null) break;
         await new Promise((r) => setTimeout(r, 50));
       }
-      throw new Error(`${entry} did not print ${pattern}:\n${output.slice(-2000)}`);
+      throw new Error(`${script} did not print ${pattern}:\n${output.slice(-2000)}`);
     },
     async stop() {
       if (child.exitCode !== null) return;
@@ -42,6 +46,18 @@ export function startProcess(entry: 'main' | 'worker', env: Record<string, strin
     },
   };
 }
+
+/** CPU time (user + system) a process has used so far, in ms, from /proc (Linux). */
+export function processCpuMs(pid: number): number {
+  // Fields after the command name (which may hold spaces): state is field 3, utime 14 and stime 15.
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  const ticks = Number(fields[11]) + Number(fields[12]);
+  return (ticks * 1000) / CLOCK_TICKS_PER_SECOND;
+}
+
+/** Linux's USER_HZ, the unit of /proc's CPU times: 100 on every mainstream build. */
+const CLOCK_TICKS_PER_SECOND = 100;
 
 /** A process's own event-loop p99 from its metrics listener (prom-client resets it at each scrape), in ms. */
 export async function eventLoopP99(metricsUrl: string): Promise<number> {

@@ -1,0 +1,406 @@
+import { spawn } from 'node:child_process';
+import { resolve } from 'node:path';
+import { Client } from 'pg';
+import { TokenService } from '../../src/modules/identity';
+import { BENCH_REDIS_URL, prepareBenchDatabase } from '../bench-database';
+import { freePort, type BenchContext, type Scenario, type ScenarioResult } from '../harness';
+import type { LoadReport, LoadRequest } from '../load-generator';
+import { processCpuMs, startNodeProcess, startProcess } from '../processes';
+import { BENCH_JWT_SECRET as JWT_SECRET, GATEWAY_DATABASE_URL, gatewaySizes } from './gateway.bench';
+import type { BenchProcess } from '../../src/modules/kernel';
+
+const CONNECTIONS = 32;
+const ROUNDS = 3;
+
+type ServerName = 'project' | 'mercurius' | 'postgraphile';
+const SERVERS: ServerName[] = ['project', 'mercurius', 'postgraphile'];
+
+interface RunningServer {
+  name: ServerName;
+  url: string;
+  process: BenchProcess;
+  /** SQL statements the server has sent so far. */
+  statements(): Promise<number>;
+}
+
+interface BenchQuery {
+  label: string;
+  /** The caller's token. */
+  token: string;
+  /** The document each server answers it with (PostGraphile names its fields its own way). */
+  documents: Record<ServerName, { query: string; variables?: Record<string, unknown> }>;
+  /** What an answer holds, checked against the project's before any load: the ids in order. */
+  ids(body: unknown): string[];
+}
+
+interface Sample {
+  requestsPerSecond: number;
+  p50Ms: number;
+  p99Ms: number;
+  cpuMsPerRequest: number;
+  errors: number;
+}
+
+const ITEM_FIELDS = 'id name amount owner { id name } account { id name }';
+const POSTGRAPHILE_ITEM_FIELDS =
+  'id name amount userByCompanyIdAndOwnerId { id name } accountByCompanyIdAndAccountId { id name }';
+
+function queries(ids: { companyId: string; dealId: string }, admin: string, rep: string): BenchQuery[] {
+  const q2 = {
+    project: {
+      query: `{ deals(pageSize: 100, sortBy: "amount", sortDirection: DESC) { items { ${ITEM_FIELDS} } } }`,
+    },
+    mercurius: {
+      query: `{ deals(pageSize: 100, sortBy: "amount", sortDirection: DESC) { items { ${ITEM_FIELDS} } } }`,
+    },
+    postgraphile: {
+      query: `query($company: UUID!) { allDeals(first: 100, orderBy: [AMOUNT_DESC, ID_DESC], condition: { companyId: $company }) { nodes { ${POSTGRAPHILE_ITEM_FIELDS} } } }`,
+      variables: { company: ids.companyId },
+    },
+  };
+  type Body = { data?: Record<string, { id?: string; items?: { id: string }[]; nodes?: { id: string }[] }> };
+  const listIds = (body: unknown) => {
+    const page = Object.values((body as Body).data ?? {})[0];
+    return (page?.items ?? page?.nodes ?? []).map((item) => item.id);
+  };
+  const singleId = (body: unknown) => {
+    const record = Object.values((body as Body).data ?? {})[0];
+    return record?.id ? [record.id] : [];
+  };
+  const q3 = `deal(id: "${ids.dealId}") { ${ITEM_FIELDS} }`;
+  return [
+    {
+      label: 'Q1 { me { id } }',
+      token: admin,
+      documents: {
+        project: { query: '{ me { id } }' },
+        mercurius: { query: '{ me { id } }' },
+        postgraphile: { query: '{ me { id } }' },
+      },
+      ids: singleId,
+    },
+    { label: 'Q2 100 deals by amount + owner + account (admin)', token: admin, documents: q2, ids: listIds },
+    {
+      label: 'Q2 the same as a rep (PRIVATE deals, rules)',
+      token: rep,
+      documents: q2,
+      ids: listIds,
+    },
+    {
+      label: 'Q3 deal(id) + owner + account',
+      token: admin,
+      documents: {
+        project: { query: `{ ${q3} }` },
+        mercurius: { query: `{ ${q3} }` },
+        postgraphile: {
+          query: `{ dealById(id: "${ids.dealId}") { ${POSTGRAPHILE_ITEM_FIELDS} } }`,
+        },
+      },
+      ids: singleId,
+    },
+  ];
+}
+
+async function waitForHttp(url: string, server: BenchProcess): Promise<void> {
+  for (let i = 0; i < 600; i++) {
+    if (server.process.exitCode !== null) throw new Error(`server exited:\n${server.output().slice(-2000)}`);
+    try {
+      if ((await fetch(url)).ok) return;
+    } catch {
+      // not listening yet
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`${url} did not answer:\n${server.output().slice(-2000)}`);
+}
+
+async function startServers(): Promise<RunningServer[]> {
+  const started: RunningServer[] = [];
+  try {
+    const port = await freePort();
+    const metricsPort = await freePort();
+    // As `npm start` runs it; warnings only, so no log line per request is written.
+    const project = startProcess('main', {
+      NODE_ENV: 'production',
+      JWT_SECRET,
+      LOG_LEVEL: 'warn',
+      PORT: String(port),
+      HOST: '127.0.0.1',
+      METRICS_PORT: String(metricsPort),
+      DATABASE_URL: GATEWAY_DATABASE_URL,
+      REDIS_URL: BENCH_REDIS_URL,
+    });
+    const projectUrl = `http://127.0.0.1:${port}`;
+    started.push({
+      name: 'project',
+      url: projectUrl,
+      process: project,
+      statements: async () => {
+        const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+        let total = 0;
+        for (const match of text.matchAll(/^crm_db_query_duration_seconds_count(?:\{[^}]*\})? ([\d.e+]+)$/gm))
+          total += Number(match[1]);
+        return total;
+      },
+    });
+    await waitForHttp(`${projectUrl}/healthz`, project);
+    for (const name of ['mercurius', 'postgraphile'] as const) {
+      const peer = startNodeProcess(`dist/bench/peers/${name}.peer.js`, [], {
+        NODE_ENV: 'production',
+        DATABASE_URL: GATEWAY_DATABASE_URL,
+        JWT_SECRET,
+        PORT: '0',
+      });
+      const [, url] = await peer.waitFor(/listening on (http:\/\/[\d.:]+)/);
+      started.push({
+        name,
+        url: url!,
+        process: peer,
+        statements: async () =>
+          ((await (await fetch(`${url}/__sql`)).json()) as { statements: number }).statements,
+      });
+    }
+    return started;
+  } catch (error) {
+    await Promise.all(started.map((server) => server.process.stop()));
+    throw error;
+  }
+}
+
+function requestFor(server: RunningServer, query: BenchQuery) {
+  return {
+    url: `${server.url}/graphql`,
+    method: 'POST' as const,
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${query.token}` },
+    body: JSON.stringify(query.documents[server.name]),
+  };
+}
+
+async function send(server: RunningServer, query: BenchQuery): Promise<string> {
+  const { url, ...init } = requestFor(server, query);
+  const response = await fetch(url, init);
+  const body = await response.text();
+  if (!response.ok || body.includes('"errors"'))
+    throw new Error(`${server.name} failed ${query.label}: ${response.status} ${body.slice(0, 500)}`);
+  return body;
+}
+
+/** autocannon in a process of its own. */
+function runLoad(request: LoadRequest): Promise<LoadReport> {
+  return new Promise((resolvePromise, reject) => {
+    const child = spawn(
+      process.execPath,
+      [resolve(__dirname, '../load-generator.js'), JSON.stringify(request)],
+      {
+        stdio: ['ignore', 'pipe', 'inherit'],
+      },
+    );
+    let output = '';
+    child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    child.on('error', reject);
+    child.on('exit', (code) => {
+      if (code !== 0) reject(new Error(`load generator exited with ${code}`));
+      else resolvePromise(JSON.parse(output) as LoadReport);
+    });
+  });
+}
+
+async function measure(
+  server: RunningServer,
+  query: BenchQuery,
+  expectBody: string,
+  durationSeconds: number,
+): Promise<Sample> {
+  const pid = server.process.process.pid!;
+  const cpuBefore = processCpuMs(pid);
+  const report = await runLoad({
+    ...requestFor(server, query),
+    connections: CONNECTIONS,
+    durationSeconds,
+    expectBody,
+  });
+  const cpu = processCpuMs(pid) - cpuBefore;
+  return {
+    requestsPerSecond: report.requestsPerSecond,
+    p50Ms: report.p50Ms,
+    p99Ms: report.p99Ms,
+    cpuMsPerRequest: cpu / Math.max(1, report.requests),
+    errors: report.errors,
+  };
+}
+
+const median = (values: number[]) => {
+  const sorted = [...values].sort((a, b) => a - b);
+  const middle = Math.floor(sorted.length / 2);
+  return sorted.length % 2 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2;
+};
+
+async function pickCallers(context: BenchContext) {
+  const client = new Client({ connectionString: GATEWAY_DATABASE_URL });
+  await client.connect();
+  try {
+    const {
+      rows: [admin],
+    } = await client.query<{ id: string; company_id: string }>(
+      `SELECT id, company_id FROM users WHERE email = 'user0@company0.example.com'`,
+    );
+    if (!admin) throw new Error('bench data set has no user0@company0.example.com');
+    // A rep: not an admin, nobody in a role below theirs, the most deal rules aimed at them or their role, at least
+    // a page of deals of their own.
+    const {
+      rows: [rep],
+    } = await client.query<{ id: string; rules: number; owned: number }>(
+      `SELECT u.id,
+              (SELECT count(*)::int FROM sharing_rules s
+                WHERE s.object_type = 'DEAL' AND s.target_id IN (u.id, u.role_id)) AS rules,
+              (SELECT count(*)::int FROM deals d WHERE d.owner_id = u.id) AS owned
+         FROM users u
+        WHERE u.company_id = $1 AND NOT u.is_admin AND u.deactivated_at IS NULL
+          AND NOT EXISTS (SELECT 1 FROM roles r WHERE r.parent_id = u.role_id)
+          AND (SELECT count(*) FROM deals d WHERE d.owner_id = u.id) >= 100
+        ORDER BY rules DESC, u.id LIMIT 1`,
+      [admin.company_id],
+    );
+    if (!rep) throw new Error('bench data set has no rep with a page of deals');
+    const {
+      rows: [deal],
+    } = await client.query<{ id: string }>(
+      'SELECT id FROM deals WHERE company_id = $1 AND account_id IS NOT NULL ORDER BY id LIMIT 1',
+      [admin.company_id],
+    );
+    const {
+      rows: [defaults],
+    } = await client.query<{ access: string }>(
+      `SELECT access_level AS access FROM org_wide_defaults WHERE company_id = $1 AND object_type = 'DEAL'`,
+      [admin.company_id],
+    );
+    context.log(
+      `rep ${rep.id}: ${rep.owned} deals of their own, ${rep.rules} rules aimed at them or their role; deals default ${defaults?.access ?? '?'}`,
+    );
+    const tokens = new TokenService({ secret: JWT_SECRET });
+    return {
+      companyId: admin.company_id,
+      dealId: deal!.id,
+      adminToken: await tokens.mint(admin.id, admin.company_id, 7200),
+      repToken: await tokens.mint(rep.id, admin.company_id, 7200),
+    };
+  } finally {
+    await client.end();
+  }
+}
+
+function fmt(value: number, digits = 2): string {
+  return Number.isFinite(value) ? value.toFixed(digits) : 'n/a';
+}
+
+/** The project, Mercurius and PostGraphile side by side, each its own process, driven by autocannon in another. */
+export const gatewayPeers: Scenario = {
+  name: 'gateway.peers',
+  async run(context): Promise<ScenarioResult> {
+    await prepareBenchDatabase(GATEWAY_DATABASE_URL, gatewaySizes(context.scale), context.log);
+    const callers = await pickCallers(context);
+    const benchQueries = queries(callers, callers.adminToken, callers.repToken);
+    const durationSeconds = context.scale < 1 ? 3 : 5;
+    const servers = await startServers();
+    try {
+      // Every server's answer, checked: the same records in the same order; it is then the body autocannon expects.
+      const expected = new Map<string, string>();
+      const sqlPerRequest = new Map<string, number>();
+      for (const query of benchQueries) {
+        let reference: string[] | undefined;
+        for (const server of servers) {
+          const body = await send(server, query);
+          const ids = query.ids(JSON.parse(body));
+          if (ids.length === 0) throw new Error(`${server.name} answered ${query.label} with nothing`);
+          // The peers know no sharing: they answer the rep's query with the company's page, as for the admin.
+          const comparable = query.token === callers.adminToken;
+          if (comparable && reference && ids.join() !== reference.join())
+            throw new Error(`${server.name} answered ${query.label} with other records than the project`);
+          reference ??= ids;
+          expected.set(`${query.label}/${server.name}`, body);
+          // Statements per request, one request at a time so nothing else is counted.
+          for (let i = 0; i < 3; i++) await send(server, query);
+          const before = await server.statements();
+          for (let i = 0; i < 20; i++) await send(server, query);
+          sqlPerRequest.set(`${query.label}/${server.name}`, ((await server.statements()) - before) / 20);
+          context.log(`warming ${server.name} on ${query.label}`);
+          await measure(server, query, body, 2);
+        }
+      }
+      const samples = new Map<string, Sample[]>();
+      for (let round = 1; round <= ROUNDS; round++) {
+        for (const query of benchQueries)
+          for (const server of servers) {
+            const key = `${query.label}/${server.name}`;
+            const sample = await measure(server, query, expected.get(key)!, durationSeconds);
+            if (sample.errors > 0)
+              throw new Error(`${server.name}: ${sample.errors} errors on ${query.label}`);
+            samples.set(key, [...(samples.get(key) ?? []), sample]);
+            context.log(
+              `round ${round} ${server.name} ${query.label}: ${sample.requestsPerSecond.toFixed(0)} req/s, p99 ${sample.p99Ms} ms`,
+            );
+          }
+      }
+
+      const summary = (key: string) => {
+        const of = samples.get(key)!;
+        const pick = (field: keyof Sample) => median(of.map((s) => s[field]));
+        return {
+          requestsPerSecond: pick('requestsPerSecond'),
+          p50Ms: pick('p50Ms'),
+          p99Ms: pick('p99Ms'),
+          cpuMsPerRequest: pick('cpuMsPerRequest'),
+          sql: sqlPerRequest.get(key)!,
+        };
+      };
+      const lines = [
+        `median of ${ROUNDS} interleaved rounds, ${durationSeconds} s each, ${CONNECTIONS} connections (autocannon in its own process)`,
+        '| query | server | req/s | p50 ms | p99 ms | CPU ms/req | SQL/req | project ÷ Mercurius | project ÷ PostGraphile |',
+        '|---|---|---|---|---|---|---|---|---|',
+      ];
+      const measured: Record<string, number> = {};
+      const baseline: Record<string, number> = {};
+      let worstRatio = Infinity;
+      for (const query of benchQueries) {
+        const project = summary(`${query.label}/project`);
+        for (const server of servers) {
+          const row = summary(`${query.label}/${server.name}`);
+          const ratios =
+            server.name === 'project'
+              ? SERVERS.slice(1).map((peer) =>
+                  fmt(project.requestsPerSecond / summary(`${query.label}/${peer}`).requestsPerSecond),
+                )
+              : ['', ''];
+          lines.push(
+            `| ${server.name === 'project' ? query.label : ''} | ${server.name} | ${fmt(row.requestsPerSecond, 0)} | ${row.p50Ms} | ${row.p99Ms} | ${fmt(row.cpuMsPerRequest)} | ${fmt(row.sql, 1)} | ${ratios.join(' | ')} |`,
+          );
+        }
+        const fastestPeer = Math.max(
+          ...SERVERS.slice(1).map((peer) => summary(`${query.label}/${peer}`).requestsPerSecond),
+        );
+        const name = query.label.split(' ')[0]! + (query.token === callers.repToken ? ' rep' : '');
+        measured[`${name} req/s`] = project.requestsPerSecond;
+        baseline[`${name} req/s`] = fastestPeer;
+        worstRatio = Math.min(worstRatio, project.requestsPerSecond / fastestPeer);
+      }
+      const admin = summary(`${benchQueries[1]!.label}/project`).requestsPerSecond;
+      const rep = summary(`${benchQueries[2]!.label}/project`).requestsPerSecond;
+      lines.push(`project's Q2 as the rep ÷ as the admin: ${fmt(rep / admin)}`);
+      const table = lines.join('\n');
+      context.log(`\n${table}`);
+      return {
+        scenario: 'gateway.peers',
+        description:
+          'Q1-Q3 against Mercurius and PostGraphile on the same database, each server its own process',
+        measured,
+        baseline,
+        baselineName: 'the faster peer on each query',
+        ratio: worstRatio,
+        ratioOf: 'req/s vs the faster peer, worst query',
+        notes: `\n${table}`,
+      };
+    } finally {
+      await Promise.all(servers.map((server) => server.process.stop()));
+    }
+  },
+};
