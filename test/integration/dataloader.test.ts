@@ -5,7 +5,7 @@ import { startTestApp, type TestApp } from '../helpers/test-app';
 const NESTED =
   'query($size: Int!) { deals(pageSize: $size, sortBy: "name", sortDirection: ASC) { items { id owner { id name } account { id name } } } }';
 
-describe('per-request DataLoaders', () => {
+describe('nested reads: owners and accounts in the same statement, loaders elsewhere', () => {
   let t: TestApp;
   let a: TestTenant;
 
@@ -54,8 +54,8 @@ describe('per-request DataLoaders', () => {
     await flushEntityCache();
     const hundred = await statementsFor(100);
     expect(hundred.items).toHaveLength(100);
-    // page + one batch of owners + one batch of accounts (+ the caller, when not cached yet); no count: not selected
-    expect(hundred.statements).toBeLessThanOrEqual(4);
+    // the page, owners and accounts joined (+ the caller's row, its cache just flushed); no count: not selected
+    expect(hundred.statements).toBeLessThanOrEqual(2);
 
     await flushEntityCache();
     const ten = await statementsFor(10);
@@ -124,13 +124,39 @@ describe('per-request DataLoaders', () => {
     }
   });
 
-  it('serves hot users and accounts from the shared cache: a warm request needs only the page query', async () => {
+  it('a warm request is one statement: the page, with its owners and accounts joined', async () => {
     await statementsFor(100);
     const warm = await statementsFor(100);
-    expect(warm.statements).toBe(1); // the page; no count (total is not selected), no owners or accounts
+    expect(warm.statements).toBe(1); // no count (total is not selected), no lookups of owners or accounts
   });
 
-  it('invalidates the shared account cache on write: the next request shows the new name', async () => {
+  it('a single read with owner and account is one statement, with cold caches too', async () => {
+    const deals = await t.app.dataSource.query<Array<{ id: string }>>(
+      'SELECT id FROM deals WHERE company_id = $1 AND account_id IS NOT NULL ORDER BY id LIMIT 10',
+      [a.companyId],
+    );
+    for (const { id } of deals) {
+      await flushEntityCache();
+      await t.gql('{ me { id } }', {}, a.admin.token); // the caller's row, which authentication reads anyway
+      const before = t.app.queryLogger.statementCount;
+      const res = await t.gql(
+        'query($id: ID!) { deal(id: $id) { id name amount owner { id name email } account { id name industry } } }',
+        { id },
+        a.admin.token,
+      );
+      expect(res.errors).toBeUndefined();
+      expect(t.app.queryLogger.statementCount - before).toBe(1);
+      const [row] = await t.app.dataSource.query<Array<{ owner_email: string; account_name: string }>>(
+        `SELECT u.email AS owner_email, ac.name AS account_name
+           FROM deals d JOIN users u ON u.id = d.owner_id JOIN accounts ac ON ac.id = d.account_id WHERE d.id = $1`,
+        [id],
+      );
+      expect(res.data!.deal.owner.email).toBe(row!.owner_email);
+      expect(res.data!.deal.account.name).toBe(row!.account_name);
+    }
+  });
+
+  it('a renamed account shows in the next request', async () => {
     const warm = await statementsFor(100);
     const withAccount = warm.items.find((item) => item.account)!;
     const accountId = withAccount.account.id as string;

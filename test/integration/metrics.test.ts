@@ -53,8 +53,12 @@ describe('Prometheus metrics', () => {
 
   it('exports every product metric family, and they move with representative operations', async () => {
     const before = await scrape();
-    await t.gql('query Nested { deals { items { owner { name } account { name } } } }', {}, a.admin.token); // query, loaders, cache miss
-    await t.gql('query Nested { deals { items { owner { name } account { name } } } }', {}, a.admin.token); // cache hits
+    await t.gql('query Nested { deals { items { owner { name } account { name } } } }', {}, a.admin.token); // one query
+    await t.gql('query Nested { deals { items { owner { name } account { name } } } }', {}, a.admin.token);
+    // Search names its items' accounts through the request's loaders: a miss in the shared cache, then a hit.
+    const found = '{ search(input: { entityType: DEAL }) { items { ... on Deal { account { name } } } } }';
+    await t.gql(found, {}, a.admin.token);
+    await t.gql(found, {}, a.admin.token);
     await t.gql(
       'mutation AddLead { createLead(input: { firstName: "M", lastName: "X" }) { id } }',
       {},

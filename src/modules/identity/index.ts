@@ -7,3 +7,4 @@ export { TokenService } from './token.service';
 export { parseBearer } from './token.service';
 export { User } from './identity.types';
 export { GroupMemberType } from './group.entity';
+export { UserEntity } from './user.entity';

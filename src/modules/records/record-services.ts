@@ -85,6 +85,9 @@ export function createRecordServices(
       objectType: RecordType.DEAL,
       label: 'Deal',
       entity: DealEntity,
+      embeds: [
+        { field: 'account', entity: AccountEntity, foreignKey: 'accountId', readableAs: RecordType.ACCOUNT },
+      ],
     },
     deps,
     // Only a create or update that sets accountId must name an account the writer can see; editing other fields of

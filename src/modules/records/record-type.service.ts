@@ -1,4 +1,5 @@
-import type { DataSource, EntityManager, EntityTarget, ObjectLiteral } from 'typeorm';
+import type { DataSource, EntityManager, EntityMetadata, EntityTarget, ObjectLiteral } from 'typeorm';
+import type { ColumnMetadata } from 'typeorm/metadata/ColumnMetadata';
 import {
   assertUuid,
   isUuid,
@@ -7,10 +8,11 @@ import {
   ValidationError,
 } from '../../platform/errors/app-error';
 import { AuditAction, type AuditService } from '../audit';
-import type { IdentityService } from '../identity';
-import type { Principal } from '../kernel';
+import { UserEntity, type IdentityService } from '../identity';
+import { bindNamed, type Principal } from '../kernel';
 import type { VisibilityService, WriteVisibility } from '../sharing';
 import type { RecordChangeFeed } from './record-changes';
+import type { RecordSelection } from './record-selection';
 import { fieldsFor, findField, type RecordType, type SortDirection } from '../kernel';
 
 export interface OwnedEntity extends ObjectLiteral {
@@ -38,11 +40,50 @@ export interface Page<T> {
   pageSize: number;
 }
 
+/** A related object a read can embed from the same statement, e.g. a deal's `account`. */
+export interface RecordEmbed {
+  /** The GraphQL field (and the property the embedded object is put under). */
+  field: string;
+  entity: EntityTarget<ObjectLiteral>;
+  /** The record's property holding the related row's id. */
+  foreignKey: string;
+  /** The related row shows only when the caller may read it as this record type (null otherwise). */
+  readableAs?: RecordType;
+}
+
 export interface RecordDefinition<E extends OwnedEntity> {
   objectType: RecordType;
   /** Name used in messages, e.g. `Lead`. */
   label: string;
   entity: EntityTarget<E>;
+  /** Related objects besides the owner (which every record embeds on request). */
+  embeds?: RecordEmbed[];
+}
+
+/** Every record's owner: any user of the company. */
+const OWNER: RecordEmbed = { field: 'owner', entity: UserEntity, foreignKey: 'ownerId' };
+
+/** Columns of `metadata` a selection needs: those it names plus `always`; every column when it names another field. */
+function selectedColumns(
+  metadata: EntityMetadata,
+  fields: ReadonlySet<string> | undefined,
+  always: readonly string[],
+  handled: ReadonlySet<string> = new Set(),
+): ColumnMetadata[] {
+  if (!fields) return metadata.columns;
+  for (const field of fields)
+    if (field !== '__typename' && !handled.has(field) && !metadata.findColumnWithPropertyName(field))
+      return metadata.columns;
+  return metadata.columns.filter(
+    (column) => fields.has(column.propertyName) || always.includes(column.propertyName),
+  );
+}
+
+/** A read's select list and joins, and how its rows become entities (embedded objects included). */
+interface ReadPlan<E> {
+  select: string;
+  joins: string;
+  decode(rows: Array<Record<string, unknown>>): E[];
 }
 
 export interface RecordServiceDeps {
@@ -72,10 +113,20 @@ export class RecordService<E extends OwnedEntity> {
     private readonly afterWrite: (principal: Principal, id: string) => Promise<void> = async () => {},
   ) {}
 
-  async get(principal: Principal, id: string): Promise<E | null> {
+  /** One readable record, with only the `selection`'s columns and its owner or account embedded (one statement). */
+  async get(principal: Principal, id: string, selection?: RecordSelection): Promise<E | null> {
     assertUuid('id', id);
-    const [row] = await this.byIds(principal, [id]);
-    return row ?? null;
+    const visible = await this.deps.visibility.readPredicate(principal, this.definition.objectType, 'r');
+    const params: unknown[] = [];
+    const bind = (value: unknown) => `$${params.push(value)}`;
+    const where = bindNamed(visible, bind);
+    const plan = await this.readPlan(principal, selection, bind);
+    const rows = await this.deps.dataSource.query<Array<Record<string, unknown>>>(
+      `SELECT ${plan.select} FROM ${this.metadata.tablePath} r ${plan.joins}
+        WHERE r.id = ${bind(id)} AND (${where})`,
+      params,
+    );
+    return plan.decode(rows)[0] ?? null;
   }
 
   /**
@@ -94,7 +145,7 @@ export class RecordService<E extends OwnedEntity> {
       .getMany();
   }
 
-  async list(principal: Principal, options: ListOptions): Promise<Page<E>> {
+  async list(principal: Principal, options: ListOptions, selection?: RecordSelection): Promise<Page<E>> {
     if (!Number.isInteger(options.page) || options.page < 1)
       throw ValidationError.single('page', 'must be an integer >= 1');
     if (
@@ -111,26 +162,107 @@ export class RecordService<E extends OwnedEntity> {
       throw ValidationError.single('sortBy', `must be one of ${sortable.join(', ')}`);
     }
     const visible = await this.deps.visibility.readPredicate(principal, this.definition.objectType, 'r');
-    const visibleRows = this.repository().createQueryBuilder('r').where(visible.sql, visible.params);
-    // One table, no joins: LIMIT/OFFSET and COUNT(*) are exact (getManyAndCount's COUNT(DISTINCT id) costs ~3x).
-    const [items, counted] = await Promise.all([
-      visibleRows
-        .clone()
-        .orderBy(`r.${sortField.name}`, options.sortDirection)
-        .addOrderBy('r.id', options.sortDirection)
-        .offset((options.page - 1) * options.pageSize)
-        .limit(options.pageSize)
-        .getMany(),
+    const params: unknown[] = [];
+    const bind = (value: unknown) => `$${params.push(value)}`;
+    const where = bindNamed(visible, bind);
+    const countParams = [...params];
+    const plan = await this.readPlan(principal, selection, bind);
+    const sortColumn = this.metadata.findColumnWithPropertyName(sortField.name)!.databaseName;
+    const direction = options.sortDirection === 'ASC' ? 'ASC' : 'DESC';
+    const table = this.metadata.tablePath;
+    // One table (embeds join on primary keys): LIMIT/OFFSET and COUNT(*) are exact.
+    const [rows, counted] = await Promise.all([
+      this.deps.dataSource.query<Array<Record<string, unknown>>>(
+        `SELECT ${plan.select} FROM ${table} r ${plan.joins} WHERE ${where}
+          ORDER BY r.${sortColumn} ${direction}, r.id ${direction}
+          LIMIT ${bind(options.pageSize)} OFFSET ${bind((options.page - 1) * options.pageSize)}`,
+        params,
+      ),
       options.withTotal === false
         ? undefined
-        : visibleRows.clone().select('COUNT(*)::int', 'total').getRawOne<{ total: number }>(),
+        : this.deps.dataSource.query<Array<{ total: number }>>(
+            `SELECT COUNT(*)::int AS total FROM ${table} r WHERE ${where}`,
+            countParams,
+          ),
     ]);
     return {
-      items,
-      ...(options.withTotal === false ? {} : { total: counted?.total ?? 0 }),
+      items: plan.decode(rows),
+      ...(options.withTotal === false ? {} : { total: counted?.[0]?.total ?? 0 }),
       page: options.page,
       pageSize: options.pageSize,
     };
+  }
+
+  /**
+   * The select list for what `selection` reads (every column without one), and a LEFT JOIN per selected embed under
+   * the caller's visibility of it; decoding hydrates values as TypeORM would and shares one object per embedded row.
+   */
+  private async readPlan(
+    principal: Principal,
+    selection: RecordSelection | undefined,
+    bind: (value: unknown) => string,
+  ): Promise<ReadPlan<E>> {
+    const embeds = [OWNER, ...(this.definition.embeds ?? [])].filter((embed) =>
+      selection?.related.has(embed.field),
+    );
+    const metadata = this.metadata;
+    const columns = selectedColumns(
+      metadata,
+      selection?.fields,
+      ['id', 'companyId', 'ownerId', ...(this.definition.embeds ?? []).map((embed) => embed.foreignKey)],
+      new Set(embeds.map((embed) => embed.field)),
+    );
+    const select = columns.map((column, i) => `r.${column.databaseName} AS r${i}`);
+    const joins: string[] = [];
+    const embedded: Array<{ embed: RecordEmbed; alias: string; columns: ColumnMetadata[] }> = [];
+    for (const [index, embed] of embeds.entries()) {
+      const alias = `e${index}`;
+      const target = this.deps.dataSource.getMetadata(embed.entity);
+      const targetColumns = selectedColumns(target, selection!.related.get(embed.field), ['id']);
+      select.push(`${alias}.id AS ${alias}_id`);
+      targetColumns.forEach((column, i) => select.push(`${alias}.${column.databaseName} AS ${alias}_${i}`));
+      const foreignKey = metadata.findColumnWithPropertyName(embed.foreignKey)!.databaseName;
+      const readable = embed.readableAs
+        ? ` AND (${bindNamed(await this.deps.visibility.readPredicate(principal, embed.readableAs, alias), bind)})`
+        : '';
+      joins.push(
+        `LEFT JOIN ${target.tablePath} ${alias} ON ${alias}.id = r.${foreignKey} AND ${alias}.company_id = r.company_id${readable}`,
+      );
+      embedded.push({ embed, alias, columns: targetColumns });
+    }
+    const driver = this.deps.dataSource.driver;
+    const hydrate = (row: Record<string, unknown>, prefix: string, of: ColumnMetadata[]) => {
+      const entity: Record<string, unknown> = {};
+      of.forEach((column, i) => {
+        entity[column.propertyName] = driver.prepareHydratedValue(row[`${prefix}${i}`], column);
+      });
+      return entity;
+    };
+    return {
+      select: select.join(', '),
+      joins: joins.join(' '),
+      decode: (rows) => {
+        const shared = embedded.map(() => new Map<unknown, Record<string, unknown>>());
+        return rows.map((row) => {
+          const record = hydrate(row, 'r', columns);
+          embedded.forEach(({ embed, alias, columns: of }, index) => {
+            const id = row[`${alias}_id`];
+            if (id === null || id === undefined) {
+              record[embed.field] = null;
+              return;
+            }
+            let object = shared[index]!.get(id);
+            if (!object) shared[index]!.set(id, (object = hydrate(row, `${alias}_`, of)));
+            record[embed.field] = object;
+          });
+          return record as E;
+        });
+      },
+    };
+  }
+
+  private get metadata(): EntityMetadata {
+    return this.deps.dataSource.getMetadata(this.definition.entity);
   }
 
   async create(principal: Principal, values: Partial<E>): Promise<E> {

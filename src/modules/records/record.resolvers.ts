@@ -1,4 +1,4 @@
-import { Kind, type GraphQLResolveInfo, type SelectionNode } from 'graphql';
+import type { GraphQLResolveInfo } from 'graphql';
 import {
   Arg,
   Args,
@@ -28,6 +28,7 @@ import {
 } from './record.inputs';
 import { Account, AccountPage, Deal, DealPage, Lead, LeadPage, type PageShape } from './record.types';
 import type { RecordServices } from './record-services';
+import { recordSelection } from './record-selection';
 import type { OwnedEntity, RecordService } from './record-type.service';
 
 /** A nested record costs a (batched) lookup on top of its own fields. */
@@ -69,22 +70,6 @@ interface RecordResolverOptions<E extends OwnedEntity> {
  * The read, list, create, update and delete operations and the `owner` field every record type has, in one shape
  * (type-graphql resolver inheritance); each record type's resolver extends it with what is its own.
  */
-/** Whether the field being resolved selects `name` directly, through inline fragments or named fragments. */
-function selectsField(info: GraphQLResolveInfo, name: string): boolean {
-  const seen = new Set<string>();
-  const search = (selections: readonly SelectionNode[]): boolean =>
-    selections.some((selection) => {
-      if (selection.kind === Kind.FIELD) return selection.name.value === name;
-      if (selection.kind === Kind.INLINE_FRAGMENT) return search(selection.selectionSet.selections);
-      const fragmentName = selection.name.value;
-      if (seen.has(fragmentName)) return false;
-      seen.add(fragmentName);
-      const fragment = info.fragments[fragmentName];
-      return fragment ? search(fragment.selectionSet.selections) : false;
-    });
-  return info.fieldNodes.some((node) => (node.selectionSet ? search(node.selectionSet.selections) : false));
-}
-
 function createRecordResolver<E extends OwnedEntity>(options: RecordResolverOptions<E>) {
   const single = options.label.charAt(0).toLowerCase() + options.label.slice(1);
 
@@ -98,8 +83,12 @@ function createRecordResolver<E extends OwnedEntity>(options: RecordResolverOpti
       nullable: true,
       description: `Null when the ${single} does not exist or is not visible to you`,
     })
-    get(@CurrentPrincipal() principal: Principal, @Arg('id', () => ID) id: string): Promise<E | null> {
-      return options.service(this.records).get(principal, id);
+    get(
+      @CurrentPrincipal() principal: Principal,
+      @Arg('id', () => ID) id: string,
+      @Info() info: GraphQLResolveInfo,
+    ): Promise<E | null> {
+      return options.service(this.records).get(principal, id, recordSelection(info));
     }
 
     @Query(() => options.page, { name: options.plural, complexity: listComplexity })
@@ -111,7 +100,11 @@ function createRecordResolver<E extends OwnedEntity>(options: RecordResolverOpti
       // COUNT(*) over every visible record often costs more than the page: run it only when `total` is asked for.
       return options
         .service(this.records)
-        .list(principal, { ...args, withTotal: selectsField(info, 'total') });
+        .list(
+          principal,
+          { ...args, withTotal: recordSelection(info).fields.has('total') },
+          recordSelection(info, ['items']),
+        );
     }
 
     @Mutation(() => options.type, { name: `create${options.label}` })
@@ -137,8 +130,12 @@ function createRecordResolver<E extends OwnedEntity>(options: RecordResolverOpti
     }
 
     @FieldResolver(() => User, { complexity: NESTED_RECORD_COMPLEXITY })
-    owner(@Root() record: { ownerId: string }, @Ctx() context: RequestContext): Promise<User> {
-      return loadOwner(record, context);
+    owner(
+      @Root() record: { ownerId: string; owner?: User },
+      @Ctx() context: RequestContext,
+    ): User | Promise<User> {
+      // Embedded when the record was read with its owner in the same statement.
+      return record.owner ?? loadOwner(record, context);
     }
   }
   return RecordResolver;
@@ -166,7 +163,12 @@ export class DealResolver extends createRecordResolver<DealEntity>({
   service: (records) => records.deals,
 }) {
   @FieldResolver(() => Account, { nullable: true, complexity: NESTED_RECORD_COMPLEXITY })
-  account(@Root() deal: Deal, @Ctx() context: RequestContext): Promise<AccountEntity | null> | null {
+  account(
+    @Root() deal: { accountId: string | null; account?: AccountEntity | null },
+    @Ctx() context: RequestContext,
+  ): Promise<AccountEntity | null> | AccountEntity | null {
+    // Embedded (null when hidden) when the deal was read with its account in the same statement.
+    if (deal.account !== undefined) return deal.account;
     return deal.accountId ? context.loaders.account.load(deal.accountId) : null;
   }
 }
