@@ -1,4 +1,6 @@
+import { createSecretKey, type KeyObject } from 'node:crypto';
 import { errors, jwtVerify, SignJWT, type JWTPayload } from 'jose';
+import { LRUCache } from 'lru-cache';
 import { isUuid } from '../../platform/errors/app-error';
 import { authFailure } from '../kernel';
 
@@ -15,12 +17,16 @@ export interface TokenServiceOptions {
   ttlSeconds?: number;
 }
 
+/** Tokens whose signature was checked, by token text: a client sends the same token on every request. */
+const VERIFIED_TOKENS = 10_000;
+
 /** Mints and verifies the gateway's HS256 JWTs (claims `sub` = user id, `company_id`). */
 export class TokenService {
-  private readonly key: Uint8Array;
+  private readonly key: KeyObject;
+  private readonly verified = new LRUCache<string, TokenClaims>({ max: VERIFIED_TOKENS });
 
   constructor(private readonly options: TokenServiceOptions) {
-    this.key = new TextEncoder().encode(options.secret);
+    this.key = createSecretKey(new TextEncoder().encode(options.secret));
   }
 
   async mint(
@@ -36,7 +42,20 @@ export class TokenService {
       .sign(this.key);
   }
 
+  /** The token's claims; a token seen before is not checked again (same text, same signature) until it expires. */
   async verify(token: string): Promise<TokenClaims> {
+    const known = this.verified.get(token);
+    if (known) {
+      if (known.expiresAt * 1000 > Date.now()) return known;
+      this.verified.delete(token);
+      throw authFailure('EXPIRED_TOKEN');
+    }
+    const claims = await this.check(token);
+    this.verified.set(token, claims);
+    return claims;
+  }
+
+  private async check(token: string): Promise<TokenClaims> {
     let payload: JWTPayload;
     try {
       ({ payload } = await jwtVerify(token, this.key, { algorithms: ['HS256'] }));
