@@ -87,6 +87,8 @@ const environmentSchema = z.object({
     .optional(),
   JWT_TTL_SECONDS: positiveInt(3600),
   GRAPHQL_INTROSPECTION: booleanFlag(true).optional(),
+  GRAPHQL_FAST_PATH: booleanFlag(true),
+  GRAPHQL_JIT: booleanFlag(true),
   GRAPHQL_MAX_DEPTH: positiveInt(10),
   GRAPHQL_MAX_INTROSPECTION_DEPTH: positiveInt(20),
   GRAPHQL_MAX_ALIASES: positiveInt(15),
@@ -233,6 +235,10 @@ export interface AppConfig {
   readonly graphql: {
     readonly introspection: boolean;
     readonly landingPage: boolean;
+    /** Known documents answered without Apollo's per-request pipeline (same auth, limits, errors, metrics). */
+    readonly fastPath: boolean;
+    /** On the fast path, execute with graphql-jit (compiled once per document) rather than graphql-js. */
+    readonly compileQueries: boolean;
     readonly maxDepth: number;
     readonly maxIntrospectionDepth: number;
     readonly maxAliases: number;
@@ -378,6 +384,8 @@ export function loadConfig(
     graphql: {
       introspection,
       landingPage: introspection,
+      fastPath: e.GRAPHQL_FAST_PATH,
+      compileQueries: e.GRAPHQL_JIT,
       maxDepth: e.GRAPHQL_MAX_DEPTH,
       maxIntrospectionDepth: e.GRAPHQL_MAX_INTROSPECTION_DEPTH,
       maxAliases: e.GRAPHQL_MAX_ALIASES,

@@ -1,5 +1,10 @@
 import { randomUUID } from 'node:crypto';
-import { createServer, type Server as HttpServer } from 'node:http';
+import {
+  createServer,
+  type IncomingMessage,
+  type Server as HttpServer,
+  type ServerResponse,
+} from 'node:http';
 import { ApolloServer, type ApolloServerPlugin } from '@apollo/server';
 import { ApolloServerPluginLandingPageLocalDefault } from '@apollo/server/plugin/landingPage/default';
 import {
@@ -8,9 +13,16 @@ import {
 } from '@apollo/server/plugin/disabled';
 import { expressMiddleware } from '@as-integrations/express5';
 import express, { type ErrorRequestHandler, type RequestHandler } from 'express';
-import { GraphQLError, OperationTypeNode, type GraphQLSchema } from 'graphql';
+import {
+  GraphQLError,
+  OperationTypeNode,
+  type ExecutionResult,
+  type GraphQLFormattedError,
+  type GraphQLSchema,
+} from 'graphql';
 import type { ContextFactory } from '../graphql/context';
 import { trackHttpConnections } from './http-drain';
+import { createGraphQLFastPath } from './graphql-fast-path';
 import { pipeline } from 'node:stream/promises';
 import { authFailure, type Principal } from '../modules/kernel';
 import type { RouteDefinition } from '../platform/http/routes';
@@ -37,8 +49,13 @@ export interface HttpServerOptions {
   introspection: boolean;
   /** Serve the Apollo Sandbox landing page on GET /graphql. */
   landingPage: boolean;
-  /** JSON body limit, e.g. `1mb`. */
+  /** Answer known documents on the fast path (see graphql-fast-path.ts). */
+  fastPath: boolean;
+  /** On the fast path, execute with graphql-jit. */
+  compileQueries: boolean;
+  /** JSON body limit, e.g. `1mb`, and the same in bytes. */
   bodyLimit: string;
+  bodyLimitBytes: number;
   /** `/readyz` probe: resolves true when every dependency answers. */
   readiness: () => Promise<Record<string, boolean>>;
   /** Extra cleanup run while Apollo drains (e.g. closing graphql-ws). */
@@ -117,9 +134,36 @@ function mountRoute(
   });
 }
 
+/**
+ * A request that could not run at all answers with the status its one cause implies, so clients and load balancers
+ * react without parsing the body: 503 (retry) when a dependency is down, 401 when the caller is not (or no longer) a
+ * user. Partial results keep 200.
+ */
+function wholeRequestStatus(
+  result: Pick<ExecutionResult, 'data'>,
+  errors: readonly GraphQLFormattedError[],
+  operationType: OperationTypeNode | undefined,
+): number | undefined {
+  const code = errors[0]?.extensions?.code;
+  let status = code === undefined ? undefined : WHOLE_REQUEST_STATUS[code as string];
+  // A mutation may have committed before a later step failed: never invite a blind retry of it.
+  if (status === 503 && operationType === OperationTypeNode.MUTATION) status = undefined;
+  const nothingRan = !result.data || Object.values(result.data).every((value) => value === null);
+  if (!status || !nothingRan || !errors.every((e) => e.extensions?.code === code)) return undefined;
+  return status;
+}
+
 const REQUEST_ID = /^[A-Za-z0-9._-]{1,100}$/;
 /** Route label values: the routes this server defines; anything else is "unmatched" (bounded cardinality). */
 const KNOWN_ROUTES = new Set(['/graphql', '/healthz', '/readyz']);
+
+/** The client's `x-request-id` when well-formed, else a new one; echoed on the response. */
+function assignRequestId(req: IncomingMessage, res: ServerResponse): string {
+  const incoming = req.headers['x-request-id'];
+  const id = typeof incoming === 'string' && REQUEST_ID.test(incoming) ? incoming : randomUUID();
+  res.setHeader('x-request-id', id);
+  return id;
+}
 
 function jsonError(res: express.Response, status: number, code: string, message: string): void {
   res.status(status).json({ errors: [{ message, extensions: { code } }] });
@@ -129,7 +173,16 @@ function jsonError(res: express.Response, status: number, code: string, message:
 export async function createHttpGateway(options: HttpServerOptions): Promise<HttpGateway> {
   const app = express();
   app.disable('x-powered-by');
-  const httpServer = createServer(app);
+  const fastPath =
+    options.fastPath &&
+    createGraphQLFastPath({
+      ...options,
+      requestId: assignRequestId,
+      wholeRequestStatus,
+      compile: options.compileQueries,
+      fallback: (req, res) => void app(req as express.Request, res as express.Response),
+    });
+  const httpServer = createServer(fastPath || app);
   const connections = trackHttpConnections(httpServer);
 
   const limitsPlugin: ApolloServerPlugin<RequestContext> = {
@@ -161,21 +214,14 @@ export async function createHttpGateway(options: HttpServerOptions): Promise<Htt
       };
     },
   };
-  // A request that could not run at all answers with the status its one cause implies, so clients and load balancers
-  // react without parsing the body: 503 (retry) when a dependency is down, 401 when the caller is not (or no longer)
-  // a user. Partial results keep 200.
   const wholeRequestStatusPlugin: ApolloServerPlugin<RequestContext> = {
     async requestDidStart() {
       return {
         async willSendResponse({ response, operation }) {
           if (response.body.kind !== 'single') return;
           const { data, errors } = response.body.singleResult;
-          const code = errors?.[0]?.extensions?.code;
-          let status = code === undefined ? undefined : WHOLE_REQUEST_STATUS[code as string];
-          // A mutation may have committed before a later step failed: never invite a blind retry of it.
-          if (status === 503 && operation?.operation === OperationTypeNode.MUTATION) status = undefined;
-          const nothingRan = !data || Object.values(data).every((value) => value === null);
-          if (!status || !nothingRan || !errors!.every((e) => e.extensions?.code === code)) return;
+          const status = errors && wholeRequestStatus({ data }, errors, operation?.operation);
+          if (!status) return;
           response.http.status = status;
           if (status === 503) response.http.headers.set('retry-after', '1');
         },
@@ -224,10 +270,7 @@ export async function createHttpGateway(options: HttpServerOptions): Promise<Htt
   await apollo.start();
 
   const requestId: RequestHandler = (req, res, next) => {
-    const incoming = req.header('x-request-id');
-    const id = incoming && REQUEST_ID.test(incoming) ? incoming : randomUUID();
-    res.locals.requestId = id;
-    res.setHeader('x-request-id', id);
+    res.locals.requestId = assignRequestId(req, res);
     next();
   };
   app.use(requestId);
@@ -259,6 +302,12 @@ export async function createHttpGateway(options: HttpServerOptions): Promise<Htt
 
   app.use(
     '/graphql',
+    (req, res, next) => {
+      // The fast path read a body that is not JSON; body-parser cannot read it again.
+      if ((req as { invalidJsonBody?: boolean }).invalidJsonBody)
+        return jsonError(res, 400, 'BAD_REQUEST', 'Request body is not valid JSON');
+      next();
+    },
     express.json({ limit: options.bodyLimit }),
     expressMiddleware(apollo, {
       context: async ({ req, res }) => {

@@ -7,6 +7,7 @@ import { Redis } from 'ioredis';
 import { DataSource } from 'typeorm';
 import { MODULES, schemaOf } from '../../src/modules/modules';
 import './setup-env';
+import { apolloPathTargets } from './test-databases';
 
 /**
  * promtool (Debian's prometheus package) checks the metrics exposition and monitoring/. Installed here when missing
@@ -58,10 +59,9 @@ function newestMtime(directory: string): number {
   return newest;
 }
 
-/** Recreates crm_test, migrates it, empties the test Redis DB, and builds dist/ for the process-level tests. */
-export default async function globalSetup(): Promise<void> {
-  ensurePromtool();
-  const url = new URL(process.env.TEST_DATABASE_URL!);
+/** Recreates a test database and migrates it. */
+async function freshDatabase(databaseUrl: string): Promise<void> {
+  const url = new URL(databaseUrl);
   const database = url.pathname.slice(1);
   const admin = new Client({
     connectionString: Object.assign(new URL(url), { pathname: '/postgres' }).toString(),
@@ -80,10 +80,27 @@ export default async function globalSetup(): Promise<void> {
   await dataSource.initialize();
   await dataSource.runMigrations({ transaction: 'each' });
   await dataSource.destroy();
+}
 
-  const redis = new Redis(process.env.TEST_REDIS_URL!);
+async function emptyRedis(redisUrl: string): Promise<void> {
+  const redis = new Redis(redisUrl);
   await redis.flushdb();
   await redis.quit();
+}
 
+/**
+ * Recreates and migrates the test database and empties the test Redis DB, for each run of the suite (the fast path's
+ * and the Apollo path's, see jest.config.js), and builds dist/ for the process-level tests.
+ */
+export default async function globalSetup(): Promise<void> {
+  ensurePromtool();
+  const fastPath = { databaseUrl: process.env.TEST_DATABASE_URL!, redisUrl: process.env.TEST_REDIS_URL! };
+  for (const { databaseUrl, redisUrl } of [
+    fastPath,
+    apolloPathTargets(fastPath.databaseUrl, fastPath.redisUrl),
+  ]) {
+    await freshDatabase(databaseUrl);
+    await emptyRedis(redisUrl);
+  }
   buildIfStale(resolve(__dirname, '../..'));
 }

@@ -1,11 +1,12 @@
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { DEFAULT_TEST_DATABASE_URL, DEFAULT_TEST_REDIS_URL } from './test-databases';
 
 // Every test process talks to its own database and Redis DB index on the machine's real servers.
 process.env.NODE_ENV = 'test';
 process.env.LOG_LEVEL ??= 'silent';
-process.env.TEST_DATABASE_URL ??= 'postgres://postgres@127.0.0.1:5432/crm_test';
-process.env.TEST_REDIS_URL ??= 'redis://127.0.0.1:6379/9';
+process.env.TEST_DATABASE_URL ??= DEFAULT_TEST_DATABASE_URL;
+process.env.TEST_REDIS_URL ??= DEFAULT_TEST_REDIS_URL;
 process.env.DATABASE_URL = process.env.TEST_DATABASE_URL;
 process.env.REDIS_URL = process.env.TEST_REDIS_URL;
 process.env.JWT_SECRET ??= 'test-secret-0123456789abcdef0123456789abcdef';

@@ -20,6 +20,8 @@ export function testProcessEnv(overrides: NodeJS.ProcessEnv = {}): NodeJS.Proces
     DATABASE_URL: process.env.DATABASE_URL,
     REDIS_URL: process.env.REDIS_URL,
     JWT_SECRET: process.env.JWT_SECRET,
+    // The suite runs once per GraphQL path (jest.config.js): spawned gateways take the same one.
+    ...(process.env.GRAPHQL_FAST_PATH ? { GRAPHQL_FAST_PATH: process.env.GRAPHQL_FAST_PATH } : {}),
     ...overrides,
   };
 }

@@ -7,6 +7,7 @@ export const MetricName = {
   graphqlOperations: 'crm_graphql_operations_total',
   graphqlDuration: 'crm_graphql_operation_duration_seconds',
   graphqlErrors: 'crm_graphql_errors_total',
+  graphqlFastPath: 'crm_graphql_fast_path_requests_total',
   dbQueries: 'crm_db_queries_total',
   dbDuration: 'crm_db_query_duration_seconds',
   cacheHits: 'crm_cache_hits_total',
@@ -80,6 +81,7 @@ export class Metrics implements CacheMetrics {
   readonly graphqlOperations: Counter<'operation_type' | 'operation_name'>;
   readonly graphqlDuration: Histogram<'operation_type' | 'operation_name'>;
   readonly graphqlErrors: Counter<'code'>;
+  readonly graphqlFastPath: Counter<'outcome'>;
   readonly dbQueries: Counter<'operation' | 'model'>;
   readonly dbDuration: Histogram<'operation' | 'model'>;
   readonly cacheHits: Counter<'cache' | 'tier'>;
@@ -114,6 +116,11 @@ export class Metrics implements CacheMetrics {
       latency,
     );
     this.graphqlErrors = this.counter(MetricName.graphqlErrors, 'GraphQL errors answered, by code', ['code']);
+    this.graphqlFastPath = this.counter(
+      MetricName.graphqlFastPath,
+      'POST /graphql requests the fast path answered (answered) or handed to Apollo (apollo)',
+      ['outcome'],
+    );
     this.dbQueries = this.counter(MetricName.dbQueries, 'SQL statements sent to Postgres', db);
     this.dbDuration = this.histogram(MetricName.dbDuration, 'SQL statement duration', db, latency);
     this.cacheHits = this.counter(MetricName.cacheHits, 'Cache lookups answered by a tier', tiers);

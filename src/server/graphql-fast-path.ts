@@ -1,0 +1,309 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import {
+  execute,
+  getNamedType,
+  getOperationAST,
+  GraphQLError,
+  isAbstractType,
+  NoSchemaIntrospectionCustomRule,
+  OperationTypeNode,
+  parse,
+  specifiedRules,
+  TypeInfo,
+  validate,
+  visit,
+  visitWithTypeInfo,
+  type DocumentNode,
+  type ExecutionResult,
+  type GraphQLFormattedError,
+  type GraphQLSchema,
+  type OperationDefinitionNode,
+} from 'graphql';
+import { compileQuery, isCompiledQuery, type CompiledQuery } from 'graphql-jit';
+import { LRUCache } from 'lru-cache';
+import type { ContextFactory } from '../graphql/context';
+import { formatError } from '../graphql/errors';
+import {
+  checkVariableLimits,
+  createLimitRules,
+  createParseOptions,
+  type OperationLimits,
+} from '../graphql/limits';
+import type { OperationMetrics } from '../graphql/operation-metrics';
+import type { Principal } from '../modules/kernel';
+import type { Logger } from '../platform/logging/logger';
+import type { Metrics } from '../platform/metrics/metrics';
+
+export interface GraphQLFastPathOptions {
+  schema: GraphQLSchema;
+  contexts: ContextFactory;
+  limits: OperationLimits;
+  logger: Logger;
+  metrics: Metrics;
+  operationMetrics: OperationMetrics;
+  introspection: boolean;
+  bodyLimitBytes: number;
+  /** Execute with graphql-jit (compiled per document and operation) instead of graphql-js. */
+  compile: boolean;
+  /** Gives each response its request id (the client's when well-formed), as the express app does. */
+  requestId(req: IncomingMessage, res: ServerResponse): string;
+  /** The whole-request status a result implies (401, 503), as the Apollo plugin sets it. */
+  wholeRequestStatus(
+    result: ExecutionResult,
+    formatted: readonly GraphQLFormattedError[],
+    operation: OperationTypeNode,
+  ): number | undefined;
+  /** Answers what the fast path hands back: express and Apollo, with the body already read into `req.body`. */
+  fallback(req: IncomingMessage & { body?: unknown }, res: ServerResponse): void;
+}
+
+/** Documents kept parsed and validated (by query text), bounded by their total length. */
+const DOCUMENT_CACHE_CHARS = 4_000_000;
+
+interface ValidDocument {
+  document: DocumentNode;
+  /** graphql-jit's compilation, per operation name (compiled on first use). */
+  compiled: Map<string | null | undefined, CompiledQuery | undefined>;
+}
+
+type KnownDocument = ValidDocument | { invalid: true };
+
+interface GraphQLBody {
+  query: string;
+  variables?: Record<string, unknown> | null;
+  operationName?: string | null;
+}
+
+function isGraphQLBody(body: unknown): body is GraphQLBody {
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) return false;
+  const { query, variables, operationName, extensions } = body as Record<string, unknown>;
+  return (
+    typeof query === 'string' &&
+    extensions === undefined &&
+    (variables === undefined ||
+      variables === null ||
+      (typeof variables === 'object' && !Array.isArray(variables))) &&
+    (operationName === undefined || operationName === null || typeof operationName === 'string')
+  );
+}
+
+/**
+ * Whether a field of the document returns a union or an interface. type-graphql wraps every `resolveType` in an async
+ * function, and graphql-jit resolves abstract types only synchronously: such documents run on graphql-js.
+ */
+function selectsAbstractType(schema: GraphQLSchema, document: DocumentNode): boolean {
+  const typeInfo = new TypeInfo(schema);
+  let found = false;
+  visit(
+    document,
+    visitWithTypeInfo(typeInfo, {
+      Field() {
+        const type = typeInfo.getType();
+        if (type && isAbstractType(getNamedType(type))) found = true;
+      },
+    }),
+  );
+  return found;
+}
+
+/** `application/json`, with no charset or UTF-8: what the fast path reads itself (body-parser handles the rest). */
+function isPlainJson(contentType: string | undefined): boolean {
+  if (!contentType) return false;
+  const [type, ...parameters] = contentType
+    .toLowerCase()
+    .split(';')
+    .map((part) => part.trim());
+  return type === 'application/json' && parameters.every((p) => p === 'charset=utf-8' || p === '');
+}
+
+/** Clients that accept plain JSON (Apollo would pick another format for graphql-response+json or multipart). */
+function acceptsPlainJson(accept: string | undefined): boolean {
+  return !accept || !/graphql-response|multipart/i.test(accept);
+}
+
+/**
+ * POST /graphql for documents already parsed and validated: the same authentication, operation limits, execution,
+ * error shape, whole-request status and metrics as the Apollo path, without its per-request pipeline (hashing the
+ * document, plugin dispatch, express routing and body parsing). Everything else — GET, the landing page, batches,
+ * persisted queries, other encodings, and any request that fails before execution — goes to Apollo unchanged.
+ */
+export function createGraphQLFastPath(options: GraphQLFastPathOptions) {
+  const parseOptions = createParseOptions(options.limits);
+  const rules = [
+    ...specifiedRules,
+    ...createLimitRules(options.limits),
+    ...(options.introspection ? [] : [NoSchemaIntrospectionCustomRule]),
+  ];
+  const documents = new LRUCache<string, KnownDocument>({
+    maxSize: DOCUMENT_CACHE_CHARS,
+    sizeCalculation: (_value, query) => Math.max(1, query.length),
+  });
+
+  const known = (query: string): KnownDocument => {
+    let entry = documents.get(query);
+    if (!entry) {
+      try {
+        const document = parse(query, parseOptions);
+        entry =
+          validate(options.schema, document, rules).length > 0
+            ? { invalid: true }
+            : { document, compiled: new Map() };
+      } catch {
+        entry = { invalid: true };
+      }
+      documents.set(query, entry);
+    }
+    return entry;
+  };
+
+  /** graphql-jit's executor for the operation, compiled once; graphql-js executes what it cannot compile. */
+  const compiledOperation = (entry: ValidDocument, operationName: string | null | undefined) => {
+    if (!options.compile) return undefined;
+    if (!entry.compiled.has(operationName)) {
+      const compiled = selectsAbstractType(options.schema, entry.document)
+        ? undefined
+        : compileQuery(options.schema, entry.document, operationName ?? undefined);
+      entry.compiled.set(operationName, compiled && isCompiledQuery(compiled) ? compiled : undefined);
+    }
+    return entry.compiled.get(operationName);
+  };
+
+  const format = (errors: readonly GraphQLError[]): GraphQLFormattedError[] =>
+    errors.map((error) => {
+      // As Apollo does: a default code, and `extensions.http` is for the response, not the client. (graphql-jit's
+      // errors, unlike graphql-js's, may have no extensions at all.)
+      const { http: _http, ...extensions } = (error.extensions ?? {}) as Record<string, unknown>;
+      return formatError(
+        {
+          ...error.toJSON(),
+          extensions: { ...extensions, code: extensions.code ?? 'INTERNAL_SERVER_ERROR' },
+        },
+        error,
+        options.logger,
+        {
+          hideSuggestions: !options.introspection,
+          onCode: (code) => options.operationMetrics.error(code),
+        },
+      );
+    });
+
+  const toApollo = (req: IncomingMessage & { body?: unknown }, res: ServerResponse): void => {
+    options.metrics.graphqlFastPath.inc({ outcome: 'apollo' });
+    options.fallback(req, res);
+  };
+
+  const answer = async (
+    req: IncomingMessage & { body?: unknown },
+    res: ServerResponse,
+    body: GraphQLBody,
+    stopHttpTimer: (labels: Record<string, string>) => void,
+  ): Promise<void> => {
+    const entry = known(body.query);
+    if ('invalid' in entry) return toApollo(req, res);
+    const { document } = entry;
+    const operation: OperationDefinitionNode | null | undefined = getOperationAST(
+      document,
+      body.operationName,
+    );
+    if (!operation || operation.operation === OperationTypeNode.SUBSCRIPTION) return toApollo(req, res);
+    let principal: Principal | undefined;
+    try {
+      principal = await options.contexts.authenticate(req.headers.authorization);
+    } catch {
+      return toApollo(req, res); // Apollo answers a refused token with its own error and status
+    }
+    const limitErrors = checkVariableLimits({
+      schema: options.schema,
+      document,
+      variables: body.variables,
+      operationName: body.operationName,
+      limits: options.limits,
+    });
+    if (limitErrors.length > 0) return toApollo(req, res);
+
+    const requestId = options.requestId(req, res);
+    const finishOperation = options.operationMetrics.start(
+      operation.operation,
+      operation.name?.value ?? null,
+    );
+    const contextValue = options.contexts.create(principal, requestId);
+    const compiled = compiledOperation(entry, body.operationName);
+    const result = compiled
+      ? await compiled.query(undefined, contextValue, body.variables ?? {})
+      : await execute({
+          schema: options.schema,
+          document,
+          variableValues: body.variables,
+          operationName: body.operationName,
+          contextValue,
+        });
+    if (!('data' in result)) {
+      // Variables that do not coerce: nothing ran. Apollo answers it (400, its wording); it times the operation.
+      return toApollo(req, res);
+    }
+    const errors = result.errors ? format(result.errors) : undefined;
+    const status = (errors && options.wholeRequestStatus(result, errors, operation.operation)) || 200;
+    const json = JSON.stringify({ errors, data: result.data, extensions: result.extensions });
+    res.statusCode = status;
+    res.setHeader('content-type', 'application/json; charset=utf-8');
+    if (status === 503) res.setHeader('retry-after', '1');
+    res.setHeader('content-length', Buffer.byteLength(json));
+    res.once('finish', () => {
+      const labels = { method: 'POST', route: '/graphql', status_class: `${Math.floor(status / 100)}xx` };
+      stopHttpTimer(labels);
+      options.metrics.httpRequests.inc(labels);
+    });
+    res.end(json);
+    finishOperation();
+    options.metrics.graphqlFastPath.inc({ outcome: 'answered' });
+  };
+
+  return (req: IncomingMessage & { body?: unknown }, res: ServerResponse): void => {
+    if (req.method !== 'POST' || req.url !== '/graphql') return options.fallback(req, res);
+    const length = Number(req.headers['content-length']);
+    if (
+      !isPlainJson(req.headers['content-type']) ||
+      req.headers['content-encoding'] !== undefined ||
+      !(length > 0 && length <= options.bodyLimitBytes) ||
+      !acceptsPlainJson(req.headers.accept)
+    ) {
+      return toApollo(req, res);
+    }
+    const stopHttpTimer = options.metrics.httpDuration.startTimer();
+    const chunks: Buffer[] = [];
+    let received = 0;
+    req.on('data', (chunk: Buffer) => {
+      received += chunk.length;
+      chunks.push(chunk);
+    });
+    req.once('end', () => {
+      const text = Buffer.concat(chunks, received).toString('utf8');
+      let body: unknown;
+      try {
+        // body-parser's strict mode: only an object or an array is a JSON body.
+        body = /^[\s]*[[{]/.test(text) ? JSON.parse(text) : undefined;
+      } catch {
+        body = undefined;
+      }
+      if (body === undefined || received !== length) {
+        // Let body-parser's sibling in express answer it: re-read is impossible, so say what it would.
+        return toApollo(Object.assign(req, { body, invalidJsonBody: true }), res);
+      }
+      req.body = body;
+      if (!isGraphQLBody(body)) return toApollo(req, res);
+      answer(req, res, body, stopHttpTimer).catch((error: unknown) => {
+        options.logger.error({ err: error }, 'graphql fast path failed');
+        if (!res.headersSent) {
+          res.statusCode = 500;
+          res.setHeader('content-type', 'application/json; charset=utf-8');
+          res.end(
+            JSON.stringify({
+              errors: [{ message: 'Internal server error', extensions: { code: 'INTERNAL_SERVER_ERROR' } }],
+            }),
+          );
+        } else res.destroy();
+      });
+    });
+    req.once('error', () => res.destroy());
+  };
+}

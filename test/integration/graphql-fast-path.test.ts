@@ -1,0 +1,160 @@
+import { createTenant, insertAccount, insertDeal, type TestTenant } from '../helpers/fixtures';
+import { startTestApp, type TestApp } from '../helpers/test-app';
+
+/**
+ * The fast path answers known documents without Apollo's pipeline; it must answer exactly as Apollo does. Two
+ * gateways on the same database, one with the fast path and one without, get the same requests.
+ */
+describe('GraphQL fast path', () => {
+  let fast: TestApp;
+  let apollo: TestApp;
+  let a: TestTenant;
+  let dealId: string;
+
+  beforeAll(async () => {
+    fast = await startTestApp({ GRAPHQL_FAST_PATH: 'true', GRAPHQL_INTROSPECTION: 'false' });
+    apollo = await startTestApp({ GRAPHQL_FAST_PATH: 'false', GRAPHQL_INTROSPECTION: 'false' });
+    a = await createTenant(fast.app);
+    const account = await insertAccount(fast.app, a, a.admin.id, 'Fast Co');
+    dealId = await insertDeal(fast.app, a, a.rep.id, account, 'Fast deal');
+  });
+  afterAll(async () => {
+    await fast.stop();
+    await apollo.stop();
+  });
+
+  async function outcomes(app: TestApp) {
+    const metric = await app.app.metrics.registry
+      .getSingleMetric('crm_graphql_fast_path_requests_total')
+      ?.get();
+    const count = (outcome: string) =>
+      metric?.values.find((value) => value.labels.outcome === outcome)?.value ?? 0;
+    return { answered: count('answered'), apollo: count('apollo') };
+  }
+
+  async function post(app: TestApp, body: string, headers: Record<string, string> = {}) {
+    const response = await fetch(`${app.url}/graphql`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', ...headers },
+      body,
+    });
+    return {
+      status: response.status,
+      contentType: response.headers.get('content-type'),
+      retryAfter: response.headers.get('retry-after'),
+      requestId: response.headers.get('x-request-id'),
+      body: await response.text(),
+    };
+  }
+
+  const auth = (token: string) => ({ authorization: `Bearer ${token}` });
+  const gql = (query: string, variables?: Record<string, unknown>, operationName?: string) =>
+    JSON.stringify({ query, variables, operationName });
+
+  const cases: Array<[string, () => [string, Record<string, string>], 'answered' | 'apollo']> = [
+    ['a query', () => [gql('{ me { id email } }'), auth(a.rep.token)], 'answered'],
+    [
+      'a query with variables, fragments and an operation name',
+      () => [
+        gql(
+          'query One($id: ID!) { deal(id: $id) { ...D } } query Two { me { id } } fragment D on Deal { id name owner { name } account { name } }',
+          { id: dealId },
+          'One',
+        ),
+        auth(a.rep.token),
+      ],
+      'answered',
+    ],
+    [
+      'a hidden account is null for the caller',
+      () => [gql('{ deals(pageSize: 5) { items { name account { name } } } }'), auth(a.rep.token)],
+      'answered',
+    ],
+    [
+      'a union (search items): on graphql-js, whose async resolveType graphql-jit cannot run',
+      () => [
+        gql(
+          '{ search(input: { entityType: DEAL }) { items { __typename ... on Deal { name owner { name } } } } }',
+        ),
+        auth(a.rep.token),
+      ],
+      'answered',
+    ],
+    [
+      'a resolver error (partial data, its code)',
+      () => [gql('{ me { id } deal(id: "not-a-uuid") { id } }'), auth(a.rep.token)],
+      'answered',
+    ],
+    ['no token for a field that needs one (401, nothing ran)', () => [gql('{ me { id } }'), {}], 'answered'],
+    ['a bad token', () => [gql('{ me { id } }'), auth('not.a.jwt')], 'apollo'],
+    [
+      'variables that do not coerce',
+      () => [gql('query($id: ID!) { deal(id: $id) { id } }', { id: { no: 1 } }), auth(a.rep.token)],
+      'apollo',
+    ],
+    [
+      'a page over the limit',
+      () => [gql('{ deals(pageSize: 100000) { items { id } } }'), auth(a.rep.token)],
+      'apollo',
+    ],
+    ['a validation error', () => [gql('{ me { nope } }'), auth(a.rep.token)], 'apollo'],
+    [
+      'introspection while it is off',
+      () => [gql('{ __schema { types { name } } }'), auth(a.rep.token)],
+      'apollo',
+    ],
+    ['a body that is not JSON', () => ['{"query": ', auth(a.rep.token)], 'apollo'],
+    ['a JSON body that is no object', () => ['"{ me { id } }"', auth(a.rep.token)], 'apollo'],
+    ['a batch', () => [`[${gql('{ me { id } }')}]`, auth(a.rep.token)], 'apollo'],
+    [
+      'an unknown operation name',
+      () => [gql('query A { me { id } }', undefined, 'B'), auth(a.rep.token)],
+      'apollo',
+    ],
+  ];
+
+  it.each(cases)('%s: the same status, headers and body on both paths', async (_name, request, expected) => {
+    const [body, headers] = request();
+    // Twice: the first request of a document parses and validates it; the second finds it known.
+    for (let round = 0; round < 2; round++) {
+      const before = await outcomes(fast);
+      const onFast = await post(fast, body, { ...headers, 'x-request-id': 'same-id' });
+      const after = await outcomes(fast);
+      const onApollo = await post(apollo, body, { ...headers, 'x-request-id': 'same-id' });
+      expect(onFast).toEqual(onApollo);
+      expect(after[expected] - before[expected]).toBe(1);
+    }
+  });
+
+  it('a mutation on the fast path writes once and answers like Apollo', async () => {
+    const mutation = gql(
+      'mutation($n: String!) { createLead(input: { firstName: $n, lastName: "F" }) { firstName } }',
+      {
+        n: 'Fasty',
+      },
+    );
+    const before = await outcomes(fast);
+    const onFast = await post(fast, mutation, auth(a.rep.token));
+    const onApollo = await post(apollo, mutation, auth(a.rep.token));
+    expect((await outcomes(fast)).answered - before.answered).toBe(1);
+    expect(onFast.body).toBe(onApollo.body);
+    expect(JSON.parse(onFast.body)).toEqual({ data: { createLead: { firstName: 'Fasty' } } });
+    const [counted] = await fast.app.dataSource.query<Array<{ n: number }>>(
+      `SELECT count(*)::int AS n FROM leads WHERE company_id = $1 AND first_name = 'Fasty'`,
+      [a.companyId],
+    );
+    expect(counted!.n).toBe(2);
+  });
+
+  it('records the operation and the request in the same metrics as the Apollo path', async () => {
+    const operations = async () =>
+      (await fast.app.metrics.registry.getSingleMetric('crm_graphql_operations_total')?.get())?.values.find(
+        (value) => value.labels.operation_name === 'FastNamed',
+      )?.value ?? 0;
+    const before = await operations();
+    const response = await post(fast, gql('query FastNamed { me { id } }'), auth(a.rep.token));
+    expect(response.status).toBe(200);
+    expect(response.requestId).toMatch(/^[0-9a-f-]{36}$/);
+    expect((await operations()) - before).toBe(1);
+  });
+});
