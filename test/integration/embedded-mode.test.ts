@@ -66,6 +66,18 @@ describe('embedded mode (nothing configured)', () => {
       });
       return (await res.json()) as { data?: Record<string, any>; errors?: unknown };
     };
+    // A single read runs as a prepared statement: on PGlite too, and again once it is prepared.
+    const listed = await call('{ deals(pageSize: 2) { items { id account { id } } } }');
+    for (const item of listed.data!.deals.items as unknown[])
+      for (let i = 0; i < 2; i++)
+        expect(
+          await call('query($id: ID!) { deal(id: $id) { id account { id } } }', {
+            id: (item as { id: string }).id,
+          }),
+        ).toEqual({
+          data: { deal: item },
+        });
+
     const rebuilt = await call('mutation { precomputeCommonReports(entityType: DEAL) { name rollupRows } }');
     expect(rebuilt.errors).toBeUndefined();
     expect((rebuilt.data!.precomputeCommonReports as unknown[]).length).toBe(2);
