@@ -41,13 +41,12 @@ describe('compose.yaml', () => {
       ]),
     );
     expect(services.postgres!.image).toMatch(/pgvector/);
-    // The worker runs as `npm run worker` does, with the same node flags.
-    const workerScript = (
-      JSON.parse(readFileSync(resolve(__dirname, '../../package.json'), 'utf8')) as {
-        scripts: Record<string, string>;
-      }
-    ).scripts.worker!;
-    expect(services.worker!.command).toEqual(workerScript.split(' '));
+    // The gateway and the worker run as `npm start` and `npm run worker` do, with the same node flags.
+    const { scripts } = JSON.parse(readFileSync(resolve(__dirname, '../../package.json'), 'utf8')) as {
+      scripts: Record<string, string>;
+    };
+    expect(services.worker!.command).toEqual(scripts.worker!.split(' '));
+    expect(services.gateway!.command).toEqual(scripts.start!.split(' '));
   });
 
   it.each(['gateway', 'worker', 'migrate'])(
