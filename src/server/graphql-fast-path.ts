@@ -5,6 +5,7 @@ import {
   getOperationAST,
   GraphQLError,
   isAbstractType,
+  Kind,
   NoSchemaIntrospectionCustomRule,
   OperationTypeNode,
   parse,
@@ -64,6 +65,8 @@ interface ValidDocument {
   document: DocumentNode;
   /** graphql-jit's compilation, per operation name (compiled on first use). */
   compiled: Map<string | null | undefined, CompiledQuery | undefined>;
+  /** Operations that passed the variable limits (page sizes, complexity), of a document without variables. */
+  withinLimits: Set<string | null | undefined>;
 }
 
 type KnownDocument = ValidDocument | { invalid: true };
@@ -104,6 +107,14 @@ function selectsAbstractType(schema: GraphQLSchema, document: DocumentNode): boo
     }),
   );
   return found;
+}
+
+/** Whether any operation declares variables (then the limits' answer may change with the request's variables). */
+function usesVariables(document: DocumentNode): boolean {
+  return document.definitions.some(
+    (definition) =>
+      definition.kind === Kind.OPERATION_DEFINITION && (definition.variableDefinitions?.length ?? 0) > 0,
+  );
 }
 
 /** `application/json`, with no charset or UTF-8: what the fast path reads itself (body-parser handles the rest). */
@@ -147,7 +158,7 @@ export function createGraphQLFastPath(options: GraphQLFastPathOptions) {
         entry =
           validate(options.schema, document, rules).length > 0
             ? { invalid: true }
-            : { document, compiled: new Map() };
+            : { document, compiled: new Map(), withinLimits: new Set() };
       } catch {
         entry = { invalid: true };
       }
@@ -212,14 +223,17 @@ export function createGraphQLFastPath(options: GraphQLFastPathOptions) {
     } catch {
       return toApollo(req, res); // Apollo answers a refused token with its own error and status
     }
-    const limitErrors = checkVariableLimits({
-      schema: options.schema,
-      document,
-      variables: body.variables,
-      operationName: body.operationName,
-      limits: options.limits,
-    });
-    if (limitErrors.length > 0) return toApollo(req, res);
+    if (!entry.withinLimits.has(body.operationName)) {
+      const limitErrors = checkVariableLimits({
+        schema: options.schema,
+        document,
+        variables: body.variables,
+        operationName: body.operationName,
+        limits: options.limits,
+      });
+      if (limitErrors.length > 0) return toApollo(req, res);
+      if (!usesVariables(document)) entry.withinLimits.add(body.operationName);
+    }
 
     const requestId = options.requestId(req, res);
     const finishOperation = options.operationMetrics.start(

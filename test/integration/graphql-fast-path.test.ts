@@ -126,6 +126,18 @@ describe('GraphQL fast path', () => {
     }
   });
 
+  it("checks the page size and complexity limits against each request's variables, once a document is known", async () => {
+    const query = 'query($n: Int!) { deals(pageSize: $n) { items { id } } }';
+    const small = await post(fast, gql(query, { n: 5 }), auth(a.rep.token));
+    expect(small.status).toBe(200);
+    for (const app of [fast, apollo]) {
+      const large = JSON.parse((await post(app, gql(query, { n: 100000 }), auth(a.rep.token))).body) as {
+        errors: Array<{ extensions: { code: string } }>;
+      };
+      expect(large.errors[0]!.extensions.code).toBe('PAGE_SIZE_TOO_LARGE');
+    }
+  });
+
   it('a mutation on the fast path writes once and answers like Apollo', async () => {
     const mutation = gql(
       'mutation($n: String!) { createLead(input: { firstName: $n, lastName: "F" }) { firstName } }',
