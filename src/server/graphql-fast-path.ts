@@ -58,12 +58,18 @@ export interface GraphQLFastPathOptions {
   fallback(req: IncomingMessage & { body?: unknown }, res: ServerResponse): void;
 }
 
-/** Documents kept parsed and validated (by query text), bounded by their total length. */
+/** Documents kept parsed and validated (by query text), bounded by their count and their total length. */
+const DOCUMENT_CACHE_ENTRIES = 1_000;
 const DOCUMENT_CACHE_CHARS = 4_000_000;
+/** What a graphql-jit compilation is counted as against DOCUMENT_CACHE_CHARS (generated code and closures). */
+const COMPILED_QUERY_CHARS = 50_000;
+/** A document is compiled on its second use: one-off documents never pay (or make the server pay) for it. */
+const COMPILE_AFTER_USES = 2;
 
 interface ValidDocument {
   document: DocumentNode;
-  /** graphql-jit's compilation, per operation name (compiled on first use). */
+  uses: number;
+  /** graphql-jit's compilation, per operation name (undefined: graphql-js executes it). */
   compiled: Map<string | null | undefined, CompiledQuery | undefined>;
   /** Operations that passed the variable limits (page sizes, complexity), of a document without variables. */
   withinLimits: Set<string | null | undefined>;
@@ -109,6 +115,16 @@ function selectsAbstractType(schema: GraphQLSchema, document: DocumentNode): boo
   return found;
 }
 
+/** The last `extensions.http.status` among execution errors (Apollo's rule for a response's status). */
+function httpStatusOf(errors: readonly GraphQLError[]): number | undefined {
+  let status: number | undefined;
+  for (const error of errors) {
+    const http = (error.extensions as { http?: { status?: unknown } } | undefined)?.http;
+    if (typeof http?.status === 'number') status = http.status;
+  }
+  return status;
+}
+
 /** Whether any operation declares variables (then the limits' answer may change with the request's variables). */
 function usesVariables(document: DocumentNode): boolean {
   return document.definitions.some(
@@ -127,9 +143,15 @@ function isPlainJson(contentType: string | undefined): boolean {
   return type === 'application/json' && parameters.every((p) => p === 'charset=utf-8' || p === '');
 }
 
-/** Clients that accept plain JSON (Apollo would pick another format for graphql-response+json or multipart). */
+/**
+ * Clients that take plain JSON and nothing Apollo would prefer: no Accept, or one naming application/json or a
+ * wildcard, without graphql-response+json or multipart (Apollo negotiates those, and answers 406 to the rest).
+ */
 function acceptsPlainJson(accept: string | undefined): boolean {
-  return !accept || !/graphql-response|multipart/i.test(accept);
+  if (!accept) return true;
+  return (
+    /application\/json|application\/\*|\*\/\*/i.test(accept) && !/graphql-response|multipart/i.test(accept)
+  );
 }
 
 /**
@@ -146,8 +168,10 @@ export function createGraphQLFastPath(options: GraphQLFastPathOptions) {
     ...(options.introspection ? [] : [NoSchemaIntrospectionCustomRule]),
   ];
   const documents = new LRUCache<string, KnownDocument>({
+    max: DOCUMENT_CACHE_ENTRIES,
     maxSize: DOCUMENT_CACHE_CHARS,
-    sizeCalculation: (_value, query) => Math.max(1, query.length),
+    sizeCalculation: (entry, query) =>
+      Math.max(1, query.length) + ('compiled' in entry ? entry.compiled.size * COMPILED_QUERY_CHARS : 0),
   });
 
   const known = (query: string): KnownDocument => {
@@ -158,7 +182,7 @@ export function createGraphQLFastPath(options: GraphQLFastPathOptions) {
         entry =
           validate(options.schema, document, rules).length > 0
             ? { invalid: true }
-            : { document, compiled: new Map(), withinLimits: new Set() };
+            : { document, uses: 0, compiled: new Map(), withinLimits: new Set() };
       } catch {
         entry = { invalid: true };
       }
@@ -167,14 +191,25 @@ export function createGraphQLFastPath(options: GraphQLFastPathOptions) {
     return entry;
   };
 
-  /** graphql-jit's executor for the operation, compiled once; graphql-js executes what it cannot compile. */
-  const compiledOperation = (entry: ValidDocument, operationName: string | null | undefined) => {
-    if (!options.compile) return undefined;
+  /** graphql-jit's executor for the operation, compiled once it is reused; graphql-js runs everything else. */
+  const compiledOperation = (
+    query: string,
+    entry: ValidDocument,
+    operationName: string | null | undefined,
+  ) => {
+    if (!options.compile || ++entry.uses < COMPILE_AFTER_USES) return undefined;
     if (!entry.compiled.has(operationName)) {
-      const compiled = selectsAbstractType(options.schema, entry.document)
-        ? undefined
-        : compileQuery(options.schema, entry.document, operationName ?? undefined);
-      entry.compiled.set(operationName, compiled && isCompiledQuery(compiled) ? compiled : undefined);
+      let compiled: CompiledQuery | undefined;
+      try {
+        const result = selectsAbstractType(options.schema, entry.document)
+          ? undefined
+          : compileQuery(options.schema, entry.document, operationName ?? undefined);
+        compiled = result && isCompiledQuery(result) ? result : undefined;
+      } catch (error) {
+        options.logger.warn({ err: error }, 'graphql-jit could not compile a document; graphql-js runs it');
+      }
+      entry.compiled.set(operationName, compiled);
+      documents.set(query, entry); // counted again, with its compilation
     }
     return entry.compiled.get(operationName);
   };
@@ -209,6 +244,14 @@ export function createGraphQLFastPath(options: GraphQLFastPathOptions) {
     body: GraphQLBody,
     stopHttpTimer: (labels: Record<string, string>) => void,
   ): Promise<void> => {
+    // As Apollo does, the caller first. Only authenticated callers reach the document cache and the compiler.
+    let principal: Principal | undefined;
+    try {
+      principal = await options.contexts.authenticate(req.headers.authorization);
+    } catch {
+      return toApollo(req, res); // Apollo answers a refused token with its own error and status
+    }
+    if (!principal) return toApollo(req, res);
     const entry = known(body.query);
     if ('invalid' in entry) return toApollo(req, res);
     const { document } = entry;
@@ -217,12 +260,6 @@ export function createGraphQLFastPath(options: GraphQLFastPathOptions) {
       body.operationName,
     );
     if (!operation || operation.operation === OperationTypeNode.SUBSCRIPTION) return toApollo(req, res);
-    let principal: Principal | undefined;
-    try {
-      principal = await options.contexts.authenticate(req.headers.authorization);
-    } catch {
-      return toApollo(req, res); // Apollo answers a refused token with its own error and status
-    }
     if (!entry.withinLimits.has(body.operationName)) {
       const limitErrors = checkVariableLimits({
         schema: options.schema,
@@ -241,7 +278,7 @@ export function createGraphQLFastPath(options: GraphQLFastPathOptions) {
       operation.name?.value ?? null,
     );
     const contextValue = options.contexts.create(principal, requestId);
-    const compiled = compiledOperation(entry, body.operationName);
+    const compiled = compiledOperation(body.query, entry, body.operationName);
     const result = compiled
       ? await compiled.query(undefined, contextValue, body.variables ?? {})
       : await execute({
@@ -256,7 +293,11 @@ export function createGraphQLFastPath(options: GraphQLFastPathOptions) {
       return toApollo(req, res);
     }
     const errors = result.errors ? format(result.errors) : undefined;
-    const status = (errors && options.wholeRequestStatus(result, errors, operation.operation)) || 200;
+    // As Apollo: an error's `extensions.http.status` sets the response's, then the whole-request status may.
+    const status =
+      (errors && options.wholeRequestStatus(result, errors, operation.operation)) ||
+      (result.errors && httpStatusOf(result.errors)) ||
+      200;
     const json = JSON.stringify({ errors, data: result.data, extensions: result.extensions });
     res.statusCode = status;
     res.setHeader('content-type', 'application/json; charset=utf-8');
@@ -291,7 +332,10 @@ export function createGraphQLFastPath(options: GraphQLFastPathOptions) {
       chunks.push(chunk);
     });
     req.once('end', () => {
-      const text = Buffer.concat(chunks, received).toString('utf8');
+      // body-parser drops a byte order mark before parsing.
+      const text = Buffer.concat(chunks, received)
+        .toString('utf8')
+        .replace(/^\uFEFF/, '');
       let body: unknown;
       try {
         // body-parser's strict mode: only an object or an array is a JSON body.

@@ -85,7 +85,22 @@ describe('GraphQL fast path', () => {
       () => [gql('{ me { id } deal(id: "not-a-uuid") { id } }'), auth(a.rep.token)],
       'answered',
     ],
-    ['no token for a field that needs one (401, nothing ran)', () => [gql('{ me { id } }'), {}], 'answered'],
+    ['anonymous (401, nothing ran): Apollo answers', () => [gql('{ me { id } }'), {}], 'apollo'],
+    [
+      'a client that takes only HTML',
+      () => [gql('{ me { id } }'), { ...auth(a.rep.token), accept: 'text/html' }],
+      'apollo',
+    ],
+    [
+      'a client that takes JSON among others',
+      () => [gql('{ me { id } }'), { ...auth(a.rep.token), accept: 'text/html, application/json;q=0.9' }],
+      'answered',
+    ],
+    [
+      'a body with a byte order mark',
+      () => ['\uFEFF' + gql('{ me { name } }'), auth(a.rep.token)],
+      'answered',
+    ],
     ['a bad token', () => [gql('{ me { id } }'), auth('not.a.jwt')], 'apollo'],
     [
       'variables that do not coerce',
@@ -115,7 +130,8 @@ describe('GraphQL fast path', () => {
 
   it.each(cases)('%s: the same status, headers and body on both paths', async (_name, request, expected) => {
     const [body, headers] = request();
-    // Twice: the first request of a document parses and validates it; the second finds it known.
+    // Twice: the first request of a document parses and validates it (graphql-js executes it); the second finds it
+    // known (graphql-jit executes it).
     for (let round = 0; round < 2; round++) {
       const before = await outcomes(fast);
       const onFast = await post(fast, body, { ...headers, 'x-request-id': 'same-id' });

@@ -93,6 +93,8 @@ export interface RecordServiceDeps {
   audit: AuditService;
   identity: IdentityService;
   maxPageSize: number;
+  /** Run single reads as named prepared statements (not where connections share one session). */
+  preparedStatements: boolean;
   changes: RecordChangeFeed;
 }
 
@@ -125,11 +127,10 @@ export class RecordService<E extends OwnedEntity> {
     const bind = (value: unknown) => `$${params.push(value)}`;
     const where = bindNamed(visible, bind);
     const plan = await this.readPlan(principal, selection, bind);
+    const sql = `SELECT ${plan.select} FROM ${this.metadata.tablePath} r ${plan.joins}
+      WHERE r.id = ${bind(id)} AND (${where})`;
     const rows = await this.deps.dataSource.query<Array<Record<string, unknown>>>(
-      preparedStatement(
-        `SELECT ${plan.select} FROM ${this.metadata.tablePath} r ${plan.joins}
-          WHERE r.id = ${bind(id)} AND (${where})`,
-      ),
+      this.deps.preparedStatements ? preparedStatement(sql) : sql,
       params,
     );
     return plan.decode(rows)[0] ?? null;

@@ -34,6 +34,8 @@ export const recordsModule = defineModule<RecordsServices>({
           audit,
           identity: requireService(services, 'identity', 'records'),
           maxPageSize: config.graphql.maxPageSize,
+          // PGlite serves every connection from one session: a statement one connection prepared exists for all.
+          preparedStatements: config.database.driver !== 'embedded',
           changes: new RecordChangeFeed(logger),
         },
         cache,

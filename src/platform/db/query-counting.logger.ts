@@ -14,17 +14,19 @@ export class QueryCountingLogger implements TypeOrmLogger {
     return this.statements;
   }
 
+  // `query` may be a prepared statement's config (see prepared-statement.ts): logged as its SQL text, never with the
+  // values node-postgres writes onto it.
   logQuery(query: string): void {
     this.statements++;
-    if (this.logger.isLevelEnabled('trace')) this.logger.trace({ query }, 'sql');
+    if (this.logger.isLevelEnabled('trace')) this.logger.trace({ query: String(query) }, 'sql');
   }
 
   logQueryError(error: string | Error, query: string): void {
-    this.logger.debug({ err: error, query }, 'sql failed');
+    this.logger.debug({ err: error, query: String(query) }, 'sql failed');
   }
 
   logQuerySlow(time: number, query: string): void {
-    this.logger.warn({ durationMs: time, query: query.slice(0, 500) }, 'slow sql');
+    this.logger.warn({ durationMs: time, query: String(query).slice(0, 500) }, 'slow sql');
   }
 
   logSchemaBuild(message: string): void {
