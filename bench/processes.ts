@@ -6,7 +6,7 @@ import type { BenchProcess } from '../src/modules/kernel';
 const ROOT = resolve(__dirname, '../..');
 
 /** The node flags `npm run <script>` passes (a worker's young-generation size matters to its memory). */
-function nodeFlags(script: string): string[] {
+export function nodeFlags(script: string): string[] {
   const { scripts } = JSON.parse(readFileSync(resolve(ROOT, 'package.json'), 'utf8')) as {
     scripts: Record<string, string>;
   };

@@ -23,6 +23,9 @@ export function peerEnvironment() {
 
 const BEARER = /^Bearer\s+(\S+)$/i;
 
+/** Tokens already verified, as the gateway keeps them (so neither side pays the HMAC on every request). */
+const verified = new Map<string, PeerCaller & { expiresAt: number }>();
+
 /** Verifies `Authorization: Bearer <jwt>` as the gateway does (HS256, expiry, `sub` and `company_id`). */
 export async function verifyCaller(
   header: string | undefined,
@@ -30,11 +33,16 @@ export async function verifyCaller(
 ): Promise<PeerCaller | undefined> {
   const token = header ? BEARER.exec(header)?.[1] : undefined;
   if (!token) return undefined;
+  const known = verified.get(token);
+  if (known && known.expiresAt * 1000 > Date.now()) return known;
   try {
     const { payload } = await jwtVerify(token, secret, { algorithms: ['HS256'] });
     const companyId = payload.company_id;
-    if (typeof payload.sub !== 'string' || typeof companyId !== 'string') return undefined;
-    return { userId: payload.sub, companyId };
+    if (typeof payload.sub !== 'string' || typeof companyId !== 'string' || typeof payload.exp !== 'number')
+      return undefined;
+    const caller = { userId: payload.sub, companyId, expiresAt: payload.exp };
+    if (verified.size < 10_000) verified.set(token, caller);
+    return caller;
   } catch {
     return undefined;
   }

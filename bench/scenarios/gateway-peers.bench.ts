@@ -1,11 +1,12 @@
 import { spawn } from 'node:child_process';
 import { resolve } from 'node:path';
+import { Redis } from 'ioredis';
 import { Client } from 'pg';
 import { TokenService } from '../../src/modules/identity';
 import { BENCH_REDIS_URL, prepareBenchDatabase } from '../bench-database';
 import { freePort, type BenchContext, type Scenario, type ScenarioResult } from '../harness';
 import type { LoadReport, LoadRequest } from '../load-generator';
-import { processCpuMs, startNodeProcess, startProcess } from '../processes';
+import { nodeFlags, processCpuMs, startNodeProcess, startProcess } from '../processes';
 import { BENCH_JWT_SECRET as JWT_SECRET, GATEWAY_DATABASE_URL, gatewaySizes } from './gateway.bench';
 import type { BenchProcess } from '../../src/modules/kernel';
 
@@ -145,7 +146,8 @@ async function startServers(): Promise<RunningServer[]> {
     });
     await waitForHttp(`${projectUrl}/healthz`, project);
     for (const name of ['mercurius', 'postgraphile'] as const) {
-      const peer = startNodeProcess(`dist/bench/peers/${name}.peer.js`, [], {
+      // The same node flags as `npm start` gives the project.
+      const peer = startNodeProcess(`dist/bench/peers/${name}.peer.js`, nodeFlags('start'), {
         NODE_ENV: 'production',
         DATABASE_URL: GATEWAY_DATABASE_URL,
         JWT_SECRET,
@@ -306,6 +308,10 @@ export const gatewayPeers: Scenario = {
       // Every server's answer, checked: the same records in the same order; it is then the body autocannon expects.
       const expected = new Map<string, string>();
       const sqlPerRequest = new Map<string, number>();
+      const redisPerRequest = new Map<string, number>();
+      const redis = new Redis(BENCH_REDIS_URL);
+      const redisCommands = async () =>
+        Number(/total_commands_processed:(\d+)/.exec(await redis.info('stats'))?.[1] ?? NaN);
       for (const query of benchQueries) {
         let reference: string[] | undefined;
         for (const server of servers) {
@@ -321,7 +327,13 @@ export const gatewayPeers: Scenario = {
           // Statements per request, one request at a time so nothing else is counted.
           for (let i = 0; i < 3; i++) await send(server, query);
           const before = await server.statements();
+          // Redis commands on the server (only the project uses it; the INFO call itself counts one).
+          const redisBefore = await redisCommands();
           for (let i = 0; i < 20; i++) await send(server, query);
+          redisPerRequest.set(
+            `${query.label}/${server.name}`,
+            ((await redisCommands()) - redisBefore - 1) / 20,
+          );
           sqlPerRequest.set(`${query.label}/${server.name}`, ((await server.statements()) - before) / 20);
           context.log(`warming ${server.name} on ${query.label}`);
           await measure(server, query, body, 2);
@@ -351,12 +363,13 @@ export const gatewayPeers: Scenario = {
           p99Ms: pick('p99Ms'),
           cpuMsPerRequest: pick('cpuMsPerRequest'),
           sql: sqlPerRequest.get(key)!,
+          redis: redisPerRequest.get(key)!,
         };
       };
       const lines = [
         `median of ${ROUNDS} interleaved rounds, ${durationSeconds} s each, ${CONNECTIONS} connections (autocannon in its own process)`,
-        '| query | server | req/s | p50 ms | p99 ms | CPU ms/req | SQL/req | project ÷ Mercurius | project ÷ PostGraphile |',
-        '|---|---|---|---|---|---|---|---|---|',
+        '| query | server | req/s | p50 ms | p99 ms | CPU ms/req | SQL/req | Redis/req | project ÷ Mercurius | project ÷ PostGraphile |',
+        '|---|---|---|---|---|---|---|---|---|---|',
       ];
       const measured: Record<string, number> = {};
       const baseline: Record<string, number> = {};
@@ -372,7 +385,7 @@ export const gatewayPeers: Scenario = {
                 )
               : ['', ''];
           lines.push(
-            `| ${server.name === 'project' ? query.label : ''} | ${server.name} | ${fmt(row.requestsPerSecond, 0)} | ${row.p50Ms} | ${row.p99Ms} | ${fmt(row.cpuMsPerRequest)} | ${fmt(row.sql, 1)} | ${ratios.join(' | ')} |`,
+            `| ${server.name === 'project' ? query.label : ''} | ${server.name} | ${fmt(row.requestsPerSecond, 0)} | ${row.p50Ms} | ${row.p99Ms} | ${fmt(row.cpuMsPerRequest)} | ${fmt(row.sql, 1)} | ${fmt(row.redis, 1)} | ${ratios.join(' | ')} |`,
           );
         }
         const fastestPeer = Math.max(
@@ -385,7 +398,14 @@ export const gatewayPeers: Scenario = {
       }
       const admin = summary(`${benchQueries[1]!.label}/project`).requestsPerSecond;
       const rep = summary(`${benchQueries[2]!.label}/project`).requestsPerSecond;
-      lines.push(`project's Q2 as the rep ÷ as the admin: ${fmt(rep / admin)}`);
+      lines.push(
+        `project's Q2 as the rep ÷ as the admin: ${fmt(rep / admin)}`,
+        'CPU ms/req is the server process alone (not Postgres, Redis or the load generator). The peers check the JWT',
+        "(and keep verified tokens, as the project does) but apply no record-level sharing: they answer the rep's Q2",
+        "with the company's page. PostGraphile takes the company from a query variable, and its Q3 (dealById) has no",
+        'company condition.',
+      );
+      await redis.quit();
       const table = lines.join('\n');
       context.log(`\n${table}`);
       return {
