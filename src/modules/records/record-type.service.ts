@@ -61,6 +61,9 @@ export interface RecordDefinition<E extends OwnedEntity> {
   embeds?: RecordEmbed[];
 }
 
+/** Column types TypeORM's Postgres driver hydrates as node-postgres returns them (no branch of prepareHydratedValue). */
+const UNCONVERTED_TYPES = new Set(['uuid', 'text', 'varchar', 'character varying', 'integer', 'int', 'int4']);
+
 /** Every record's owner: any user of the company. */
 const OWNER: RecordEmbed = { field: 'owner', entity: UserEntity, foreignKey: 'ownerId' };
 
@@ -238,28 +241,45 @@ export class RecordService<E extends OwnedEntity> {
       embedded.push({ embed, alias, columns: targetColumns });
     }
     const driver = this.deps.dataSource.driver;
-    const hydrate = (row: Record<string, unknown>, prefix: string, of: ColumnMetadata[]) => {
-      const entity: Record<string, unknown> = {};
-      of.forEach((column, i) => {
-        entity[column.propertyName] = driver.prepareHydratedValue(row[`${prefix}${i}`], column);
-      });
-      return entity;
+    // Per column, once per read: the result key and how its value becomes the entity's (TypeORM's own conversion,
+    // skipped for the types it returns unchanged).
+    const decoder = (prefix: string, of: ColumnMetadata[]) => {
+      const fields = of.map((column, i) => ({
+        key: `${prefix}${i}`,
+        property: column.propertyName,
+        convert:
+          !column.transformer && !column.isArray && UNCONVERTED_TYPES.has(String(column.type))
+            ? undefined
+            : (value: unknown) => driver.prepareHydratedValue(value, column) as unknown,
+      }));
+      return (row: Record<string, unknown>) => {
+        const entity: Record<string, unknown> = {};
+        for (const { key, property, convert } of fields)
+          entity[property] = convert ? convert(row[key]) : row[key];
+        return entity;
+      };
     };
+    const hydrateRecord = decoder('r', columns);
+    const hydrateEmbeds = embedded.map(({ alias, columns: of }) => ({
+      idKey: `${alias}_id`,
+      hydrate: decoder(`${alias}_`, of),
+    }));
     return {
       select: select.join(', '),
       joins: joins.join(' '),
       decode: (rows) => {
         const shared = embedded.map(() => new Map<unknown, Record<string, unknown>>());
         return rows.map((row) => {
-          const record = hydrate(row, 'r', columns);
-          embedded.forEach(({ embed, alias, columns: of }, index) => {
-            const id = row[`${alias}_id`];
+          const record = hydrateRecord(row);
+          embedded.forEach(({ embed }, index) => {
+            const { idKey, hydrate } = hydrateEmbeds[index]!;
+            const id = row[idKey];
             if (id === null || id === undefined) {
               record[embed.field] = null;
               return;
             }
             let object = shared[index]!.get(id);
-            if (!object) shared[index]!.set(id, (object = hydrate(row, `${alias}_`, of)));
+            if (!object) shared[index]!.set(id, (object = hydrate(row)));
             record[embed.field] = object;
           });
           return record as E;
