@@ -100,7 +100,7 @@ async function compose(options: AppOptions, logger: Logger, lifecycle: Lifecycle
 
   let databaseUrl = config.database.url;
   if (!databaseUrl) {
-    const embedded = await startEmbeddedPostgres({ dataDir: config.database.embeddedDataDir });
+    const embedded = await startEmbeddedPostgres({ dataDir: config.database.embeddedDataDir, logger });
     lifecycle.register('embedded-postgres', ShutdownPhase.database, () => embedded.stop());
     databaseUrl = embedded.url;
     drivers.postgres = `embedded PGlite + pgvector (${config.database.embeddedDataDir})`;

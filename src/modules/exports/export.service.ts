@@ -429,10 +429,14 @@ export class ExportService {
         prepared,
         undefined,
         async (client, statement, total) => {
-          await this.options.dataSource.query(
-            'UPDATE export_jobs SET total_rows = $2, updated_at = now() WHERE id = $1 AND attempt_token = $3',
-            [exportId, total, token],
-          );
+          // Not awaited: a second connection asked for inside the snapshot would wait for ever on the embedded
+          // database's single backend. Progress and the final update carry the total as well.
+          this.options.dataSource
+            .query(
+              'UPDATE export_jobs SET total_rows = $2, updated_at = now() WHERE id = $1 AND attempt_token = $3',
+              [exportId, total, token],
+            )
+            .catch((error: Error) => this.options.logger.warn({ err: error, exportId }, 'export total'));
           const progress = this.progressReporter(claimed, token, total, abort);
           const encoded = encodeExport(client, statement, {
             format: claimed.format,
@@ -452,6 +456,7 @@ export class ExportService {
       );
       const done = await this.finish(exportId, token, 'COMPLETED', {
         rows: outcome.rows,
+        total: outcome.total,
         bytes: outcome.bytes,
         sha256: outcome.sha256,
         key,
@@ -682,9 +687,9 @@ export class ExportService {
       lastProgress = progress;
       inFlight = true;
       this.returning<ExportJobRow>(
-        `UPDATE export_jobs SET rows_exported = $3, progress = $4, updated_at = now()
+        `UPDATE export_jobs SET rows_exported = $3, progress = $4, total_rows = $5, updated_at = now()
             WHERE id = $1 AND attempt_token = $2 AND status = 'RUNNING' RETURNING *`,
-        [row.id, token, records, progress],
+        [row.id, token, records, progress, total],
       )
         .then(([updated]) => {
           if (!updated) abort.abort(new CancelledError());
@@ -701,12 +706,12 @@ export class ExportService {
     id: string,
     token: string | null,
     status: 'COMPLETED' | 'FAILED',
-    outcome: { rows?: number; bytes?: number; sha256?: string; key?: string; error?: string },
+    outcome: { rows?: number; total?: number; bytes?: number; sha256?: string; key?: string; error?: string },
   ): Promise<ExportJobRow | undefined> {
     const [row] = await this.returning<ExportJobRow>(
       `UPDATE export_jobs SET status = $3, finished_at = now(), updated_at = now(),
               rows_exported = coalesce($4, rows_exported), bytes_written = coalesce($5, bytes_written),
-              sha256 = $6, storage_key = $7, error = $8,
+              sha256 = $6, storage_key = $7, error = $8, total_rows = coalesce($9, total_rows),
               progress = CASE WHEN $3 = 'COMPLETED' THEN 1 ELSE progress END
         WHERE id = $1 AND ($2::uuid IS NULL OR attempt_token = $2) AND status IN ('QUEUED', 'RUNNING')
         RETURNING *`,
@@ -719,6 +724,7 @@ export class ExportService {
         outcome.sha256 ?? null,
         outcome.key ?? null,
         outcome.error ?? null,
+        outcome.total ?? null,
       ],
     );
     if (row) this.publish(row);

@@ -3,6 +3,8 @@ import { join } from 'node:path';
 import { PGlite } from '@electric-sql/pglite';
 import { vector } from '@electric-sql/pglite-pgvector';
 import { PGLiteSocketServer } from '@electric-sql/pglite-socket';
+import type { Logger } from '../logging/logger';
+import { EmbeddedSessionQueue } from './embedded-session.queue';
 
 export interface EmbeddedPostgres {
   /** A postgres:// URL that `pg` and TypeORM connect to like any server. */
@@ -15,6 +17,15 @@ export interface EmbeddedPostgresOptions {
   dataDir?: string;
   /** Concurrent wire connections the socket server accepts. Default 20 (must exceed the pool size). */
   maxConnections?: number;
+  /** Where a broken stall (a connection holding the backend while others wait) is reported. Default: stderr. */
+  logger?: Logger;
+  /** See EmbeddedSessionQueueOptions.stallMs. */
+  stallMs?: number;
+}
+
+interface SocketHandler {
+  readonly handlerId: number;
+  detach(close?: boolean): Promise<unknown>;
 }
 
 function isAlive(pid: number): boolean {
@@ -67,6 +78,24 @@ export async function startEmbeddedPostgres(
       port: 0,
       maxConnections: options.maxConnections ?? 20,
     });
+    // The server hands its queue to each connection it accepts, so it is replaced before the first one.
+    const internals = server as unknown as { handlers: Set<SocketHandler>; queryQueue: unknown };
+    const { handlers } = internals;
+    const queue = new EmbeddedSessionQueue(db, {
+      stallMs: options.stallMs,
+      onStall: (stall) => {
+        const message =
+          'embedded database: a connection held a transaction idle while others waited (a second connection asked for inside a transaction?); rolled it back and closed it';
+        if (options.logger) options.logger.error(stall, message);
+        else process.stderr.write(`${message} ${JSON.stringify(stall)}\n`);
+      },
+      closeConnection: (handlerId) => {
+        const handler = [...handlers].find((candidate) => candidate.handlerId === handlerId);
+        void handler?.detach(true);
+        return handler !== undefined;
+      },
+    });
+    internals.queryQueue = queue;
     await server.start();
     let stopped: Promise<void> | undefined;
     return {
@@ -74,6 +103,7 @@ export async function startEmbeddedPostgres(
       stop: () =>
         (stopped ??= (async () => {
           await server.stop();
+          queue.stop();
           await db.close();
           unlock();
         })()),
