@@ -15,6 +15,7 @@ import { MemoryCacheStore } from './platform/cache/memory.cache';
 import { RedisCacheStore } from './platform/cache/redis.cache';
 import { createDataSource } from './platform/db/data-source.factory';
 import { startEmbeddedPostgres } from './platform/db/embedded-postgres';
+import { assertMigrated } from './platform/db/migration-state';
 import type { QueryCountingLogger } from './platform/db/query-counting.logger';
 import { Lifecycle, ShutdownPhase } from './platform/lifecycle/lifecycle';
 import { createLogger, type Logger } from './platform/logging/logger';
@@ -46,7 +47,10 @@ export interface AppOptions {
   /** gateway: HTTP + WebSocket; worker: queue processors only; cli: drivers and services only. */
   role: ProcessRole;
   logger?: Logger;
-  /** Run pending migrations at start. Default: true for the embedded database, false otherwise. */
+  /**
+   * Run pending migrations at start. Default: `config.database.migrate` (auto for the embedded database); otherwise a
+   * gateway or worker refuses to start while any is pending (a CLI is left to its own command).
+   */
   migrate?: boolean;
   /** BullMQ key prefix (tests isolate themselves with their own). Default `crm`. */
   queuePrefix?: string;
@@ -121,8 +125,10 @@ async function compose(options: AppOptions, logger: Logger, lifecycle: Lifecycle
   dataSource.subscribers.push(
     new DbMetricsSubscriber(metrics, new Set(dataSource.entityMetadatas.map((m) => m.tableName))),
   );
-  if (options.migrate ?? config.database.driver === 'embedded') {
+  if (options.migrate ?? config.database.migrate === 'auto') {
     await dataSource.runMigrations({ transaction: 'each' });
+  } else if (role !== 'cli') {
+    await assertMigrated(dataSource);
   }
 
   let cache: CacheStore;

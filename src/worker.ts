@@ -1,4 +1,5 @@
 import { startApp } from './app';
+import { MigrationsBehindError } from './platform/db/migration-state';
 import { installShutdownHooks, loadConfigOrExit } from './process-hooks';
 import { createLogger } from './platform/logging/logger';
 
@@ -16,6 +17,10 @@ async function main(): Promise<void> {
 }
 
 main().catch((error: unknown) => {
-  process.stderr.write(`worker failed to start: ${(error as Error).stack ?? String(error)}\n`);
-  process.exit(1);
+  // A refusal the operator can act on is one line; anything else keeps its stack.
+  const refusal = error instanceof MigrationsBehindError;
+  process.stderr.write(
+    `worker failed to start: ${refusal ? error.message : ((error as Error).stack ?? String(error))}\n`,
+  );
+  process.exit(refusal ? 78 : 1); // 78: EX_CONFIG, as for a bad setting
 });

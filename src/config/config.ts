@@ -73,6 +73,8 @@ const environmentSchema = z.object({
   METRICS_HOST: z.string().min(1).default('127.0.0.1'),
   DATABASE_URL: optionalUrl(/^(postgres|postgresql):\/\//),
   DATABASE_POOL_SIZE: positiveInt(10),
+  /** `auto`: run pending migrations at start (the embedded default); `check`: refuse to start while any is pending. */
+  DATABASE_MIGRATE: z.enum(['auto', 'check']).optional(),
   EMBEDDED_DATA_DIR: z.string().min(1).default('.data/pglite'),
   /** Files (exports and other module output) live here with the local storage driver. */
   STORAGE_DIR: z.string().min(1).default('.data/storage'),
@@ -223,6 +225,8 @@ export interface AppConfig {
     readonly url?: string;
     readonly poolSize: number;
     readonly embeddedDataDir: string;
+    /** What a gateway or worker does with pending migrations at start. */
+    readonly migrate: 'auto' | 'check';
   };
   readonly redis: {
     readonly driver: RedisDriver;
@@ -368,6 +372,7 @@ export function loadConfig(
       url: e.DATABASE_URL,
       poolSize: e.DATABASE_POOL_SIZE,
       embeddedDataDir: e.EMBEDDED_DATA_DIR,
+      migrate: e.DATABASE_MIGRATE ?? (e.DATABASE_URL ? 'check' : 'auto'),
     },
     redis: {
       driver: clusterNodes.length > 0 ? 'redis-cluster' : e.REDIS_URL ? 'redis' : 'memory',

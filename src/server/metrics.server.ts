@@ -15,8 +15,8 @@ export async function startMetricsServer(options: {
       res.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');
       return;
     }
-    options.metrics.registry
-      .metrics()
+    options.metrics
+      .exposition(options.logger)
       .then((body) => res.writeHead(200, { 'content-type': options.metrics.registry.contentType }).end(body))
       .catch((error: unknown) => {
         options.logger.error({ err: error }, 'metrics scrape failed');

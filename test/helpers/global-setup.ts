@@ -4,8 +4,8 @@ import { existsSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { Client } from 'pg';
 import { Redis } from 'ioredis';
-import { DataSource } from 'typeorm';
 import { MODULES, schemaOf } from '../../src/modules/modules';
+import { createCliDataSource } from '../../src/platform/db/data-source.factory';
 import './setup-env';
 import { apolloPathTargets } from './test-databases';
 
@@ -71,12 +71,8 @@ async function freshDatabase(databaseUrl: string): Promise<void> {
   await admin.query(`CREATE DATABASE ${database}`);
   await admin.end();
 
-  const dataSource = new DataSource({
-    type: 'postgres',
-    url: url.toString(),
-    ...schemaOf(MODULES),
-    installExtensions: false,
-  });
+  // The app's own DataSource options (its migrations table among them), as `npm run migrate` uses them.
+  const dataSource = createCliDataSource({ url: url.toString(), ...schemaOf(MODULES) });
   await dataSource.initialize();
   await dataSource.runMigrations({ transaction: 'each' });
   await dataSource.destroy();

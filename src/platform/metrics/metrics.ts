@@ -17,7 +17,11 @@ export const MetricName = {
   queueJobs: 'crm_queue_jobs',
   activeSubscriptions: 'crm_active_subscriptions',
   websocketConnections: 'crm_websocket_connections',
+  collectErrors: 'crm_metrics_collect_errors_total',
 } as const;
+
+/** A failed family is logged at most this often (it fails on every scrape until its cause is fixed). */
+const COLLECT_ERROR_LOG_INTERVAL_MS = 60_000;
 
 /** Histogram buckets (seconds) for modules to pick from. */
 export const MetricBuckets = {
@@ -89,6 +93,8 @@ export class Metrics implements CacheMetrics {
   readonly cacheDuration: Histogram<'cache' | 'tier'>;
   readonly cacheFallbacks: Counter<'cache'>;
   readonly activeSubscriptions: Gauge;
+  private readonly collectErrors: Counter<'family'>;
+  private readonly collectErrorLoggedAt = new Map<string, number>();
   private readonly families = new Map<string, { family: MetricFamily; metric: AnyMetric }>();
   private queueCounts?: Provider<Array<{ queue: string; state: string; count: number }>>;
   private websocketCount?: Provider<number>;
@@ -135,6 +141,11 @@ export class Metrics implements CacheMetrics {
       MetricName.cacheFallbacks,
       'Lookups served from Postgres because Redis did not answer',
       ['cache'],
+    );
+    this.collectErrors = this.counter(
+      MetricName.collectErrors,
+      'Scrapes that skipped a family because reading it failed',
+      ['family'],
     );
     this.declare({
       type: 'gauge',
@@ -200,6 +211,35 @@ export class Metrics implements CacheMetrics {
     }
     this.families.set(family.name, { family, metric });
     return metric;
+  }
+
+  /**
+   * The text exposition of every family that can be read now. prom-client rejects the whole scrape when one
+   * scrape-time gauge throws (a table that is not there yet, a Redis that does not answer); here that family alone is
+   * left out, counted in `crm_metrics_collect_errors_total{family}` and logged at most once a minute.
+   */
+  async exposition(logger: { warn(details: object, message: string): void }): Promise<string> {
+    const families = await Promise.all(
+      this.registry
+        .getMetricsAsArray()
+        .filter((metric) => metric.name !== MetricName.collectErrors)
+        .map(async (metric) => {
+          try {
+            return await this.registry.getSingleMetricAsString(metric.name);
+          } catch (error) {
+            this.collectErrors.inc({ family: metric.name });
+            const now = Date.now();
+            if (now - (this.collectErrorLoggedAt.get(metric.name) ?? 0) >= COLLECT_ERROR_LOG_INTERVAL_MS) {
+              this.collectErrorLoggedAt.set(metric.name, now);
+              logger.warn({ err: error, family: metric.name }, 'metric family left out of the scrape');
+            }
+            return undefined;
+          }
+        }),
+    );
+    // The error counter is written last, so a failure in this scrape shows in it.
+    const errors = await this.registry.getSingleMetricAsString(MetricName.collectErrors);
+    return `${[...families.filter((text) => text !== undefined), errors].join('\n\n')}\n`;
   }
 
   /** `declare` for a counter, typed by its label names. */
