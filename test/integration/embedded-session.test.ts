@@ -92,7 +92,7 @@ describe('embedded database: many connections onto one backend', () => {
       expect(waited.rows[0]!.n).toBe(0); // the holder's insert was rolled back, not committed
       expect(Date.now() - started).toBeGreaterThanOrEqual(350);
       await expect(holder.query('COMMIT')).rejects.toThrow();
-      expect(await holderFailed).toBeInstanceOf(Error);
+      expect(await holderFailed).toHaveProperty('message'); // its connection was closed under it
       expect(pg.output()).toMatch(/held a transaction idle while others waited.*"waiting":1/);
     } finally {
       await Promise.allSettled([holder.end(), other.end()]);
