@@ -12,7 +12,7 @@ runCli(async () => {
   const pg = await startEmbeddedPostgres({
     dataDir: flags['data-dir'] ?? '.data/pglite',
     maxConnections: 50,
-    stallMs: positiveIntFlag('stall-ms', flags['stall-ms'], 10_000),
+    stallMs: positiveIntFlag('stall-ms', flags['stall-ms'], 60_000),
   });
   process.stdout.write(`embedded postgres listening at ${pg.url}\n`);
   const stop = () => {

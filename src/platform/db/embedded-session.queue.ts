@@ -21,7 +21,8 @@ export interface EmbeddedSessionQueueOptions {
   /**
    * A connection that holds the backend and sends nothing for this long while others wait is taken for a deadlock
    * (code that holds a transaction and waits on a second connection): its transaction is rolled back and its
-   * connection closed, so its caller gets an error instead of the whole process hanging. Default 10 s.
+   * connection closed, so its caller gets an error instead of the whole process hanging. Default 60 s: an export holds its
+   * snapshot idle while its encoder drains a finished COPY, and that must not be taken for a deadlock.
    */
   stallMs?: number;
   /** Called when a stall is broken (for the log). */
@@ -65,7 +66,7 @@ export class EmbeddedSessionQueue {
     private readonly db: SingleBackend,
     private readonly options: EmbeddedSessionQueueOptions = {},
   ) {
-    this.stallMs = options.stallMs ?? 10_000;
+    this.stallMs = options.stallMs ?? 60_000;
     this.watchdog = setInterval(() => this.breakStall(), Math.min(1_000, this.stallMs));
     this.watchdog.unref();
   }
