@@ -253,6 +253,8 @@ async function compose(options: AppOptions, logger: Logger, lifecycle: Lifecycle
       maxFragments,
       maxComplexity: config.graphql.maxComplexity,
       maxPageSize: config.graphql.maxPageSize,
+      maxInputDepth: config.graphql.maxInputDepth,
+      maxJsonValues: config.graphql.maxJsonValues,
     };
     const schema = await buildGatewaySchema(
       modules.flatMap((module) => module.resolvers?.(services) ?? []),

@@ -99,6 +99,8 @@ const environmentSchema = z.object({
   GRAPHQL_MAX_FRAGMENTS: positiveInt(100),
   GRAPHQL_MAX_COMPLEXITY: positiveInt(5000),
   GRAPHQL_MAX_PAGE_SIZE: positiveInt(200),
+  GRAPHQL_MAX_INPUT_DEPTH: positiveInt(32),
+  GRAPHQL_MAX_JSON_VALUES: positiveInt(100_000),
   BODY_LIMIT: z
     .string()
     .regex(/^\d+(b|kb|mb)$/i, 'must look like 1mb, 512kb or 1000b')
@@ -251,6 +253,8 @@ export interface AppConfig {
     readonly maxFragments: number;
     readonly maxComplexity: number;
     readonly maxPageSize: number;
+    readonly maxInputDepth: number;
+    readonly maxJsonValues: number;
   };
   readonly shutdownTimeoutMs: number;
   readonly entityCacheTtlSeconds: number;
@@ -399,6 +403,8 @@ export function loadConfig(
       maxFragments: e.GRAPHQL_MAX_FRAGMENTS,
       maxComplexity: e.GRAPHQL_MAX_COMPLEXITY,
       maxPageSize: e.GRAPHQL_MAX_PAGE_SIZE,
+      maxInputDepth: e.GRAPHQL_MAX_INPUT_DEPTH,
+      maxJsonValues: e.GRAPHQL_MAX_JSON_VALUES,
     },
     shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
     entityCacheTtlSeconds: e.ENTITY_CACHE_TTL_SECONDS,

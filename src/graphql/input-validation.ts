@@ -19,19 +19,43 @@ const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[
 
 /**
  * Every string of every argument, however nested, must be text Postgres can store: no NUL (text and jsonb refuse it)
- * and no lone surrogate (not valid UTF-8). Checked here once for all inputs, so no such value reaches SQL.
+ * and no lone surrogate (not valid UTF-8). Checked here once for all inputs, so no such value reaches SQL. A flat
+ * walk, not a recursive one: the operation limits bound the depth, but a walk over client input never trusts that.
  */
-function collectUnstorableText(value: unknown, path: string, out: FieldViolation[]): void {
-  if (typeof value === 'string') {
-    if (value.includes('\u0000'))
-      out.push({ field: path, rule: 'must not contain NUL (\\u0000) characters' });
-    else if (LONE_SURROGATE.test(value))
-      out.push({ field: path, rule: 'must be valid Unicode text (it contains a lone surrogate)' });
-  } else if (Array.isArray(value)) {
-    value.forEach((item, index) => collectUnstorableText(item, `${path}[${index}]`, out));
-  } else if (value !== null && typeof value === 'object' && !(value instanceof Date)) {
-    for (const [key, inner] of Object.entries(value)) collectUnstorableText(inner, `${path}.${key}`, out);
+function collectUnstorableText(root: unknown, rootPath: string, out: FieldViolation[]): void {
+  // Paths are built only for what is queued (objects and arrays) and for violations, not for every element.
+  const pending: Array<[unknown, string]> = [[root, rootPath]];
+  const check = (text: string, path: () => string) => {
+    if (text.includes('\u0000'))
+      out.push({ field: path(), rule: 'must not contain NUL (\\u0000) characters' });
+    else if (LONE_SURROGATE.test(text))
+      out.push({ field: path(), rule: 'must be valid Unicode text (it contains a lone surrogate)' });
+  };
+  const visit = (value: unknown, path: () => string) => {
+    if (typeof value === 'string') check(value, path);
+    else if (value !== null && typeof value === 'object' && !(value instanceof Date))
+      pending.push([value, path()]);
+  };
+  while (pending.length > 0) {
+    const [value, path] = pending.pop()!;
+    if (typeof value === 'string') check(value, () => path);
+    else if (Array.isArray(value)) {
+      for (let index = 0; index < value.length; index++) visit(value[index], () => `${path}[${index}]`);
+    } else if (value !== null && typeof value === 'object' && !(value instanceof Date)) {
+      for (const key of Object.keys(value))
+        visit((value as Record<string, unknown>)[key], () => `${path}.${key}`);
+    }
   }
+}
+
+/**
+ * Only instances of input classes carry class-validator rules. JSON scalars arrive as plain or prototype-less objects
+ * (graphql-scalars builds literals with `Object.create(null)`, on which class-validator throws).
+ */
+function isInputClassInstance(value: unknown): value is object {
+  if (value === null || typeof value !== 'object' || value instanceof Date) return false;
+  const prototype = Object.getPrototypeOf(value) as object | null;
+  return prototype !== null && prototype !== Object.prototype && prototype !== Array.prototype;
 }
 
 /**
@@ -62,11 +86,10 @@ export const validateInput: ValidatorFn = async (argValue, _argType, { args }) =
   const textViolations: FieldViolation[] = [];
   collectUnstorableText(argValue, path, textViolations);
   if (textViolations.length > 0) throw new ValidationError(withoutLeadingDot(textViolations));
-  if (argValue === null || typeof argValue !== 'object' || argValue instanceof Date) return;
   const values: unknown[] = Array.isArray(argValue) ? (argValue as unknown[]) : [argValue];
   const violations: FieldViolation[] = [];
   for (const value of values) {
-    if (value === null || typeof value !== 'object') continue;
+    if (!isInputClassInstance(value)) continue;
     const errors = await validate(value, { forbidUnknownValues: false, validationError: { target: false } });
     collect(errors, path, violations);
   }

@@ -6,9 +6,7 @@ import {
   GraphQLError,
   isAbstractType,
   Kind,
-  NoSchemaIntrospectionCustomRule,
   OperationTypeNode,
-  parse,
   specifiedRules,
   TypeInfo,
   validate,
@@ -26,8 +24,8 @@ import type { ContextFactory } from '../graphql/context';
 import { formatError } from '../graphql/errors';
 import {
   checkVariableLimits,
-  createLimitRules,
-  createParseOptions,
+  createValidationRules,
+  parseDocument,
   type OperationLimits,
 } from '../graphql/limits';
 import type { OperationMetrics } from '../graphql/operation-metrics';
@@ -161,11 +159,9 @@ function acceptsPlainJson(accept: string | undefined): boolean {
  * persisted queries, other encodings, and any request that fails before execution — goes to Apollo unchanged.
  */
 export function createGraphQLFastPath(options: GraphQLFastPathOptions) {
-  const parseOptions = createParseOptions(options.limits);
   const rules = [
     ...specifiedRules,
-    ...createLimitRules(options.limits),
-    ...(options.introspection ? [] : [NoSchemaIntrospectionCustomRule]),
+    ...createValidationRules(options.limits, { introspection: options.introspection }),
   ];
   const documents = new LRUCache<string, KnownDocument>({
     max: DOCUMENT_CACHE_ENTRIES,
@@ -178,7 +174,7 @@ export function createGraphQLFastPath(options: GraphQLFastPathOptions) {
     let entry = documents.get(query);
     if (!entry) {
       try {
-        const document = parse(query, parseOptions);
+        const document = parseDocument(query, options.limits);
         entry =
           validate(options.schema, document, rules).length > 0
             ? { invalid: true }

@@ -3,7 +3,6 @@ import {
   getOperationAST,
   OperationTypeNode,
   GraphQLError,
-  parse,
   specifiedRules,
   validate,
   type ExecutionArgs,
@@ -14,8 +13,8 @@ import { useServer } from 'graphql-ws/use/ws';
 import { WebSocketServer } from 'ws';
 import {
   checkVariableLimits,
-  createLimitRules,
-  createParseOptions,
+  createValidationRules,
+  parseDocument,
   type OperationLimits,
 } from '../graphql/limits';
 import { formatError, gatewayError } from '../graphql/errors';
@@ -65,9 +64,10 @@ export function startGraphQLWs(options: GraphQLWsOptions): {
   });
   /** The Authorization value each connection was accepted with; it is checked again for every operation. */
   const authorizations = new WeakMap<object, string>();
-  const limitRules = createLimitRules(options.limits);
-  const parseOptions = createParseOptions(options.limits);
-  const rules = [...specifiedRules, ...limitRules];
+  const rules = [
+    ...specifiedRules,
+    ...createValidationRules(options.limits, { introspection: options.introspection }),
+  ];
   const running = new Map<string, { finish: () => void; subscription: boolean }>();
   const finish = (id: string) => {
     const operation = running.get(id);
@@ -124,7 +124,7 @@ export function startGraphQLWs(options: GraphQLWsOptions): {
         if (!principal) return [gatewayError(ErrorCode.UNAUTHENTICATED, AuthFailure.MISSING_TOKEN, 401)];
         let document;
         try {
-          document = parse(payload.query, parseOptions);
+          document = parseDocument(payload.query, options.limits);
         } catch (error) {
           return [error instanceof GraphQLError ? error : new GraphQLError(String(error))];
         }

@@ -31,7 +31,8 @@ import type { Metrics } from '../platform/metrics/metrics';
 import { formatError } from '../graphql/errors';
 import {
   checkVariableLimits,
-  createLimitRules,
+  createValidationRules,
+  documentNestingError,
   createParseOptions,
   type OperationLimits,
 } from '../graphql/limits';
@@ -241,14 +242,16 @@ export async function createHttpGateway(options: HttpServerOptions): Promise<Htt
 
   const apollo = new ApolloServer<RequestContext>({
     schema: options.schema,
-    introspection: options.introspection,
+    // Introspection is refused by createValidationRules, the same rule on every transport (Apollo's own would
+    // answer HTTP in other words than graphql-ws and the fast path).
+    introspection: true,
     includeStacktraceInErrorResponses: false,
     // The process's lifecycle owns SIGTERM/SIGINT and stops Apollo in its place in the shutdown order.
     stopOnTerminationSignals: false,
     // Compact JSON: Apollo pretty-prints by default, which costs CPU and bytes on every large response.
     stringifyResult: (result) => JSON.stringify(result),
     csrfPrevention: true,
-    validationRules: createLimitRules(options.limits),
+    validationRules: createValidationRules(options.limits, { introspection: options.introspection }),
     parseOptions: createParseOptions(options.limits),
     formatError: (formatted, error) =>
       formatError(formatted, error, options.logger, {
@@ -309,6 +312,16 @@ export async function createHttpGateway(options: HttpServerOptions): Promise<Htt
       next();
     },
     express.json({ limit: options.bodyLimit }),
+    (req, res, next) => {
+      // Before Apollo parses: graphql-js's parser recurses per bracket and would overflow on a deep enough document.
+      const requests: unknown[] = Array.isArray(req.body) ? req.body : [req.body ?? req.query];
+      for (const request of requests) {
+        const query = (request as { query?: unknown } | null)?.query;
+        const tooDeep = typeof query === 'string' && documentNestingError(query, options.limits);
+        if (tooDeep) return jsonError(res, 400, String(tooDeep.extensions.code), tooDeep.message);
+      }
+      next();
+    },
     expressMiddleware(apollo, {
       context: async ({ req, res }) => {
         try {

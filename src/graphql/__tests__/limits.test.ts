@@ -20,6 +20,8 @@ const LIMITS: OperationLimits = {
   maxFragments: 100,
   maxComplexity: 5000,
   maxPageSize: 200,
+  maxInputDepth: 32,
+  maxJsonValues: 100_000,
 };
 
 /** `{ me { ...F<levels-1> } }` where every fragment spreads the one below twice: 2^levels paths, ~6 tokens a level. */

@@ -217,8 +217,11 @@ export class WorkflowService {
     const name = input.name.trim();
     if (name.length === 0 || name.length > 200)
       violations.push({ field: 'input.name', rule: 'must be 1 to 200 characters' });
-    if (input.steps.length === 0 || input.steps.length > MAX_STEPS)
+    if (input.steps.length === 0 || input.steps.length > MAX_STEPS) {
+      // Refused before any per-step work: checking 10,000 steps only to refuse them took seconds.
       violations.push({ field: 'input.steps', rule: `must hold 1 to ${MAX_STEPS} steps` });
+      throw new ValidationError(violations);
+    }
     const steps = input.steps.map((step, index): StepDefinition => {
       const field = `input.steps[${index}]`;
       if (!step.name?.trim()) violations.push({ field: `${field}.name`, rule: 'must not be empty' });
