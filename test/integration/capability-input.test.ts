@@ -457,6 +457,79 @@ describe('wave-2 capabilities: the strangest inputs get a coded refusal within a
     await healthzFast();
   });
 
+  it.each([
+    ['a NUL byte in a field name', 'entityType=LEAD&fields=id%00x', 'query.fields'],
+    ['a lone surrogate in the file name', 'entityType=LEAD&fields=id&fileName=%ED%A0%80', 'query.fileName'],
+    ['an unknown entity type', 'entityType=SECRETS&fields=id', 'entityType'],
+    ['an unknown format', 'entityType=LEAD&fields=id&format=EXE', 'format'],
+    ['a limit of 10^12', 'entityType=LEAD&fields=id&limit=1000000000000', 'limit'],
+    ['a limit that is no number', 'entityType=LEAD&fields=id&limit=NaN', 'limit'],
+    ['filters that are no JSON', 'entityType=LEAD&fields=id&filters=%7B', 'query.filters'],
+    [
+      'a filter value nested 600 levels deep (what fits in a URL)',
+      `entityType=LEAD&fields=id&filters=${encodeURIComponent(
+        `[{"field":"status","op":"EQ","value":${nestedJson(600)}}]`,
+      )}`,
+      'filters',
+    ],
+    [
+      '150 filters',
+      `entityType=LEAD&fields=id&filters=${encodeURIComponent(
+        JSON.stringify(new Array(150).fill({ field: 'status', op: 'EQ', value: 'NEW' })),
+      )}`,
+      'filters',
+    ],
+  ])(
+    'GET /exports/stream with %s: 400 BAD_USER_INPUT naming it, within a second',
+    async (_label, query, names) => {
+      const started = performance.now();
+      const response = await fetch(`${t.url}/exports/stream?${query}`, {
+        headers: { authorization: `Bearer ${a.admin.token}` },
+      });
+      expect(performance.now() - started).toBeLessThan(1000);
+      expect(response.status).toBe(400);
+      const body = (await response.json()) as GraphQLResponse;
+      expect(body.errors?.[0]?.extensions?.code).toBe('BAD_USER_INPUT');
+      const named = [
+        body.errors?.[0]?.message ?? '',
+        ...(body.errors?.[0]?.extensions?.violations ?? []).map((v) => v.field),
+      ];
+      expect(named.join(' ')).toContain(names);
+      await healthzFast();
+    },
+  );
+
+  it.each([
+    ['an id that is no UUID', 'not-a-uuid', {}, [400, 404]],
+    ['an id with a NUL byte', 'a%00b', {}, [400, 404]],
+    ['an unknown job', randomUUID(), {}, [404]],
+    ['an unknown job with a range past any size', randomUUID(), { range: 'bytes=99999999999999-' }, [404]],
+  ])('GET /exports/:id/download with %s: a coded refusal', async (_label, id, headers, statuses) => {
+    const response = await fetch(`${t.url}/exports/${id}/download`, {
+      headers: { authorization: `Bearer ${a.admin.token}`, ...headers },
+    });
+    expect(statuses).toContain(response.status);
+    const body = (await response.json()) as GraphQLResponse;
+    expect(body.errors?.[0]?.extensions?.code).toMatch(/^(BAD_USER_INPUT|NOT_FOUND)$/);
+  });
+
+  it.each([
+    ['exportProgress', 'subscription($id: ID!) { exportProgress(jobId: $id) { id status } }'],
+    ['workflowRunUpdated', 'subscription($id: ID!) { workflowRunUpdated(runId: $id) { id status } }'],
+  ])(
+    '%s of an id that is no UUID, unknown, or NUL-laden: a coded error, the socket stays usable',
+    async (_label, query) => {
+      await withWsClient(t.url, a.admin.token, async (client) => {
+        for (const id of ['nope', randomUUID(), 'a\u0000b']) {
+          const res = await wsExecute(client, query, { id });
+          expect(res.errors?.[0]?.extensions?.code).toMatch(/^(BAD_USER_INPUT|NOT_FOUND)$/);
+        }
+        const me = await wsExecute(client, '{ me { id } }');
+        expect(me.data?.me.id).toBe(a.admin.id);
+      });
+    },
+  );
+
   it('runWorkflow takes its input written as an object literal in the document (no class to validate)', async () => {
     const created = await t.gql(
       CREATE_WORKFLOW,
@@ -493,14 +566,40 @@ describe('wave-2 capabilities: the strangest inputs get a coded refusal within a
       b.admin.token,
     );
     const theirs = created.data!.createWorkflow.id as string;
+    const run = await t.gql(RUN_WORKFLOW, { id: theirs, input: { secret: 'theirs' } }, b.admin.token);
+    const theirRun = run.data!.runWorkflow.id as string;
+    const job = await t.gql(
+      EXPORT,
+      { input: { entityType: 'LEAD', format: 'CSV', fields: ['id'], fileName: 'theirs' } },
+      b.admin.token,
+    );
+    const theirJob = job.data!.startExport.id as string;
     for (const query of [
       `query { workflow(id: "${theirs}") { id name } }`,
       `mutation { runWorkflow(id: "${theirs}") { id } }`,
+      `query { workflowRun(id: "${theirRun}") { id input } }`,
+      `mutation { cancelWorkflowRun(id: "${theirRun}") { id } }`,
+      `query { exportJob(id: "${theirJob}") { id fileName } }`,
+      `mutation { cancelExport(id: "${theirJob}") { id } }`,
     ]) {
       const res = await t.gql(query, {}, a.admin.token);
       expect(res.errors?.[0]?.extensions?.code).toBe('NOT_FOUND');
       expect(JSON.stringify(res)).not.toContain('theirs');
     }
+    const download = await fetch(`${t.url}/exports/${theirJob}/download`, {
+      headers: { authorization: `Bearer ${a.admin.token}` },
+    });
+    expect(download.status).toBe(404);
+    await withWsClient(t.url, a.admin.token, async (client) => {
+      for (const [query, id] of [
+        ['subscription($id: ID!) { exportProgress(jobId: $id) { id fileName } }', theirJob],
+        ['subscription($id: ID!) { workflowRunUpdated(runId: $id) { id input } }', theirRun],
+      ] as const) {
+        const res = await wsExecute(client, query, { id });
+        expect(res.errors?.[0]?.extensions?.code).toBe('NOT_FOUND');
+        expect(JSON.stringify(res)).not.toContain('theirs');
+      }
+    });
   });
 });
 
