@@ -2,10 +2,12 @@ import { randomUUID } from 'node:crypto';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { Readable } from 'node:stream';
 import { gunzipSync } from 'node:zlib';
 import type { App } from '../../src/app';
 import { createLogger } from '../../src/platform/logging/logger';
 import { LocalFileStorage } from '../../src/platform/storage/local-file.storage';
+import type { FileStorage } from '../../src/platform/storage/file-storage';
 import {
   AuditPartitionManager,
   monthStart,
@@ -17,15 +19,34 @@ import { startTestApp, type GraphQLResponse, type TestApp } from '../helpers/tes
 
 const logger = createLogger({ level: 'silent', name: 'audit-test' });
 
+/** When an archive store's write fails: before it reads a byte, after its first chunk, or once it has read it all. */
+type WriteFailure = 'before reading' | 'midway' | 'after reading everything';
+
+/** A real local store whose puts fail at a chosen moment (what a full disk, a lost bucket or a crash may do). */
+function failingStorage(directory: string, when: WriteFailure): FileStorage {
+  const real = new LocalFileStorage(directory);
+  const failure = () => Object.assign(new Error(`storage write failed ${when}`), { code: 'EIO' });
+  // Every other method is the real store's: reads, stats and deletes see the real directory.
+  const store = Object.create(real) as FileStorage;
+  store.put = async (_key: string, body: Readable): Promise<never> => {
+    if (when === 'before reading') throw failure();
+    for await (const _chunk of body) {
+      if (when === 'midway') throw failure();
+    }
+    throw failure();
+  };
+  return store;
+}
+
 function manager(
   app: App,
-  archiveDir: string,
+  archives: string | FileStorage,
   beforeArchiveStep?: (step: ArchiveStep, name: string) => void,
   bulkLoad: 'copy' | 'insert' = 'copy',
 ): AuditPartitionManager {
   return new AuditPartitionManager({
     dataSource: app.dataSource,
-    archives: new LocalFileStorage(archiveDir),
+    archives: typeof archives === 'string' ? new LocalFileStorage(archives) : archives,
     logger,
     compressionLevel: 6,
     lockTimeoutMs: 200,
@@ -209,13 +230,27 @@ describe('audit partitions: created ahead, archived with verification, restored'
     await insertAuditRows(t.app, tenant.companyId, month, 10);
     await manager(t.app, archiveDir).ensurePartitions(3);
     const before = await digestOfMonth(t.app, tenant.companyId, month);
+    // Whatever error the store raises and whenever it raises it, the month stays attached with every row.
     const notADirectory = join(archiveDir, 'plain-file');
     writeFileSync(notADirectory, 'x');
-
-    const report = await manager(t.app, notADirectory).archiveOldPartitions(12);
-    expect(report.failed).toContainEqual(expect.objectContaining({ partitionName: name, step: 'write' }));
-    expect(await tableState(t.app, name)).toBe('attached');
-    expect(await digestOfMonth(t.app, tenant.companyId, month)).toEqual(before);
+    const failingStores: Array<[string, FileStorage]> = [
+      ['a directory that is a plain file', new LocalFileStorage(notADirectory)],
+      ...(['before reading', 'midway', 'after reading everything'] as const).map(
+        (when) => [`a write failing ${when}`, failingStorage(archiveDir, when)] as [string, FileStorage],
+      ),
+    ];
+    for (const [label, store] of failingStores) {
+      const report = await manager(t.app, store).archiveOldPartitions(12);
+      expect({ label, failed: report.failed }).toEqual({
+        label,
+        failed: expect.arrayContaining([
+          expect.objectContaining({ partitionName: name, step: 'write', rowsKept: 'attached' }),
+        ]),
+      });
+      expect(await tableState(t.app, name)).toBe('attached');
+      expect(await digestOfMonth(t.app, tenant.companyId, month)).toEqual(before);
+      expect(readdirSync(archiveDir).filter((file) => file.startsWith(name))).toEqual([]);
+    }
 
     // A process that died right after detaching leaves the table detached while writes go on: a late row for the
     // month lands in the default partition, ensure leaves the detached table alone, archive resumes it.

@@ -10,7 +10,7 @@ import type { DataSource } from 'typeorm';
 import { AppError, ErrorCode, NotFoundError, ValidationError } from '../../platform/errors/app-error';
 import type { Logger } from '../../platform/logging/logger';
 import type { FileStorage } from '../../platform/storage/file-storage';
-import { CsvRecordCounter, tap } from '../../platform/streams/stream-taps';
+import { abandonableSink, CsvRecordCounter, tap } from '../../platform/streams/stream-taps';
 
 /** Monthly partitions are named by their UTC month; anything else under audit_logs is the default partition. */
 const PARTITION_NAME = /^audit_logs_y(\d{4})m(\d{2})$/;
@@ -428,6 +428,7 @@ export class AuditPartitionManager {
     const hash = createHash('sha256');
     let bytes = 0;
     const body = new PassThrough();
+    const { sink, abandon } = abandonableSink(body);
     const piping = pipeline(
       copy,
       createGzip({ level: this.options.compressionLevel }),
@@ -435,22 +436,22 @@ export class AuditPartitionManager {
         hash.update(chunk);
         bytes += chunk.length;
       }),
-      body,
+      sink,
     );
+    // Storage may fail at any moment (before reading a byte, midway, at its final rename): the COPY then runs on to
+    // its end into nothing, so the connection stays usable and the transaction rolls back with the rows in place.
     const storing = this.options.archives.put(location, body).catch((error: Error) => {
-      // put may fail before reading a byte (the directory cannot be made): stop the COPY rather than wait on it.
-      body.destroy(error);
-      copy.destroy(error);
+      abandon();
+      body.destroy();
       throw error;
     });
     const [stored, piped] = await Promise.allSettled([storing, piping]);
-    if (stored.status === 'rejected' || piped.status === 'rejected') {
-      const error: unknown =
-        piped.status === 'rejected' ? piped.reason : stored.status === 'rejected' && stored.reason;
-      // A COPY that did not run to its end leaves the connection mid-protocol: it cannot be used again.
-      if (!copy.readableEnded) throw new BrokenConnection(error as Error);
-      throw error;
+    if (piped.status === 'rejected') {
+      // The COPY itself failed: if it did not run to its end, the connection is mid-protocol and cannot be reused.
+      if (!copy.readableEnded) throw new BrokenConnection(piped.reason as Error);
+      throw piped.reason;
     }
+    if (stored.status === 'rejected') throw stored.reason;
     return { rows: copy.rowCount, bytes, sha256: hash.digest('hex') };
   }
 
