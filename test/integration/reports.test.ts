@@ -1,3 +1,4 @@
+import { Client } from 'pg';
 import { createTenant, type TestTenant } from '../helpers/fixtures';
 import { startTestApp, type TestApp } from '../helpers/test-app';
 
@@ -325,31 +326,41 @@ describe('reports: the cost budget and the statement timeout', () => {
   });
 
   it('stops a live report at the statement timeout with a clear error', async () => {
-    const t = await startTestApp({ REPORT_STATEMENT_TIMEOUT_MS: '20', REPORT_DB_POOL_SIZE: '1' });
+    // The statement is made slow by a lock it must wait for, not by data and a machine's speed: the same report first
+    // runs (planned and priced, so no EXPLAIN is left to wait), then waits behind an ACCESS EXCLUSIVE lock on leads.
+    const t = await startTestApp({ REPORT_STATEMENT_TIMEOUT_MS: '300', REPORT_DB_POOL_SIZE: '1' });
+    const locker = new Client({ connectionString: process.env.TEST_DATABASE_URL });
     try {
       const tenant = await createTenant(t.app);
       await t.app.dataSource.query(
         `INSERT INTO leads (company_id, owner_id, first_name, last_name, status, score)
-         SELECT $1, $2, 'L', 'Lead ' || n, 'NEW', n % 100 FROM generate_series(1, 250000) AS n`,
+         SELECT $1, $2, 'L', 'Lead ' || n, 'NEW', n % 100 FROM generate_series(1, 20) AS n`,
         [tenant.companyId, tenant.admin.id],
       );
-      const res = await t.gql(
-        REPORT,
-        {
-          input: {
-            entityType: 'LEAD',
-            aggregates: [{ name: 'byScore', type: 'COUNT', dimensions: ['score', 'status'] }],
-          },
-        },
-        tenant.admin.token,
-      );
+      const input = {
+        entityType: 'LEAD',
+        source: 'LIVE',
+        aggregates: [{ name: 'byScore', type: 'COUNT', dimensions: ['score', 'status'] }],
+      };
+      const first = await t.gql(REPORT, { input }, tenant.admin.token);
+      expect(first.errors).toBeUndefined();
+      await locker.connect();
+      await locker.query('BEGIN');
+      await locker.query('LOCK TABLE leads IN ACCESS EXCLUSIVE MODE');
+      const started = performance.now();
+      const res = await t.gql(REPORT, { input }, tenant.admin.token);
       expect(res.errors?.[0]).toMatchObject({
-        message: expect.stringMatching(/The report took longer than 20 ms and was stopped: narrow it/),
+        message: expect.stringMatching(/The report took longer than 300 ms and was stopped: narrow it/),
         extensions: { code: 'REPORT_TIMEOUT' },
       });
-      // It was planned and priced (the shape is known): the statement itself was stopped, not the EXPLAIN.
+      expect(performance.now() - started).toBeGreaterThanOrEqual(290);
       expect(t.app.services.reports.cachedShapes).toBe(1);
+      await locker.query('ROLLBACK');
+      // The pool's one connection is usable again at once.
+      const after = await t.gql(REPORT, { input }, tenant.admin.token);
+      expect(after.errors).toBeUndefined();
     } finally {
+      await locker.end().catch(() => undefined);
       await t.stop();
     }
   });
