@@ -251,6 +251,50 @@ describe('export jobs: formats, visibility, downloads', () => {
     expect(Buffer.concat([whole.subarray(0, 50), Buffer.from(await rest.arrayBuffer())])).toEqual(whole);
     const beyond = await fetch(url, { headers: { ...auth, range: `bytes=${whole.length + 10}-` } });
     expect(beyond.status).toBe(416);
+    // The answer says how large the file is (RFC 9110), so the client can ask again within it.
+    expect(beyond.headers.get('content-range')).toBe(`bytes */${whole.length}`);
+    expect(
+      ((await beyond.json()) as { errors: Array<{ extensions: { code: string } }> }).errors[0],
+    ).toMatchObject({ extensions: { code: 'RANGE_NOT_SATISFIABLE' } });
+    // A suffix range and overlapping ranges (combined into one) are served; a malformed header is ignored.
+    const tail = await fetch(url, { headers: { ...auth, range: 'bytes=-20' } });
+    expect(tail.status).toBe(206);
+    expect(tail.headers.get('content-range')).toBe(
+      `bytes ${whole.length - 20}-${whole.length - 1}/${whole.length}`,
+    );
+    expect(Buffer.from(await tail.arrayBuffer())).toEqual(whole.subarray(whole.length - 20));
+    const overlapping = await fetch(url, { headers: { ...auth, range: 'bytes=0-9,5-19' } });
+    expect(overlapping.status).toBe(206);
+    expect(Buffer.from(await overlapping.arrayBuffer())).toEqual(whole.subarray(0, 20));
+    const malformed = await fetch(url, { headers: { ...auth, range: 'bytes=oops' } });
+    expect(malformed.status).toBe(200);
+    expect(Buffer.from(await malformed.arrayBuffer())).toEqual(whole);
+  });
+
+  it.each([
+    ['report', 'CSV', 'GZIP', 'report.csv.gz'],
+    ['report', 'XLSX', 'NONE', 'report.xlsx'],
+    ['report.csv', 'CSV', 'GZIP', 'report.csv.gz'],
+    ['report.csv.gz', 'CSV', 'GZIP', 'report.csv.gz'],
+    ['Q3 pipeline.ndjson', 'NDJSON', 'NONE', 'Q3 pipeline.ndjson'],
+  ])('a custom fileName %j (%s, %s) is served as %j', async (fileName, format, compression, served) => {
+    const { job, response } = await exportAs(tenant.rep.token, format, compression, { fileName });
+    expect(response.headers.get('content-disposition')).toBe(
+      `attachment; filename="${served}"; filename*=UTF-8''${encodeURIComponent(served)}`,
+    );
+    const view = await t.gql(
+      `query($id: ID!) { exportJob(id: $id) { fileName } }`,
+      { id: job.id },
+      tenant.rep.token,
+    );
+    expect(view.data?.exportJob).toEqual({ fileName: served });
+    const stream = await fetch(
+      `${t.url}/exports/stream?${new URLSearchParams({ entityType: 'LEAD', format, compression, fields: 'id', fileName }).toString()}`,
+      { headers: { authorization: `Bearer ${tenant.rep.token}` } },
+    );
+    expect(stream.status).toBe(200);
+    expect(stream.headers.get('content-disposition')).toContain(`filename="${served}"`);
+    await stream.arrayBuffer();
   });
 
   it.each([
@@ -351,10 +395,62 @@ describe('export jobs without Redis (in-process queue and pub/sub): the gateway 
   let tenant: TestTenant;
 
   beforeAll(async () => {
-    t = await startTestApp({ REDIS_URL: '' });
+    // A small cap for the direct route, so a capped answer is cheap to make.
+    t = await startTestApp({ REDIS_URL: '', EXPORT_STREAM_MAX_ROWS: '5' });
     tenant = await createTenant(t.app);
   });
   afterAll(() => t.stop());
+
+  it('the direct route says when its cap cut the answer short, in headers sent before the rows', async () => {
+    await t.app.dataSource.query(
+      `INSERT INTO leads (company_id, owner_id, first_name, last_name, status, score)
+       SELECT $1, $2, 'Capped', 'Capped ' || n, 'NEW', n FROM generate_series(1, 7) AS n`,
+      [tenant.companyId, tenant.rep.id],
+    );
+    const stream = async (params: Record<string, string>) => {
+      const query = new URLSearchParams({ entityType: 'LEAD', format: 'CSV', fields: 'id,score', ...params });
+      const response = await fetch(`${t.url}/exports/stream?${query.toString()}`, {
+        headers: { authorization: `Bearer ${tenant.rep.token}` },
+      });
+      const rows = parse<Record<string, string>>(await response.text(), { columns: true });
+      const header = (name: string) => response.headers.get(name);
+      return {
+        status: response.status,
+        rows: rows.length,
+        truncated: header('x-export-truncated'),
+        count: header('x-export-rows'),
+        limit: header('x-export-row-limit'),
+      };
+    };
+    // 7 readable leads, no limit: the cap (5) cuts the answer, and the headers say so.
+    expect(await stream({})).toEqual({ status: 200, rows: 5, truncated: 'true', count: '5', limit: '5' });
+    // Everything fits: not truncated, and the row count is exact.
+    const filtered = { filters: JSON.stringify([{ field: 'score', op: 'LTE', value: 3 }]) };
+    expect(await stream(filtered)).toEqual({
+      status: 200,
+      rows: 3,
+      truncated: 'false',
+      count: '3',
+      limit: '5',
+    });
+    // A limit of the caller's own: truncated says more matched than it let through.
+    expect(await stream({ limit: '2' })).toEqual({
+      status: 200,
+      rows: 2,
+      truncated: 'true',
+      count: '2',
+      limit: '2',
+    });
+    expect(await stream({ ...filtered, limit: '3' })).toMatchObject({ rows: 3, truncated: 'false' });
+    // Past the cap is refused, naming it.
+    const over = await fetch(`${t.url}/exports/stream?entityType=LEAD&fields=id&limit=6`, {
+      headers: { authorization: `Bearer ${tenant.rep.token}` },
+    });
+    expect(over.status).toBe(400);
+    expect(((await over.json()) as { errors: Array<{ message: string }> }).errors[0]!.message).toContain(
+      'query.limit must be an integer between 1 and 5',
+    );
+  });
 
   it("exports deals with their account's name only where the account is readable too", async () => {
     const db = t.app.dataSource;

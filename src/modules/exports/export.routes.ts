@@ -1,10 +1,11 @@
 import type { IncomingHttpHeaders } from 'node:http';
+import rangeParser from 'range-parser';
 import { ValidationError } from '../../platform/errors/app-error';
 import type { RouteDefinition, RouteResponse } from '../../platform/http/routes';
 import type { ByteRange, FileStorage } from '../../platform/storage/file-storage';
 import type { Principal, RecordFilter, RecordSort, RecordType } from '../kernel';
 import { CONTENT_TYPE, type ExportFormat } from './export.pipeline';
-import type { ExportCompression, ExportService } from './export.service';
+import { exportFileName, type ExportCompression, type ExportService } from './export.service';
 
 /** `attachment; filename="..."` with an RFC 5987 copy for non-ASCII names. */
 function contentDisposition(fileName: string): string {
@@ -12,18 +13,36 @@ function contentDisposition(fileName: string): string {
   return `attachment; filename="${ascii}"; filename*=UTF-8''${encodeURIComponent(fileName)}`;
 }
 
-/** One `bytes=` range (start-end, start-, or the last N bytes); undefined for none or several (served whole). */
-export function parseRange(header: string | undefined, size: number): ByteRange | undefined {
+/**
+ * The `Range` header against a file of `size` bytes (range-parser, overlapping ranges combined): one range to serve,
+ * `unsatisfiable` (answered 416 with a Content-Range naming the size), or undefined to serve the whole file (no
+ * header, a malformed one, a unit other than bytes, or several disjoint ranges, which we do not serve as multipart).
+ */
+export function parseRange(
+  header: string | undefined,
+  size: number,
+): ByteRange | 'unsatisfiable' | undefined {
   if (!header) return undefined;
-  const match = /^bytes=(\d*)-(\d*)$/.exec(header.trim());
-  if (!match || (match[1] === '' && match[2] === '')) return undefined;
-  if (match[1] === '') {
-    const suffix = Number(match[2]);
-    return { start: Math.max(0, size - suffix), end: size - 1 };
-  }
-  const start = Number(match[1]);
-  const end = match[2] === '' ? size - 1 : Math.min(Number(match[2]), size - 1);
-  return { start, end };
+  const ranges = rangeParser(size, header, { combine: true });
+  if (ranges === -1) return 'unsatisfiable';
+  if (ranges === -2 || ranges.type !== 'bytes' || ranges.length !== 1) return undefined;
+  return { start: ranges[0]!.start, end: ranges[0]!.end };
+}
+
+/** 416 with the size, so a client can fix its range (RFC 9110 section 15.5.17). */
+function unsatisfiable(id: string, size: number, common: Record<string, string>): RouteResponse {
+  return {
+    status: 416,
+    headers: { ...common, 'content-range': `bytes */${size}` },
+    json: {
+      errors: [
+        {
+          message: `The requested range is outside the file of export ${id} (${size} bytes)`,
+          extensions: { code: 'RANGE_NOT_SATISFIABLE' },
+        },
+      ],
+    },
+  };
 }
 
 /** The job says COMPLETED but its file is no longer in storage. */
@@ -50,13 +69,14 @@ async function download(
     'accept-ranges': 'bytes',
     'content-type': view.compression === 'GZIP' ? 'application/gzip' : CONTENT_TYPE[view.format],
     'content-disposition': contentDisposition(
-      `${view.fileName}${view.compression === 'GZIP' && !view.fileName.endsWith('.gz') ? '.gz' : ''}`,
+      exportFileName(view.fileName, view.format, view.compression === 'GZIP'),
     ),
     'cache-control': 'private, no-store',
   };
   if (headers['if-none-match'] === etag) return { status: 304, json: null, headers: common };
   const ifRange = headers['if-range'];
   const range = ifRange === undefined || ifRange === etag ? parseRange(headers.range, file.size) : undefined;
+  if (range === 'unsatisfiable') return unsatisfiable(id, file.size, common);
   const body = await storage.get(key, range);
   if (!body) return gone(id);
   if (!range) return { stream: body, headers: { ...common, 'content-length': String(file.size) } };
@@ -94,7 +114,7 @@ export function exportRoutes(service: ExportService, storage: FileStorage): Rout
       path: '/exports/stream',
       handler: async ({ caller, query, signal }) => {
         const limit = query.limit === undefined ? undefined : Number(query.limit);
-        const { body, contentType, fileName } = await service.streamExport(
+        const { body, contentType, fileName, rows, rowLimit, truncated } = await service.streamExport(
           caller!,
           {
             entityType: (query.entityType ?? '') as RecordType,
@@ -110,7 +130,14 @@ export function exportRoutes(service: ExportService, storage: FileStorage): Rout
         );
         return {
           stream: body as never,
-          headers: { 'content-type': contentType, 'content-disposition': contentDisposition(fileName) },
+          headers: {
+            'content-type': contentType,
+            'content-disposition': contentDisposition(fileName),
+            // Known before the first byte (counted in the body's snapshot): a capped answer never passes for a whole one.
+            'x-export-rows': String(rows),
+            'x-export-row-limit': String(rowLimit),
+            'x-export-truncated': String(truncated),
+          },
         };
       },
     },

@@ -99,6 +99,31 @@ export interface ExportJobView {
   finishedAt: Date | null;
 }
 
+/** A direct export on its way to the caller, with what its headers say about it. */
+export interface StreamedExport {
+  body: NodeJS.ReadableStream;
+  contentType: string;
+  fileName: string;
+  /** Rows the body holds (counted in the body's own snapshot). */
+  rows: number;
+  /** The most rows this answer could hold: the request's `limit`, or `EXPORT_STREAM_MAX_ROWS`. */
+  rowLimit: number;
+  /** More rows matched than `rowLimit`: the body holds the first `rowLimit` of them. */
+  truncated: boolean;
+}
+
+/**
+ * The name a file is served under: the caller's name (or the default) with the format's extension and `.gz` for
+ * gzip appended unless it already ends with them, so `report` becomes `report.csv.gz` and `report.csv` stays one.
+ */
+export function exportFileName(name: string, format: ExportFormat, gzip: boolean): string {
+  const extension = `.${EXTENSION[format]}`;
+  let full = name;
+  if (gzip && full.toLowerCase().endsWith('.gz')) full = full.slice(0, -3);
+  if (!full.toLowerCase().endsWith(extension)) full += extension;
+  return gzip ? `${full}.gz` : full;
+}
+
 /** What the pub/sub carries: the job's state now, for its owner's subscriptions on every gateway. */
 export interface ExportProgressEvent {
   companyId: string;
@@ -245,9 +270,11 @@ export class ExportService {
     this.prepare(input);
     const format = input.format;
     const compression = input.compression ?? 'NONE';
-    const fileName =
-      input.fileName ??
-      `${input.entityType.toLowerCase()}s-${new Date().toISOString().slice(0, 10)}.${EXTENSION[format]}`;
+    const fileName = exportFileName(
+      input.fileName ?? `${input.entityType.toLowerCase()}s-${new Date().toISOString().slice(0, 10)}`,
+      format,
+      compression === 'GZIP',
+    );
     const row = await this.options.dataSource.transaction(async (manager) => {
       // One export at a time per user passes the limit check, so two requests cannot both take the last slot.
       await manager.query(`SELECT pg_advisory_xact_lock(hashtext('crm:exports:' || $1::text))`, [
@@ -501,13 +528,15 @@ export class ExportService {
 
   /**
    * A small export straight to the caller (no job, no file): the same columns, filters, visibility and encoders,
-   * capped at `streamMaxRows`. Aborting `signal` (the client went away) stops the COPY.
+   * capped at `streamMaxRows`. Aborting `signal` (the client went away) stops the COPY. Before the first byte it knows,
+   * from the same snapshot, how many rows the answer holds and whether more matched than the limit let through
+   * (`truncated`), so the route can say so in its headers.
    */
   async streamExport(
     principal: Principal,
     input: StartExportInput & { limit?: number },
     signal: AbortSignal,
-  ): Promise<{ body: NodeJS.ReadableStream; contentType: string; fileName: string }> {
+  ): Promise<StreamedExport> {
     const prepared = this.prepare(input, 'query');
     const limit = input.limit ?? this.options.streamMaxRows;
     if (!Number.isInteger(limit) || limit < 1 || limit > this.options.streamMaxRows)
@@ -528,18 +557,26 @@ export class ExportService {
       if (left > 0) this.streams.set(principal.userId, left);
       else this.streams.delete(principal.userId);
     };
-    let resolveBody!: (body: NodeJS.ReadableStream) => void;
+    let resolveBody!: (body: { body: NodeJS.ReadableStream; rows: number; truncated: boolean }) => void;
     let rejectBody!: (error: Error) => void;
-    const bodyReady = new Promise<NodeJS.ReadableStream>((resolve, reject) => {
-      resolveBody = resolve;
-      rejectBody = reject;
-    });
+    const bodyReady = new Promise<{ body: NodeJS.ReadableStream; rows: number; truncated: boolean }>(
+      (resolve, reject) => {
+        resolveBody = resolve;
+        rejectBody = reject;
+      },
+    );
     this.withSnapshot(
       principal,
       prepared,
       limit,
       async (client, statement) => {
         await client.query(`SET LOCAL statement_timeout = ${STREAM_STATEMENT_TIMEOUT_MS}`);
+        // Counting at most one row past the limit is enough to know whether the cap cut the answer short.
+        const probe = await client.query<{ matched: number }>(
+          `SELECT count(*)::int AS matched FROM (SELECT 1 FROM ${RECORD_TABLE[prepared.entityType]} r
+            WHERE ${statement.where} LIMIT ${limit + 1}) AS upto`,
+        );
+        const matched = probe.rows[0]?.matched ?? 0;
         const encoded = encodeExport(client, statement, {
           format: input.format,
           gzipLevel: gzip ? this.options.gzipLevel : undefined,
@@ -547,7 +584,7 @@ export class ExportService {
         const stop = () => encoded.body.destroy(new Error('client went away'));
         if (signal.aborted) stop();
         signal.addEventListener('abort', stop, { once: true });
-        resolveBody(encoded.body);
+        resolveBody({ body: encoded.body, rows: Math.min(matched, limit), truncated: matched > limit });
         try {
           await encoded.done;
         } finally {
@@ -558,9 +595,15 @@ export class ExportService {
     )
       .catch((error: Error) => rejectBody(error))
       .finally(closed);
-    const body = await bodyReady;
-    const name = `${input.fileName ?? `${input.entityType.toLowerCase()}s`}.${EXTENSION[input.format]}${gzip ? '.gz' : ''}`;
-    return { body, contentType: gzip ? 'application/gzip' : CONTENT_TYPE[input.format], fileName: name };
+    const { body, rows, truncated } = await bodyReady;
+    return {
+      body,
+      contentType: gzip ? 'application/gzip' : CONTENT_TYPE[input.format],
+      fileName: exportFileName(input.fileName ?? `${input.entityType.toLowerCase()}s`, input.format, gzip),
+      rows,
+      rowLimit: limit,
+      truncated,
+    };
   }
 
   /** The finished file of the caller's own export; 404 for anyone else (ids cannot be probed), 409 while unfinished. */
