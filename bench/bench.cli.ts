@@ -5,7 +5,12 @@ import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { MODULES } from '../src/modules/modules';
 import type { BenchScenario } from '../src/modules/kernel';
-import { BENCH_REDIS_URL, openBenchDatabase, openEmbeddedBenchDatabase } from './bench-database';
+import {
+  BENCH_REDIS_URL,
+  openBenchDatabase,
+  openEmbeddedBenchDatabase,
+  releaseBenchDatabases,
+} from './bench-database';
 import { freePort, printTable, timeCalls, type Scenario, type ScenarioResult } from './harness';
 import { eventLoopP99, graphql, startProcess } from './processes';
 import { gatewayPeers } from './scenarios/gateway-peers.bench';
@@ -78,6 +83,7 @@ async function main(): Promise<void> {
     ),
   );
   process.stdout.write(`wrote ${out}\n`);
+  await releaseBenchDatabases();
 }
 
 main().catch((error: unknown) => {

@@ -1,12 +1,11 @@
 import { spawn } from 'node:child_process';
 import { resolve } from 'node:path';
 import { Redis } from 'ioredis';
-import { Client } from 'pg';
-import { TokenService } from '../../src/modules/identity';
 import { BENCH_REDIS_URL, prepareBenchDatabase } from '../bench-database';
-import { freePort, type BenchContext, type Scenario, type ScenarioResult } from '../harness';
+import { freePort, type Scenario, type ScenarioResult } from '../harness';
 import type { LoadReport, LoadRequest } from '../load-generator';
 import { nodeFlags, processCpuMs, startNodeProcess, startProcess } from '../processes';
+import { pickBenchCallers } from './bench-callers';
 import { BENCH_JWT_SECRET as JWT_SECRET, GATEWAY_DATABASE_URL, gatewaySizes } from './gateway.bench';
 import type { BenchProcess } from '../../src/modules/kernel';
 
@@ -237,60 +236,6 @@ const median = (values: number[]) => {
   return sorted.length % 2 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2;
 };
 
-async function pickCallers(context: BenchContext) {
-  const client = new Client({ connectionString: GATEWAY_DATABASE_URL });
-  await client.connect();
-  try {
-    const {
-      rows: [admin],
-    } = await client.query<{ id: string; company_id: string }>(
-      `SELECT id, company_id FROM users WHERE email = 'user0@company0.example.com'`,
-    );
-    if (!admin) throw new Error('bench data set has no user0@company0.example.com');
-    // A rep: not an admin, nobody in a role below theirs, the most deal rules aimed at them or their role, at least
-    // a page of deals of their own.
-    const {
-      rows: [rep],
-    } = await client.query<{ id: string; rules: number; owned: number }>(
-      `SELECT u.id,
-              (SELECT count(*)::int FROM sharing_rules s
-                WHERE s.object_type = 'DEAL' AND s.target_id IN (u.id, u.role_id)) AS rules,
-              (SELECT count(*)::int FROM deals d WHERE d.owner_id = u.id) AS owned
-         FROM users u
-        WHERE u.company_id = $1 AND NOT u.is_admin AND u.deactivated_at IS NULL
-          AND NOT EXISTS (SELECT 1 FROM roles r WHERE r.parent_id = u.role_id)
-          AND (SELECT count(*) FROM deals d WHERE d.owner_id = u.id) >= 100
-        ORDER BY rules DESC, u.id LIMIT 1`,
-      [admin.company_id],
-    );
-    if (!rep) throw new Error('bench data set has no rep with a page of deals');
-    const {
-      rows: [deal],
-    } = await client.query<{ id: string }>(
-      'SELECT id FROM deals WHERE company_id = $1 AND account_id IS NOT NULL ORDER BY id LIMIT 1',
-      [admin.company_id],
-    );
-    const {
-      rows: [defaults],
-    } = await client.query<{ access: string }>(
-      `SELECT access_level AS access FROM org_wide_defaults WHERE company_id = $1 AND object_type = 'DEAL'`,
-      [admin.company_id],
-    );
-    context.log(
-      `rep ${rep.id}: ${rep.owned} deals of their own, ${rep.rules} rules aimed at them or their role; deals default ${defaults?.access ?? '?'}`,
-    );
-    const tokens = new TokenService({ secret: JWT_SECRET });
-    return {
-      companyId: admin.company_id,
-      dealId: deal!.id,
-      adminToken: await tokens.mint(admin.id, admin.company_id, 7200),
-      repToken: await tokens.mint(rep.id, admin.company_id, 7200),
-    };
-  } finally {
-    await client.end();
-  }
-}
-
 function fmt(value: number, digits = 2): string {
   return Number.isFinite(value) ? value.toFixed(digits) : 'n/a';
 }
@@ -300,7 +245,7 @@ export const gatewayPeers: Scenario = {
   name: 'gateway.peers',
   async run(context): Promise<ScenarioResult> {
     await prepareBenchDatabase(GATEWAY_DATABASE_URL, gatewaySizes(context.scale), context.log);
-    const callers = await pickCallers(context);
+    const callers = await pickBenchCallers(GATEWAY_DATABASE_URL, JWT_SECRET, context.log);
     const benchQueries = queries(callers, callers.adminToken, callers.repToken);
     const durationSeconds = context.scale < 1 ? 3 : 5;
     const servers = await startServers();
