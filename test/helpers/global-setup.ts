@@ -1,6 +1,5 @@
 import 'reflect-metadata';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { Client } from 'pg';
 import { Redis } from 'ioredis';
@@ -23,40 +22,6 @@ function ensurePromtool(): void {
     stdio: 'inherit',
     env,
   });
-}
-
-/**
- * The build of dist/ the process-level tests spawn is only redone when a source file is newer than the last build
- * (tsc takes ~15 s on this machine; most runs change nothing it compiles).
- */
-function buildIfStale(root: string): void {
-  const stamp = resolve(root, 'dist/.build-stamp');
-  const built = existsSync(stamp) ? statSync(stamp).mtimeMs : 0;
-  const newest = Math.max(
-    ...['src', 'bench', 'migrations'].map((dir) => newestMtime(resolve(root, dir))),
-    ...['ormconfig.ts', 'tsconfig.json', 'tsconfig.build.json', 'package-lock.json'].map(
-      (file) => statSync(resolve(root, file)).mtimeMs,
-    ),
-  );
-  if (newest <= built) return;
-  execFileSync(
-    process.execPath,
-    [resolve(root, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.build.json'],
-    {
-      cwd: root,
-      stdio: 'inherit',
-    },
-  );
-  writeFileSync(stamp, new Date().toISOString());
-}
-
-function newestMtime(directory: string): number {
-  let newest = 0;
-  for (const entry of readdirSync(directory, { withFileTypes: true, recursive: true })) {
-    if (entry.isFile() && entry.name.endsWith('.ts'))
-      newest = Math.max(newest, statSync(resolve(entry.parentPath, entry.name)).mtimeMs);
-  }
-  return newest;
 }
 
 /** Recreates a test database and migrates it. */
@@ -98,5 +63,9 @@ export default async function globalSetup(): Promise<void> {
     await freshDatabase(databaseUrl);
     await emptyRedis(redisUrl);
   }
-  buildIfStale(resolve(__dirname, '../..'));
+  // The process-level tests spawn dist/: built here only when a source is newer than the last build, by the script
+  // the npm scripts use (scripts/build-if-stale.js).
+  execFileSync(process.execPath, [resolve(__dirname, '../../scripts/build-if-stale.js')], {
+    stdio: 'inherit',
+  });
 }
