@@ -1,5 +1,9 @@
+import { spawn } from 'node:child_process';
+import { connect } from 'node:net';
+import { resolve } from 'node:path';
 import { Client } from 'pg';
 import { createTenant, insertLead, type TestTenant } from '../helpers/fixtures';
+import { freePort } from '../helpers/ports';
 import { spawnBuilt, testProcessEnv, type SpawnedProcess } from '../helpers/spawn-gateway';
 import { startTestApp, type TestApp } from '../helpers/test-app';
 
@@ -122,6 +126,102 @@ describe('graceful shutdown of the gateway process', () => {
     expect(count).toBe(outcomes.created);
   });
 });
+
+/**
+ * What an operator runs: `npm start` / `npm run worker`, stopped by signalling the npm process (a process manager or
+ * `kill <pid>` sees npm's pid, not node's). The server must run its documented shutdown and leave nothing behind.
+ */
+describe('graceful shutdown through npm', () => {
+  const orphans = new Set<number>();
+  afterEach(() => {
+    for (const pid of orphans) if (isAlive(pid)) process.kill(pid, 'SIGKILL');
+    orphans.clear();
+  });
+
+  it.each([
+    ['npm start', ['start'], 'gateway'],
+    ['npm run worker', ['run', 'worker'], 'worker'],
+  ])(
+    'SIGTERM to the pid of `%s` stops its node process cleanly and frees its ports',
+    async (_, args, role) => {
+      const npm = spawnNpm(
+        args,
+        testProcessEnv({ SHUTDOWN_TIMEOUT_MS: '5000', METRICS_PORT: String(await freePort()) }),
+      );
+      // pino's lines carry the node process's pid; "<role> started" its listeners (the worker's: metrics).
+      const [started] = await npm.waitFor(new RegExp(`^\\{.*"msg":"${role} started".*$`, 'm'));
+      const { pid, url, metrics } = JSON.parse(started) as { pid: number; url?: string; metrics?: string };
+      orphans.add(pid);
+      expect(pid).not.toBe(npm.child.pid); // node runs under npm, as deployed
+      const ports = [url, metrics].filter((u): u is string => !!u).map((u) => Number(new URL(u).port));
+      expect(ports.length).toBeGreaterThan(0);
+
+      npm.child.kill('SIGTERM');
+      const npmExit = await npm.exited;
+      await waitUntil(async () => !isAlive(pid), 15_000).catch(() => undefined);
+
+      expect({ nodeAlive: isAlive(pid), npmExit }).toEqual({ nodeAlive: false, npmExit: 0 });
+      for (const port of ports) expect(await connectError(port)).toBe('ECONNREFUSED');
+      expect(npm.output()).toMatch(/"signal":"SIGTERM","msg":"shutting down"/);
+      expect(npm.output()).toMatch(/stopped cleanly/);
+    },
+  );
+});
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** The error code of connecting to a loopback port ('connected' when something still listens). */
+function connectError(port: number): Promise<string> {
+  return new Promise((resolveCode) => {
+    const socket = connect({ host: '127.0.0.1', port });
+    socket.once('connect', () => {
+      socket.destroy();
+      resolveCode('connected');
+    });
+    socket.once('error', (error: NodeJS.ErrnoException) => resolveCode(error.code ?? error.message));
+  });
+}
+
+/** `npm <args>` in the repository, as a user runs it (npm from PATH), with spawnBuilt's output helpers. */
+function spawnNpm(
+  args: string[],
+  env: NodeJS.ProcessEnv,
+): Omit<SpawnedProcess, 'child'> & {
+  child: ReturnType<typeof spawn>;
+} {
+  const child = spawn('npm', args, {
+    env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env },
+    cwd: resolve(__dirname, '../..'),
+  });
+  let buffer = '';
+  child.stdout.on('data', (chunk: Buffer) => (buffer += chunk.toString()));
+  child.stderr.on('data', (chunk: Buffer) => (buffer += chunk.toString()));
+  const exited = new Promise<number | null>((resolveExit) => child.once('exit', (code) => resolveExit(code)));
+  return {
+    child,
+    output: () => buffer,
+    exited,
+    async waitFor(pattern, timeoutMs = 60_000) {
+      const deadline = Date.now() + timeoutMs;
+      for (;;) {
+        const match = buffer.match(pattern);
+        if (match) return match;
+        if (child.exitCode !== null || child.signalCode !== null)
+          throw new Error(`npm exited before ${pattern}; output:\n${buffer}`);
+        if (Date.now() > deadline)
+          throw new Error(`timed out waiting for ${pattern}; output so far:\n${buffer}`);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    },
+  };
+}
 
 async function waitUntil(check: () => Promise<boolean>, timeoutMs = 10_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
