@@ -2,8 +2,8 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 /*
- * The arrows of the architecture (DESIGN.md): server -> graphql -> modules -> platform. Each rule names what a layer
- * may not import; `npm run lint` also fails on any import circle (madge).
+ * The arrows of the architecture (README, "How a request flows"): server -> graphql -> modules -> platform. Each rule
+ * names what a layer may not import; `npm run lint` also fails on any import circle (madge).
  */
 const restricted = (...patterns) => ['error', { patterns }];
 const PLATFORM_KNOWS_NO_FEATURE = {

@@ -35,8 +35,9 @@ export interface WriteVisibility {
 }
 
 /**
- * The single place that decides which records a principal may read or edit (DESIGN.md, clauses 1-6). Every read path
- * (single fetch, lists, loaders, search, reports, exports, vectors) asks it for a predicate or a check.
+ * The single place that decides which records a principal may read or edit (the six clauses, numbered in the
+ * README's "Record-level sharing"). Every read path (single fetch, lists, loaders, search, reports, exports, vectors)
+ * asks it for a predicate or a check.
  */
 export class VisibilityService {
   constructor(
