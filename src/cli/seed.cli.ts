@@ -1,7 +1,7 @@
-import { SingleBar, Presets } from 'cli-progress';
 import { DATA_TABLES } from '../seed/data-tables';
 import { seedDatabase, type SeedSizes } from '../seed/seed.generator';
 import { parseFlags, positiveIntFlag, runCli, withApp } from './cli';
+import { createProgressReporter } from './progress.reporter';
 
 const USAGE =
   'npm run seed -- [--companies N] [--users N] [--accounts N] [--leads N] [--deals N] [--rules N] [--seed N] [--reset]';
@@ -41,30 +41,18 @@ runCli(async () => {
       if (flags.reset) await app.dataSource.query(`TRUNCATE ${DATA_TABLES.join(', ')} CASCADE`);
 
       const started = Date.now();
-      const bar = process.stdout.isTTY
-        ? new SingleBar(
-            { format: ' {table} |{bar}| {value}/{total} rows  {eta_formatted} left' },
-            Presets.shades_classic,
-          )
-        : undefined;
+      const progress = createProgressReporter({ unit: 'rows' });
       let currentTable = '';
       const summary = await seedDatabase(app.dataSource, {
         ...sizes,
         rules,
         seed,
         onProgress: (table, done, total) => {
-          if (!bar) {
-            if (done === total) process.stdout.write(`${table}: ${done} rows\n`);
-            return;
-          }
-          if (table !== currentTable) {
-            if (currentTable) bar.stop();
-            currentTable = table;
-            bar.start(total, done, { table: table.padEnd(8) });
-          } else bar.update(done);
+          if (table !== currentTable) progress.start((currentTable = table), total);
+          progress.update(done, total);
         },
       });
-      bar?.stop();
+      progress.stop();
       await app.dataSource.query('ANALYZE');
       const seconds = ((Date.now() - started) / 1000).toFixed(1);
       process.stdout.write(

@@ -1,12 +1,13 @@
-import { SingleBar, Presets } from 'cli-progress';
 import { parseFlags, runCli, withApp } from './cli';
+import { createProgressReporter } from './progress.reporter';
 
 const USAGE =
   'npm run vectors:reindex -- [--backend opensearch|pgvector] [--company <id>] [--stale-only] | --embed-records --company <id>';
 
 /**
- * Rebuilds vector indexes from the vectors stored in Postgres, company by company, with a progress bar; or, with
- * --embed-records, embeds every existing lead, deal and account of a company (records made before vectors existed).
+ * Rebuilds vector indexes from the vectors stored in Postgres, company by company, with progress (a bar on a terminal,
+ * a line every few seconds otherwise); or, with --embed-records, embeds every existing lead, deal and account of a
+ * company (records made before vectors existed).
  */
 runCli(async () => {
   const flags = parseFlags(
@@ -25,10 +26,14 @@ runCli(async () => {
         process.stderr.write(`--embed-records needs --company <id>\nusage: ${USAGE}\n`);
         process.exit(64);
       }
-      const written = await vectors.embedAllRecords(flags.company, (type, done) =>
-        process.stdout.write(`\r${type.toLowerCase()}: ${done} records embedded`),
-      );
-      process.stdout.write(`\n${written} record vectors written\n`);
+      const progress = createProgressReporter({ unit: 'records embedded' });
+      let current = '';
+      const written = await vectors.embedAllRecords(flags.company, (type, done) => {
+        if (type !== current) progress.start((current = type).toLowerCase());
+        progress.update(done);
+      });
+      progress.stop();
+      process.stdout.write(`${written} record vectors written\n`);
       return;
     }
     const backends = vectors
@@ -55,18 +60,14 @@ runCli(async () => {
         ? [flags.company]
         : await vectors.companiesToRebuild(backend.name, flags['stale-only'] ?? false);
       process.stdout.write(`${backend.name.toLowerCase()}: ${companies.length} compan(ies) to rebuild\n`);
+      const progress = createProgressReporter({ unit: 'vectors' });
       for (const companyId of companies) {
-        const bar = new SingleBar(
-          { format: `${companyId} [{bar}] {value}/{total} vectors`, hideCursor: true },
-          Presets.shades_classic,
+        progress.start(companyId);
+        const documents = await vectors.rebuild(companyId, backend.name, (done, total) =>
+          progress.update(done, total),
         );
-        bar.start(1, 0);
-        const documents = await vectors.rebuild(companyId, backend.name, (done, total) => {
-          bar.setTotal(Math.max(total, 1));
-          bar.update(done);
-        });
-        bar.update(documents);
-        bar.stop();
+        progress.update(documents);
+        progress.stop();
       }
     }
   });

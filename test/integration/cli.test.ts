@@ -121,6 +121,9 @@ describe('command line: migrate, seed, token', () => {
       expect(Number(company.records)).toBeGreaterThan(0);
       const { stdout } = await cli('vectors-reindex', ['--embed-records', '--company', company.id]);
       expect(stdout).toMatch(new RegExp(`\\b${company.records} record vectors written`));
+      // Not a terminal (a pipe): whole lines with a summary per record type, no carriage-return redraws.
+      expect(stdout).not.toContain('\r');
+      expect(stdout.split('\n').filter((line) => / records embedded in /.test(line))).toHaveLength(3);
       const stored = await db.query<{ n: number; types: string[] }>(
         `SELECT count(*)::int AS n, array_agg(DISTINCT entity_type ORDER BY entity_type) AS types
            FROM vector_documents WHERE company_id = $1 AND embedding IS NOT NULL`,
