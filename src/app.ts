@@ -237,7 +237,7 @@ async function compose(options: AppOptions, logger: Logger, lifecycle: Lifecycle
   }
 
   if (role === 'gateway' && config.database.driver === 'embedded' && config.seedDemoWhenEmpty) {
-    await seedDemoIfEmpty(dataSource, logger);
+    await seedDemoIfEmpty(dataSource, services.vectors, logger);
   }
 
   let url: string | undefined;

@@ -32,6 +32,7 @@ export async function withApp(
   const logger = createLogger({
     level: config.logLevel === 'info' ? 'warn' : config.logLevel,
     name: 'crm-cli',
+    to: 'stderr',
   });
   const app = await startApp({ config, role: 'cli', logger, migrate: options.migrate });
   try {

@@ -1,10 +1,11 @@
 import { DATA_TABLES } from '../seed/data-tables';
+import { embedSeededRecords } from '../seed/demo.seed';
 import { seedDatabase, type SeedSizes } from '../seed/seed.generator';
 import { parseFlags, positiveIntFlag, runCli, withApp } from './cli';
 import { createProgressReporter } from './progress.reporter';
 
 const USAGE =
-  'npm run seed -- [--companies N] [--users N] [--accounts N] [--leads N] [--deals N] [--rules N] [--seed N] [--reset]';
+  'npm run seed -- [--companies N] [--users N] [--accounts N] [--leads N] [--deals N] [--rules N] [--seed N] [--reset] [--skip-vectors]';
 
 runCli(async () => {
   const flags = parseFlags(
@@ -17,6 +18,7 @@ runCli(async () => {
       rules: { type: 'string' },
       seed: { type: 'string' },
       reset: { type: 'boolean', default: false },
+      'skip-vectors': { type: 'boolean', default: false },
     },
     USAGE,
   );
@@ -53,10 +55,19 @@ runCli(async () => {
         },
       });
       progress.stop();
+      let vectors = 0;
+      if (!flags['skip-vectors']) {
+        const embedding = createProgressReporter({ unit: 'records embedded' });
+        embedding.start('vectors', sizes.leads + sizes.deals + sizes.accounts);
+        vectors = await embedSeededRecords(app.services.vectors, summary.companies, (done) =>
+          embedding.update(done),
+        );
+        embedding.stop();
+      }
       await app.dataSource.query('ANALYZE');
       const seconds = ((Date.now() - started) / 1000).toFixed(1);
       process.stdout.write(
-        `seeded ${JSON.stringify(summary.counts)} in ${seconds} s (seed ${seed})\n` +
+        `seeded ${JSON.stringify({ ...summary.counts, vectors })} in ${seconds} s (seed ${seed})\n` +
           `admin of the largest company: ${summary.companies[0]?.adminEmail} (npm run token -- --email ${summary.companies[0]?.adminEmail})\n`,
       );
     },

@@ -414,12 +414,20 @@ describe('auditLog query and maintenance over GraphQL', () => {
 
   it('platform operators run maintenance and list partitions; company admins and others may not', async () => {
     const run = await t.gql(
-      'mutation { runAuditMaintenance { created { name } defaultRows failed { step } partitions { name month attached } } }',
+      'mutation { runAuditMaintenance { created { name } defaultRows failed { step } partitions { name month attached estimatedRows rows } } }',
       {},
       operatorToken,
     );
     expect(run.errors).toBeUndefined();
     expect(run.data!.runAuditMaintenance.defaultRows).toBe(0);
+    // The estimate is named so; the old name (deprecated) says the same number.
+    for (const partition of run.data!.runAuditMaintenance.partitions as Array<Record<string, unknown>>)
+      expect(partition.rows).toBe(partition.estimatedRows);
+    expect(
+      (run.data!.runAuditMaintenance.partitions as Array<Record<string, unknown>>).find(
+        (p) => p.month === null,
+      ),
+    ).toMatchObject({ estimatedRows: 0 });
     const months = (run.data!.runAuditMaintenance.partitions as Array<{ month: string | null }>).map(
       (p) => p.month,
     );

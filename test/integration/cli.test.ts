@@ -85,13 +85,24 @@ describe('command line: migrate, seed, token', () => {
       '120',
     ];
     const seeded = await cli('seed', sizes);
-    expect(seeded.stdout).toMatch(/"companies":3,"users":15,"accounts":40,"leads":500,"deals":120/);
+    // Every record is embedded at seed, so similar(text:) finds seeded records without a reindex.
+    expect(seeded.stdout).toMatch(
+      /"companies":3,"users":15,"accounts":40,"leads":500,"deals":120,"rules":0,"vectors":660\}/,
+    );
     await expect(cli('seed', sizes)).rejects.toMatchObject({
       stderr: expect.stringMatching(/already holds 3 companies; pass --reset/),
     });
     expect((await cli('seed', [...sizes, '--reset'])).stdout).toMatch(/seeded/);
 
-    const { stdout } = await cli('token', ['--email', 'user0@company0.example.com']);
+    // At the default log level the command's warnings (no pgvector here) go to stderr: stdout is the token alone,
+    // so TOKEN=$(npm run -s token ...) works.
+    const { stdout, stderr } = await run(
+      process.execPath,
+      [resolve(ROOT, 'dist/src/cli/token.cli.js'), '--email', 'user0@company0.example.com'],
+      { env: { ...env, LOG_LEVEL: 'info' }, cwd: ROOT },
+    );
+    expect(stdout).toMatch(/^[\w-]+\.[\w-]+\.[\w-]+\n$/);
+    expect(stderr).toMatch(/"msg":"vector backend down"/);
     const claims = await new TokenService({ secret: process.env.JWT_SECRET! }).verify(stdout.trim());
     const db = new Client({ connectionString: url });
     await db.connect();
@@ -133,7 +144,12 @@ describe('command line: migrate, seed, token', () => {
     } finally {
       await db.end();
     }
-    // This Postgres has no pgvector, and no OpenSearch is configured.
+    // This Postgres has no pgvector, and no OpenSearch is configured: a rebuild of everything says what it could not
+    // rebuild and why, and succeeds; naming that backend fails.
+    const everything = await cli('vectors-reindex', []);
+    expect(everything.stderr).toMatch(
+      /pgvector cannot be rebuilt now: the vector extension is not installed in this database; skipped/,
+    );
     await expect(cli('vectors-reindex', ['--backend', 'pgvector'])).rejects.toMatchObject({
       stderr: expect.stringMatching(/pgvector cannot be rebuilt now: the vector extension is not installed/),
     });
@@ -171,6 +187,15 @@ describe('command line: migrate, seed, token', () => {
       );
       expect(first.stdout).toMatch(/; 0 rows in the default partition;/);
       expect((await maintain([])).stdout).toMatch(/^nothing to do\n/);
+      // The partition sizes are the planner's estimates, and --json names them so.
+      const json = JSON.parse((await maintain(['--json'])).stdout) as {
+        partitions: Array<Record<string, unknown>>;
+      };
+      expect(json.partitions.length).toBeGreaterThan(0);
+      for (const partition of json.partitions) {
+        expect(partition).toHaveProperty('estimatedRows', expect.any(Number));
+        expect(partition).not.toHaveProperty('rows');
+      }
       const restored = await maintain(['--restore', month(-14).toISOString().slice(0, 7)]);
       expect(restored.stdout).toContain(`restored audit_logs_${label(month(-14))}: 1 rows`);
       await expect(maintain(['--restore', '2020-13'])).rejects.toMatchObject({

@@ -187,6 +187,21 @@ describe('embedded mode: every capability of the quick start on PGlite', () => {
     expect(last.steps.find((step) => step.key === 'count')!.output).toEqual({ leads: Math.min(leads, 20) }); // crm.query reads 20 by default
   }, 60_000);
 
+  it('similar(text:) finds the seeded demo records on the first start (the seed embeds them)', async () => {
+    const { items } = (await call('{ deals(pageSize: 50) { items { id name stage } } }')).data!.deals as {
+      items: Array<{ id: string; name: string; stage: string }>;
+    };
+    const deal = items.find((item) => items.filter((other) => other.name === item.name).length === 1)!;
+    const found = await call(
+      `query($input: SimilarInput!) { similar(input: $input) { docId score record { ... on Deal { id } } } }`,
+      { input: { text: `${deal.name} ${deal.stage}`, k: 3, filters: { entityTypes: ['DEAL'] } } },
+    );
+    expect(found.errors).toBeUndefined();
+    const hits = found.data!.similar as Array<{ docId: string; score: number; record: { id: string } }>;
+    expect(hits[0]).toMatchObject({ docId: `deal:${deal.id}`, record: { id: deal.id } });
+    expect(hits[0]!.score).toBeGreaterThan(0.99);
+  }, 60_000);
+
   it('a report rebuild and a faceted search answer as the live query does', async () => {
     const rebuilt = await call('mutation { precomputeCommonReports { name rollupRows } }');
     expect(rebuilt.errors).toBeUndefined();

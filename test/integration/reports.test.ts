@@ -158,7 +158,7 @@ describe('reports (live, under visibility, with a plan cache)', () => {
     );
   });
 
-  it("puts a record in the month of the report zone, and cuts day-field ranges on that zone's calendar", async () => {
+  it('puts a record in the month of the report zone; a range over a day field holds the same days in every zone', async () => {
     const company = await createTenant(t.app);
     // 02:00 UTC on 1 June is still 31 May in New York.
     await t.app.dataSource.query(
@@ -178,22 +178,45 @@ describe('reports (live, under visibility, with a plan cache)', () => {
     expect(await month('America/New_York')).toEqual([
       { dimensions: { 'createdAt:month': '2026-05-01' }, value: 1 },
     ]);
-    // A deal closing on 28 February; from = 1 March 00:00 in Tokyo is still 28 February in UTC.
+    // A deal closing on 28 February. A day is the same in every zone: a range over the day field closeDate takes
+    // days (midnight UTC), and timeZone moves neither the bound nor the deal's day.
     await t.app.dataSource.query(
       `INSERT INTO deals (company_id, owner_id, name, stage, amount, close_date) VALUES ($1, $2, 'Edge', 'PROPOSAL', 1, '2026-02-28')`,
       [company.companyId, company.admin.id],
     );
-    const closing = async (timeZone: string) =>
-      (
-        await report(company.admin.token, {
-          entityType: 'DEAL',
-          timeZone,
-          dateRange: { field: 'closeDate', from: '2026-02-28T15:00:00Z' },
-          aggregates: [{ name: 'n', type: 'COUNT' }],
-        })
-      ).aggregates[0]!.rows[0]!.value;
-    expect(await closing('UTC')).toBe(1);
-    expect(await closing('Asia/Tokyo')).toBe(0);
+    const closing = async (timeZone: string, dateRange: Record<string, string>) =>
+      t.gql(
+        REPORT,
+        {
+          input: {
+            entityType: 'DEAL',
+            timeZone,
+            dateRange: { field: 'closeDate', ...dateRange },
+            aggregates: [{ name: 'n', type: 'COUNT' }],
+          },
+        },
+        company.admin.token,
+      );
+    const count = async (timeZone: string, dateRange: Record<string, string>) =>
+      (await closing(timeZone, dateRange)).data?.report.aggregates[0].rows[0].value as number;
+    for (const zone of ['UTC', 'Asia/Tokyo', 'America/New_York', 'Pacific/Kiritimati']) {
+      expect(await count(zone, { from: '2026-02-28T00:00:00Z' })).toBe(1);
+      expect(await count(zone, { from: '2026-03-01T00:00:00Z' })).toBe(0);
+      expect(await count(zone, { to: '2026-03-01T00:00:00Z', from: '2026-02-28T00:00:00Z' })).toBe(1);
+      expect(await count(zone, { to: '2026-02-28T00:00:00Z' })).toBe(0);
+    }
+    // An instant inside a day would mean another day in another zone: refused, naming the bound.
+    expect((await closing('Asia/Tokyo', { from: '2026-02-28T15:00:00Z' })).errors?.[0]).toMatchObject({
+      extensions: {
+        code: 'BAD_USER_INPUT',
+        violations: [
+          {
+            field: 'input.dateRange.from',
+            rule: 'must be a day, written as midnight UTC (e.g. 2026-02-28T00:00:00Z), for the day field closeDate',
+          },
+        ],
+      },
+    });
   });
 
   it('prices the whole report: aggregates each under the budget but over it together are refused', async () => {

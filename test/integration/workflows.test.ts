@@ -105,6 +105,14 @@ describe('workflows on BullMQ (real Redis, two worker processes, a local HTTP se
       config: { url },
       dependsOn,
     });
+    const mapStep = (key: string, dependsOn: string[], mapping: Record<string, string>) => ({
+      key,
+      name: key,
+      type: 'transform',
+      action: 'transform.map',
+      config: { mapping },
+      dependsOn,
+    });
     const cases: Array<[unknown[], RegExp]> = [
       [[http('a', ['b']), http('b', ['a'])], /input\.steps must not form a cycle \(among a, b\)/],
       [[http('a', ['ghost'])], /input\.steps\[0\]\.dependsOn names no step "ghost"/],
@@ -131,6 +139,19 @@ describe('workflows on BullMQ (real Redis, two worker processes, a local HTTP se
       [
         [{ ...http('a'), type: 'compute' }],
         /http\.request waits on services or the network and cannot run on the CPU queue/,
+      ],
+      // A step sees only its direct dependencies' outputs: a read of any other step would be null, so it is refused.
+      [
+        [http('a'), http('b', ['a']), mapStep('c', ['b'], { x: 'steps.a.status', y: 'steps.b.status' })],
+        /input\.steps\[2\]\.config\.mapping reads steps\.a, which is not a step this one depends on \(dependsOn: b\)/,
+      ],
+      [
+        [http('a'), mapStep('c', [], { x: '$upper(steps.ghost.body)' })],
+        /input\.steps\[1\]\.config\.mapping reads steps\.ghost, .*\(the step has no dependsOn\)/,
+      ],
+      [
+        [http('a'), mapStep('c', ['a'], { x: 'steps[input.which].status' })],
+        /input\.steps\[1\]\.config\.mapping names a step by a computed value/,
       ],
     ];
     for (const [steps, message] of cases) {

@@ -48,8 +48,11 @@ export interface PartitionInfo {
   month: Date | null;
   /** False for a month detached by an archive run that did not finish (the next run picks it up). */
   attached: boolean;
-  /** Postgres's estimate (exact for the default partition). */
-  rows: number;
+  /**
+   * The planner's estimate (pg_class.reltuples, refreshed by ANALYZE and autovacuum; 0 before the first), so listing
+   * never scans a month of rows; exact for the default partition, which maintenance counts anyway.
+   */
+  estimatedRows: number;
   bytes: number;
 }
 
@@ -514,7 +517,7 @@ export class AuditPartitionManager {
         name: row.name,
         month: match ? new Date(Date.UTC(Number(match[1]), Number(match[2]) - 1, 1)) : null,
         attached: row.attached,
-        rows: match ? Number(row.rows) : defaultRows,
+        estimatedRows: match ? Number(row.rows) : defaultRows,
         bytes: Number(row.bytes),
       };
     });

@@ -83,7 +83,11 @@ export class AuditResolver {
 }
 
 function presentPartition(partition: PartitionInfo): AuditPartition {
-  return { ...partition, month: partition.month ? monthLabel(partition.month) : null };
+  return {
+    ...partition,
+    month: partition.month ? monthLabel(partition.month) : null,
+    rows: partition.estimatedRows,
+  };
 }
 
 function presentArchive(archive: ArchiveRecord): AuditArchive {

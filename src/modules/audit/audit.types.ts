@@ -89,7 +89,15 @@ export class AuditPartition {
   @Field(() => Boolean, { description: 'False while an interrupted archive run holds it detached' })
   attached!: boolean;
 
-  @Field(() => Float, { description: 'Estimated rows (exact for the default partition)' })
+  @Field(() => Float, {
+    description:
+      "The planner's row estimate (refreshed by ANALYZE and autovacuum), so listing never scans a month; exact for the default partition",
+  })
+  estimatedRows!: number;
+
+  @Field(() => Float, {
+    deprecationReason: 'An estimate under a name that did not say so: use estimatedRows',
+  })
   rows!: number;
 
   @Field(() => Float)

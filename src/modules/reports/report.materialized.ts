@@ -24,25 +24,13 @@ export interface RollupPlan {
 
 const COARSER_THAN_MONTH = new Set(['month', 'quarter', 'year']);
 
-/** YYYY-MM-DD of an instant in a zone. */
-function localDay(at: Date, zone: string): string {
-  return new Intl.DateTimeFormat('en-CA', {
-    timeZone: zone,
-    year: 'numeric',
-    month: '2-digit',
-    day: '2-digit',
-  }).format(at);
-}
-
 /**
- * The month a date-range bound falls on when it is a month's first day (a day field, in the report's zone) or first
- * instant (a timestamp, in the rollup's UTC), or null: a bound inside a month cannot be read from monthly rows.
+ * The month a date-range bound falls on when it is a month's first instant in UTC (a timestamp in the rollup's UTC
+ * months, or a day field's day, which validation keeps at midnight UTC), or null: a bound inside a month cannot be
+ * read from monthly rows.
  */
-function monthBound(at: Date, kind: string, zone: string): string | null {
-  if (kind === 'timestamp')
-    return /^\d{4}-\d{2}-01T00:00:00\.000Z$/.test(at.toISOString()) ? at.toISOString().slice(0, 10) : null;
-  const day = localDay(at, zone);
-  return day.endsWith('-01') ? day : null;
+function monthBound(at: Date): string | null {
+  return /^\d{4}-\d{2}-01T00:00:00\.000Z$/.test(at.toISOString()) ? at.toISOString().slice(0, 10) : null;
 }
 
 /** Whether a rollup's monthly column can answer a date dimension, in the report's zone. */
@@ -79,8 +67,8 @@ export function coveringRollup(
     if (!range) return { definition };
     const month = definition.dimensions.find((d) => d.bucket && d.spec.name === range.spec.name);
     if (!month) continue;
-    const from = range.from ? monthBound(range.from, range.spec.kind, report.timeZone) : undefined;
-    const to = range.to ? monthBound(range.to, range.spec.kind, report.timeZone) : undefined;
+    const from = range.from ? monthBound(range.from) : undefined;
+    const to = range.to ? monthBound(range.to) : undefined;
     if (from === null || to === null) continue;
     return { definition, range: { column: month.column, from, to } };
   }

@@ -157,7 +157,19 @@ export function validateReport(input: ReportInput): ValidReport {
       violations.push({ field: 'input.dateRange.field', rule: `must be a date field of ${type}` });
     else if (input.dateRange.from && input.dateRange.to && input.dateRange.from > input.dateRange.to)
       violations.push({ field: 'input.dateRange.from', rule: 'must not be after to' });
-    else dateRange = { spec, from: input.dateRange.from, to: input.dateRange.to };
+    else {
+      // A day is the same in every zone: a day field's bounds are days, written as midnight UTC, so no zone can
+      // move them (an instant such as 2026-02-28T15:00:00Z would be 28 February or 1 March depending on timeZone).
+      for (const bound of ['from', 'to'] as const) {
+        const at = input.dateRange[bound];
+        if (spec.kind === 'day' && at && !/T00:00:00\.000Z$/.test(at.toISOString()))
+          violations.push({
+            field: `input.dateRange.${bound}`,
+            rule: `must be a day, written as midnight UTC (e.g. ${at.toISOString().slice(0, 10)}T00:00:00Z), for the day field ${spec.name}`,
+          });
+      }
+      dateRange = { spec, from: input.dateRange.from, to: input.dateRange.to };
+    }
   }
   const timeZone = input.timeZone ?? 'UTC';
   if (!isTimeZone(timeZone))
@@ -208,10 +220,10 @@ export function recordConditions(report: ValidReport, sql: SqlValues): string[] 
   const range = report.dateRange;
   if (range) {
     const column = `r.${range.spec.column}`;
-    // A day field compares with the bound's calendar day in the report's zone; a timestamp, with the instant.
+    // A day field compares with the bound's day (validated to be midnight UTC); a timestamp, with the instant.
     const bound = (at: Date) =>
       range.spec.kind === 'day'
-        ? `((${sql.bind(at.toISOString())}::timestamptz AT TIME ZONE ${sql.zone()})::date)`
+        ? `${sql.bind(at.toISOString().slice(0, 10))}::date`
         : `${sql.bind(at.toISOString())}::timestamptz`;
     if (range.from) conditions.push(`${column} >= ${bound(range.from)}`);
     if (range.to) conditions.push(`${column} < ${bound(range.to)}`);

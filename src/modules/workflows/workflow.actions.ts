@@ -17,7 +17,13 @@ import {
   type ServiceRegistry,
 } from '../kernel';
 import { CPU_ACTIONS } from './workflow.cpu-actions';
-import { compileExpression, compileMapping, type Mapping } from './workflow.expression';
+import {
+  compileExpression,
+  compileMapping,
+  stepReferences,
+  type Mapping,
+  type StepReferences,
+} from './workflow.expression';
 
 /** A failure retrying cannot fix (bad data, a 4xx answer, no permission): the step fails at once. */
 export class PermanentStepError extends Error {
@@ -53,7 +59,9 @@ export interface ActionDefinition {
   /** `thread`: pure computation, runs in the CPU pool on the CPU queue; `main`: needs services or the network. */
   runsIn: 'thread' | 'main';
   config: z.ZodType<Record<string, unknown>>;
-  /** Checks beyond the schema (allow-lists, expressions), before anything is stored. */
+  /** Config keys holding an expression or a mapping of expressions: compiled, and their step reads checked, at create. */
+  expressions: readonly string[];
+  /** Checks beyond the schema and the expressions (allow-lists), before anything is stored. */
   check?(
     config: Record<string, unknown>,
     settings: ActionSettings,
@@ -76,30 +84,43 @@ const mapping: z.ZodType<Mapping> = z.lazy(() =>
 );
 const entity = z.enum(['LEAD', 'DEAL', 'ACCOUNT']);
 
+/**
+ * Compiles the config's expressions (so errors surface before anything is stored) and refuses any that reads a step
+ * the step does not depend on: at run time a step's scope holds only its dependencies' outputs, so such a read would
+ * quietly be null.
+ */
 function checkExpressions(
   values: Record<string, unknown>,
   keys: readonly string[],
+  dependsOn: readonly string[],
   field: string,
   violations: FieldViolation[],
 ): void {
   for (const key of keys) {
     if (values[key] === undefined) continue;
+    let references: StepReferences;
     try {
-      if (
-        typeof values[key] === 'string' &&
-        key !== 'mapping' &&
-        key !== 'body' &&
-        key !== 'payload' &&
-        key !== 'changes'
-      )
-        compileExpression(values[key]);
-      else compileMapping(values[key] as Mapping);
+      compileMapping(values[key] as Mapping);
+      references = stepReferences(values[key] as Mapping);
     } catch (error) {
       violations.push({
         field: `${field}.${key}`,
         rule: `is not a valid expression: ${(error as Error).message}`,
       });
+      continue;
     }
+    const visible = dependsOn.length ? `dependsOn: ${dependsOn.join(', ')}` : 'the step has no dependsOn';
+    for (const name of references.named)
+      if (!dependsOn.includes(name))
+        violations.push({
+          field: `${field}.${key}`,
+          rule: `reads steps.${name}, which is not a step this one depends on (${visible}): a step sees only the outputs of the steps in its dependsOn`,
+        });
+    if (references.computed)
+      violations.push({
+        field: `${field}.${key}`,
+        rule: `names a step by a computed value (steps[...]): write steps.<key> with a key from dependsOn`,
+      });
   }
 }
 
@@ -219,8 +240,7 @@ function threadAction(
     name,
     runsIn: 'thread',
     config,
-    check: (values, _settings, field, violations) =>
-      checkExpressions(values, expressionKeys, field, violations),
+    expressions: expressionKeys,
     // Off the CPU queue (a step typed otherwise) a thread action runs inline.
     run: async (values, context) => CPU_ACTIONS[name]!(values, context.scope),
   };
@@ -237,10 +257,8 @@ const ACTION_LIST: ActionDefinition[] = [
       headers: z.record(z.string().regex(/^[A-Za-z0-9-]{1,64}$/), z.string().max(2000)).optional(),
       body: mapping.optional(),
     }),
-    check: (values, settings, field, violations) => {
-      checkUrl(values, settings, field, violations);
-      checkExpressions(values, ['body'], field, violations);
-    },
+    expressions: ['body'],
+    check: checkUrl,
     run: async (values, context) => {
       const body =
         values.body === undefined ? undefined : compileMapping(values.body as Mapping)(context.scope);
@@ -262,10 +280,8 @@ const ACTION_LIST: ActionDefinition[] = [
     name: 'notify.webhook',
     runsIn: 'main',
     config: z.strictObject({ url: z.string().url().max(2000), payload: mapping }),
-    check: (values, settings, field, violations) => {
-      checkUrl(values, settings, field, violations);
-      checkExpressions(values, ['payload'], field, violations);
-    },
+    expressions: ['payload'],
+    check: checkUrl,
     run: async (values, context) => {
       const body = JSON.stringify(compileMapping(values.payload as Mapping)(context.scope));
       // A key per company (derived from the deployment's secret), named in a header: one company cannot have the
@@ -296,6 +312,7 @@ const ACTION_LIST: ActionDefinition[] = [
     name: 'crm.updateRecord',
     runsIn: 'main',
     config: z.strictObject({ entity, id: expression, changes: z.record(z.string(), mapping) }),
+    expressions: ['id', 'changes'],
     check: (values, _settings, field, violations) => {
       const type = values.entity as RecordType;
       for (const key of Object.keys(values.changes as object))
@@ -304,7 +321,6 @@ const ACTION_LIST: ActionDefinition[] = [
             field: `${field}.changes.${key}`,
             rule: `is not a field a workflow may set on ${type} (${WRITABLE[type].join(', ')})`,
           });
-      checkExpressions(values, ['id', 'changes'], field, violations);
     },
     run: async (values, context) => {
       const type = values.entity as RecordType;
@@ -342,6 +358,7 @@ const ACTION_LIST: ActionDefinition[] = [
   {
     name: 'crm.query',
     runsIn: 'main',
+    expressions: [],
     config: z.strictObject({
       entity,
       filters: z.array(z.record(z.string(), z.unknown())).max(20).default([]),
@@ -397,6 +414,7 @@ export const ACTIONS: Readonly<Record<string, ActionDefinition>> = Object.fromEn
 export function parseActionConfig(
   action: string,
   config: unknown,
+  dependsOn: readonly string[],
   settings: ActionSettings,
   field: string,
   violations: FieldViolation[],
@@ -415,6 +433,7 @@ export function parseActionConfig(
       });
     return undefined;
   }
+  checkExpressions(parsed.data, definition.expressions, dependsOn, `${field}.config`, violations);
   definition.check?.(parsed.data, settings, `${field}.config`, violations);
   return parsed.data;
 }

@@ -321,6 +321,61 @@ export function compileExpression(source: string): (scope: Record<string, unknow
   return (scope) => evaluate(tree, scope);
 }
 
+/**
+ * The step outputs an expression reads: `steps.fetch.body` names `fetch`; `steps[input.which]` is `computed` (which
+ * step it reads is known only when it runs). A bare `steps` names none.
+ */
+export interface StepReferences {
+  named: Set<string>;
+  computed: boolean;
+}
+
+function collectStepReferences(tree: Node, into: StepReferences): void {
+  const pending: Node[] = [tree];
+  for (let node = pending.pop(); node; node = pending.pop()) {
+    switch (node.type) {
+      case 'path': {
+        const [first] = node.steps;
+        if (node.root === 'steps' && first !== undefined) {
+          if (typeof first === 'string') into.named.add(first);
+          else if (first.type === 'literal' && typeof first.value === 'string') into.named.add(first.value);
+          else into.computed = true;
+        }
+        for (const step of node.steps) if (typeof step !== 'string') pending.push(step);
+        break;
+      }
+      case 'call':
+        pending.push(...node.args);
+        break;
+      case 'unary':
+        pending.push(node.operand);
+        break;
+      case 'binary':
+        pending.push(node.left, node.right);
+        break;
+      case 'conditional':
+        pending.push(node.test, node.then, node.otherwise);
+        break;
+      case 'literal':
+        break;
+    }
+  }
+}
+
+/** Every step output the expressions of a mapping read (throws ExpressionError as compileMapping would). */
+export function stepReferences(mapping: Mapping): StepReferences {
+  const references: StepReferences = { named: new Set(), computed: false };
+  const pending: Mapping[] = [mapping];
+  for (let value = pending.pop(); value !== undefined; value = pending.pop()) {
+    if (typeof value === 'string') {
+      if (value.length > MAX_LENGTH) throw new ExpressionError(`is longer than ${MAX_LENGTH} characters`);
+      collectStepReferences(new Parser(tokenize(value)).parse(), references);
+    } else if (Array.isArray(value)) pending.push(...value);
+    else if (value && typeof value === 'object') pending.push(...Object.values(value));
+  }
+  return references;
+}
+
 /** A mapping: an object (or array) whose string leaves are expressions; other leaves are kept as they are. */
 export type Mapping = string | number | boolean | null | Mapping[] | { [key: string]: Mapping };
 

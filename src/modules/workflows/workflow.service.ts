@@ -230,15 +230,23 @@ export class WorkflowService {
           field: `${field}.type`,
           rule: 'must be a lower-case word such as http, score or transform',
         });
+      const dependsOn = [...new Set(step.dependsOn ?? [])];
       const config =
-        parseActionConfig(step.action, step.config, this.deps.settings.actions, field, violations) ?? {};
+        parseActionConfig(
+          step.action,
+          step.config,
+          dependsOn,
+          this.deps.settings.actions,
+          field,
+          violations,
+        ) ?? {};
       return {
         key: step.key,
         name: step.name?.trim() ?? '',
         type: step.type,
         action: step.action,
         config,
-        dependsOn: [...new Set(step.dependsOn ?? [])],
+        dependsOn,
         kind: step.kind ?? null,
       };
     });

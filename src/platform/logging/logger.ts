@@ -12,9 +12,12 @@ function serializeError(error: unknown): unknown {
   return serialized;
 }
 
-/** One root logger per process; request loggers are children carrying the request id. Tokens are redacted. */
-export function createLogger(options: { level: string; name?: string }): Logger {
-  return pino({
+/**
+ * One root logger per process; request loggers are children carrying the request id. Tokens are redacted. Commands
+ * log to stderr (`to: 'stderr'`): their stdout is their answer, e.g. `TOKEN=$(npm run -s token ...)`.
+ */
+export function createLogger(options: { level: string; name?: string; to?: 'stdout' | 'stderr' }): Logger {
+  const settings = {
     name: options.name ?? 'crm-gateway',
     level: options.level,
     serializers: { err: serializeError },
@@ -22,5 +25,6 @@ export function createLogger(options: { level: string; name?: string }): Logger 
       paths: ['req.headers.authorization', 'authorization', 'token', '*.authorization', '*.token'],
       censor: '[redacted]',
     },
-  });
+  };
+  return options.to === 'stderr' ? pino(settings, pino.destination({ fd: 2, sync: true })) : pino(settings);
 }
