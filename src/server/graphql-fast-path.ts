@@ -7,51 +7,28 @@ import {
   isAbstractType,
   Kind,
   OperationTypeNode,
-  specifiedRules,
   TypeInfo,
-  validate,
   visit,
   visitWithTypeInfo,
   type DocumentNode,
-  type ExecutionResult,
-  type GraphQLFormattedError,
   type GraphQLSchema,
   type OperationDefinitionNode,
 } from 'graphql';
 import { compileQuery, isCompiledQuery, type CompiledQuery } from 'graphql-jit';
 import { LRUCache } from 'lru-cache';
-import type { ContextFactory } from '../graphql/context';
-import { formatError } from '../graphql/errors';
-import {
-  checkVariableLimits,
-  createValidationRules,
-  parseDocument,
-  type OperationLimits,
-} from '../graphql/limits';
-import type { OperationMetrics } from '../graphql/operation-metrics';
-import type { Principal } from '../modules/kernel';
+import type { OperationCore } from '../graphql/operation';
 import type { Logger } from '../platform/logging/logger';
 import type { Metrics } from '../platform/metrics/metrics';
 
 export interface GraphQLFastPathOptions {
-  schema: GraphQLSchema;
-  contexts: ContextFactory;
-  limits: OperationLimits;
+  core: OperationCore;
   logger: Logger;
   metrics: Metrics;
-  operationMetrics: OperationMetrics;
-  introspection: boolean;
   bodyLimitBytes: number;
   /** Execute with graphql-jit (compiled per document and operation) instead of graphql-js. */
   compile: boolean;
   /** Gives each response its request id (the client's when well-formed), as the express app does. */
   requestId(req: IncomingMessage, res: ServerResponse): string;
-  /** The whole-request status a result implies (401, 503), as the Apollo plugin sets it. */
-  wholeRequestStatus(
-    result: ExecutionResult,
-    formatted: readonly GraphQLFormattedError[],
-    operation: OperationTypeNode,
-  ): number | undefined;
   /** Answers what the fast path hands back: express and Apollo, with the body already read into `req.body`. */
   fallback(req: IncomingMessage & { body?: unknown }, res: ServerResponse): void;
 }
@@ -159,10 +136,7 @@ function acceptsPlainJson(accept: string | undefined): boolean {
  * persisted queries, other encodings, and any request that fails before execution — goes to Apollo unchanged.
  */
 export function createGraphQLFastPath(options: GraphQLFastPathOptions) {
-  const rules = [
-    ...specifiedRules,
-    ...createValidationRules(options.limits, { introspection: options.introspection }),
-  ];
+  const { core } = options;
   const documents = new LRUCache<string, KnownDocument>({
     max: DOCUMENT_CACHE_ENTRIES,
     maxSize: DOCUMENT_CACHE_CHARS,
@@ -173,15 +147,11 @@ export function createGraphQLFastPath(options: GraphQLFastPathOptions) {
   const known = (query: string): KnownDocument => {
     let entry = documents.get(query);
     if (!entry) {
-      try {
-        const document = parseDocument(query, options.limits);
-        entry =
-          validate(options.schema, document, rules).length > 0
-            ? { invalid: true }
-            : { document, uses: 0, compiled: new Map(), withinLimits: new Set() };
-      } catch {
-        entry = { invalid: true };
-      }
+      const prepared = core.prepare(query);
+      entry =
+        'errors' in prepared
+          ? { invalid: true }
+          : { document: prepared.document, uses: 0, compiled: new Map(), withinLimits: new Set() };
       documents.set(query, entry);
     }
     return entry;
@@ -197,9 +167,9 @@ export function createGraphQLFastPath(options: GraphQLFastPathOptions) {
     if (!entry.compiled.has(operationName)) {
       let compiled: CompiledQuery | undefined;
       try {
-        const result = selectsAbstractType(options.schema, entry.document)
+        const result = selectsAbstractType(core.schema, entry.document)
           ? undefined
-          : compileQuery(options.schema, entry.document, operationName ?? undefined);
+          : compileQuery(core.schema, entry.document, operationName ?? undefined);
         compiled = result && isCompiledQuery(result) ? result : undefined;
       } catch (error) {
         options.logger.warn({ err: error }, 'graphql-jit could not compile a document; graphql-js runs it');
@@ -209,25 +179,6 @@ export function createGraphQLFastPath(options: GraphQLFastPathOptions) {
     }
     return entry.compiled.get(operationName);
   };
-
-  const format = (errors: readonly GraphQLError[]): GraphQLFormattedError[] =>
-    errors.map((error) => {
-      // As Apollo does: a default code, and `extensions.http` is for the response, not the client. (graphql-jit's
-      // errors, unlike graphql-js's, may have no extensions at all.)
-      const { http: _http, ...extensions } = (error.extensions ?? {}) as Record<string, unknown>;
-      return formatError(
-        {
-          ...error.toJSON(),
-          extensions: { ...extensions, code: extensions.code ?? 'INTERNAL_SERVER_ERROR' },
-        },
-        error,
-        options.logger,
-        {
-          hideSuggestions: !options.introspection,
-          onCode: (code) => options.operationMetrics.error(code),
-        },
-      );
-    });
 
   const toApollo = (req: IncomingMessage & { body?: unknown }, res: ServerResponse): void => {
     options.metrics.graphqlFastPath.inc({ outcome: 'apollo' });
@@ -241,13 +192,10 @@ export function createGraphQLFastPath(options: GraphQLFastPathOptions) {
     stopHttpTimer: (labels: Record<string, string>) => void,
   ): Promise<void> => {
     // As Apollo does, the caller first. Only authenticated callers reach the document cache and the compiler.
-    let principal: Principal | undefined;
-    try {
-      principal = await options.contexts.authenticate(req.headers.authorization);
-    } catch {
-      return toApollo(req, res); // Apollo answers a refused token with its own error and status
-    }
-    if (!principal) return toApollo(req, res);
+    const caller = await core.authenticate(req.headers.authorization);
+    // Apollo answers an anonymous caller, and a refused token, with its own error and status.
+    if ('error' in caller || !caller.principal) return toApollo(req, res);
+    const { principal } = caller;
     const entry = known(body.query);
     if ('invalid' in entry) return toApollo(req, res);
     const { document } = entry;
@@ -257,28 +205,19 @@ export function createGraphQLFastPath(options: GraphQLFastPathOptions) {
     );
     if (!operation || operation.operation === OperationTypeNode.SUBSCRIPTION) return toApollo(req, res);
     if (!entry.withinLimits.has(body.operationName)) {
-      const limitErrors = checkVariableLimits({
-        schema: options.schema,
-        document,
-        variables: body.variables,
-        operationName: body.operationName,
-        limits: options.limits,
-      });
-      if (limitErrors.length > 0) return toApollo(req, res);
+      if (core.checkLimits(document, body.variables, body.operationName).length > 0)
+        return toApollo(req, res);
       if (!usesVariables(document)) entry.withinLimits.add(body.operationName);
     }
 
     const requestId = options.requestId(req, res);
-    const finishOperation = options.operationMetrics.start(
-      operation.operation,
-      operation.name?.value ?? null,
-    );
-    const contextValue = options.contexts.create(principal, requestId);
+    const finishOperation = core.startOperation(operation.operation, operation.name?.value ?? null);
+    const contextValue = core.context(principal, requestId);
     const compiled = compiledOperation(body.query, entry, body.operationName);
     const result = compiled
       ? await compiled.query(undefined, contextValue, body.variables ?? {})
       : await execute({
-          schema: options.schema,
+          schema: core.schema,
           document,
           variableValues: body.variables,
           operationName: body.operationName,
@@ -288,10 +227,10 @@ export function createGraphQLFastPath(options: GraphQLFastPathOptions) {
       // Variables that do not coerce: nothing ran. Apollo answers it (400, its wording); it times the operation.
       return toApollo(req, res);
     }
-    const errors = result.errors ? format(result.errors) : undefined;
+    const errors = result.errors ? core.formatErrors(result.errors) : undefined;
     // As Apollo: an error's `extensions.http.status` sets the response's, then the whole-request status may.
     const status =
-      (errors && options.wholeRequestStatus(result, errors, operation.operation)) ||
+      (errors && core.wholeRequestStatus(result, errors, operation.operation)) ||
       (result.errors && httpStatusOf(result.errors)) ||
       200;
     const json = JSON.stringify({ errors, data: result.data, extensions: result.extensions });

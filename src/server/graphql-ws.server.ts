@@ -1,40 +1,22 @@
 import type { Server as HttpServer } from 'node:http';
-import {
-  getOperationAST,
-  OperationTypeNode,
-  GraphQLError,
-  specifiedRules,
-  validate,
-  type ExecutionArgs,
-  type GraphQLSchema,
-} from 'graphql';
-import type { OperationMetrics } from '../graphql/operation-metrics';
+import { getOperationAST, OperationTypeNode, type ExecutionArgs, type GraphQLError } from 'graphql';
 import { useServer } from 'graphql-ws/use/ws';
 import { WebSocketServer } from 'ws';
-import {
-  checkVariableLimits,
-  createValidationRules,
-  parseDocument,
-  type OperationLimits,
-} from '../graphql/limits';
-import { formatError, gatewayError } from '../graphql/errors';
-import type { ContextFactory } from '../graphql/context';
-import { AuthFailure, type Principal } from '../modules/kernel';
-import { classifyDatabaseError } from '../platform/db/db-errors';
-import { AppError, ErrorCode } from '../platform/errors/app-error';
+import { gatewayError } from '../graphql/errors';
+import type { OperationCore } from '../graphql/operation';
+import type { OperationMetrics } from '../graphql/operation-metrics';
+import { AuthFailure } from '../modules/kernel';
+import { ErrorCode } from '../platform/errors/app-error';
 import type { Logger } from '../platform/logging/logger';
 
 export interface GraphQLWsOptions {
   httpServer: HttpServer;
   /** Same path as HTTP GraphQL. */
   path: string;
-  schema: GraphQLSchema;
-  contexts: ContextFactory;
-  limits: OperationLimits;
+  core: OperationCore;
   logger: Logger;
+  /** Counts open subscriptions. */
   operationMetrics: OperationMetrics;
-  /** Introspection on: keep graphql-js's "Did you mean" hints; off: strip them. */
-  introspection: boolean;
   /** Largest message accepted, in bytes (the HTTP body limit). */
   maxPayloadBytes: number;
   /** An unauthenticated socket that sends no `connection_init` within this time is closed. Default 3000 ms. */
@@ -49,8 +31,8 @@ const OPERATION_DRAIN_MS = 3000;
 const CLOSE_GRACE_MS = 1000;
 
 /**
- * graphql-ws on the HTTP server's port. graphql-ws runs no Apollo plugins, so the same limit rules and error
- * formatting are applied here explicitly. A connection without a valid token is refused (4403).
+ * graphql-ws on the HTTP server's port: an adapter over the operation core (graphql-ws runs no Apollo plugins). A
+ * connection without a valid token is refused (4403); every operation is authenticated again.
  */
 export function startGraphQLWs(options: GraphQLWsOptions): {
   close: () => Promise<void>;
@@ -64,10 +46,7 @@ export function startGraphQLWs(options: GraphQLWsOptions): {
   });
   /** The Authorization value each connection was accepted with; it is checked again for every operation. */
   const authorizations = new WeakMap<object, string>();
-  const rules = [
-    ...specifiedRules,
-    ...createValidationRules(options.limits, { introspection: options.introspection }),
-  ];
+  const { core } = options;
   const running = new Map<string, { finish: () => void; subscription: boolean }>();
   const finish = (id: string) => {
     const operation = running.get(id);
@@ -76,72 +55,43 @@ export function startGraphQLWs(options: GraphQLWsOptions): {
     operation.finish();
     if (operation.subscription) options.operationMetrics.subscriptionClosed();
   };
-  const format = (error: GraphQLError) =>
-    formatError(error.toJSON(), error, options.logger, {
-      hideSuggestions: !options.introspection,
-      onCode: (code) => options.operationMetrics.error(code),
-    });
+  const format = (error: GraphQLError) => core.formatError(error.toJSON(), error);
 
   const disposable = useServer(
     {
-      schema: options.schema,
+      schema: core.schema,
       connectionInitWaitTimeout: options.connectionInitWaitTimeoutMs ?? 3000,
       onConnect: async (ctx) => {
         const authorization = ctx.connectionParams?.authorization;
-        try {
-          const principal = await options.contexts.authenticate(
-            typeof authorization === 'string' ? authorization : undefined,
-          );
-          if (!principal) return false;
-          authorizations.set(ctx.extra, authorization as string);
-          return true;
-        } catch (error) {
-          if (
-            !(error instanceof AppError) &&
-            classifyDatabaseError(error)?.code === ErrorCode.SERVICE_UNAVAILABLE
-          ) {
+        const caller = await core.authenticate(typeof authorization === 'string' ? authorization : undefined);
+        if ('error' in caller) {
+          if (caller.error.extensions.code === ErrorCode.SERVICE_UNAVAILABLE) {
             // Not the client's fault: "try again later" rather than 4403, which clients read as a bad login.
             ctx.extra.socket.close(CLOSE_TRY_AGAIN_LATER, 'Service unavailable; retry shortly');
             return false;
           }
-          options.logger.debug({ err: (error as Error).message }, 'websocket connection refused');
+          options.logger.debug({ err: caller.error.message }, 'websocket connection refused');
           return false;
         }
+        if (!caller.principal) return false;
+        authorizations.set(ctx.extra, authorization as string);
+        return true;
       },
       onSubscribe: async (ctx, id, payload) => {
         // Per operation, like HTTP: an expired token, or a user removed or changed since connecting, is seen at once.
-        let principal: Principal | undefined;
-        try {
-          principal = await options.contexts.authenticate(authorizations.get(ctx.extra));
-        } catch (error) {
-          const unavailable = error instanceof AppError ? undefined : classifyDatabaseError(error);
-          if (unavailable?.code === ErrorCode.SERVICE_UNAVAILABLE)
-            return [gatewayError(ErrorCode.SERVICE_UNAVAILABLE, unavailable.message, 503)];
-          if (error instanceof AppError) return [gatewayError(ErrorCode.UNAUTHENTICATED, error.message, 401)];
-          options.logger.error({ err: error }, 'websocket authentication failed unexpectedly');
-          return [gatewayError(ErrorCode.INTERNAL_SERVER_ERROR, 'Internal server error', 500)];
-        }
+        const caller = await core.authenticate(authorizations.get(ctx.extra));
+        if ('error' in caller) return [caller.error];
+        const { principal } = caller;
         if (!principal) return [gatewayError(ErrorCode.UNAUTHENTICATED, AuthFailure.MISSING_TOKEN, 401)];
-        let document;
-        try {
-          document = parseDocument(payload.query, options.limits);
-        } catch (error) {
-          return [error instanceof GraphQLError ? error : new GraphQLError(String(error))];
-        }
-        const validationErrors = validate(options.schema, document, rules);
-        if (validationErrors.length > 0) return validationErrors;
-        const limitErrors = checkVariableLimits({
-          schema: options.schema,
-          document,
-          variables: payload.variables,
-          operationName: payload.operationName,
-          limits: options.limits,
-        });
+        const prepared = core.prepare(payload.query);
+        if ('errors' in prepared) return [...prepared.errors];
+        const { document } = prepared;
+        const limitErrors = core.checkLimits(document, payload.variables, payload.operationName);
         if (limitErrors.length > 0) return limitErrors;
         const operation = getOperationAST(document, payload.operationName);
         const subscription = operation?.operation === OperationTypeNode.SUBSCRIPTION;
         running.set(id, {
-          finish: options.operationMetrics.start(
+          finish: core.startOperation(
             operation?.operation ?? 'invalid',
             operation?.name?.value ?? payload.operationName,
           ),
@@ -149,11 +99,11 @@ export function startGraphQLWs(options: GraphQLWsOptions): {
         });
         if (subscription) options.operationMetrics.subscriptionOpened();
         const args: ExecutionArgs = {
-          schema: options.schema,
+          schema: core.schema,
           document,
           variableValues: payload.variables,
           operationName: payload.operationName,
-          contextValue: options.contexts.create(principal),
+          contextValue: core.context(principal),
         };
         return args;
       },

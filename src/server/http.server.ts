@@ -13,41 +13,25 @@ import {
 } from '@apollo/server/plugin/disabled';
 import { expressMiddleware } from '@as-integrations/express5';
 import express, { type ErrorRequestHandler, type RequestHandler } from 'express';
-import {
-  GraphQLError,
-  OperationTypeNode,
-  type ExecutionResult,
-  type GraphQLFormattedError,
-  type GraphQLSchema,
-} from 'graphql';
 import type { ContextFactory } from '../graphql/context';
+import type { OperationCore } from '../graphql/operation';
 import { trackHttpConnections } from './http-drain';
 import { createGraphQLFastPath } from './graphql-fast-path';
 import { pipeline } from 'node:stream/promises';
 import { authFailure, type Principal } from '../modules/kernel';
 import type { RouteDefinition } from '../platform/http/routes';
-import type { OperationMetrics } from '../graphql/operation-metrics';
 import type { Metrics } from '../platform/metrics/metrics';
-import { formatError } from '../graphql/errors';
-import {
-  checkVariableLimits,
-  createValidationRules,
-  documentNestingError,
-  createParseOptions,
-  type OperationLimits,
-} from '../graphql/limits';
 import type { RequestContext } from '../modules/kernel';
 import { classifyDatabaseError } from '../platform/db/db-errors';
 import { AppError, ErrorCode } from '../platform/errors/app-error';
 import type { Logger } from '../platform/logging/logger';
 
 export interface HttpServerOptions {
-  schema: GraphQLSchema;
+  /** Authenticate, limits and rules, context, error shape and status: what every GraphQL operation goes through. */
+  core: OperationCore;
+  /** The callers of module routes. */
   contexts: ContextFactory;
-  limits: OperationLimits;
   logger: Logger;
-  /** Serve schema introspection. */
-  introspection: boolean;
   /** Serve the Apollo Sandbox landing page on GET /graphql. */
   landingPage: boolean;
   /** Answer known documents on the fast path (see graphql-fast-path.ts). */
@@ -64,7 +48,6 @@ export interface HttpServerOptions {
   /** Longest the HTTP drain waits for in-flight requests before cutting connections. */
   drainTimeoutMs: number;
   metrics: Metrics;
-  operationMetrics: OperationMetrics;
   /** Modules' HTTP routes, behind the same auth, error shape, body limit and metrics as /graphql. */
   routes?: ReadonlyArray<RouteDefinition<Principal>>;
 }
@@ -73,11 +56,6 @@ export interface HttpGateway {
   httpServer: HttpServer;
   apollo: ApolloServer<RequestContext>;
 }
-
-const WHOLE_REQUEST_STATUS: Record<string, number> = {
-  [ErrorCode.SERVICE_UNAVAILABLE]: 503,
-  [ErrorCode.UNAUTHENTICATED]: 401,
-};
 
 /** HTTP status of a module route's AppError by code (GraphQL answers these inside a 200). */
 const ROUTE_STATUS: Record<string, number> = {
@@ -135,25 +113,6 @@ function mountRoute(
   });
 }
 
-/**
- * A request that could not run at all answers with the status its one cause implies, so clients and load balancers
- * react without parsing the body: 503 (retry) when a dependency is down, 401 when the caller is not (or no longer) a
- * user. Partial results keep 200.
- */
-function wholeRequestStatus(
-  result: Pick<ExecutionResult, 'data'>,
-  errors: readonly GraphQLFormattedError[],
-  operationType: OperationTypeNode | undefined,
-): number | undefined {
-  const code = errors[0]?.extensions?.code;
-  let status = code === undefined ? undefined : WHOLE_REQUEST_STATUS[code as string];
-  // A mutation may have committed before a later step failed: never invite a blind retry of it.
-  if (status === 503 && operationType === OperationTypeNode.MUTATION) status = undefined;
-  const nothingRan = !result.data || Object.values(result.data).every((value) => value === null);
-  if (!status || !nothingRan || !errors.every((e) => e.extensions?.code === code)) return undefined;
-  return status;
-}
-
 const REQUEST_ID = /^[A-Za-z0-9._-]{1,100}$/;
 /** Route label values: the routes this server defines; anything else is "unmatched" (bounded cardinality). */
 const KNOWN_ROUTES = new Set(['/graphql', '/healthz', '/readyz']);
@@ -172,6 +131,7 @@ function jsonError(res: express.Response, status: number, code: string, message:
 
 /** express 5 + Apollo Server 5 on one HTTP server: /graphql, /healthz, /readyz; JSON errors only. */
 export async function createHttpGateway(options: HttpServerOptions): Promise<HttpGateway> {
+  const { core } = options;
   const app = express();
   app.disable('x-powered-by');
   const fastPath =
@@ -179,7 +139,6 @@ export async function createHttpGateway(options: HttpServerOptions): Promise<Htt
     createGraphQLFastPath({
       ...options,
       requestId: assignRequestId,
-      wholeRequestStatus,
       compile: options.compileQueries,
       fallback: (req, res) => void app(req as express.Request, res as express.Response),
     });
@@ -189,14 +148,8 @@ export async function createHttpGateway(options: HttpServerOptions): Promise<Htt
   const limitsPlugin: ApolloServerPlugin<RequestContext> = {
     async requestDidStart() {
       return {
-        async didResolveOperation({ document, request, operationName, schema }) {
-          const [first] = checkVariableLimits({
-            schema,
-            document,
-            variables: request.variables,
-            operationName,
-            limits: options.limits,
-          });
+        async didResolveOperation({ document, request, operationName }) {
+          const [first] = core.checkLimits(document, request.variables, operationName);
           if (first) throw first;
         },
       };
@@ -207,10 +160,10 @@ export async function createHttpGateway(options: HttpServerOptions): Promise<Htt
       let finish: (() => void) | undefined;
       return {
         async didResolveOperation({ operation, operationName }) {
-          finish = options.operationMetrics.start(operation?.operation ?? 'invalid', operationName);
+          finish = core.startOperation(operation?.operation ?? 'invalid', operationName);
         },
         async willSendResponse() {
-          (finish ?? options.operationMetrics.start('invalid', null))();
+          (finish ?? core.startOperation('invalid', null))();
         },
       };
     },
@@ -221,7 +174,7 @@ export async function createHttpGateway(options: HttpServerOptions): Promise<Htt
         async willSendResponse({ response, operation }) {
           if (response.body.kind !== 'single') return;
           const { data, errors } = response.body.singleResult;
-          const status = errors && wholeRequestStatus({ data }, errors, operation?.operation);
+          const status = errors && core.wholeRequestStatus({ data }, errors, operation?.operation);
           if (!status) return;
           response.http.status = status;
           if (status === 503) response.http.headers.set('retry-after', '1');
@@ -241,9 +194,9 @@ export async function createHttpGateway(options: HttpServerOptions): Promise<Htt
   };
 
   const apollo = new ApolloServer<RequestContext>({
-    schema: options.schema,
-    // Introspection is refused by createValidationRules, the same rule on every transport (Apollo's own would
-    // answer HTTP in other words than graphql-ws and the fast path).
+    schema: core.schema,
+    // Introspection is refused by the core's rules, the same rule on every transport (Apollo's own would answer
+    // HTTP in other words than graphql-ws and the fast path).
     introspection: true,
     includeStacktraceInErrorResponses: false,
     // The process's lifecycle owns SIGTERM/SIGINT and stops Apollo in its place in the shutdown order.
@@ -251,13 +204,9 @@ export async function createHttpGateway(options: HttpServerOptions): Promise<Htt
     // Compact JSON: Apollo pretty-prints by default, which costs CPU and bytes on every large response.
     stringifyResult: (result) => JSON.stringify(result),
     csrfPrevention: true,
-    validationRules: createValidationRules(options.limits, { introspection: options.introspection }),
-    parseOptions: createParseOptions(options.limits),
-    formatError: (formatted, error) =>
-      formatError(formatted, error, options.logger, {
-        hideSuggestions: !options.introspection,
-        onCode: (code) => options.operationMetrics.error(code),
-      }),
+    validationRules: [...core.gatewayRules],
+    parseOptions: core.parseOptions,
+    formatError: (formatted, error) => core.formatError(formatted, error),
     plugins: [
       // No cache hints are used; the default cache-control plugin would wrap every field resolver.
       ApolloServerPluginCacheControlDisabled(),
@@ -317,26 +266,16 @@ export async function createHttpGateway(options: HttpServerOptions): Promise<Htt
       const requests: unknown[] = Array.isArray(req.body) ? req.body : [req.body ?? req.query];
       for (const request of requests) {
         const query = (request as { query?: unknown } | null)?.query;
-        const tooDeep = typeof query === 'string' && documentNestingError(query, options.limits);
+        const tooDeep = typeof query === 'string' && core.nestingError(query);
         if (tooDeep) return jsonError(res, 400, String(tooDeep.extensions.code), tooDeep.message);
       }
       next();
     },
     expressMiddleware(apollo, {
       context: async ({ req, res }) => {
-        try {
-          const principal = await options.contexts.authenticate(req.headers.authorization);
-          return options.contexts.create(principal, res.locals.requestId as string);
-        } catch (error) {
-          // A bad token is the client's; a database that cannot be reached while checking it is ours (503, retry).
-          const known = error instanceof AppError ? error : classifyDatabaseError(error);
-          if (known) {
-            throw new GraphQLError(known.message, {
-              extensions: { code: known.code, http: { status: known.httpStatus ?? 400 } },
-            });
-          }
-          throw error;
-        }
+        const caller = await core.authenticate(req.headers.authorization);
+        if ('error' in caller) throw caller.error;
+        return core.context(caller.principal, res.locals.requestId as string);
       },
     }),
   );

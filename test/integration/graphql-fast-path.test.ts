@@ -1,5 +1,5 @@
 import { createTenant, insertAccount, insertDeal, type TestTenant } from '../helpers/fixtures';
-import { startTestApp, type TestApp } from '../helpers/test-app';
+import { startTestApp, wsClient, wsExecute, type TestApp } from '../helpers/test-app';
 
 /**
  * The fast path answers known documents without Apollo's pipeline; it must answer exactly as Apollo does. Two
@@ -172,6 +172,37 @@ describe('GraphQL fast path', () => {
       [a.companyId],
     );
     expect(counted!.n).toBe(2);
+  });
+
+  it('with introspection off, the fast path, Apollo and graphql-ws refuse it in the same words (one rule set)', async () => {
+    const refusals: unknown[] = [];
+    for (const query of ['{ __schema { __typename } }', '{ __type(name: "Deal") { name } }']) {
+      for (const app of [fast, apollo]) {
+        const response = await post(app, gql(query), auth(a.rep.token));
+        expect(response.status).toBe(400);
+        refusals.push((JSON.parse(response.body) as { errors: unknown[] }).errors);
+        const client = wsClient(app.url, `Bearer ${a.rep.token}`);
+        try {
+          refusals.push((await wsExecute(client, query)).errors);
+        } finally {
+          await client.dispose();
+        }
+      }
+    }
+    expect(refusals).toHaveLength(8);
+    for (const [i, errors] of refusals.entries())
+      expect(errors).toEqual([
+        expect.objectContaining({
+          message: expect.stringMatching(
+            i < 4
+              ? /GraphQL introspection has been disabled, but the requested query contained the field "__schema"/
+              : /GraphQL introspection has been disabled, but the requested query contained the field "__type"/,
+          ),
+          extensions: { code: 'GRAPHQL_VALIDATION_FAILED' },
+        }),
+      ]);
+    // Each transport said the same thing, to the character.
+    expect(new Set(refusals.slice(0, 4).map((e) => JSON.stringify(e))).size).toBe(1);
   });
 
   it('records the operation and the request in the same metrics as the Apollo path', async () => {

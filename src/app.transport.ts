@@ -1,0 +1,119 @@
+import type { AddressInfo } from 'node:net';
+import type { AppConfig } from './config/config';
+import { ContextFactory } from './graphql/context';
+import type { OperationLimits } from './graphql/limits';
+import { OperationCore } from './graphql/operation';
+import { OperationMetrics } from './graphql/operation-metrics';
+import { buildGatewaySchema } from './graphql/schema';
+import type { CrmModule, ModuleDrivers, ProcessRole, ServiceRegistry } from './modules/kernel';
+import { ShutdownPhase, type Lifecycle } from './platform/lifecycle/lifecycle';
+import type { Logger } from './platform/logging/logger';
+import type { Metrics } from './platform/metrics/metrics';
+import { startGraphQLWs } from './server/graphql-ws.server';
+import { createHttpGateway } from './server/http.server';
+import { startMetricsServer } from './server/metrics.server';
+
+/** The composition's last steps (see app.ts): the gateway's transport and the metrics listener. */
+
+function operationLimits(config: AppConfig): OperationLimits {
+  const { graphql } = config;
+  return {
+    maxDepth: graphql.maxDepth,
+    maxIntrospectionDepth: graphql.maxIntrospectionDepth,
+    maxAliases: graphql.maxAliases,
+    maxDirectives: graphql.maxDirectives,
+    maxTokens: graphql.maxTokens,
+    maxFragments: graphql.maxFragments,
+    maxComplexity: graphql.maxComplexity,
+    maxPageSize: graphql.maxPageSize,
+    maxInputDepth: graphql.maxInputDepth,
+    maxJsonValues: graphql.maxJsonValues,
+  };
+}
+
+/**
+ * The gateway's transport: the schema from every module's resolvers, one operation core, and its adapters (HTTP with
+ * Apollo and the fast path, graphql-ws on the same port), listening. Returns the base URL.
+ */
+export async function startTransport(
+  modules: readonly CrmModule[],
+  services: ServiceRegistry,
+  { config, logger, metrics, lifecycle, pubsub }: ModuleDrivers,
+  readinessCheck: () => Promise<Record<string, boolean>>,
+): Promise<string> {
+  const schema = await buildGatewaySchema(
+    modules.flatMap((module) => module.resolvers?.(services) ?? []),
+    pubsub,
+  );
+  const contexts = new ContextFactory({
+    identity: services.identity,
+    modules,
+    services,
+    logger,
+    maxBatchSize: config.dataloaderMaxBatch,
+  });
+  const operationMetrics = new OperationMetrics(metrics);
+  const core = new OperationCore({
+    schema,
+    contexts,
+    limits: operationLimits(config),
+    logger,
+    operationMetrics,
+    introspection: config.graphql.introspection,
+  });
+  const websocket = { close: async (): Promise<void> => {} };
+  const { httpServer, apollo } = await createHttpGateway({
+    core,
+    contexts,
+    logger,
+    landingPage: config.graphql.landingPage,
+    fastPath: config.graphql.fastPath,
+    compileQueries: config.graphql.compileQueries,
+    bodyLimit: config.http.bodyLimit,
+    bodyLimitBytes: bytes(config.http.bodyLimit),
+    readiness: readinessCheck,
+    onDrain: () => websocket.close(),
+    drainTimeoutMs: Math.floor(config.shutdownTimeoutMs / 2),
+    metrics,
+    routes: modules.flatMap((module) => module.routes?.(services) ?? []),
+  });
+  const ws = startGraphQLWs({
+    httpServer,
+    path: '/graphql',
+    core,
+    logger,
+    operationMetrics,
+    maxPayloadBytes: bytes(config.http.bodyLimit),
+  });
+  websocket.close = ws.close;
+  metrics.provideWebsocketConnections(ws.connections);
+  // apollo.stop() drains in-flight HTTP requests (and, through onDrain, WebSocket operations), then closes.
+  lifecycle.register('http+websocket', ShutdownPhase.transport, () => apollo.stop());
+  await new Promise<void>((resolve, reject) => {
+    httpServer.once('error', reject);
+    httpServer.listen(config.http.port, config.http.host, () => resolve());
+  });
+  const address = httpServer.address() as AddressInfo;
+  const host = config.http.host === '0.0.0.0' || config.http.host === '::' ? '127.0.0.1' : config.http.host;
+  return `http://${host}:${address.port}`;
+}
+
+/** The Prometheus listener on its own port (none for a command, or when its port is 0). Returns its URL. */
+export async function startMetricsListener(
+  { config, role }: { config: AppConfig; role: ProcessRole },
+  metrics: Metrics,
+  logger: Logger,
+  lifecycle: Lifecycle,
+): Promise<string | undefined> {
+  const metricsPort = role === 'worker' ? config.metrics.workerPort : config.metrics.gatewayPort;
+  if (role === 'cli' || metricsPort === 0) return undefined;
+  const sidecar = await startMetricsServer({ metrics, port: metricsPort, host: config.metrics.host, logger });
+  lifecycle.register('metrics-listener', ShutdownPhase.transport, sidecar.close);
+  return sidecar.url;
+}
+
+/** `1mb`, `512kb`, `1000b` (the validated BODY_LIMIT forms) in bytes. */
+function bytes(limit: string): number {
+  const [, amount, unit] = /^(\d+)(b|kb|mb)$/i.exec(limit)!;
+  return Number(amount) * { b: 1, kb: 1024, mb: 1024 * 1024 }[unit!.toLowerCase() as 'b' | 'kb' | 'mb'];
+}

@@ -1,0 +1,175 @@
+import {
+  GraphQLError,
+  OperationTypeNode,
+  specifiedRules,
+  validate,
+  type DocumentNode,
+  type ExecutionResult,
+  type GraphQLFormattedError,
+  type GraphQLSchema,
+  type ParseOptions,
+  type ValidationRule,
+} from 'graphql';
+import type { Principal, RequestContext } from '../modules/kernel';
+import { classifyDatabaseError } from '../platform/db/db-errors';
+import { AppError, ErrorCode } from '../platform/errors/app-error';
+import type { Logger } from '../platform/logging/logger';
+import type { ContextFactory } from './context';
+import { formatError, gatewayError } from './errors';
+import {
+  checkVariableLimits,
+  createParseOptions,
+  createValidationRules,
+  documentNestingError,
+  parseDocument,
+  type OperationLimits,
+} from './limits';
+import type { OperationMetrics } from './operation-metrics';
+
+export interface OperationCoreOptions {
+  schema: GraphQLSchema;
+  contexts: ContextFactory;
+  limits: OperationLimits;
+  logger: Logger;
+  operationMetrics: OperationMetrics;
+  /** Introspection on: answer `__schema`/`__type` and keep graphql-js's "Did you mean" hints; off: neither. */
+  introspection: boolean;
+}
+
+/** A caller as the edge sees it: a principal (undefined when anonymous), or the coded error to answer instead. */
+export type Authentication = { principal: Principal | undefined } | { error: GraphQLError };
+
+const WHOLE_REQUEST_STATUS: Record<string, number> = {
+  [ErrorCode.SERVICE_UNAVAILABLE]: 503,
+  [ErrorCode.UNAUTHENTICATED]: 401,
+};
+
+/**
+ * The steps every GraphQL operation takes at the edge, whichever transport carries it: authenticate -> parse and
+ * validate with the one rule set (limits and the introspection policy) -> variable limits -> context -> execute ->
+ * errors shaped and a status. Apollo's pipeline (through its plugin hooks), the HTTP fast path and graphql-ws are thin
+ * adapters over it, so a rule added here holds on all three.
+ */
+export class OperationCore {
+  /** The gateway's own validation rules, as Apollo takes them (it adds graphql-js's specified rules itself). */
+  readonly gatewayRules: readonly ValidationRule[];
+  /** graphql-js's specified rules and the gateway's: what the fast path and graphql-ws validate with. */
+  readonly rules: readonly ValidationRule[];
+  readonly parseOptions: ParseOptions;
+
+  constructor(private readonly options: OperationCoreOptions) {
+    this.gatewayRules = createValidationRules(options.limits, { introspection: options.introspection });
+    this.rules = [...specifiedRules, ...this.gatewayRules];
+    this.parseOptions = createParseOptions(options.limits);
+  }
+
+  get schema(): GraphQLSchema {
+    return this.options.schema;
+  }
+
+  /**
+   * The caller of an Authorization value. A token that cannot be accepted is the client's (its code, 401); a
+   * database that cannot be reached while checking it is ours (SERVICE_UNAVAILABLE, 503: retry); anything else is
+   * logged and answered as an internal error.
+   */
+  async authenticate(authorization: string | undefined | null): Promise<Authentication> {
+    try {
+      return { principal: await this.options.contexts.authenticate(authorization) };
+    } catch (error) {
+      const known = error instanceof AppError ? error : classifyDatabaseError(error);
+      if (known)
+        return {
+          error: new GraphQLError(known.message, {
+            extensions: { code: known.code, http: { status: known.httpStatus ?? 400 } },
+          }),
+        };
+      this.options.logger.error({ err: error }, 'authentication failed unexpectedly');
+      return { error: gatewayError(ErrorCode.INTERNAL_SERVER_ERROR, 'Internal server error', 500) };
+    }
+  }
+
+  /** A document too deeply nested to parse safely (checked by a flat lexer pass before the parser recurses). */
+  nestingError(query: string): GraphQLError | undefined {
+    return documentNestingError(query, this.options.limits);
+  }
+
+  /** Parses (nesting and token caps first) and validates with the one rule set. */
+  prepare(query: string): { document: DocumentNode } | { errors: readonly GraphQLError[] } {
+    let document: DocumentNode;
+    try {
+      document = parseDocument(query, this.options.limits);
+    } catch (error) {
+      return { errors: [error instanceof GraphQLError ? error : new GraphQLError(String(error))] };
+    }
+    const errors = validate(this.options.schema, document, this.rules);
+    return errors.length > 0 ? { errors } : { document };
+  }
+
+  /** The limits that depend on the request's variables: page sizes, input nesting and size, complexity. */
+  checkLimits(
+    document: DocumentNode,
+    variables: Record<string, unknown> | null | undefined,
+    operationName: string | null | undefined,
+  ): GraphQLError[] {
+    return checkVariableLimits({
+      schema: this.options.schema,
+      document,
+      variables,
+      operationName,
+      limits: this.options.limits,
+    });
+  }
+
+  context(principal: Principal | undefined, requestId?: string): RequestContext {
+    return this.options.contexts.create(principal, requestId);
+  }
+
+  /** Starts timing an operation; call the returned function once it has been answered. */
+  startOperation(operationType: string, operationName: string | null | undefined): () => void {
+    return this.options.operationMetrics.start(operationType, operationName);
+  }
+
+  /** Shapes one error for clients (Apollo's `formatError` signature), counting its code. */
+  formatError(formatted: GraphQLFormattedError, error: unknown): GraphQLFormattedError {
+    return formatError(formatted, error, this.options.logger, {
+      hideSuggestions: !this.options.introspection,
+      onCode: (code) => this.options.operationMetrics.error(code),
+    });
+  }
+
+  /**
+   * Shapes execution errors as Apollo does: a default code, and `extensions.http` kept for the response, not sent to
+   * the client. (graphql-jit's errors, unlike graphql-js's, may have no extensions at all.)
+   */
+  formatErrors(errors: readonly GraphQLError[]): GraphQLFormattedError[] {
+    return errors.map((error) => {
+      const { http: _http, ...extensions } = (error.extensions ?? {}) as Record<string, unknown>;
+      return this.formatError(
+        {
+          ...error.toJSON(),
+          extensions: { ...extensions, code: extensions.code ?? 'INTERNAL_SERVER_ERROR' },
+        },
+        error,
+      );
+    });
+  }
+
+  /**
+   * A request that could not run at all answers with the status its one cause implies, so clients and load
+   * balancers react without parsing the body: 503 (retry) when a dependency is down, 401 when the caller is not (or
+   * no longer) a user. Partial results keep 200.
+   */
+  wholeRequestStatus(
+    result: Pick<ExecutionResult, 'data'>,
+    errors: readonly GraphQLFormattedError[],
+    operationType: OperationTypeNode | undefined,
+  ): number | undefined {
+    const code = errors[0]?.extensions?.code;
+    let status = code === undefined ? undefined : WHOLE_REQUEST_STATUS[code as string];
+    // A mutation may have committed before a later step failed: never invite a blind retry of it.
+    if (status === 503 && operationType === OperationTypeNode.MUTATION) status = undefined;
+    const nothingRan = !result.data || Object.values(result.data).every((value) => value === null);
+    if (!status || !nothingRan || !errors.every((e) => e.extensions?.code === code)) return undefined;
+    return status;
+  }
+}
