@@ -27,6 +27,7 @@ const PATH_INDEPENDENT = [
   'schema-file',
   'shutdown',
   'sort-indexes',
+  'storage-driver',
   'workflows-restart',
 ];
 /** @type {import('jest').Config} */

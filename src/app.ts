@@ -8,6 +8,7 @@ import { type ModuleDrivers, type ProcessRole, type ServiceRegistry } from './mo
 import type { CrmModule } from './modules/kernel';
 import { MODULES } from './modules/modules';
 import type { CacheStore } from './platform/cache/cache.store';
+import { createPoolOpener } from './platform/db/pool-opener';
 import type { QueryCountingLogger } from './platform/db/query-counting.logger';
 import { Lifecycle } from './platform/lifecycle/lifecycle';
 import { createLogger, type Logger } from './platform/logging/logger';
@@ -33,6 +34,8 @@ export interface AppOptions {
   migrate?: boolean;
   /** BullMQ key prefix (tests isolate themselves with their own). Default `crm`. */
   queuePrefix?: string;
+  /** The file store (an S3 driver, or a test's). Default the local driver under STORAGE_DIR. */
+  storage?: FileStorage;
   /** The capabilities to compose, in build order. Default every module (src/modules/modules.ts). */
   modules?: readonly CrmModule[];
 }
@@ -85,11 +88,12 @@ async function compose(options: AppOptions, logger: Logger, lifecycle: Lifecycle
   const messaging = await startMessaging(options, { logger, lifecycle, metrics, drivers });
   const { queue } = messaging;
   queue.declareQueues(modules.flatMap((module) => module.queues ?? []));
-  for (const family of modules.flatMap((module) => module.metrics ?? [])) metrics.declare(family);
   assertDistinct(modules, 'cache namespace', (module) => module.cacheNamespaces ?? []);
   metrics.provideQueueCounts(() => queue.counts().catch(() => []));
-  const storage = new LocalFileStorage(resolve(config.storage.directory));
-  drivers.storage = `local directory (${config.storage.directory})`;
+  const storage = options.storage ?? new LocalFileStorage(resolve(config.storage.directory));
+  drivers.storage = options.storage
+    ? `${storage.driver} (given)`
+    : `local directory (${config.storage.directory})`;
 
   const moduleDrivers: ModuleDrivers = {
     config,
@@ -101,6 +105,7 @@ async function compose(options: AppOptions, logger: Logger, lifecycle: Lifecycle
     events: messaging.events,
     queue,
     storage,
+    openPool: createPoolOpener({ url: database.url, logger, lifecycle }),
     pubsub: messaging.pubsub,
     metrics,
     lifecycle,

@@ -5,6 +5,7 @@ import WebSocket from 'ws';
 import { startApp, type App, type ProcessRole } from '../../src/app';
 import { loadConfig } from '../../src/config/config';
 import type { CrmModule } from '../../src/modules/kernel';
+import type { FileStorage } from '../../src/platform/storage/file-storage';
 
 export interface GraphQLResponse<T = Record<string, any>> {
   status: number;
@@ -30,7 +31,12 @@ export interface TestApp {
 export async function startTestApp(
   overrides: Record<string, string> = {},
   role: ProcessRole = 'gateway',
-  options: { modules?: readonly CrmModule[]; queuePrefix?: string; migrate?: boolean } = {},
+  options: {
+    modules?: readonly CrmModule[];
+    queuePrefix?: string;
+    migrate?: boolean;
+    storage?: FileStorage;
+  } = {},
 ): Promise<TestApp> {
   const config = loadConfig(process.env, { PORT: '0', HOST: '127.0.0.1', ...overrides });
   const app = await startApp({
@@ -39,6 +45,7 @@ export async function startTestApp(
     queuePrefix: options.queuePrefix ?? `test-${randomUUID().slice(0, 8)}`,
     modules: options.modules,
     migrate: options.migrate,
+    storage: options.storage,
   });
   const url = app.url ?? '';
   return {

@@ -1,6 +1,5 @@
 import { AuditArchives1764600000000 } from '../../../migrations/1764600000000-audit-archives';
 import { MetricBuckets } from '../../platform/metrics/metrics';
-import { LocalFileStorage } from '../../platform/storage/local-file.storage';
 import { defineModule, requireService } from '../kernel';
 import { AuditLogQuery } from './audit-log.query';
 import { auditArchive, auditQueries } from './audit.bench';
@@ -38,10 +37,10 @@ export const auditModule = defineModule<AuditServices>({
   name: 'audit',
   entities: [AuditLogEntity],
   migrations: [AuditArchives1764600000000],
-  createServices: ({ dataSource, metrics, config, logger, services }) => {
+  createServices: ({ dataSource, metrics, config, logger, services, storage }) => {
     const partitions = new AuditPartitionManager({
       dataSource,
-      archives: new LocalFileStorage(config.audit.archiveDirectory),
+      archives: storage.scoped('audit-archive', { localDirectory: config.audit.archiveDirectory }),
       logger,
       compressionLevel: config.audit.gzipLevel,
       lockTimeoutMs: 2_000,

@@ -1,9 +1,5 @@
-import { Pool } from 'pg';
-
 import { ExportJobs1764700000000 } from '../../../migrations/1764700000000-export-jobs';
 import { MetricBuckets } from '../../platform/metrics/metrics';
-import { ShutdownPhase } from '../../platform/lifecycle/lifecycle';
-import { LocalFileStorage } from '../../platform/storage/local-file.storage';
 import { defineModule, requireService } from '../kernel';
 import { exportBench } from './export.bench';
 import { ExportResolver } from './export.resolver';
@@ -32,16 +28,13 @@ export const exportsModule = defineModule<ExportServices>({
   migrations: [ExportJobs1764700000000],
   queues: Object.values(ExportQueue),
   errorCodes: ExportErrorCode,
-  createServices: ({ config, dataSource, queue, pubsub, events, logger, metrics, lifecycle, services }) => {
-    const pool = new Pool({
-      connectionString: (dataSource.options as { url?: string }).url,
-      // Each running export holds one connection for its whole run, and the direct route one per stream.
+  createServices: (drivers) => {
+    const { config, dataSource, queue, pubsub, events, logger, metrics, openPool, services } = drivers;
+    // Each running export holds one connection for its whole run, and the direct route one per stream.
+    const pool = openPool('export pool', {
       max: Math.max(config.exports.poolSize, config.exports.concurrency + 1),
-      connectionTimeoutMillis: 10_000,
     });
-    pool.on('error', (error) => logger.warn({ err: error }, 'export pool connection failed'));
-    lifecycle.register('export pool', ShutdownPhase.database, () => pool.end());
-    const storage = new LocalFileStorage(config.exports.directory);
+    const storage = drivers.storage.scoped('exports', { localDirectory: config.exports.directory });
     const service = new ExportService({
       dataSource,
       pool,

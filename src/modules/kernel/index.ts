@@ -21,6 +21,7 @@ export {
   type CrmModule,
   type ModuleContext,
   type ModuleDrivers,
+  type ModulePoolOptions,
   type ProcessRole,
   type ResolverBinding,
   type ProcessorBinding,

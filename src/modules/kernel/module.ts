@@ -3,7 +3,8 @@ import type { AppConfig } from '../../config/config';
 import type { CacheStore } from '../../platform/cache/cache.store';
 import type { Lifecycle } from '../../platform/lifecycle/lifecycle';
 import type { Logger } from '../../platform/logging/logger';
-import type { MetricFamily, Metrics } from '../../platform/metrics/metrics';
+import type { Pool } from 'pg';
+import type { Metrics } from '../../platform/metrics/metrics';
 import type { GraphQLPubSub } from '../../platform/pubsub/graphql-pubsub';
 import type { EventBus } from '../../platform/pubsub/event-bus';
 import type {
@@ -33,11 +34,30 @@ export interface ModuleDrivers {
   events: EventBus;
   /** Jobs, their progress, and scheduled jobs (the scheduler lives on the queue port). */
   queue: QueueDriver;
+  /**
+   * The deployment's file store. A module keeps its files in its own part of it: `storage.scoped('<module>')` (the
+   * local driver may give that part a directory of its own, e.g. EXPORT_DIR).
+   */
   storage: FileStorage;
+  /**
+   * A pg pool of the module's own beside the DataSource's (for long COPY streams, statement timeouts of its own, or
+   * session settings): registered with the lifecycle (closed with the database) and its connection errors logged.
+   */
+  openPool: (name: string, options: ModulePoolOptions) => Pool;
   /** GraphQL subscriptions' pub/sub, across processes when Redis is configured. */
   pubsub: GraphQLPubSub;
   metrics: Metrics;
   lifecycle: Lifecycle;
+}
+
+export interface ModulePoolOptions {
+  max: number;
+  /** How long a query waits for a free connection. Default 10 s. */
+  connectionTimeoutMs?: number;
+  /** Stops every statement of the pool after this long (Postgres `statement_timeout`). */
+  statementTimeoutMs?: number;
+  /** Session settings at connect, e.g. `-c max_parallel_workers_per_gather=0`. */
+  options?: string;
 }
 
 /** What a module's `createServices` receives: the drivers and the public services of the modules listed before it. */
@@ -153,8 +173,6 @@ export interface CrmModule<Services extends object = object> {
   errorCodes?: Readonly<Record<string, string>>;
   /** Cache namespaces the slice's keys live under (`crm:<namespace>:...`); must not collide. */
   cacheNamespaces?: readonly string[];
-  /** Metric families the slice records into (declared before any service is built; `metrics.declare` returns them). */
-  metrics?: readonly MetricFamily[];
   /** Queues the slice adds jobs to or processes. */
   queues?: readonly string[];
   /** Builds the slice's public services; they join the registry under `name` for later modules. */

@@ -1,7 +1,5 @@
-import { Pool } from 'pg';
 import { ReportRollups1765100000000 } from '../../../migrations/1765100000000-report-rollups';
 import { MetricBuckets } from '../../platform/metrics/metrics';
-import { ShutdownPhase } from '../../platform/lifecycle/lifecycle';
 import { defineModule, requireService } from '../kernel';
 import { reportRollups } from './report.bench';
 import { ReportResolver } from './report.resolver';
@@ -32,26 +30,20 @@ export const reportsModule = defineModule<ReportServices>({
   name: 'reports',
   migrations: [ReportRollups1765100000000],
   errorCodes: ReportErrorCode,
-  createServices: ({ config, dataSource, logger, metrics, lifecycle, services }) => {
-    const openPool = (name: string, options?: string) => {
-      const pool = new Pool({
-        connectionString: (dataSource.options as { url?: string }).url,
+  createServices: ({ config, logger, metrics, openPool, services }) => {
+    const reportPool = (name: string, options?: string) =>
+      openPool(name, {
         max: config.reports.poolSize,
-        connectionTimeoutMillis: 10_000,
         // Every report statement is stopped here; the service turns it into REPORT_TIMEOUT.
-        statement_timeout: config.reports.statementTimeoutMs,
+        statementTimeoutMs: config.reports.statementTimeoutMs,
         options,
       });
-      pool.on('error', (error) => logger.warn({ err: error }, `${name} connection failed`));
-      lifecycle.register(name, ShutdownPhase.database, () => pool.end());
-      return pool;
-    };
     return {
       reports: new ReportService({
-        pool: openPool('report pool'),
+        pool: reportPool('report pool'),
         // Rollup reads are small; a correction the rollup holds is skipped at run time, but the planner would still
         // start parallel workers for it (milliseconds each): these connections plan without them.
-        rollupPool: openPool('report rollup pool', '-c max_parallel_workers_per_gather=0'),
+        rollupPool: reportPool('report rollup pool', '-c max_parallel_workers_per_gather=0'),
         visibility: requireService(services, 'visibility', 'reports'),
         metrics: {
           duration: metrics.histogram(

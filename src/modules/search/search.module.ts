@@ -1,4 +1,3 @@
-import { Pool } from 'pg';
 import { Search1765200000000 } from '../../../migrations/1765200000000-search';
 import { TieredCache } from '../../platform/cache/tiered.cache';
 import { ShutdownPhase } from '../../platform/lifecycle/lifecycle';
@@ -39,16 +38,23 @@ export const searchModule = defineModule<SearchServices>({
   name: 'search',
   migrations: [Search1765200000000],
   cacheNamespaces: [SEARCH_CACHE],
-  createServices: async ({ config, dataSource, redis, events, logger, metrics, lifecycle, services }) => {
-    const pool = new Pool({
-      connectionString: (dataSource.options as { url?: string }).url,
+  createServices: async ({
+    config,
+    dataSource,
+    redis,
+    events,
+    logger,
+    metrics,
+    lifecycle,
+    openPool,
+    services,
+  }) => {
+    const pool = openPool('search pool', {
       max: config.search.poolSize,
       // A search waits for a connection as long as it would for its statements.
-      connectionTimeoutMillis: config.search.statementTimeoutMs,
-      statement_timeout: config.search.statementTimeoutMs,
+      connectionTimeoutMs: config.search.statementTimeoutMs,
+      statementTimeoutMs: config.search.statementTimeoutMs,
     });
-    pool.on('error', (error) => logger.warn({ err: error }, 'search connection failed'));
-    lifecycle.register('search pool', ShutdownPhase.database, () => pool.end());
     const cache = new TieredCache({ name: SEARCH_CACHE, redis, events, logger, metrics });
     await cache.start();
     lifecycle.register('search-cache', ShutdownPhase.cache, () => cache.stop());

@@ -30,6 +30,56 @@ export interface FileStorage {
   delete(key: string): Promise<boolean>;
   /** Removes every file whose key starts with `prefix/` (a folder), unfinished puts' temporary files included. */
   deleteAll(prefix: string): Promise<void>;
+  /**
+   * The part of this store under `prefix/`, as a store of its own (a module's files: `exports`, `audit-archive`). A
+   * driver with directories may place it in `localDirectory` instead when one is configured (EXPORT_DIR); one
+   * without (S3) ignores it and keeps the prefix.
+   */
+  scoped(prefix: string, options?: { localDirectory?: string }): FileStorage;
+}
+
+/** A store's keys under `prefix/`: the scoped view for drivers that have no directories of their own. */
+export class PrefixedFileStorage implements FileStorage {
+  constructor(
+    private readonly store: FileStorage,
+    private readonly prefix: string,
+  ) {
+    assertStorageKey(prefix);
+  }
+
+  get driver(): FileStorage['driver'] {
+    return this.store.driver;
+  }
+
+  private key(key: string): string {
+    assertStorageKey(key);
+    return `${this.prefix}/${key}`;
+  }
+
+  async put(key: string, body: Readable, options?: { contentType?: string }): Promise<StoredFile> {
+    return { ...(await this.store.put(this.key(key), body, options)), key };
+  }
+
+  async get(key: string, range?: ByteRange): Promise<Readable | undefined> {
+    return this.store.get(this.key(key), range);
+  }
+
+  async stat(key: string): Promise<StoredFile | undefined> {
+    const file = await this.store.stat(this.key(key));
+    return file && { ...file, key };
+  }
+
+  async delete(key: string): Promise<boolean> {
+    return this.store.delete(this.key(key));
+  }
+
+  async deleteAll(prefix: string): Promise<void> {
+    return this.store.deleteAll(this.key(prefix));
+  }
+
+  scoped(prefix: string): FileStorage {
+    return new PrefixedFileStorage(this, prefix);
+  }
 }
 
 /** Keys are relative paths of safe segments: no `..`, no absolute paths, no control characters. */

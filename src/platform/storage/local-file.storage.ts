@@ -27,6 +27,12 @@ export class LocalFileStorage implements FileStorage {
     this.root = resolve(directory);
   }
 
+  /** A directory of its own: `localDirectory` when configured, else `<root>/<prefix>`. */
+  scoped(prefix: string, options: { localDirectory?: string } = {}): FileStorage {
+    assertStorageKey(prefix);
+    return new LocalFileStorage(options.localDirectory ?? join(this.root, prefix));
+  }
+
   async put(key: string, body: Readable, options: { contentType?: string } = {}): Promise<StoredFile> {
     const path = this.path(key);
     await mkdir(dirname(path), { recursive: true });

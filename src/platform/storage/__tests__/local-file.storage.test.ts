@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { text } from 'node:stream/consumers';
+import { PrefixedFileStorage } from '../file-storage';
 import { LocalFileStorage } from '../local-file.storage';
 
 describe('LocalFileStorage', () => {
@@ -73,4 +74,34 @@ describe('LocalFileStorage', () => {
       await expect(storage.put(key, Readable.from(['x']))).rejects.toMatchObject({ code: 'BAD_USER_INPUT' });
     },
   );
+
+  it("scoped: a module's part of the store, in <root>/<prefix> or the directory its setting names", async () => {
+    const exportsPart = storage.scoped('exports');
+    await exportsPart.put('c1/job.csv', Readable.from(['x']));
+    expect(await text((await storage.get('exports/c1/job.csv'))!)).toBe('x');
+    const elsewhere = join(directory, 'elsewhere');
+    const own = storage.scoped('audit-archive', { localDirectory: elsewhere });
+    await own.put('2026-01.csv.gz', Readable.from(['y']));
+    expect(await readdir(elsewhere)).toEqual(['2026-01.csv.gz']);
+    expect(await storage.stat('audit-archive/2026-01.csv.gz')).toBeUndefined();
+    expect(() => storage.scoped('../up')).toThrow(/is not a safe relative path/);
+  });
+
+  it('PrefixedFileStorage (drivers without directories): keys under the prefix, answered without it', async () => {
+    const part = new PrefixedFileStorage(storage, 'exports');
+    expect(part.driver).toBe('local');
+    expect(await part.put('c1/a.csv', Readable.from(['abc']), { contentType: 'text/csv' })).toMatchObject({
+      key: 'c1/a.csv',
+      size: 3,
+    });
+    expect(await text((await storage.get('exports/c1/a.csv'))!)).toBe('abc');
+    expect(await text((await part.get('c1/a.csv', { start: 1 }))!)).toBe('bc');
+    expect(await part.stat('c1/a.csv')).toMatchObject({ key: 'c1/a.csv', contentType: 'text/csv' });
+    await part.scoped('c2').put('b.csv', Readable.from(['b']));
+    expect(await storage.stat('exports/c2/b.csv')).toMatchObject({ size: 1 });
+    await part.deleteAll('c1');
+    expect(await storage.stat('exports/c1/a.csv')).toBeUndefined();
+    expect(await part.delete('c2/b.csv')).toBe(true);
+    await expect(part.get('../secrets')).rejects.toThrow(/is not a safe relative path/);
+  });
 });
