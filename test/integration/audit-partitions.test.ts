@@ -8,12 +8,8 @@ import type { App } from '../../src/app';
 import { createLogger } from '../../src/platform/logging/logger';
 import { LocalFileStorage } from '../../src/platform/storage/local-file.storage';
 import type { FileStorage } from '../../src/platform/storage/file-storage';
-import {
-  AuditPartitionManager,
-  monthStart,
-  partitionNameOf,
-  type ArchiveStep,
-} from '../../src/modules/audit/audit-partitions';
+import { AuditPartitionManager } from '../../src/modules/audit/audit-partition.manager';
+import { monthStart, partitionNameOf, type ArchiveStep } from '../../src/modules/audit/audit-partition.model';
 import { createTenant, type TestTenant } from '../helpers/fixtures';
 import { startTestApp, type GraphQLResponse, type TestApp } from '../helpers/test-app';
 

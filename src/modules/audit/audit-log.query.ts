@@ -3,7 +3,7 @@ import { isUuid, ValidationError, type FieldViolation } from '../../platform/err
 import type { ServiceRegistry } from '../kernel/registries';
 import { bindNamed, RECORD_TABLE, RecordType, type Principal } from '../kernel';
 import type { AuditService } from './audit.service';
-import { monthStart } from './audit-partitions';
+import { monthStart } from './audit-partition.model';
 
 // Sharing's service, named through the registry: sharing records its changes here, so audit must not import it.
 type VisibilityService = ServiceRegistry['visibility'];

@@ -1,7 +1,8 @@
 import type { Counter, Histogram } from 'prom-client';
 import type { Logger } from '../../platform/logging/logger';
 import type { Schedule } from '../../platform/queue/queue.driver';
-import type { ArchiveRecord, AuditPartitionManager, MaintenanceReport } from './audit-partitions';
+import type { AuditPartitionManager } from './audit-partition.manager';
+import type { ArchiveRecord, MaintenanceReport } from './audit-partition.model';
 
 export interface AuditMaintenanceMetrics {
   archiveOperations: Counter<'operation' | 'status'>;

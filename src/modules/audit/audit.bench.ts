@@ -8,7 +8,8 @@ import type { DataSource } from 'typeorm';
 import { createLogger } from '../../platform/logging/logger';
 import { LocalFileStorage } from '../../platform/storage/local-file.storage';
 import type { BenchContext, BenchScenario, LatencyStats } from '../kernel';
-import { AuditPartitionManager, monthStart, partitionNameOf } from './audit-partitions';
+import { AuditPartitionManager } from './audit-partition.manager';
+import { monthStart, partitionNameOf } from './audit-partition.model';
 
 const MONTHS = 18;
 const FLAT_TABLE = 'bench_audit_logs_flat';

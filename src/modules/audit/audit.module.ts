@@ -5,7 +5,7 @@ import { AuditLogQuery } from './audit-log.query';
 import { auditArchive, auditQueries } from './audit.bench';
 import { AuditLogEntity } from './audit-log.entity';
 import { AuditMaintenance } from './audit-maintenance';
-import { AuditPartitionManager } from './audit-partitions';
+import { AuditPartitionManager } from './audit-partition.manager';
 import { AuditResolver } from './audit.resolver';
 import { AuditService } from './audit.service';
 

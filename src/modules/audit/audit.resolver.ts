@@ -11,7 +11,7 @@ import {
   type ArchiveRecord,
   type MaintenanceReport,
   type PartitionInfo,
-} from './audit-partitions';
+} from './audit-partition.model';
 import {
   AuditArchive,
   AuditLogInput,

@@ -7,5 +7,5 @@ export {
   type MaintenanceReport,
   type ArchiveRecord,
   type PartitionInfo,
-} from './audit-partitions';
+} from './audit-partition.model';
 export type { AuditLogQuery, AuditLogPage, AuditLogEntry } from './audit-log.query';

@@ -1,8 +1,8 @@
 import { Arg, Ctx, ID, Int, Mutation, Query, Resolver, Root, Subscription } from 'type-graphql';
 import type { SubscribeResolverData } from 'type-graphql';
 import { CurrentPrincipal, authFailure, type Principal, type RequestContext } from '../kernel';
-import { ExportStatus, type ExportJobView, type ExportService } from './export.service';
-import { ExportJob, StartExportInput } from './export.types';
+import type { ExportService } from './export.service';
+import { ExportJob, ExportStatus, StartExportInput, type ExportJobView } from './export.types';
 
 @Resolver()
 export class ExportResolver {

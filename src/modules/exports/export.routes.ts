@@ -5,7 +5,9 @@ import type { RouteDefinition, RouteResponse } from '../../platform/http/routes'
 import type { ByteRange, FileStorage } from '../../platform/storage/file-storage';
 import type { Principal, RecordFilter, RecordSort, RecordType } from '../kernel';
 import { CONTENT_TYPE, type ExportFormat } from './export.pipeline';
-import { exportFileName, type ExportCompression, type ExportService } from './export.service';
+import { exportFileName } from './export.query';
+import type { ExportService } from './export.service';
+import type { ExportCompression } from './export.types';
 
 /** `attachment; filename="..."` with an RFC 5987 copy for non-ASCII names. */
 function contentDisposition(fileName: string): string {

@@ -1,7 +1,55 @@
+import type { Counter, Histogram } from 'prom-client';
 import { Field, Float, ID, InputType, Int, ObjectType } from 'type-graphql';
-import { RecordFilter, RecordSort, RecordType } from '../kernel';
+import { graphqlEnum, type EnumValue, RecordFilter, RecordSort, RecordType } from '../kernel';
 import { ExportFormat } from './export.pipeline';
-import { ExportCompression, ExportStatus } from './export.service';
+
+export const ExportQueue = { export: 'export' } as const;
+export const ExportTopic = { progress: 'EXPORT_PROGRESS' } as const;
+/** The event bus channel a cancel is announced on, so whichever process runs the export aborts it. */
+export const ExportChannel = { cancel: 'crm:exports:cancel' } as const;
+export const ExportErrorCode = { TOO_MANY_EXPORTS: 'TOO_MANY_EXPORTS' } as const;
+/** A job is tried this many times (a worker that dies mid-export counts as a try). */
+export const EXPORT_MAX_ATTEMPTS = 2;
+
+export const ExportStatus = graphqlEnum('ExportStatus', [
+  'QUEUED',
+  'RUNNING',
+  'COMPLETED',
+  'FAILED',
+  'CANCELLED',
+]);
+export type ExportStatus = EnumValue<typeof ExportStatus>;
+export const ExportCompression = graphqlEnum('ExportCompression', ['GZIP', 'NONE']);
+export type ExportCompression = EnumValue<typeof ExportCompression>;
+
+export interface ExportMetrics {
+  operations: Counter<'format' | 'status'>;
+  rows: Counter<'format'>;
+  bytes: Counter<'format'>;
+  duration: Histogram<'format'>;
+}
+
+/** An export job as its owner sees it (what `ExportJob` resolves from). */
+export interface ExportJobView {
+  id: string;
+  entityType: RecordType;
+  format: ExportFormat;
+  compression: ExportCompression;
+  fields: string[];
+  fileName: string;
+  status: ExportStatus;
+  progress: number;
+  rowsExported: number;
+  totalRows: number | null;
+  bytesWritten: number;
+  sha256: string | null;
+  downloadUrl: string | null;
+  error: string | null;
+  attempts: number;
+  createdAt: Date;
+  startedAt: Date | null;
+  finishedAt: Date | null;
+}
 
 @InputType()
 export class StartExportInput {

@@ -3,11 +3,18 @@ import { MetricBuckets } from '../../platform/metrics/metrics';
 import { defineModule, requireService } from '../kernel';
 import { exportBench } from './export.bench';
 import { ExportResolver } from './export.resolver';
+import { ExportJobEvents } from './export-job.events';
+import { ExportJobRepository } from './export-job.repository';
+import { ExportProcessor } from './export.processor';
 import { exportRoutes } from './export.routes';
-import { ExportErrorCode, ExportQueue, ExportService } from './export.service';
+import { ExportService } from './export.service';
+import { ExportSnapshots } from './export.snapshot';
+import { ExportErrorCode, ExportQueue, type ExportMetrics } from './export.types';
 
 export interface ExportServices {
   exports: ExportService;
+  /** The worker's side of export jobs (its processor and cancel listener); not for other modules. */
+  exportProcessor: ExportProcessor;
 }
 
 declare module '../kernel/registries' {
@@ -35,50 +42,64 @@ export const exportsModule = defineModule<ExportServices>({
       max: Math.max(config.exports.poolSize, config.exports.concurrency + 1),
     });
     const storage = drivers.storage.scoped('exports', { localDirectory: config.exports.directory });
-    const service = new ExportService({
-      dataSource,
+    const repository = new ExportJobRepository(dataSource);
+    const jobEvents = new ExportJobEvents(pubsub, events);
+    const snapshots = new ExportSnapshots({
       pool,
       visibility: () => requireService(services, 'visibility', 'exports'),
-      identity: requireService(services, 'identity', 'exports'),
+    });
+    const exportMetrics: ExportMetrics = {
+      operations: metrics.counter(
+        ExportMetric.operations,
+        'Export jobs by format and outcome (success, failure, cancelled)',
+        ['format', 'status'],
+      ),
+      rows: metrics.counter(ExportMetric.rows, 'Rows written by finished exports', ['format']),
+      bytes: metrics.counter(ExportMetric.bytes, 'Bytes written by finished exports (after compression)', [
+        'format',
+      ]),
+      duration: metrics.histogram(
+        ExportMetric.duration,
+        'Export duration, from claim to stored file',
+        ['format'],
+        MetricBuckets.long,
+      ),
+    };
+    const service = new ExportService({
+      repository,
+      snapshots,
+      events: jobEvents,
       queue,
-      pubsub,
-      events,
       storage,
-      logger,
+      metrics: exportMetrics,
       maxActivePerUser: config.exports.maxActivePerUser,
       retentionHours: config.exports.retentionHours,
       gzipLevel: config.exports.gzipLevel,
       streamMaxRows: config.exports.streamMaxRows,
       lockMs: config.exports.lockMs,
-      concurrency: config.exports.concurrency,
-      metrics: {
-        operations: metrics.counter(
-          ExportMetric.operations,
-          'Export jobs by format and outcome (success, failure, cancelled)',
-          ['format', 'status'],
-        ),
-        rows: metrics.counter(ExportMetric.rows, 'Rows written by finished exports', ['format']),
-        bytes: metrics.counter(ExportMetric.bytes, 'Bytes written by finished exports (after compression)', [
-          'format',
-        ]),
-        duration: metrics.histogram(
-          ExportMetric.duration,
-          'Export duration, from claim to stored file',
-          ['format'],
-          MetricBuckets.long,
-        ),
-      },
     });
-    return { exports: service };
+    const processor = new ExportProcessor({
+      repository,
+      snapshots,
+      events: jobEvents,
+      identity: requireService(services, 'identity', 'exports'),
+      storage,
+      logger,
+      metrics: exportMetrics,
+      gzipLevel: config.exports.gzipLevel,
+      lockMs: config.exports.lockMs,
+      concurrency: config.exports.concurrency,
+    });
+    return { exports: service, exportProcessor: processor };
   },
   resolvers: (services) => [{ resolver: ExportResolver, create: () => new ExportResolver(services.exports) }],
   processors: (services) => [
     {
       queue: ExportQueue.export,
-      processor: (job) => services.exports.run(job),
+      processor: (job) => services.exportProcessor.run(job),
       options: {
-        concurrency: services.exports.settings.concurrency,
-        lockDurationMs: services.exports.settings.lockMs,
+        concurrency: services.exportProcessor.settings.concurrency,
+        lockDurationMs: services.exportProcessor.settings.lockMs,
       },
     },
   ],
@@ -92,6 +113,6 @@ export const exportsModule = defineModule<ExportServices>({
       },
     },
   ],
-  start: (services) => services.exports.start(),
+  start: (services) => services.exportProcessor.start(),
   bench: exportBench,
 });

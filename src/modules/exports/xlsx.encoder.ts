@@ -1,4 +1,4 @@
-import archiver from 'archiver';
+import archiver, { type Archiver } from 'archiver';
 import { parse } from 'csv-parse';
 import { PassThrough, Transform, type Duplex } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -85,6 +85,68 @@ function cellXml(kind: FieldKind, ref: string, text: string | null): string {
   }
 }
 
+/** One sheet row of a record (COPY's NULL marker and missing fields make empty cells). */
+function rowXml(
+  columns: readonly ExportColumn[],
+  refs: readonly string[],
+  row: number,
+  record: string[],
+): string {
+  let cells = '';
+  for (let i = 0; i < columns.length; i++) {
+    const text = record[i];
+    cells += cellXml(
+      columns[i]!.kind,
+      `${refs[i]}${row}`,
+      text === undefined || text === XLSX_NULL ? null : text,
+    );
+  }
+  return `<row r="${row}">${cells}</row>`;
+}
+
+/**
+ * The parts of a workbook besides its sheets: content types, the package and workbook relationships, the workbook
+ * naming `sheets` sheets, and the styles.
+ */
+function appendWorkbookParts(zip: Archiver, sheets: number): void {
+  const names = Array.from({ length: sheets }, (_, i) => i + 1);
+  zip.append(
+    `${XML_HEAD}<Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types">` +
+      '<Default Extension="rels" ContentType="application/vnd.openxmlformats-package.relationships+xml"/>' +
+      '<Default Extension="xml" ContentType="application/xml"/>' +
+      '<Override PartName="/xl/workbook.xml" ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet.main+xml"/>' +
+      '<Override PartName="/xl/styles.xml" ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.styles+xml"/>' +
+      names
+        .map(
+          (n) =>
+            `<Override PartName="/xl/worksheets/sheet${n}.xml" ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.worksheet+xml"/>`,
+        )
+        .join('') +
+      '</Types>',
+    { name: '[Content_Types].xml' },
+  );
+  zip.append(
+    `${XML_HEAD}<Relationships xmlns="${PACKAGE_RELS}"><Relationship Id="rId1" ` +
+      `Type="${RELS}/officeDocument" Target="xl/workbook.xml"/></Relationships>`,
+    { name: '_rels/.rels' },
+  );
+  zip.append(
+    `${XML_HEAD}<workbook xmlns="${MAIN}" xmlns:r="${RELS}"><sheets>` +
+      names.map((n) => `<sheet name="Export ${n}" sheetId="${n}" r:id="rId${n}"/>`).join('') +
+      '</sheets></workbook>',
+    { name: 'xl/workbook.xml' },
+  );
+  zip.append(
+    `${XML_HEAD}<Relationships xmlns="${PACKAGE_RELS}">` +
+      names
+        .map((n) => `<Relationship Id="rId${n}" Type="${RELS}/worksheet" Target="worksheets/sheet${n}.xml"/>`)
+        .join('') +
+      `<Relationship Id="rId${sheets + 1}" Type="${RELS}/styles" Target="styles.xml"/></Relationships>`,
+    { name: 'xl/_rels/workbook.xml.rels' },
+  );
+  zip.append(STYLES, { name: 'xl/styles.xml' });
+}
+
 /**
  * CSV records in (COPY's output of the columns' raw values), an XLSX workbook out: typed cells (numbers, dates in
  * UTC, inline text that is never a formula), a header row, a new sheet every `rowsPerSheet` rows. The sheet XML is
@@ -124,18 +186,9 @@ export function xlsxEncoder(
     transform(record: string[], _encoding, done) {
       if (!sheet || row > rowsPerSheet) openSheet();
       row++;
-      let cells = '';
-      for (let i = 0; i < columns.length; i++) {
-        const text = record[i];
-        cells += cellXml(
-          columns[i]!.kind,
-          `${refs[i]}${row}`,
-          text === undefined || text === XLSX_NULL ? null : text,
-        );
-      }
       records++;
       if (records % 1000 === 0) onRecords(records);
-      pending += `<row r="${row}">${cells}</row>`;
+      pending += rowXml(columns, refs, row, record);
       if (pending.length < WRITE_BATCH_CHARS) return done();
       const batch = pending;
       pending = '';
@@ -148,45 +201,7 @@ export function xlsxEncoder(
       sheet!.end(`${pending}</sheetData></worksheet>`);
       pending = '';
       onRecords(records);
-      const names = Array.from({ length: sheets }, (_, i) => i + 1);
-      zip.append(
-        `${XML_HEAD}<Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types">` +
-          '<Default Extension="rels" ContentType="application/vnd.openxmlformats-package.relationships+xml"/>' +
-          '<Default Extension="xml" ContentType="application/xml"/>' +
-          '<Override PartName="/xl/workbook.xml" ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet.main+xml"/>' +
-          '<Override PartName="/xl/styles.xml" ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.styles+xml"/>' +
-          names
-            .map(
-              (n) =>
-                `<Override PartName="/xl/worksheets/sheet${n}.xml" ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.worksheet+xml"/>`,
-            )
-            .join('') +
-          '</Types>',
-        { name: '[Content_Types].xml' },
-      );
-      zip.append(
-        `${XML_HEAD}<Relationships xmlns="${PACKAGE_RELS}"><Relationship Id="rId1" ` +
-          `Type="${RELS}/officeDocument" Target="xl/workbook.xml"/></Relationships>`,
-        { name: '_rels/.rels' },
-      );
-      zip.append(
-        `${XML_HEAD}<workbook xmlns="${MAIN}" xmlns:r="${RELS}"><sheets>` +
-          names.map((n) => `<sheet name="Export ${n}" sheetId="${n}" r:id="rId${n}"/>`).join('') +
-          '</sheets></workbook>',
-        { name: 'xl/workbook.xml' },
-      );
-      zip.append(
-        `${XML_HEAD}<Relationships xmlns="${PACKAGE_RELS}">` +
-          names
-            .map(
-              (n) =>
-                `<Relationship Id="rId${n}" Type="${RELS}/worksheet" Target="worksheets/sheet${n}.xml"/>`,
-            )
-            .join('') +
-          `<Relationship Id="rId${sheets + 1}" Type="${RELS}/styles" Target="styles.xml"/></Relationships>`,
-        { name: 'xl/_rels/workbook.xml.rels' },
-      );
-      zip.append(STYLES, { name: 'xl/styles.xml' });
+      appendWorkbookParts(zip, sheets);
       zip.finalize().then(() => done(), done);
     },
   });
