@@ -2,7 +2,7 @@ import { Client, type Pool, type PoolClient } from 'pg';
 import type { Logger } from '../../platform/logging/logger';
 import { RECORD_TABLE, type RecordType } from '../kernel';
 import { CountingIndex, type CanonicalRow } from './search.index';
-import { searchDocumentSql } from '../../../migrations/1765200000000-search';
+import { searchDocumentSql } from './search.document';
 import { canonicalColumns } from './search.model';
 
 /** Why a search was answered from SQL instead of the counting index (the metric's `reason` label). */

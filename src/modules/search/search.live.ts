@@ -1,7 +1,7 @@
 import type { Pool } from 'pg';
-import { searchDocumentSql } from '../../../migrations/1765200000000-search';
 import { bindNamed, filtersToSql } from '../kernel';
 import type { ReadScope } from '../sharing';
+import { searchDocumentSql } from './search.document';
 import type { FacetCounts } from './search.index';
 import {
   canonicalSql,

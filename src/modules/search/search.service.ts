@@ -1,11 +1,11 @@
 import type { Pool } from 'pg';
 import { LRUCache } from 'lru-cache';
-import { searchDocumentSql } from '../../../migrations/1765200000000-search';
 import type { TieredCache } from '../../platform/cache/tiered.cache';
 import { bindNamed, filtersToSql, type Principal, type RecordType } from '../kernel';
 import type { RecordServices } from '../records';
 import { criteriaToSql, type ReadScope, type VisibilityService } from '../sharing';
 import { bucketRange } from './search.dates';
+import { searchDocumentSql } from './search.document';
 import { andInto, orInto, popcount, type CountingIndex, type FacetCounts } from './search.index';
 import type { LiveReason, SearchIndexes } from './search.indexes';
 import type { LiveSearch } from './search.live';
