@@ -518,16 +518,8 @@ export class SearchService {
         if (!index.hasCriteria(ruleKey)) index.setCriteria(ruleKey, [...rule.conditions], ids);
       }
     }
-    let shared: string[] = [];
-    if (scope.shareGrantees) {
-      const { rows } = await this.deps.pool.query<{ id: string }>(
-        `SELECT DISTINCT record_id::text AS id FROM record_shares
-          WHERE company_id = $1 AND object_type = $2
-            AND ((grantee_type = 'USER' AND grantee_id = $3) OR (grantee_type = 'GROUP' AND grantee_id = ANY($4::uuid[])))`,
-        [index.companyId, index.type, scope.shareGrantees.userId, scope.shareGrantees.groupIds],
-      );
-      shared = rows.map((row) => row.id);
-    }
+    // Manual shares, as ids: sharing reads its own table.
+    const shared = await this.deps.visibility.sharedRecordIds(scope, index.type);
     // From here on nothing awaits: the index cannot change under the computation.
     if (index.version !== engine.version) throw new VersionMoved();
     let base: Uint32Array;
