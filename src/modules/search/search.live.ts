@@ -2,7 +2,7 @@ import type { Pool } from 'pg';
 import { bindNamed, filtersToSql } from '../kernel';
 import type { ReadScope } from '../sharing';
 import { searchDocumentSql } from './search.document';
-import type { FacetCounts } from './search.index';
+import type { FacetCounts } from './facet-counts';
 import {
   canonicalSql,
   canonicalToSql,

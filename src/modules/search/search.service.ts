@@ -6,8 +6,10 @@ import type { RecordServices } from '../records';
 import { criteriaToSql, type ReadScope, type VisibilityService } from '../sharing';
 import { bucketRange } from './search.dates';
 import { searchDocumentSql } from './search.document';
-import { andInto, orInto, popcount, type CountingIndex, type FacetCounts } from './search.index';
-import type { LiveReason, SearchIndexes } from './search.indexes';
+import { andInto, orInto, popcount } from './bitset';
+import type { CountingIndex } from './counting-index';
+import type { FacetCounts } from './facet-counts';
+import type { LiveReason, SearchIndexes } from './index-registry';
 import type { LiveSearch } from './search.live';
 import {
   SEARCH_LIMITS,
