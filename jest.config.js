@@ -25,6 +25,7 @@ const PATH_INDEPENDENT = [
   'record-filter',
   'redis-cache',
   'schema-file',
+  'search-document',
   'shutdown',
   'sort-indexes',
   'storage-driver',

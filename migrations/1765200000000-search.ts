@@ -3,19 +3,17 @@ import type { MigrationInterface, QueryRunner } from 'typeorm';
 const TABLES = { leads: 'LEAD', deals: 'DEAL', accounts: 'ACCOUNT' } as const;
 
 /**
- * The text a record is found by, as a tsvector over `alias` (`''` for the index definition). Queries must spell the
- * same expression for the GIN index to serve them, so the search slice imports it from here.
+ * The text a record is found by, as the GIN indexes below were built on it: a literal snapshot (a migration never
+ * imports live code). The search slice spells the same expression in `src/modules/search/search.document.ts`, and
+ * `test/integration/search-document.test.ts` checks the two agree.
  */
-export function searchDocumentSql(table: keyof typeof TABLES, alias = ''): string {
-  const column = (name: string) => {
-    const value = `coalesce(${alias ? `${alias}.` : ''}${name}, '')`;
-    // An email is one token to the parser; its parts (name, domain) are what people type.
-    return name === 'email' ? `translate(${value}, '@.', '  ')` : value;
-  };
-  const columns =
-    table === 'leads' ? ['first_name', 'last_name', 'email', 'company_name', 'description'] : ['name'];
-  return `to_tsvector('simple'::regconfig, ${columns.map(column).join(" || ' ' || ")})`;
-}
+const SEARCH_DOCUMENT: Readonly<Record<keyof typeof TABLES, string>> = {
+  leads:
+    "to_tsvector('simple'::regconfig, coalesce(first_name, '') || ' ' || coalesce(last_name, '') || ' ' || " +
+    "translate(coalesce(email, ''), '@.', '  ') || ' ' || coalesce(company_name, '') || ' ' || coalesce(description, ''))",
+  deals: "to_tsvector('simple'::regconfig, coalesce(name, ''))",
+  accounts: "to_tsvector('simple'::regconfig, coalesce(name, ''))",
+};
 
 /**
  * Search: full-text indexes, and a per-(company, record type) data version with a log of the records each version
@@ -100,7 +98,7 @@ export class Search1765200000000 implements MigrationInterface {
       }
       await queryRunner.query(
         `CREATE INDEX CONCURRENTLY IF NOT EXISTS ${table}_search_document_idx ON ${table}
-           USING gin (${searchDocumentSql(table as keyof typeof TABLES)})`,
+           USING gin (${SEARCH_DOCUMENT[table as keyof typeof TABLES]})`,
       );
     }
   }

@@ -1,8 +1,8 @@
 import type { Pool } from 'pg';
-import { searchDocumentSql } from '../../../migrations/1765200000000-search';
 import { bindNamed, filtersToSql } from '../kernel';
 import type { ReadScope } from '../sharing';
-import type { FacetCounts } from './search.index';
+import { searchDocumentSql } from './search.document';
+import type { FacetCounts } from './facet-counts';
 import {
   canonicalSql,
   canonicalToSql,

@@ -5,7 +5,7 @@ import { MetricBuckets } from '../../platform/metrics/metrics';
 import { defineModule, requireService } from '../kernel';
 
 import { searchBench } from './search.bench';
-import { SearchIndexes } from './search.indexes';
+import { SearchIndexes } from './index-registry';
 import { LiveSearch } from './search.live';
 import { SearchResolver } from './search.resolver';
 import { SearchService } from './search.service';

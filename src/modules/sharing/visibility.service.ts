@@ -168,6 +168,21 @@ export class VisibilityService {
     return this.allowed(principal, objectType, records, 'READ');
   }
 
+  /**
+   * The ids of every record of a type that manual shares give the scope's principal read access to (clause 6 alone,
+   * as ids): for paths that hold the other clauses as bitsets (search's counting index). Empty when no share can
+   * apply (`scope.shareGrantees` null).
+   */
+  async sharedRecordIds(scope: ReadScope, objectType: RecordType): Promise<string[]> {
+    if (!scope.shareGrantees) return [];
+    const { userId, groupIds } = scope.shareGrantees;
+    return this.sharedIds(
+      this.dataSource.manager,
+      { companyId: scope.companyId, objectType, userId, groupIds },
+      { access: 'READ' },
+    );
+  }
+
   private async allowed(
     principal: Principal,
     objectType: RecordType,
@@ -211,23 +226,36 @@ export class VisibilityService {
       }
     }
     if (compiled.manualShares && undecided.length > 0) {
-      const rows = await (manager ?? this.dataSource.manager).query<Array<{ record_id: string }>>(
-        `SELECT DISTINCT record_id FROM record_shares
-          WHERE company_id = $1 AND object_type = $2 AND record_id = ANY($3::uuid[])
-            AND ($4 = 'READ' OR access_level = 'EDIT')
-            AND ((grantee_type = 'USER' AND grantee_id = $5) OR (grantee_type = 'GROUP' AND grantee_id = ANY($6::uuid[])))`,
-        [
-          principal.companyId,
-          objectType,
-          undecided.map((r) => r.id),
-          access,
-          principal.userId,
-          compiled.groupIds,
-        ],
+      const shared = await this.sharedIds(
+        manager ?? this.dataSource.manager,
+        { companyId: principal.companyId, objectType, userId: principal.userId, groupIds: compiled.groupIds },
+        { access, recordIds: undecided.map((r) => r.id) },
       );
-      for (const row of rows) allowed.add(row.record_id);
+      for (const id of shared) allowed.add(id);
     }
     return allowed;
+  }
+
+  /**
+   * The one lookup of manual shares: records of a type shared with the user or one of the groups, at `access` (EDIT
+   * needs an EDIT share, READ takes either), among `recordIds` when given. `on` is the connection to ask (a write
+   * transaction's own, or the pool's).
+   */
+  private async sharedIds(
+    on: EntityManager,
+    grantees: { companyId: string; objectType: RecordType; userId: string; groupIds: readonly string[] },
+    { access, recordIds }: { access: Access; recordIds?: readonly string[] },
+  ): Promise<string[]> {
+    const params: unknown[] = [grantees.companyId, grantees.objectType, grantees.userId, grantees.groupIds];
+    const among = recordIds ? ` AND record_id = ANY($${params.push(recordIds)}::uuid[])` : '';
+    const level = access === 'EDIT' ? ` AND access_level = 'EDIT'` : '';
+    const rows = await on.query<Array<{ id: string }>>(
+      `SELECT DISTINCT record_id::text AS id FROM record_shares
+        WHERE company_id = $1 AND object_type = $2${among}${level}
+          AND ((grantee_type = 'USER' AND grantee_id = $3) OR (grantee_type = 'GROUP' AND grantee_id = ANY($4::uuid[])))`,
+      params,
+    );
+    return rows.map((row) => row.id);
   }
 }
 

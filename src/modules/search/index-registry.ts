@@ -1,8 +1,8 @@
 import { Client, type Pool, type PoolClient } from 'pg';
 import type { Logger } from '../../platform/logging/logger';
 import { RECORD_TABLE, type RecordType } from '../kernel';
-import { CountingIndex, type CanonicalRow } from './search.index';
-import { searchDocumentSql } from '../../../migrations/1765200000000-search';
+import { CountingIndex, type CanonicalRow } from './counting-index';
+import { searchDocumentSql } from './search.document';
 import { canonicalColumns } from './search.model';
 
 /** Why a search was answered from SQL instead of the counting index (the metric's `reason` label). */
@@ -34,6 +34,13 @@ interface Entry {
 }
 
 const BUILD_BATCH = 20_000;
+
+/** One build in progress: what it reads, and the first failure of any of its streams (which stops the others). */
+interface BuildState {
+  companyId: string;
+  type: RecordType;
+  failure: unknown;
+}
 
 /** A record's search-document lexemes, space-separated (the parser never puts a space in a lexeme). */
 function lexemesSql(type: RecordType): string {
@@ -165,20 +172,12 @@ export class SearchIndexes {
     // which has one connection) a second connection reads them from the same snapshot, on another core.
     // Its own connection, outside the pool: two builds must never each hold one pooled connection waiting for another.
     let lexemeClient: Client | undefined;
-    let failure: unknown;
+    const build: BuildState = { companyId, type, failure: undefined };
     try {
       await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
       if (this.options.parallelBuild && this.options.connectionString) {
-        const { rows } = await client.query<{ snapshot: string }>('SELECT pg_export_snapshot() AS snapshot');
-        const snapshot = rows[0]!.snapshot;
-        if (!/^[0-9A-F-]+$/i.test(snapshot)) throw new Error(`unexpected snapshot id ${snapshot}`);
         lexemeClient = new Client({ connectionString: this.options.connectionString });
-        lexemeClient.on('error', (error) =>
-          this.logger.warn({ err: error }, 'search build connection failed'),
-        );
-        await lexemeClient.connect();
-        await lexemeClient.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
-        await lexemeClient.query(`SET TRANSACTION SNAPSHOT '${snapshot}'`);
+        await this.shareSnapshot(client, lexemeClient);
       }
       const { rows } = await client.query<{ version: string; n: number }>(
         `SELECT ${VERSION_SQL} AS version, (SELECT count(*)::int FROM ${RECORD_TABLE[type]} WHERE company_id = $1) AS n`,
@@ -186,69 +185,7 @@ export class SearchIndexes {
       );
       const { version, n } = rows[0]!;
       const index = new CountingIndex(companyId, type, n);
-      const columns = canonicalColumns(type).filter(({ spec }) => index.columns.has(spec.name));
-      const lexemesApart = lexemeClient !== undefined;
-      const drain = async (
-        on: PoolClient | Client,
-        cursor: string,
-        select: string,
-        take: (values: unknown[]) => void,
-        progress: boolean,
-      ) => {
-        await on.query(
-          `DECLARE ${cursor} NO SCROLL CURSOR FOR SELECT ${select} FROM ${RECORD_TABLE[type]} r WHERE r.company_id = $1`,
-          [companyId],
-        );
-        let loaded = 0;
-        let logged = 0;
-        for (;;) {
-          // The other stream failed: stop reading, so nothing is left running on the connection.
-          if (failure !== undefined) return loaded;
-          const batch = await on.query<unknown[]>({
-            text: `FETCH ${BUILD_BATCH} FROM ${cursor}`,
-            rowMode: 'array',
-          });
-          batch.rows.forEach(take);
-          loaded += batch.rows.length;
-          if (progress && loaded - logged >= 200_000) {
-            logged = loaded;
-            this.logger.info({ companyId, type, loaded, of: n }, 'search index build progress');
-          }
-          if (batch.rows.length < BUILD_BATCH) return loaded;
-        }
-      };
-      const settled = await Promise.allSettled(
-        [
-          drain(
-            client,
-            'search_build',
-            `r.id::text${columns.map((c) => `, ${c.sql}`).join('')}${lexemesApart ? '' : `, ${lexemesSql(type)}`}`,
-            (values) => {
-              const row: CanonicalRow = { id: values[0] as string };
-              columns.forEach(({ spec }, i) => (row[spec.name] = values[i + 1] as string | number | null));
-              if (!lexemesApart) row.__lexemes = values[columns.length + 1] as string | null;
-              index.upsert(row, false);
-            },
-            true,
-          ),
-          lexemeClient &&
-            drain(
-              lexemeClient,
-              'search_lexemes',
-              `r.id::text, ${lexemesSql(type)}`,
-              (values) => index.text.add(index.reserve(values[0] as string), values[1] as string | null),
-              false,
-            ),
-        ].map((stream) =>
-          Promise.resolve(stream).catch((error: unknown) => {
-            failure ??= error;
-            throw error;
-          }),
-        ),
-      );
-      const rejected = settled.find((result) => result.status === 'rejected');
-      if (rejected) throw rejected.reason;
-      const loaded = (settled[0] as PromiseFulfilledResult<number>).value;
+      const loaded = await this.loadRecords(build, index, n, client, lexemeClient);
       await client.query('COMMIT');
       await lexemeClient?.query('COMMIT');
       index.text.finish();
@@ -266,13 +203,105 @@ export class SearchIndexes {
       );
       return index;
     } catch (error) {
-      failure ??= error;
+      build.failure ??= error;
       await client.query('ROLLBACK').catch(() => undefined);
       throw error;
     } finally {
       // A failed connection is not given back to the pool.
-      client.release(failure instanceof Error ? failure : undefined);
+      client.release(build.failure instanceof Error ? build.failure : undefined);
       await lexemeClient?.end().catch(() => undefined);
+    }
+  }
+
+  /** Opens `reader` in the snapshot of `client`'s transaction (exported), for a second stream of the same build. */
+  private async shareSnapshot(client: PoolClient, reader: Client): Promise<void> {
+    const { rows } = await client.query<{ snapshot: string }>('SELECT pg_export_snapshot() AS snapshot');
+    const snapshot = rows[0]!.snapshot;
+    if (!/^[0-9A-F-]+$/i.test(snapshot)) throw new Error(`unexpected snapshot id ${snapshot}`);
+    reader.on('error', (error) => this.logger.warn({ err: error }, 'search build connection failed'));
+    await reader.connect();
+    await reader.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+    await reader.query(`SET TRANSACTION SNAPSHOT '${snapshot}'`);
+  }
+
+  /**
+   * Streams every record into the index: columns (and lexemes) on `client`; with `lexemeClient`, the lexemes there
+   * at once. A failed stream stops the other. Returns the records loaded.
+   */
+  private async loadRecords(
+    build: BuildState,
+    index: CountingIndex,
+    n: number,
+    client: PoolClient,
+    lexemeClient: Client | undefined,
+  ): Promise<number> {
+    const { type } = build;
+    const columns = canonicalColumns(type).filter(({ spec }) => index.columns.has(spec.name));
+    const lexemesApart = lexemeClient !== undefined;
+    const settled = await Promise.allSettled(
+      [
+        this.drain(build, client, {
+          cursor: 'search_build',
+          select: `r.id::text${columns.map((c) => `, ${c.sql}`).join('')}${lexemesApart ? '' : `, ${lexemesSql(type)}`}`,
+          take: (values) => {
+            const row: CanonicalRow = { id: values[0] as string };
+            columns.forEach(({ spec }, i) => (row[spec.name] = values[i + 1] as string | number | null));
+            if (!lexemesApart) row.__lexemes = values[columns.length + 1] as string | null;
+            index.upsert(row, false);
+          },
+          progressOf: n,
+        }),
+        lexemeClient &&
+          this.drain(build, lexemeClient, {
+            cursor: 'search_lexemes',
+            select: `r.id::text, ${lexemesSql(type)}`,
+            take: (values) => index.text.add(index.reserve(values[0] as string), values[1] as string | null),
+          }),
+      ].map((stream) =>
+        Promise.resolve(stream).catch((error: unknown) => {
+          build.failure ??= error;
+          throw error;
+        }),
+      ),
+    );
+    const rejected = settled.find((result) => result.status === 'rejected');
+    if (rejected) throw rejected.reason;
+    return (settled[0] as PromiseFulfilledResult<number>).value;
+  }
+
+  /** Reads one stream of a build through a cursor in batches, handing each row to `take`; returns the rows read. */
+  private async drain(
+    build: BuildState,
+    on: PoolClient | Client,
+    stream: {
+      cursor: string;
+      select: string;
+      take: (values: unknown[]) => void;
+      /** Logs progress every 200,000 rows, of this many. */
+      progressOf?: number;
+    },
+  ): Promise<number> {
+    const { companyId, type } = build;
+    await on.query(
+      `DECLARE ${stream.cursor} NO SCROLL CURSOR FOR SELECT ${stream.select} FROM ${RECORD_TABLE[type]} r WHERE r.company_id = $1`,
+      [companyId],
+    );
+    let loaded = 0;
+    let logged = 0;
+    for (;;) {
+      // The other stream failed: stop reading, so nothing is left running on the connection.
+      if (build.failure !== undefined) return loaded;
+      const batch = await on.query<unknown[]>({
+        text: `FETCH ${BUILD_BATCH} FROM ${stream.cursor}`,
+        rowMode: 'array',
+      });
+      batch.rows.forEach(stream.take);
+      loaded += batch.rows.length;
+      if (stream.progressOf !== undefined && loaded - logged >= 200_000) {
+        logged = loaded;
+        this.logger.info({ companyId, type, loaded, of: stream.progressOf }, 'search index build progress');
+      }
+      if (batch.rows.length < BUILD_BATCH) return loaded;
     }
   }
 
