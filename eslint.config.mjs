@@ -27,6 +27,17 @@ const OUTSIDE_MEETS_AT_INDEX = {
   regex: '(^|/)modules/(?!kernel/registries$)[^/]+/.+',
   message: "outside src/modules a slice is reached only through its index.ts (import '.../modules/<slice>')",
 };
+/** config.ts reads each slice's settings fragment before any slice is built: the one file it may reach directly. */
+const CONFIG_MEETS_AT_SETTINGS = {
+  regex: '(^|/)modules/(?![^/]+/[^/]+\\.settings$)[^/]+/.+|(^|/)modules/[^/]+$',
+  message:
+    "config reaches a slice only through its settings fragment ('.../modules/<slice>/<name>.settings')",
+};
+/** A settings fragment is read before anything is built: zod, node and config/settings only. */
+const SETTINGS_STAND_ALONE = {
+  regex: '^\\.(?!\\./\\.\\./config/settings$)',
+  message: 'a settings fragment imports only zod, node: modules and ../../config/settings',
+};
 
 export default tseslint.config(
   { ignores: ['dist/**', 'node_modules/**', '.data/**', 'coverage/**', '*.js', '*.mjs', 'scripts/*.js'] },
@@ -70,6 +81,15 @@ export default tseslint.config(
     ],
     ignores: ['src/**/__tests__/**'],
     rules: { 'no-restricted-imports': restricted(OUTSIDE_MEETS_AT_INDEX) },
+  },
+  {
+    files: ['src/config/**/*.ts'],
+    ignores: ['src/**/__tests__/**'],
+    rules: { 'no-restricted-imports': restricted(CONFIG_MEETS_AT_SETTINGS) },
+  },
+  {
+    files: ['src/modules/*/*.settings.ts'],
+    rules: { 'no-restricted-imports': restricted(SETTINGS_STAND_ALONE) },
   },
   {
     files: ['test/**/*.ts', 'src/**/__tests__/**/*.ts', 'bench/**/*.ts'],

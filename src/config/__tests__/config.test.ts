@@ -1,4 +1,8 @@
-import { ConfigError, loadConfig } from '../config';
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { exportSettings } from '../../modules/exports/export.settings';
+import { workflowSettings } from '../../modules/workflows/workflow.settings';
+import { CONFIG_VARIABLES, ConfigError, loadConfig } from '../config';
 
 describe('loadConfig', () => {
   it('applies documented defaults and picks embedded drivers when nothing is configured', () => {
@@ -81,5 +85,33 @@ describe('loadConfig', () => {
       driver: 'redis-cluster',
       clusterNodes: ['a:7000', 'b:7001'],
     });
+  });
+
+  it("reads each module's variables through the fragment in its folder, under the module's key", () => {
+    for (const name of [...Object.keys(exportSettings.variables), ...Object.keys(workflowSettings.variables)])
+      expect(CONFIG_VARIABLES).toContain(name);
+    const config = loadConfig({ EXPORT_DIR: '/srv/exports', WORKFLOW_ROUTING: 'single' });
+    expect(config.exports).toEqual({
+      directory: '/srv/exports',
+      concurrency: 2,
+      maxActivePerUser: 3,
+      retentionHours: 24,
+      gzipLevel: 6,
+      poolSize: 2,
+      streamMaxRows: 10_000,
+      lockMs: 30_000,
+    });
+    expect(config.workflows.routing).toBe('single');
+    // A fragment's rule names its variable, as the platform's do.
+    expect(() => loadConfig({ EXPORT_GZIP_LEVEL: '12' })).toThrow(/EXPORT_GZIP_LEVEL: /);
+    expect(() => loadConfig({ WORKFLOW_HTTP_ALLOWLIST: 'ftp://x' })).toThrow(
+      /WORKFLOW_HTTP_ALLOWLIST: must be comma-separated http\(s\) URL prefixes/,
+    );
+  });
+
+  it('.env.example names every variable the platform and the modules declare, and no other', () => {
+    const example = readFileSync(resolve(__dirname, '../../../.env.example'), 'utf8');
+    const named = [...example.matchAll(/^#?\s*([A-Z][A-Z0-9_]+)=/gm)].map((match) => match[1]);
+    expect([...new Set(named)].sort()).toEqual([...CONFIG_VARIABLES].sort());
   });
 });

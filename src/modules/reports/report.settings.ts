@@ -1,0 +1,23 @@
+import { z } from 'zod';
+import { defineSettings, positiveInt } from '../../config/settings';
+
+/** Reports: their own connections, a statement timeout, the planner-cost budget a live report may not pass. */
+export const reportSettings = defineSettings({
+  variables: {
+    REPORT_DB_POOL_SIZE: positiveInt(4),
+    REPORT_STATEMENT_TIMEOUT_MS: positiveInt(10_000),
+    REPORT_MAX_COST: z.coerce.number().positive().default(5_000_000),
+    REPORT_PLAN_CACHE_SIZE: positiveInt(500),
+    REPORT_ROLLUP_MAX_RATIO: z.coerce.number().positive().max(1).default(0.1),
+    REPORT_ROLLUP_REBUILD_MS: positiveInt(600_000),
+  },
+  read: (e) => ({
+    poolSize: e.REPORT_DB_POOL_SIZE,
+    statementTimeoutMs: e.REPORT_STATEMENT_TIMEOUT_MS,
+    maxCost: e.REPORT_MAX_COST,
+    planCacheSize: e.REPORT_PLAN_CACHE_SIZE,
+    /** A rollup holding more rows than this fraction of its records is not read (as of its last rebuild). */
+    rollupMaxRatio: e.REPORT_ROLLUP_MAX_RATIO,
+    rollupRebuildMs: e.REPORT_ROLLUP_REBUILD_MS,
+  }),
+});
