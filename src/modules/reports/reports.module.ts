@@ -5,7 +5,8 @@ import { ShutdownPhase } from '../../platform/lifecycle/lifecycle';
 import { defineModule, requireService } from '../kernel';
 import { reportRollups } from './report.bench';
 import { ReportResolver } from './report.resolver';
-import { ReportErrorCode, ReportService } from './report.service';
+import { ReportErrorCode } from './report.errors';
+import { ReportService } from './report.service';
 
 export interface ReportServices {
   reports: ReportService;
