@@ -23,6 +23,11 @@ const SLICES_MEET_AT_INDEX_THE_LONG_WAY = {
   regex: '^\\.\\./\\.\\./modules/(?!kernel/registries$)[^/]+/.+',
   message: "another slice is reached only through its index.ts (import '../<slice>')",
 };
+const MIGRATIONS_ARE_FROZEN = {
+  regex: '^(\\.\\./)+src(/|$)',
+  message:
+    'a migration is a frozen snapshot: copy the SQL it runs, never import live code (it would change meaning)',
+};
 const OUTSIDE_MEETS_AT_INDEX = {
   regex: '(^|/)modules/(?!kernel/registries$)[^/]+/.+',
   message: "outside src/modules a slice is reached only through its index.ts (import '.../modules/<slice>')",
@@ -90,6 +95,10 @@ export default tseslint.config(
   {
     files: ['src/modules/*/*.settings.ts'],
     rules: { 'no-restricted-imports': restricted(SETTINGS_STAND_ALONE) },
+  },
+  {
+    files: ['migrations/**/*.ts'],
+    rules: { 'no-restricted-imports': restricted(MIGRATIONS_ARE_FROZEN) },
   },
   {
     files: ['test/**/*.ts', 'src/**/__tests__/**/*.ts', 'bench/**/*.ts'],

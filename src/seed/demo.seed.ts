@@ -1,7 +1,8 @@
 import type { DataSource } from 'typeorm';
 import type { Logger } from '../platform/logging/logger';
 import type { VectorService } from '../modules/vectors';
-import { seedDatabase, type SeededCompany } from './seed.generator';
+import type { SeededCompany } from './seed.companies';
+import { seedDatabase } from './seed.generator';
 
 export const DEMO_SIZES = { companies: 2, users: 12, accounts: 60, leads: 400, deals: 200 } as const;
 

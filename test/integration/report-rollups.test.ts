@@ -1,7 +1,9 @@
 import { buildSharingOrg, type SharingOrg } from '../helpers/sharing-org';
 import { spawnBuilt, testProcessEnv, type SpawnedProcess } from '../helpers/spawn-gateway';
+import type { QueryRunner } from 'typeorm';
 import { startTestApp, type TestApp } from '../helpers/test-app';
-import { triggerFunctionSql } from '../../src/modules/reports/report.rollups';
+import { ReportRollups1765100000000 } from '../../migrations/1765100000000-report-rollups';
+import { rollupSchemaSql } from '../../src/modules/reports/report.rollup-schema';
 
 const REPORT = `query ($input: ReportInput!) { report(input: $input) {
   source aggregates { name source rollup rows { dimensions value } } } }`;
@@ -150,6 +152,44 @@ function randomReport(random: () => number, entity: Entity, owners: string[]): R
     );
   }
   return { input: { entityType: entity, aggregates, filters, dateRange }, reference, params };
+}
+
+/**
+ * The rollups' objects in one schema as the catalog holds them: each table with its columns, constraints and indexes,
+ * the trigger functions with their source, and the triggers on the record tables (names of the schema left out).
+ */
+async function rollupSchema(runner: QueryRunner, schema: string) {
+  const unqualified = (text: string) => text.split(`${schema}.`).join('');
+  const rows = async <T>(sql: string): Promise<T[]> => (await runner.query(sql, [schema])) as T[];
+  const tables = await rows<{ name: string; columns: string[]; constraints: string[] }>(
+    `SELECT c.relname AS name,
+            ARRAY(SELECT a.attname || ' ' || format_type(a.atttypid, a.atttypmod) || CASE WHEN a.attnotnull THEN ' NOT NULL' ELSE '' END
+                         || coalesce(' DEFAULT ' || pg_get_expr(d.adbin, d.adrelid), '')
+                    FROM pg_attribute a LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+                   WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum) AS columns,
+            ARRAY(SELECT conname || ' ' || pg_get_constraintdef(oid) FROM pg_constraint WHERE conrelid = c.oid ORDER BY conname)
+              || ARRAY(SELECT pg_get_indexdef(indexrelid) FROM pg_index WHERE indrelid = c.oid ORDER BY indexrelid::regclass::text)
+              AS constraints
+       FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+      WHERE n.nspname = $1 AND c.relkind = 'r'
+        AND (c.relname = 'report_criteria_rules' OR c.relname LIKE 'report\\_rollup\\_%') AND c.relname <> 'report_rollup_state'
+      ORDER BY c.relname`,
+  );
+  const functions = await rows<{ name: string; returns: string; language: string; source: string }>(
+    `SELECT p.proname AS name, pg_get_function_result(p.oid) AS returns, l.lanname AS language, p.prosrc AS source
+       FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace JOIN pg_language l ON l.oid = p.prolang
+      WHERE n.nspname = $1 AND p.proname LIKE 'report\\_rollups\\_%' ORDER BY p.proname`,
+  );
+  const triggers = await rows<{ definition: string }>(
+    `SELECT pg_get_triggerdef(g.oid) AS definition
+       FROM pg_trigger g JOIN pg_class c ON c.oid = g.tgrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+      WHERE n.nspname = $1 AND NOT g.tgisinternal AND g.tgname LIKE 'report\\_rollups\\_%' ORDER BY g.tgname`,
+  );
+  return {
+    tables: tables.map((table) => ({ ...table, constraints: table.constraints.map(unqualified) })),
+    functions,
+    triggers: triggers.map((trigger) => unqualified(trigger.definition)),
+  };
 }
 
 describe('report rollups: exact under visibility, after writes, through a second gateway', () => {
@@ -557,15 +597,29 @@ describe('report rollups: exact under visibility, after writes, through a second
     await gql('mutation { precomputeCommonReports(entityType: DEAL) { name } }', {}, admin);
   });
 
-  it('the installed triggers are the ones this code generates, and refuse writes under an older snapshot', async () => {
-    for (const entity of ['LEAD', 'DEAL', 'ACCOUNT'] as const) {
-      const { name, body } = triggerFunctionSql(entity);
-      const [installed] = await t.app.dataSource.query<Array<{ source: string }>>(
-        'SELECT prosrc AS source FROM pg_proc WHERE proname = $1',
-        [name],
-      );
-      // A change to the presets or the criteria comparisons needs a migration that installs them again.
-      expect(installed?.source).toBe(body);
+  it('the installed rollup schema is the one this code generates, the migration takes it all out again, and writes under an older snapshot are refused', async () => {
+    const runner = t.app.dataSource.createQueryRunner();
+    await runner.startTransaction();
+    try {
+      // The code's schema built beside the installed one, over empty copies of the record tables; then both compared
+      // object by object. A change to the presets, the criteria comparisons or the triggers needs a migration.
+      await runner.query('CREATE SCHEMA rollup_expected');
+      await runner.query('SET LOCAL search_path = rollup_expected, public');
+      for (const table of ['leads', 'deals', 'accounts'])
+        await runner.query(`CREATE TABLE rollup_expected.${table} (LIKE public.${table} INCLUDING ALL)`);
+      for (const statement of rollupSchemaSql()) await runner.query(statement);
+      const expected = await rollupSchema(runner, 'rollup_expected');
+      expect(expected.tables.length).toBe(8);
+      expect(expected.functions.length).toBe(6);
+      expect(expected.triggers.length).toBe(12);
+      expect(await rollupSchema(runner, 'public')).toEqual(expected);
+      await runner.query('DROP SCHEMA rollup_expected CASCADE');
+      // The migration's down removes every object of it.
+      await new ReportRollups1765100000000().down(runner);
+      expect(await rollupSchema(runner, 'public')).toEqual({ tables: [], functions: [], triggers: [] });
+    } finally {
+      await runner.rollbackTransaction();
+      await runner.release();
     }
     await expect(
       t.app.dataSource.transaction('REPEATABLE READ', (manager) =>

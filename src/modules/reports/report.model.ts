@@ -92,90 +92,116 @@ export function validateReport(input: ReportInput): ValidReport {
     else if (names.has(aggregate.name))
       violations.push({ field: `${at}.name`, rule: `"${aggregate.name}" is the name of another aggregate` });
     names.add(aggregate.name);
-    let field: FieldSpec | undefined;
-    if (aggregate.type === 'COUNT') {
-      if (aggregate.field)
-        violations.push({ field: `${at}.field`, rule: 'must be left out for COUNT (it counts records)' });
-    } else if (!aggregate.field) {
-      violations.push({ field: `${at}.field`, rule: `is required for ${aggregate.type}` });
-    } else {
-      field = findField(type, aggregate.field, 'aggregate');
-      if (!field || !NUMERIC.has(field.kind))
-        violations.push({
-          field: `${at}.field`,
-          rule: `must be a numeric field of ${type} for ${aggregate.type} (${Object.keys(fieldsFor(type, 'aggregate')).join(', ')})`,
-        });
-    }
-    const requested = aggregate.dimensions ?? [];
-    if (requested.length > ReportLimits.maxDimensions)
-      violations.push({
-        field: `${at}.dimensions`,
-        rule: `must hold at most ${ReportLimits.maxDimensions} dimensions`,
-      });
-    const seen = new Set<string>();
-    const dimensions = requested.flatMap((key, d): Dimension[] => {
-      const where = `${at}.dimensions[${d}]`;
-      if (seen.has(key)) {
-        violations.push({ field: where, rule: `"${key}" appears twice` });
-        return [];
-      }
-      seen.add(key);
-      const [name, bucket, extra] = key.split(':');
-      const spec = findField(type, name ?? '', 'facet');
-      if (!spec || extra !== undefined) {
-        violations.push({
-          field: where,
-          rule: `must be one of ${Object.keys(fieldsFor(type, 'facet')).join(', ')} for ${type}, or a date field with :day, :week, :month, :quarter or :year`,
-        });
-        return [];
-      }
-      if (bucket !== undefined) {
-        if (!DATES.has(spec.kind)) {
-          violations.push({ field: where, rule: `${name} is not a date: it cannot be cut into ${bucket}s` });
-          return [];
-        }
-        if (!(DATE_BUCKETS as readonly string[]).includes(bucket)) {
-          violations.push({ field: where, rule: `the bucket must be one of ${DATE_BUCKETS.join(', ')}` });
-          return [];
-        }
-        return [{ key, spec, bucket: bucket as DateBucket }];
-      }
-      if (DATES.has(spec.kind)) {
-        violations.push({ field: where, rule: `${name} is a date: name a bucket, e.g. ${name}:month` });
-        return [];
-      }
-      return [{ key, spec }];
-    });
+    const field = validateMeasure(type, aggregate, at, violations);
+    const dimensions = validateDimensions(type, aggregate.dimensions ?? [], at, violations);
     return { name: aggregate.name, type: aggregate.type, field, dimensions };
   });
   const filters = input.filters ?? [];
   violations.push(...filterViolations(type, filters, 'input.filters'));
-  let dateRange: ValidReport['dateRange'];
-  if (input.dateRange) {
-    const spec = findField(type, input.dateRange.field, 'filter');
-    if (!spec || !DATES.has(spec.kind))
-      violations.push({ field: 'input.dateRange.field', rule: `must be a date field of ${type}` });
-    else if (input.dateRange.from && input.dateRange.to && input.dateRange.from > input.dateRange.to)
-      violations.push({ field: 'input.dateRange.from', rule: 'must not be after to' });
-    else {
-      // A day is the same in every zone: a day field's bounds are days, written as midnight UTC, so no zone can
-      // move them (an instant such as 2026-02-28T15:00:00Z would be 28 February or 1 March depending on timeZone).
-      for (const bound of ['from', 'to'] as const) {
-        const at = input.dateRange[bound];
-        if (spec.kind === 'day' && at && !/T00:00:00\.000Z$/.test(at.toISOString()))
-          violations.push({
-            field: `input.dateRange.${bound}`,
-            rule: `must be a day, written as midnight UTC (e.g. ${at.toISOString().slice(0, 10)}T00:00:00Z), for the day field ${spec.name}`,
-          });
-      }
-      dateRange = { spec, from: input.dateRange.from, to: input.dateRange.to };
-    }
-  }
+  const dateRange = input.dateRange ? validateDateRange(type, input.dateRange, violations) : undefined;
   const timeZone = input.timeZone ?? 'UTC';
   if (!isTimeZone(timeZone))
     violations.push({ field: 'input.timeZone', rule: 'must be an IANA time zone such as Europe/Berlin' });
   if (violations.length > 0) throw new ValidationError(violations);
   return { entityType: type, aggregates, filters, dateRange, timeZone, source: input.source ?? null };
+}
+
+/** The field an aggregate measures (none for COUNT), at `at` in the input; problems go to `violations`. */
+function validateMeasure(
+  type: RecordType,
+  aggregate: AggregateInput,
+  at: string,
+  violations: FieldViolation[],
+): FieldSpec | undefined {
+  if (aggregate.type === 'COUNT') {
+    if (aggregate.field)
+      violations.push({ field: `${at}.field`, rule: 'must be left out for COUNT (it counts records)' });
+    return undefined;
+  }
+  if (!aggregate.field) {
+    violations.push({ field: `${at}.field`, rule: `is required for ${aggregate.type}` });
+    return undefined;
+  }
+  const field = findField(type, aggregate.field, 'aggregate');
+  if (!field || !NUMERIC.has(field.kind))
+    violations.push({
+      field: `${at}.field`,
+      rule: `must be a numeric field of ${type} for ${aggregate.type} (${Object.keys(fieldsFor(type, 'aggregate')).join(', ')})`,
+    });
+  return field;
+}
+
+/** An aggregate's dimensions, at `at` in the input; those in error are left out and named in `violations`. */
+function validateDimensions(
+  type: RecordType,
+  requested: readonly string[],
+  at: string,
+  violations: FieldViolation[],
+): Dimension[] {
+  if (requested.length > ReportLimits.maxDimensions)
+    violations.push({
+      field: `${at}.dimensions`,
+      rule: `must hold at most ${ReportLimits.maxDimensions} dimensions`,
+    });
+  const seen = new Set<string>();
+  return requested.flatMap((key, d): Dimension[] => {
+    const where = `${at}.dimensions[${d}]`;
+    if (seen.has(key)) {
+      violations.push({ field: where, rule: `"${key}" appears twice` });
+      return [];
+    }
+    seen.add(key);
+    const dimension = parseDimension(type, key);
+    if (typeof dimension === 'string') {
+      violations.push({ field: where, rule: dimension });
+      return [];
+    }
+    return [dimension];
+  });
+}
+
+/** A dimension key (`stage`, `createdAt:month`) as a dimension, or the rule it breaks. */
+function parseDimension(type: RecordType, key: string): Dimension | string {
+  const [name, bucket, extra] = key.split(':');
+  const spec = findField(type, name ?? '', 'facet');
+  if (!spec || extra !== undefined)
+    return `must be one of ${Object.keys(fieldsFor(type, 'facet')).join(', ')} for ${type}, or a date field with :day, :week, :month, :quarter or :year`;
+  if (bucket !== undefined) {
+    if (!DATES.has(spec.kind)) return `${name} is not a date: it cannot be cut into ${bucket}s`;
+    if (!(DATE_BUCKETS as readonly string[]).includes(bucket))
+      return `the bucket must be one of ${DATE_BUCKETS.join(', ')}`;
+    return { key, spec, bucket: bucket as DateBucket };
+  }
+  if (DATES.has(spec.kind)) return `${name} is a date: name a bucket, e.g. ${name}:month`;
+  return { key, spec };
+}
+
+/** The report's date range; undefined (and named in `violations`) when in error. */
+function validateDateRange(
+  type: RecordType,
+  range: NonNullable<ReportInput['dateRange']>,
+  violations: FieldViolation[],
+): ValidReport['dateRange'] {
+  const spec = findField(type, range.field, 'filter');
+  if (!spec || !DATES.has(spec.kind)) {
+    violations.push({ field: 'input.dateRange.field', rule: `must be a date field of ${type}` });
+    return undefined;
+  }
+  if (range.from && range.to && range.from > range.to) {
+    violations.push({ field: 'input.dateRange.from', rule: 'must not be after to' });
+    return undefined;
+  }
+  // A day is the same in every zone: a day field's bounds are days, written as midnight UTC, so no zone can
+  // move them (an instant such as 2026-02-28T15:00:00Z would be 28 February or 1 March depending on timeZone).
+  for (const bound of ['from', 'to'] as const) {
+    const at = range[bound];
+    if (spec.kind === 'day' && at && !/T00:00:00\.000Z$/.test(at.toISOString()))
+      violations.push({
+        field: `input.dateRange.${bound}`,
+        rule: `must be a day, written as midnight UTC (e.g. ${at.toISOString().slice(0, 10)}T00:00:00Z), for the day field ${spec.name}`,
+      });
+  }
+  return { spec, from: range.from, to: range.to };
 }
 
 const AGGREGATE_SQL: Record<AggregateType, (column: string) => string> = {

@@ -1,6 +1,7 @@
 import { Arg, Mutation, Query, Resolver } from 'type-graphql';
 import { CurrentPrincipal, RecordType, type Principal } from '../kernel';
-import type { ReportService, ReportView, RollupStateView } from './report.service';
+import type { RollupStateView } from './report.rollup-state';
+import type { ReportService, ReportView } from './report.service';
 import { Report, ReportInput, ReportRollup } from './report.types';
 
 @Resolver()

@@ -3,7 +3,8 @@ import { MetricBuckets } from '../../platform/metrics/metrics';
 import { defineModule, requireService } from '../kernel';
 import { reportRollups } from './report.bench';
 import { ReportResolver } from './report.resolver';
-import { ReportErrorCode, ReportService } from './report.service';
+import { ReportErrorCode } from './report.errors';
+import { ReportService } from './report.service';
 
 export interface ReportServices {
   reports: ReportService;

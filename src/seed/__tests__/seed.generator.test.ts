@@ -1,4 +1,5 @@
-import { seedDatabase, type Queryable } from '../seed.generator';
+import { seedDatabase } from '../seed.generator';
+import type { Queryable } from '../seed.writer';
 
 function recorder(): Queryable & { statements: Array<{ sql: string; params: unknown[] }> } {
   const statements: Array<{ sql: string; params: unknown[] }> = [];
