@@ -5,16 +5,12 @@ import {
   type Server as HttpServer,
   type ServerResponse,
 } from 'node:http';
-import { ApolloServer, type ApolloServerPlugin } from '@apollo/server';
-import { ApolloServerPluginLandingPageLocalDefault } from '@apollo/server/plugin/landingPage/default';
-import {
-  ApolloServerPluginCacheControlDisabled,
-  ApolloServerPluginLandingPageDisabled,
-} from '@apollo/server/plugin/disabled';
+import type { ApolloServer } from '@apollo/server';
 import { expressMiddleware } from '@as-integrations/express5';
 import express, { type ErrorRequestHandler, type RequestHandler } from 'express';
 import type { ContextFactory } from '../graphql/context';
 import type { OperationCore } from '../graphql/operation';
+import { createApollo } from './apollo.adapter';
 import { trackHttpConnections } from './http-drain';
 import { createGraphQLFastPath } from './graphql-fast-path';
 import { pipeline } from 'node:stream/promises';
@@ -129,105 +125,15 @@ function jsonError(res: express.Response, status: number, code: string, message:
   res.status(status).json({ errors: [{ message, extensions: { code } }] });
 }
 
-/** express 5 + Apollo Server 5 on one HTTP server: /graphql, /healthz, /readyz; JSON errors only. */
-export async function createHttpGateway(options: HttpServerOptions): Promise<HttpGateway> {
-  const { core } = options;
-  const app = express();
-  app.disable('x-powered-by');
-  const fastPath =
-    options.fastPath &&
-    createGraphQLFastPath({
-      ...options,
-      requestId: assignRequestId,
-      compile: options.compileQueries,
-      fallback: (req, res) => void app(req as express.Request, res as express.Response),
-    });
-  const httpServer = createServer(fastPath || app);
-  const connections = trackHttpConnections(httpServer);
-
-  const limitsPlugin: ApolloServerPlugin<RequestContext> = {
-    async requestDidStart() {
-      return {
-        async didResolveOperation({ document, request, operationName }) {
-          const [first] = core.checkLimits(document, request.variables, operationName);
-          if (first) throw first;
-        },
-      };
-    },
-  };
-  const metricsPlugin: ApolloServerPlugin<RequestContext> = {
-    async requestDidStart() {
-      let finish: (() => void) | undefined;
-      return {
-        async didResolveOperation({ operation, operationName }) {
-          finish = core.startOperation(operation?.operation ?? 'invalid', operationName);
-        },
-        async willSendResponse() {
-          (finish ?? core.startOperation('invalid', null))();
-        },
-      };
-    },
-  };
-  const wholeRequestStatusPlugin: ApolloServerPlugin<RequestContext> = {
-    async requestDidStart() {
-      return {
-        async willSendResponse({ response, operation }) {
-          if (response.body.kind !== 'single') return;
-          const { data, errors } = response.body.singleResult;
-          const status = errors && core.wholeRequestStatus({ data }, errors, operation?.operation);
-          if (!status) return;
-          response.http.status = status;
-          if (status === 503) response.http.headers.set('retry-after', '1');
-        },
-      };
-    },
-  };
-  const drainPlugin: ApolloServerPlugin<RequestContext> = {
-    async serverWillStart() {
-      // Apollo serves requests normally while its servers drain; it stops only once this resolves.
-      return {
-        drainServer: async () => {
-          await Promise.all([connections.drain(options.drainTimeoutMs), options.onDrain?.()]);
-        },
-      };
-    },
-  };
-
-  const apollo = new ApolloServer<RequestContext>({
-    schema: core.schema,
-    // Introspection is refused by the core's rules, the same rule on every transport (Apollo's own would answer
-    // HTTP in other words than graphql-ws and the fast path).
-    introspection: true,
-    includeStacktraceInErrorResponses: false,
-    // The process's lifecycle owns SIGTERM/SIGINT and stops Apollo in its place in the shutdown order.
-    stopOnTerminationSignals: false,
-    // Compact JSON: Apollo pretty-prints by default, which costs CPU and bytes on every large response.
-    stringifyResult: (result) => JSON.stringify(result),
-    csrfPrevention: true,
-    validationRules: [...core.gatewayRules],
-    parseOptions: core.parseOptions,
-    formatError: (formatted, error) => core.formatError(formatted, error),
-    plugins: [
-      // No cache hints are used; the default cache-control plugin would wrap every field resolver.
-      ApolloServerPluginCacheControlDisabled(),
-      metricsPlugin,
-      wholeRequestStatusPlugin,
-      drainPlugin,
-      limitsPlugin,
-      options.landingPage
-        ? ApolloServerPluginLandingPageLocalDefault({ embed: true, includeCookies: false })
-        : ApolloServerPluginLandingPageDisabled(),
-    ],
-  });
-  await apollo.start();
-
+/** Every response gets a request id, and is counted and timed by method, route and status class. */
+function observeRequests(app: express.Express, metrics: Metrics): void {
   const requestId: RequestHandler = (req, res, next) => {
     res.locals.requestId = assignRequestId(req, res);
     next();
   };
   app.use(requestId);
   app.use((req, res, next) => {
-    const stop = options.metrics.httpDuration.startTimer();
+    const stop = metrics.httpDuration.startTimer();
     // Read the path now: mounted routers rewrite req.url while they handle the request.
     const route = KNOWN_ROUTES.has(req.path) ? req.path : 'unmatched';
     res.on('finish', () => {
@@ -238,20 +144,31 @@ export async function createHttpGateway(options: HttpServerOptions): Promise<Htt
         status_class: `${Math.floor(res.statusCode / 100)}xx`,
       };
       stop(labels);
-      options.metrics.httpRequests.inc(labels);
+      metrics.httpRequests.inc(labels);
     });
     next();
   });
+}
 
+/** Liveness (the process answers) and readiness (every dependency answers). */
+function mountProbes(app: express.Express, readiness: HttpServerOptions['readiness']): void {
   app.get('/healthz', (_req, res) => {
     res.json({ status: 'ok' });
   });
   app.get('/readyz', async (_req, res) => {
-    const checks = await options.readiness();
+    const checks = await readiness();
     const ready = Object.values(checks).every(Boolean);
     res.status(ready ? 200 : 503).json({ status: ready ? 'ready' : 'unavailable', checks });
   });
+}
 
+/** /graphql through Apollo: JSON bodies, the nesting guard, then Apollo with the core's context. */
+function mountGraphQL(
+  app: express.Express,
+  apollo: ApolloServer<RequestContext>,
+  core: OperationCore,
+  bodyLimit: string,
+): void {
   app.use(
     '/graphql',
     (req, res, next) => {
@@ -260,7 +177,7 @@ export async function createHttpGateway(options: HttpServerOptions): Promise<Htt
         return jsonError(res, 400, 'BAD_REQUEST', 'Request body is not valid JSON');
       next();
     },
-    express.json({ limit: options.bodyLimit }),
+    express.json({ limit: bodyLimit }),
     (req, res, next) => {
       // Before Apollo parses: graphql-js's parser recurses per bracket and would overflow on a deep enough document.
       const requests: unknown[] = Array.isArray(req.body) ? req.body : [req.body ?? req.query];
@@ -279,21 +196,14 @@ export async function createHttpGateway(options: HttpServerOptions): Promise<Htt
       },
     }),
   );
+}
 
-  for (const route of options.routes ?? []) mountRoute(app, route, options);
-
-  app.use((_req, res) => jsonError(res, 404, 'NOT_FOUND', 'No such route'));
-
-  // express answers body-parser failures with an HTML page unless the app handles them: keep errors JSON.
-  const errorHandler: ErrorRequestHandler = (
-    error: { status?: number; type?: string; message?: string },
-    _req,
-    res,
-    _next,
-  ) => {
+/** The last handler: AppErrors and database errors by code, body-parser's refusals, anything else masked. */
+function jsonErrors(logger: Logger, bodyLimit: string): ErrorRequestHandler {
+  return (error: { status?: number; type?: string; message?: string }, _req, res, _next) => {
     if (res.headersSent) {
       // A stream failed midway: the client must not take a cut file for a whole one.
-      options.logger.error({ err: error }, 'response failed after its headers were sent');
+      logger.error({ err: error }, 'response failed after its headers were sent');
       res.destroy();
       return;
     }
@@ -308,15 +218,47 @@ export async function createHttpGateway(options: HttpServerOptions): Promise<Htt
       return;
     }
     if (error.type === 'entity.too.large')
-      return jsonError(res, 413, 'PAYLOAD_TOO_LARGE', `Request body exceeds ${options.bodyLimit}`);
+      return jsonError(res, 413, 'PAYLOAD_TOO_LARGE', `Request body exceeds ${bodyLimit}`);
     if (error.type === 'entity.parse.failed')
       return jsonError(res, 400, 'BAD_REQUEST', 'Request body is not valid JSON');
     if (error.status && error.status >= 400 && error.status < 500)
       return jsonError(res, error.status, 'BAD_REQUEST', error.message ?? 'Bad request');
-    options.logger.error({ err: error }, 'unhandled http error');
+    logger.error({ err: error }, 'unhandled http error');
     jsonError(res, 500, 'INTERNAL_SERVER_ERROR', 'Internal server error');
   };
-  app.use(errorHandler);
+}
+
+/** express 5 + Apollo Server 5 on one HTTP server: /graphql, /healthz, /readyz; JSON errors only. */
+export async function createHttpGateway(options: HttpServerOptions): Promise<HttpGateway> {
+  const { core } = options;
+  const app = express();
+  app.disable('x-powered-by');
+  const fastPath =
+    options.fastPath &&
+    createGraphQLFastPath({
+      ...options,
+      requestId: assignRequestId,
+      compile: options.compileQueries,
+      fallback: (req, res) => void app(req as express.Request, res as express.Response),
+    });
+  const httpServer = createServer(fastPath || app);
+  const connections = trackHttpConnections(httpServer);
+
+  const apollo = createApollo(core, {
+    landingPage: options.landingPage,
+    drain: () => Promise.all([connections.drain(options.drainTimeoutMs), options.onDrain?.()]),
+  });
+  await apollo.start();
+
+  observeRequests(app, options.metrics);
+  mountProbes(app, options.readiness);
+  mountGraphQL(app, apollo, core, options.bodyLimit);
+  for (const route of options.routes ?? []) mountRoute(app, route, options);
+
+  app.use((_req, res) => jsonError(res, 404, 'NOT_FOUND', 'No such route'));
+
+  // express answers body-parser failures with an HTML page unless the app handles them: keep errors JSON.
+  app.use(jsonErrors(options.logger, options.bodyLimit));
 
   return { httpServer, apollo };
 }

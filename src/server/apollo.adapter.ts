@@ -1,0 +1,93 @@
+import { ApolloServer, type ApolloServerPlugin } from '@apollo/server';
+import { ApolloServerPluginLandingPageLocalDefault } from '@apollo/server/plugin/landingPage/default';
+import {
+  ApolloServerPluginCacheControlDisabled,
+  ApolloServerPluginLandingPageDisabled,
+} from '@apollo/server/plugin/disabled';
+import type { OperationCore } from '../graphql/operation';
+import type { RequestContext } from '../modules/kernel';
+
+/**
+ * Apollo Server as an adapter over the operation core: the core's rules, parse options and error shape, and plugins
+ * for the steps Apollo's pipeline has hooks for (variable limits, operation metrics, the whole-request status, the
+ * drain on shutdown).
+ */
+export function createApollo(
+  core: OperationCore,
+  options: { landingPage: boolean; drain: () => Promise<unknown> },
+): ApolloServer<RequestContext> {
+  const limitsPlugin: ApolloServerPlugin<RequestContext> = {
+    async requestDidStart() {
+      return {
+        async didResolveOperation({ document, request, operationName }) {
+          const [first] = core.checkLimits(document, request.variables, operationName);
+          if (first) throw first;
+        },
+      };
+    },
+  };
+  const metricsPlugin: ApolloServerPlugin<RequestContext> = {
+    async requestDidStart() {
+      let finish: (() => void) | undefined;
+      return {
+        async didResolveOperation({ operation, operationName }) {
+          finish = core.startOperation(operation?.operation ?? 'invalid', operationName);
+        },
+        async willSendResponse() {
+          (finish ?? core.startOperation('invalid', null))();
+        },
+      };
+    },
+  };
+  const wholeRequestStatusPlugin: ApolloServerPlugin<RequestContext> = {
+    async requestDidStart() {
+      return {
+        async willSendResponse({ response, operation }) {
+          if (response.body.kind !== 'single') return;
+          const { data, errors } = response.body.singleResult;
+          const status = errors && core.wholeRequestStatus({ data }, errors, operation?.operation);
+          if (!status) return;
+          response.http.status = status;
+          if (status === 503) response.http.headers.set('retry-after', '1');
+        },
+      };
+    },
+  };
+  const drainPlugin: ApolloServerPlugin<RequestContext> = {
+    async serverWillStart() {
+      // Apollo serves requests normally while its servers drain; it stops only once this resolves.
+      return {
+        drainServer: async () => {
+          await options.drain();
+        },
+      };
+    },
+  };
+
+  return new ApolloServer<RequestContext>({
+    schema: core.schema,
+    // Introspection is refused by the core's rules, the same rule on every transport (Apollo's own would answer
+    // HTTP in other words than graphql-ws and the fast path).
+    introspection: true,
+    includeStacktraceInErrorResponses: false,
+    // The process's lifecycle owns SIGTERM/SIGINT and stops Apollo in its place in the shutdown order.
+    stopOnTerminationSignals: false,
+    // Compact JSON: Apollo pretty-prints by default, which costs CPU and bytes on every large response.
+    stringifyResult: (result) => JSON.stringify(result),
+    csrfPrevention: true,
+    validationRules: [...core.gatewayRules],
+    parseOptions: core.parseOptions,
+    formatError: (formatted, error) => core.formatError(formatted, error),
+    plugins: [
+      // No cache hints are used; the default cache-control plugin would wrap every field resolver.
+      ApolloServerPluginCacheControlDisabled(),
+      metricsPlugin,
+      wholeRequestStatusPlugin,
+      drainPlugin,
+      limitsPlugin,
+      options.landingPage
+        ? ApolloServerPluginLandingPageLocalDefault({ embed: true, includeCookies: false })
+        : ApolloServerPluginLandingPageDisabled(),
+    ],
+  });
+}
