@@ -1,7 +1,8 @@
 import type { EventBus } from '../../platform/pubsub/event-bus';
 import type { GraphQLPubSub } from '../../platform/pubsub/graphql-pubsub';
 import type { QueueDriver } from '../../platform/queue/queue.driver';
-import type { RunView, WorkflowRunRepository } from './workflow-run.repository';
+import type { WorkflowRunRepository } from './workflow-run.repository';
+import type { RunView } from './workflow.views';
 import { WorkflowPartitioner, WorkflowQueue, type StepDefinition } from './workflow.model';
 import type { WorkflowSettings } from './workflow.settings';
 

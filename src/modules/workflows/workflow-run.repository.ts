@@ -3,50 +3,11 @@ import { NotFoundError } from '../../platform/errors/app-error';
 import {
   dependentsOf,
   WorkflowPartitioner,
-  type ExecutionPlan,
   type StepDefinition,
   type StepKind,
   type WorkflowQueue,
 } from './workflow.model';
-
-export type RunStatus = 'RUNNING' | 'COMPLETED' | 'FAILED' | 'CANCELLED';
-export type StepStatus = 'PENDING' | 'QUEUED' | 'RUNNING' | 'COMPLETED' | 'FAILED' | 'CANCELLED';
-
-export interface WorkflowView {
-  id: string;
-  name: string;
-  ownerId: string;
-  steps: StepDefinition[];
-  plan: ExecutionPlan;
-  createdAt: Date;
-}
-
-export interface StepRunView {
-  key: string;
-  name: string;
-  action: string;
-  kind: StepKind;
-  queue: string;
-  status: StepStatus;
-  attempts: number;
-  queuedAt: Date | null;
-  startedAt: Date | null;
-  finishedAt: Date | null;
-  output: unknown;
-  error: string | null;
-}
-
-export interface RunView {
-  id: string;
-  workflowId: string;
-  userId: string;
-  status: RunStatus;
-  input: unknown;
-  error: string | null;
-  createdAt: Date;
-  finishedAt: Date | null;
-  steps: StepRunView[];
-}
+import type { RunStatus, RunView, StepStatus, WorkflowView } from './workflow.views';
 
 export interface WorkflowRow {
   id: string;

@@ -10,15 +10,13 @@ import { WorkflowTopic, type RunEvent, type WorkflowRunDispatcher } from './work
 import {
   workflowView,
   type RunRow,
-  type RunStatus,
-  type RunView,
   type WorkflowRow,
   type WorkflowRunRepository,
-  type WorkflowView,
 } from './workflow-run.repository';
 import { ACTIONS, parseActionConfig } from './workflow.actions';
 import { MAX_STEPS, WorkflowPartitioner, type StepDefinition, type StepKind } from './workflow.model';
 import type { WorkflowMetrics, WorkflowSettings } from './workflow.settings';
+import type { RunStatus, RunView, WorkflowView } from './workflow.views';
 
 const FINAL_RUN = new Set<RunStatus>(['COMPLETED', 'FAILED', 'CANCELLED']);
 
