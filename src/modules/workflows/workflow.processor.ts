@@ -7,7 +7,8 @@ import type { Principal, ServiceRegistry } from '../kernel';
 import { CpuPool, StepCancelledError, StepTimeoutError } from './cpu-pool';
 import type { StepJob, WorkflowRunDispatcher } from './workflow-run.dispatcher';
 import type { ClaimedStep, RunWithSteps, WorkflowRunRepository } from './workflow-run.repository';
-import { ACTIONS, PermanentStepError } from './workflow.actions';
+import { PermanentStepError } from './workflow-action.contract';
+import { ACTIONS } from './workflow.actions';
 import { WorkflowQueue, type StepDefinition } from './workflow.model';
 import type { WorkflowMetrics, WorkflowSettings } from './workflow.settings';
 

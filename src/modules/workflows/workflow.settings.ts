@@ -1,5 +1,5 @@
 import type { Counter, Histogram } from 'prom-client';
-import type { ActionSettings } from './workflow.actions';
+import type { ActionSettings } from './workflow-action.contract';
 import type { WorkflowQueue } from './workflow.model';
 
 export interface QueueSettings {
