@@ -4,7 +4,7 @@ import { RECORD_TABLE, RecordType } from '../kernel';
 import { VectorJob, VectorQueue, type EmbedRecordJob } from './vector.jobs';
 import type { Embedder } from './vector.math';
 import { recordDocId, type VectorDocument } from './vector.model';
-import type { VectorSettings } from './vector.settings';
+import type { VectorSettings } from './vector.options';
 import type { VectorWriter } from './vector.writer';
 
 export interface RecordVectorIndexerDeps {

@@ -9,7 +9,7 @@ import {
   type VectorEntityType,
   type VectorQuery,
 } from './vector.model';
-import type { VectorSettings } from './vector.settings';
+import type { VectorSettings } from './vector.options';
 
 export interface SimilarInput {
   vector?: readonly number[] | null;

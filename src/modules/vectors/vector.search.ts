@@ -8,7 +8,7 @@ import type { VectorBackendHealth } from './vector.health';
 import type { Embedder } from './vector.math';
 import type { VectorBackendName, VectorHit, VectorQuery } from './vector.model';
 import { parseSimilar, type SimilarInput } from './vector.query';
-import type { VectorMetrics, VectorSettings } from './vector.settings';
+import type { VectorMetrics, VectorSettings } from './vector.options';
 import type { VectorStore } from './vector.store';
 
 /** A hit the caller may see; `record` is the readable CRM record it stands for (null for free documents). */

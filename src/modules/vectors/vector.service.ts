@@ -23,7 +23,7 @@ import {
 } from './vector.model';
 import type { SimilarInput } from './vector.query';
 import { VectorSearch, type SimilarHit } from './vector.search';
-import type { VectorMetrics, VectorSettings } from './vector.settings';
+import type { VectorMetrics, VectorSettings } from './vector.options';
 import type { VectorStore } from './vector.store';
 import { VectorWriter } from './vector.writer';
 

@@ -4,7 +4,7 @@ import type { QueueDriver } from '../../platform/queue/queue.driver';
 import type { WorkflowRunRepository } from './workflow-run.repository';
 import type { RunView } from './workflow.views';
 import { WorkflowPartitioner, WorkflowQueue, type StepDefinition } from './workflow.model';
-import type { WorkflowSettings } from './workflow.settings';
+import type { WorkflowSettings } from './workflow.options';
 
 export const WorkflowTopic = { run: 'workflows.run' } as const;
 const CANCEL_CHANNEL = 'crm:workflows:cancel';

@@ -10,7 +10,7 @@ import type { ClaimedStep, RunWithSteps, WorkflowRunRepository } from './workflo
 import { PermanentStepError } from './workflow-action.contract';
 import { ACTIONS } from './workflow.actions';
 import { WorkflowQueue, type StepDefinition } from './workflow.model';
-import type { WorkflowMetrics, WorkflowSettings } from './workflow.settings';
+import type { WorkflowMetrics, WorkflowSettings } from './workflow.options';
 
 export interface WorkflowStepProcessorDeps {
   /** Handed to the actions (CRM reads and writes). */

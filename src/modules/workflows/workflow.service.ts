@@ -15,7 +15,7 @@ import {
 } from './workflow-run.repository';
 import { ACTIONS, parseActionConfig } from './workflow.actions';
 import { MAX_STEPS, WorkflowPartitioner, type StepDefinition, type StepKind } from './workflow.model';
-import type { WorkflowMetrics, WorkflowSettings } from './workflow.settings';
+import type { WorkflowMetrics, WorkflowSettings } from './workflow.options';
 import type { RunStatus, RunView, WorkflowView } from './workflow.views';
 
 const FINAL_RUN = new Set<RunStatus>(['COMPLETED', 'FAILED', 'CANCELLED']);

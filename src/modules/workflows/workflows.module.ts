@@ -11,7 +11,7 @@ import { WorkflowRunDispatcher, type StepJob } from './workflow-run.dispatcher';
 import { WorkflowRunRepository } from './workflow-run.repository';
 import { WorkflowStepProcessor } from './workflow.processor';
 import { WorkflowService } from './workflow.service';
-import type { WorkflowMetrics, WorkflowSettings } from './workflow.settings';
+import type { WorkflowMetrics, WorkflowSettings } from './workflow.options';
 
 export interface WorkflowServices {
   workflows: WorkflowService;
