@@ -1,9 +1,9 @@
 import { Arg, Mutation, Query, Resolver } from 'type-graphql';
 import { CurrentPrincipal, type Principal } from '../kernel';
 import { VectorBackendName } from './vector.model';
+import type { SimilarHit } from './vector.search';
 import type {
   IndexedVector as IndexedVectorView,
-  SimilarHit,
   VectorBackendStatus as StatusView,
   VectorService,
 } from './vector.service';

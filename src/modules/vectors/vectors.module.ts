@@ -11,13 +11,8 @@ import type { VectorBackend } from './backends/vector-backend';
 import { vectorBench } from './vector.bench';
 import { HashingEmbedder } from './vector.math';
 import { VectorResolver } from './vector.resolver';
-import {
-  VectorJob,
-  VectorQueue,
-  VectorService,
-  type EmbedRecordJob,
-  type RebuildJob,
-} from './vector.service';
+import { VectorJob, VectorQueue, type EmbedRecordJob, type RebuildJob } from './vector.jobs';
+import { VectorService } from './vector.service';
 import { VectorStore } from './vector.store';
 
 export interface VectorServices {

@@ -1,6 +1,5 @@
 import { createHmac } from 'node:crypto';
 import { z } from 'zod';
-import type { DataSource } from 'typeorm';
 import { AppError, type FieldViolation } from '../../platform/errors/app-error';
 import {
   bindNamed,
@@ -12,10 +11,9 @@ import {
   scalarProblem,
   sortToSql,
   validateFilters,
-  type Principal,
   type RecordFilter,
-  type ServiceRegistry,
 } from '../kernel';
+import { PermanentStepError, type ActionDefinition, type ActionSettings } from './workflow-action.contract';
 import { CPU_ACTIONS } from './workflow.cpu-actions';
 import {
   compileExpression,
@@ -24,52 +22,7 @@ import {
   type Mapping,
   type StepReferences,
 } from './workflow.expression';
-
-/** A failure retrying cannot fix (bad data, a 4xx answer, no permission): the step fails at once. */
-export class PermanentStepError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'PermanentStepError';
-  }
-}
-
-export interface ActionSettings {
-  /** URL prefixes (origin plus optional path) that http.request and notify.webhook may call. */
-  httpAllowList: readonly string[];
-  /** Signs webhook bodies (`x-crm-signature: sha256=<hex HMAC>`). */
-  webhookSecret: string;
-}
-
-export interface ActionContext {
-  runId: string;
-  stepKey: string;
-  /** The run's user, as a principal: every CRM read and write of the run is theirs. */
-  principal: Principal;
-  scope: { input: unknown; steps: Record<string, unknown> };
-  signal: AbortSignal;
-  timeoutMs: number;
-  settings: ActionSettings;
-  dataSource: DataSource;
-  records: ServiceRegistry['records'];
-  visibility: ServiceRegistry['visibility'];
-}
-
-export interface ActionDefinition {
-  name: string;
-  /** `thread`: pure computation, runs in the CPU pool on the CPU queue; `main`: needs services or the network. */
-  runsIn: 'thread' | 'main';
-  config: z.ZodType<Record<string, unknown>>;
-  /** Config keys holding an expression or a mapping of expressions: compiled, and their step reads checked, at create. */
-  expressions: readonly string[];
-  /** Checks beyond the schema and the expressions (allow-lists), before anything is stored. */
-  check?(
-    config: Record<string, unknown>,
-    settings: ActionSettings,
-    field: string,
-    violations: FieldViolation[],
-  ): void;
-  run?(config: Record<string, unknown>, context: ActionContext): Promise<unknown>;
-}
+import { callAllowed, checkUrl } from './workflow.http';
 
 const expression = z.string().min(1).max(2000);
 const mapping: z.ZodType<Mapping> = z.lazy(() =>
@@ -124,92 +77,6 @@ function checkExpressions(
   }
 }
 
-/** Is `url` under one of the allow-listed prefixes (same origin, path under the prefix's path)? */
-export function urlAllowed(url: string, allowList: readonly string[]): boolean {
-  let target: URL;
-  try {
-    target = new URL(url);
-  } catch {
-    return false;
-  }
-  if (!['http:', 'https:'].includes(target.protocol) || target.username || target.password) return false;
-  // Encoded separators and dots survive URL normalisation, and servers behind the prefix may decode them.
-  if (/%(2f|5c|2e)/i.test(target.pathname)) return false;
-  return allowList.some((entry) => {
-    try {
-      const allowed = new URL(entry);
-      // Whole path segments: a prefix `/api` allows `/api` and `/api/...`, not `/api-internal`.
-      const prefix = allowed.pathname.endsWith('/') ? allowed.pathname : `${allowed.pathname}/`;
-      return (
-        allowed.origin === target.origin &&
-        (target.pathname === allowed.pathname || target.pathname.startsWith(prefix))
-      );
-    } catch {
-      return false;
-    }
-  });
-}
-
-function checkUrl(
-  config: Record<string, unknown>,
-  settings: ActionSettings,
-  field: string,
-  violations: FieldViolation[],
-) {
-  if (!urlAllowed(String(config.url), settings.httpAllowList))
-    violations.push({
-      field: `${field}.url`,
-      rule: `must start with an allow-listed prefix (WORKFLOW_HTTP_ALLOWLIST: ${settings.httpAllowList.join(', ') || 'empty'})`,
-    });
-}
-
-const MAX_RESPONSE_BYTES = 1024 * 1024;
-
-/** The response body as text, refusing (and stopping the download of) anything over 1 MB. */
-async function readCapped(response: Response, url: string): Promise<string> {
-  const tooLarge = () => new PermanentStepError(`${url} answered more than ${MAX_RESPONSE_BYTES} bytes`);
-  if (Number(response.headers.get('content-length') ?? 0) > MAX_RESPONSE_BYTES) {
-    await response.body?.cancel();
-    throw tooLarge();
-  }
-  const chunks: Uint8Array[] = [];
-  let bytes = 0;
-  if (!response.body) return '';
-  // Leaving the loop early cancels the stream (the rest is never downloaded).
-  for await (const chunk of response.body as unknown as AsyncIterable<Uint8Array>) {
-    bytes += chunk.byteLength;
-    if (bytes > MAX_RESPONSE_BYTES) throw tooLarge();
-    chunks.push(chunk);
-  }
-  return Buffer.concat(chunks).toString('utf8');
-}
-
-async function call(
-  url: string,
-  init: { method: string; headers: Record<string, string>; body?: string },
-  context: ActionContext,
-): Promise<{ status: number; body: unknown }> {
-  if (!urlAllowed(url, context.settings.httpAllowList))
-    throw new PermanentStepError(`${url} is not on the allow-list`);
-  const signal = AbortSignal.any([context.signal, AbortSignal.timeout(context.timeoutMs)]);
-  // No redirects: a redirect could leave the allow-list.
-  const response = await fetch(url, { ...init, signal, redirect: 'error' });
-  const raw = await readCapped(response, url);
-  let body: unknown = raw;
-  if ((response.headers.get('content-type') ?? '').includes('json')) {
-    try {
-      body = JSON.parse(raw);
-    } catch {
-      body = raw;
-    }
-  }
-  if (response.status >= 500 || response.status === 429)
-    throw new Error(`${url} answered ${response.status}`);
-  if (response.status >= 400)
-    throw new PermanentStepError(`${url} answered ${response.status}: ${raw.slice(0, 200)}`);
-  return { status: response.status, body };
-}
-
 /** Fields a workflow may set on a record (never its tenant, id or timestamps). */
 const WRITABLE: Readonly<Record<RecordType, readonly string[]>> = {
   LEAD: [
@@ -262,7 +129,7 @@ const ACTION_LIST: ActionDefinition[] = [
     run: async (values, context) => {
       const body =
         values.body === undefined ? undefined : compileMapping(values.body as Mapping)(context.scope);
-      return call(
+      return callAllowed(
         String(values.url),
         {
           method: String(values.method),
@@ -290,7 +157,7 @@ const ACTION_LIST: ActionDefinition[] = [
         .update(context.principal.companyId)
         .digest();
       const signature = createHmac('sha256', key).update(body).digest('hex');
-      const { status } = await call(
+      const { status } = await callAllowed(
         String(values.url),
         {
           method: 'POST',

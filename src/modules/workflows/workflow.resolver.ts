@@ -2,7 +2,8 @@ import { GraphQLJSON } from 'graphql-scalars';
 import { Arg, Ctx, ID, Mutation, Query, Resolver, Root, Subscription } from 'type-graphql';
 import type { SubscribeResolverData } from 'type-graphql';
 import { CurrentPrincipal, authFailure, type Principal, type RequestContext } from '../kernel';
-import type { RunView, WorkflowService, WorkflowView } from './workflow.service';
+import type { RunView, WorkflowView } from './workflow.views';
+import type { WorkflowService } from './workflow.service';
 import { CreateWorkflowInput, Workflow, WorkflowRun } from './workflow.types';
 
 /** The GraphQL shape of a workflow: the plan as levels. */

@@ -7,10 +7,16 @@ import { defineModule, requireService } from '../kernel';
 import { workflowBench } from './workflow.bench';
 import { WorkflowResolver } from './workflow.resolver';
 import { WorkflowQueue } from './workflow.model';
-import { WorkflowService, type StepJob } from './workflow.service';
+import { WorkflowRunDispatcher, type StepJob } from './workflow-run.dispatcher';
+import { WorkflowRunRepository } from './workflow-run.repository';
+import { WorkflowStepProcessor } from './workflow.processor';
+import { WorkflowService } from './workflow.service';
+import type { WorkflowMetrics, WorkflowSettings } from './workflow.options';
 
 export interface WorkflowServices {
   workflows: WorkflowService;
+  /** The step runner of the workflow queues (used by this module's processors and scheduled job). */
+  workflowSteps: WorkflowStepProcessor;
 }
 
 declare module '../kernel/registries' {
@@ -30,61 +36,67 @@ export const workflowsModule = defineModule<WorkflowServices>({
   queues: Object.values(WorkflowQueue),
   createServices: ({ config, dataSource, queue, pubsub, events, logger, metrics, lifecycle, services }) => {
     const { queues, backoffMs } = config.workflows;
-    const service = new WorkflowService({
+    const workflowMetrics: WorkflowMetrics = {
+      executions: metrics.counter(WorkflowMetric.executions, 'Workflow runs by outcome', ['status']),
+      stepDuration: metrics.histogram(
+        WorkflowMetric.stepDuration,
+        'Workflow step duration by queue and kind (IO, CPU, MIXED)',
+        ['queue', 'kind'],
+        MetricBuckets.long,
+      ),
+    };
+    const settings: WorkflowSettings = {
+      queues: {
+        [WorkflowQueue.io]: { ...queues.io, backoffMs },
+        [WorkflowQueue.cpu]: { ...queues.cpu, backoffMs },
+        // Single routing puts every step on this queue, with the three queues' concurrency together.
+        [WorkflowQueue.default]: {
+          ...queues.default,
+          backoffMs,
+          concurrency:
+            config.workflows.routing === 'single'
+              ? queues.io.concurrency + queues.cpu.concurrency + queues.default.concurrency
+              : queues.default.concurrency,
+        },
+      },
+      routing: config.workflows.routing,
+      backoffJitter: config.workflows.backoffJitter,
+      lockMs: config.workflows.lockMs,
+      maxInputBytes: 1024 * 1024,
+      actions: {
+        httpAllowList: config.workflows.httpAllowList,
+        webhookSecret: config.workflows.webhookSecret,
+      },
+    };
+    const runs = new WorkflowRunRepository(dataSource);
+    const dispatcher = new WorkflowRunDispatcher({ queue, pubsub, events, runs, settings });
+    const steps = new WorkflowStepProcessor({
       dataSource,
-      queue,
-      pubsub,
-      events,
+      runs,
+      dispatcher,
       logger,
       identity: requireService(services, 'identity', 'workflows'),
       records: requireService(services, 'records', 'workflows'),
       visibility: requireService(services, 'visibility', 'workflows'),
-      metrics: {
-        executions: metrics.counter(WorkflowMetric.executions, 'Workflow runs by outcome', ['status']),
-        stepDuration: metrics.histogram(
-          WorkflowMetric.stepDuration,
-          'Workflow step duration by queue and kind (IO, CPU, MIXED)',
-          ['queue', 'kind'],
-          MetricBuckets.long,
-        ),
-      },
-      settings: {
-        queues: {
-          [WorkflowQueue.io]: { ...queues.io, backoffMs },
-          [WorkflowQueue.cpu]: { ...queues.cpu, backoffMs },
-          // Single routing puts every step on this queue, with the three queues' concurrency together.
-          [WorkflowQueue.default]: {
-            ...queues.default,
-            backoffMs,
-            concurrency:
-              config.workflows.routing === 'single'
-                ? queues.io.concurrency + queues.cpu.concurrency + queues.default.concurrency
-                : queues.default.concurrency,
-          },
-        },
-        routing: config.workflows.routing,
-        backoffJitter: config.workflows.backoffJitter,
-        lockMs: config.workflows.lockMs,
-        maxInputBytes: 1024 * 1024,
-        actions: {
-          httpAllowList: config.workflows.httpAllowList,
-          webhookSecret: config.workflows.webhookSecret,
-        },
-      },
+      metrics: workflowMetrics,
+      settings,
     });
-    lifecycle.register('workflow CPU threads', ShutdownPhase.workers, () => service.close());
-    return { workflows: service };
+    lifecycle.register('workflow CPU threads', ShutdownPhase.workers, () => steps.close());
+    return {
+      workflows: new WorkflowService({ runs, dispatcher, pubsub, metrics: workflowMetrics, settings }),
+      workflowSteps: steps,
+    };
   },
   resolvers: (services) => [
     { resolver: WorkflowResolver, create: () => new WorkflowResolver(services.workflows) },
   ],
   processors: (services) => {
     // Only processes that run steps listen for cancels and start the CPU threads.
-    services.workflows.startRunner();
-    const { queues, lockMs } = services.workflows.settings;
+    services.workflowSteps.startRunner();
+    const { queues, lockMs } = services.workflowSteps.settings;
     return Object.values(WorkflowQueue).map((queue) => ({
       queue,
-      processor: (job: JobContext<StepJob>) => services.workflows.processStep(job),
+      processor: (job: JobContext<StepJob>) => services.workflowSteps.processStep(job),
       options: { concurrency: queues[queue].concurrency, lockDurationMs: lockMs },
     }));
   },
@@ -93,7 +105,7 @@ export const workflowsModule = defineModule<WorkflowServices>({
       name: 'workflows.requeue-stranded',
       schedule: { everyMs: 60_000 },
       run: async () => {
-        await services.workflows.requeueStranded();
+        await services.workflowSteps.requeueStranded();
       },
     },
   ],

@@ -1,5 +1,5 @@
 import type { FieldViolation } from '../../../platform/errors/app-error';
-import { urlAllowed } from '../workflow.actions';
+import { urlAllowed } from '../workflow.http';
 import { leadScore } from '../workflow.cpu-actions';
 import { compileExpression, compileMapping } from '../workflow.expression';
 import { kindOfType, WorkflowPartitioner, type StepDefinition } from '../workflow.model';
