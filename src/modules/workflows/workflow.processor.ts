@@ -261,7 +261,9 @@ export class WorkflowStepProcessor {
   ): Promise<void> {
     const { ready, runCompleted, view } = await this.deps.runs.completeStep(run, stepKey, token, output);
     if (runCompleted) this.deps.metrics.executions.inc({ status: 'completed' });
-    this.deps.dispatcher.publish(run.company_id, view!);
+    // No view: the claim was lost (or the run ended) before the output was recorded; nothing changed to announce.
+    if (!view) return;
+    this.deps.dispatcher.publish(run.company_id, view);
     await this.deps.dispatcher.enqueue(run.id, run.steps, ready);
   }
 
