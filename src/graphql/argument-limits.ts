@@ -143,6 +143,8 @@ function checkArgument(
   variables: Record<string, unknown>,
   limits: OperationLimits,
 ): GraphQLError | undefined {
+  // Long by choice: one flat loop over a stack of pending values (no recursion, so no input can overflow the stack);
+  // each value kind is a branch of the same loop sharing its counters, and would not stand alone.
   const pending: PendingValue[] = [
     {
       value: site.value,

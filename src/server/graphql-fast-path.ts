@@ -136,96 +136,150 @@ function acceptsPlainJson(accept: string | undefined): boolean {
  * persisted queries, other encodings, and any request that fails before execution — goes to Apollo unchanged.
  */
 export function createGraphQLFastPath(options: GraphQLFastPathOptions) {
-  const { core } = options;
-  const documents = new LRUCache<string, KnownDocument>({
+  const fastPath = new GraphQLFastPath(options);
+  return (req: IncomingMessage & { body?: unknown }, res: ServerResponse): void => fastPath.handle(req, res);
+}
+
+type FastRequest = IncomingMessage & { body?: unknown };
+
+/** The fast path's state (the document cache) and its steps: read the body, answer it, or hand it to Apollo. */
+class GraphQLFastPath {
+  private readonly core: OperationCore;
+  private readonly documents = new LRUCache<string, KnownDocument>({
     max: DOCUMENT_CACHE_ENTRIES,
     maxSize: DOCUMENT_CACHE_CHARS,
     sizeCalculation: (entry, query) =>
       Math.max(1, query.length) + ('compiled' in entry ? entry.compiled.size * COMPILED_QUERY_CHARS : 0),
   });
 
-  const known = (query: string): KnownDocument => {
-    let entry = documents.get(query);
+  constructor(private readonly options: GraphQLFastPathOptions) {
+    this.core = options.core;
+  }
+
+  handle(req: FastRequest, res: ServerResponse): void {
+    const { options } = this;
+    if (req.method !== 'POST' || req.url !== '/graphql') return options.fallback(req, res);
+    const length = Number(req.headers['content-length']);
+    if (
+      !isPlainJson(req.headers['content-type']) ||
+      req.headers['content-encoding'] !== undefined ||
+      !(length > 0 && length <= options.bodyLimitBytes) ||
+      !acceptsPlainJson(req.headers.accept)
+    ) {
+      return this.toApollo(req, res);
+    }
+    const stopHttpTimer = options.metrics.httpDuration.startTimer();
+    readJsonBody(req, length, (body) => {
+      if (body === undefined) {
+        // Let body-parser's sibling in express answer it: re-read is impossible, so say what it would.
+        return this.toApollo(Object.assign(req, { body, invalidJsonBody: true }), res);
+      }
+      req.body = body;
+      if (!isGraphQLBody(body)) return this.toApollo(req, res);
+      this.answer(req, res, body, stopHttpTimer).catch((error: unknown) => {
+        options.logger.error({ err: error }, 'graphql fast path failed');
+        if (!res.headersSent) {
+          res.statusCode = 500;
+          res.setHeader('content-type', 'application/json; charset=utf-8');
+          res.end(
+            JSON.stringify({
+              errors: [{ message: 'Internal server error', extensions: { code: 'INTERNAL_SERVER_ERROR' } }],
+            }),
+          );
+        } else res.destroy();
+      });
+    });
+    req.once('error', () => res.destroy());
+  }
+
+  private toApollo(req: FastRequest, res: ServerResponse): void {
+    this.options.metrics.graphqlFastPath.inc({ outcome: 'apollo' });
+    this.options.fallback(req, res);
+  }
+
+  private known(query: string): KnownDocument {
+    let entry = this.documents.get(query);
     if (!entry) {
-      const prepared = core.prepare(query);
+      const prepared = this.core.prepare(query);
       entry =
         'errors' in prepared
           ? { invalid: true }
           : { document: prepared.document, uses: 0, compiled: new Map(), withinLimits: new Set() };
-      documents.set(query, entry);
+      this.documents.set(query, entry);
     }
     return entry;
-  };
+  }
 
   /** graphql-jit's executor for the operation, compiled once it is reused; graphql-js runs everything else. */
-  const compiledOperation = (
-    query: string,
-    entry: ValidDocument,
-    operationName: string | null | undefined,
-  ) => {
-    if (!options.compile || ++entry.uses < COMPILE_AFTER_USES) return undefined;
+  private compiledOperation(query: string, entry: ValidDocument, operationName: string | null | undefined) {
+    if (!this.options.compile || ++entry.uses < COMPILE_AFTER_USES) return undefined;
     if (!entry.compiled.has(operationName)) {
       let compiled: CompiledQuery | undefined;
       try {
-        const result = selectsAbstractType(core.schema, entry.document)
+        const result = selectsAbstractType(this.core.schema, entry.document)
           ? undefined
-          : compileQuery(core.schema, entry.document, operationName ?? undefined);
+          : compileQuery(this.core.schema, entry.document, operationName ?? undefined);
         compiled = result && isCompiledQuery(result) ? result : undefined;
       } catch (error) {
-        options.logger.warn({ err: error }, 'graphql-jit could not compile a document; graphql-js runs it');
+        this.options.logger.warn(
+          { err: error },
+          'graphql-jit could not compile a document; graphql-js runs it',
+        );
       }
       entry.compiled.set(operationName, compiled);
-      documents.set(query, entry); // counted again, with its compilation
+      this.documents.set(query, entry); // counted again, with its compilation
     }
     return entry.compiled.get(operationName);
-  };
+  }
 
-  const toApollo = (req: IncomingMessage & { body?: unknown }, res: ServerResponse): void => {
-    options.metrics.graphqlFastPath.inc({ outcome: 'apollo' });
-    options.fallback(req, res);
-  };
+  /** The operation of a known document the caller may run within the limits, or undefined: Apollo answers it. */
+  private async admit(req: FastRequest, body: GraphQLBody) {
+    // As Apollo does, the caller first. Only authenticated callers reach the document cache and the compiler.
+    const caller = await this.core.authenticate(req.headers.authorization);
+    // Apollo answers an anonymous caller, and a refused token, with its own error and status.
+    if ('error' in caller || !caller.principal) return undefined;
+    const entry = this.known(body.query);
+    if ('invalid' in entry) return undefined;
+    const operation: OperationDefinitionNode | null | undefined = getOperationAST(
+      entry.document,
+      body.operationName,
+    );
+    if (!operation || operation.operation === OperationTypeNode.SUBSCRIPTION) return undefined;
+    if (!entry.withinLimits.has(body.operationName)) {
+      if (this.core.checkLimits(entry.document, body.variables, body.operationName).length > 0)
+        return undefined;
+      if (!usesVariables(entry.document)) entry.withinLimits.add(body.operationName);
+    }
+    return { principal: caller.principal, entry, operation };
+  }
 
-  const answer = async (
-    req: IncomingMessage & { body?: unknown },
+  private async answer(
+    req: FastRequest,
     res: ServerResponse,
     body: GraphQLBody,
     stopHttpTimer: (labels: Record<string, string>) => void,
-  ): Promise<void> => {
-    // As Apollo does, the caller first. Only authenticated callers reach the document cache and the compiler.
-    const caller = await core.authenticate(req.headers.authorization);
-    // Apollo answers an anonymous caller, and a refused token, with its own error and status.
-    if ('error' in caller || !caller.principal) return toApollo(req, res);
-    const { principal } = caller;
-    const entry = known(body.query);
-    if ('invalid' in entry) return toApollo(req, res);
-    const { document } = entry;
-    const operation: OperationDefinitionNode | null | undefined = getOperationAST(
-      document,
-      body.operationName,
-    );
-    if (!operation || operation.operation === OperationTypeNode.SUBSCRIPTION) return toApollo(req, res);
-    if (!entry.withinLimits.has(body.operationName)) {
-      if (core.checkLimits(document, body.variables, body.operationName).length > 0)
-        return toApollo(req, res);
-      if (!usesVariables(document)) entry.withinLimits.add(body.operationName);
-    }
+  ): Promise<void> {
+    const { core, options } = this;
+    const admitted = await this.admit(req, body);
+    if (!admitted) return this.toApollo(req, res);
+    const { principal, entry, operation } = admitted;
 
     const requestId = options.requestId(req, res);
     const finishOperation = core.startOperation(operation.operation, operation.name?.value ?? null);
     const contextValue = core.context(principal, requestId);
-    const compiled = compiledOperation(body.query, entry, body.operationName);
+    const compiled = this.compiledOperation(body.query, entry, body.operationName);
     const result = compiled
       ? await compiled.query(undefined, contextValue, body.variables ?? {})
       : await execute({
           schema: core.schema,
-          document,
+          document: entry.document,
           variableValues: body.variables,
           operationName: body.operationName,
           contextValue,
         });
     if (!('data' in result)) {
       // Variables that do not coerce: nothing ran. Apollo answers it (400, its wording); it times the operation.
-      return toApollo(req, res);
+      return this.toApollo(req, res);
     }
     const errors = result.errors ? core.formatErrors(result.errors) : undefined;
     // As Apollo: an error's `extensions.http.status` sets the response's, then the whole-request status may.
@@ -246,57 +300,30 @@ export function createGraphQLFastPath(options: GraphQLFastPathOptions) {
     res.end(json);
     finishOperation();
     options.metrics.graphqlFastPath.inc({ outcome: 'answered' });
-  };
+  }
+}
 
-  return (req: IncomingMessage & { body?: unknown }, res: ServerResponse): void => {
-    if (req.method !== 'POST' || req.url !== '/graphql') return options.fallback(req, res);
-    const length = Number(req.headers['content-length']);
-    if (
-      !isPlainJson(req.headers['content-type']) ||
-      req.headers['content-encoding'] !== undefined ||
-      !(length > 0 && length <= options.bodyLimitBytes) ||
-      !acceptsPlainJson(req.headers.accept)
-    ) {
-      return toApollo(req, res);
+/**
+ * Reads the whole body and parses it as body-parser's strict JSON would (a byte order mark dropped; only an object or
+ * an array is a JSON body); `undefined` when it is not JSON or not the length the request declared.
+ */
+function readJsonBody(req: IncomingMessage, length: number, done: (body: unknown) => void): void {
+  const chunks: Buffer[] = [];
+  let received = 0;
+  req.on('data', (chunk: Buffer) => {
+    received += chunk.length;
+    chunks.push(chunk);
+  });
+  req.once('end', () => {
+    const text = Buffer.concat(chunks, received)
+      .toString('utf8')
+      .replace(/^\uFEFF/, '');
+    let body: unknown;
+    try {
+      body = /^[\s]*[[{]/.test(text) ? JSON.parse(text) : undefined;
+    } catch {
+      body = undefined;
     }
-    const stopHttpTimer = options.metrics.httpDuration.startTimer();
-    const chunks: Buffer[] = [];
-    let received = 0;
-    req.on('data', (chunk: Buffer) => {
-      received += chunk.length;
-      chunks.push(chunk);
-    });
-    req.once('end', () => {
-      // body-parser drops a byte order mark before parsing.
-      const text = Buffer.concat(chunks, received)
-        .toString('utf8')
-        .replace(/^\uFEFF/, '');
-      let body: unknown;
-      try {
-        // body-parser's strict mode: only an object or an array is a JSON body.
-        body = /^[\s]*[[{]/.test(text) ? JSON.parse(text) : undefined;
-      } catch {
-        body = undefined;
-      }
-      if (body === undefined || received !== length) {
-        // Let body-parser's sibling in express answer it: re-read is impossible, so say what it would.
-        return toApollo(Object.assign(req, { body, invalidJsonBody: true }), res);
-      }
-      req.body = body;
-      if (!isGraphQLBody(body)) return toApollo(req, res);
-      answer(req, res, body, stopHttpTimer).catch((error: unknown) => {
-        options.logger.error({ err: error }, 'graphql fast path failed');
-        if (!res.headersSent) {
-          res.statusCode = 500;
-          res.setHeader('content-type', 'application/json; charset=utf-8');
-          res.end(
-            JSON.stringify({
-              errors: [{ message: 'Internal server error', extensions: { code: 'INTERNAL_SERVER_ERROR' } }],
-            }),
-          );
-        } else res.destroy();
-      });
-    });
-    req.once('error', () => res.destroy());
-  };
+    done(received === length ? body : undefined);
+  });
 }

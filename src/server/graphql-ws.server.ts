@@ -1,5 +1,13 @@
 import type { Server as HttpServer } from 'node:http';
-import { getOperationAST, OperationTypeNode, type ExecutionArgs, type GraphQLError } from 'graphql';
+import {
+  getOperationAST,
+  OperationTypeNode,
+  type ExecutionArgs,
+  type GraphQLError,
+  type OperationDefinitionNode,
+} from 'graphql';
+import type { Maybe } from 'graphql/jsutils/Maybe';
+import type { SubscribePayload } from 'graphql-ws';
 import { useServer } from 'graphql-ws/use/ws';
 import { WebSocketServer } from 'ws';
 import { gatewayError } from '../graphql/errors';
@@ -78,17 +86,9 @@ export function startGraphQLWs(options: GraphQLWsOptions): {
         return true;
       },
       onSubscribe: async (ctx, id, payload) => {
-        // Per operation, like HTTP: an expired token, or a user removed or changed since connecting, is seen at once.
-        const caller = await core.authenticate(authorizations.get(ctx.extra));
-        if ('error' in caller) return [caller.error];
-        const { principal } = caller;
-        if (!principal) return [gatewayError(ErrorCode.UNAUTHENTICATED, AuthFailure.MISSING_TOKEN, 401)];
-        const prepared = core.prepare(payload.query);
+        const prepared = await prepareOperation(core, authorizations.get(ctx.extra), payload);
         if ('errors' in prepared) return [...prepared.errors];
-        const { document } = prepared;
-        const limitErrors = core.checkLimits(document, payload.variables, payload.operationName);
-        if (limitErrors.length > 0) return limitErrors;
-        const operation = getOperationAST(document, payload.operationName);
+        const { operation, args } = prepared;
         const subscription = operation?.operation === OperationTypeNode.SUBSCRIPTION;
         running.set(id, {
           finish: core.startOperation(
@@ -98,13 +98,6 @@ export function startGraphQLWs(options: GraphQLWsOptions): {
           subscription,
         });
         if (subscription) options.operationMetrics.subscriptionOpened();
-        const args: ExecutionArgs = {
-          schema: core.schema,
-          document,
-          variableValues: payload.variables,
-          operationName: payload.operationName,
-          contextValue: core.context(principal),
-        };
         return args;
       },
       onError: (_ctx, id, _payload, errors) => {
@@ -122,23 +115,63 @@ export function startGraphQLWs(options: GraphQLWsOptions): {
 
   return {
     connections: () => wsServer.clients.size,
-    close: async () => {
-      // Let running queries and mutations answer first (subscriptions run until closed: they do not hold this up).
-      const deadline = Date.now() + OPERATION_DRAIN_MS;
-      while ([...running.values()].some((op) => !op.subscription) && Date.now() < deadline) {
-        await new Promise((resolve) => setTimeout(resolve, 20));
-      }
-      // A peer that never answers the close frame would hold ws for its 30 s close timeout.
-      const terminate = setTimeout(
-        () => wsServer.clients.forEach((client) => client.terminate()),
-        CLOSE_GRACE_MS,
-      );
-      try {
-        await disposable.dispose();
-        await new Promise<void>((resolve) => wsServer.close(() => resolve()));
-      } finally {
-        clearTimeout(terminate);
-      }
+    close: () => closeGracefully(wsServer, disposable, running),
+  };
+}
+
+/**
+ * One operation through the core: the connection's token checked again (an expired token, or a user removed or
+ * changed since connecting, is seen at once, as on HTTP), the document parsed and validated, the variable limits;
+ * the errors to answer, or what graphql-ws executes.
+ */
+async function prepareOperation(
+  core: OperationCore,
+  authorization: string | undefined,
+  payload: SubscribePayload,
+): Promise<
+  { errors: readonly GraphQLError[] } | { operation: Maybe<OperationDefinitionNode>; args: ExecutionArgs }
+> {
+  const caller = await core.authenticate(authorization);
+  if ('error' in caller) return { errors: [caller.error] };
+  const { principal } = caller;
+  if (!principal)
+    return { errors: [gatewayError(ErrorCode.UNAUTHENTICATED, AuthFailure.MISSING_TOKEN, 401)] };
+  const prepared = core.prepare(payload.query);
+  if ('errors' in prepared) return prepared;
+  const { document } = prepared;
+  const limitErrors = core.checkLimits(document, payload.variables, payload.operationName);
+  if (limitErrors.length > 0) return { errors: limitErrors };
+  return {
+    operation: getOperationAST(document, payload.operationName),
+    args: {
+      schema: core.schema,
+      document,
+      variableValues: payload.variables,
+      operationName: payload.operationName,
+      contextValue: core.context(principal),
     },
   };
+}
+
+/** Running queries and mutations answer first (subscriptions run until closed), then every socket is closed. */
+async function closeGracefully(
+  wsServer: WebSocketServer,
+  disposable: { dispose: () => void | Promise<void> },
+  running: ReadonlyMap<string, { subscription: boolean }>,
+): Promise<void> {
+  const deadline = Date.now() + OPERATION_DRAIN_MS;
+  while ([...running.values()].some((op) => !op.subscription) && Date.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  // A peer that never answers the close frame would hold ws for its 30 s close timeout.
+  const terminate = setTimeout(
+    () => wsServer.clients.forEach((client) => client.terminate()),
+    CLOSE_GRACE_MS,
+  );
+  try {
+    await disposable.dispose();
+    await new Promise<void>((resolve) => wsServer.close(() => resolve()));
+  } finally {
+    clearTimeout(terminate);
+  }
 }

@@ -146,6 +146,8 @@ async function copyBaseline(databaseUrl: string, companyId: string) {
 }
 
 async function exportScenario(context: BenchContext): Promise<BenchResult> {
+  // Long by choice: one benchmark scenario that reads top to bottom as the table it prints (set up, warm up, measure,
+  // compare with the baseline of the same run); cut into parts, its figures would be spread over several functions.
   const large = Math.max(20_000, Math.round(1_000_000 * context.scale));
   const small = Math.max(10_000, Math.round(100_000 * context.scale));
   const db = await context.openDatabase('exports', {

@@ -40,6 +40,9 @@ export interface BenchUserOptions {
  * per type give them.
  */
 export async function pickBenchUsers(context: BenchContext, options: BenchUserOptions): Promise<BenchUser[]> {
+  // Long by choice: the admin, the manager and the rep are picked from one reading of the company's users, roles and
+  // deal owners (each user's hierarchy share), then the rep's rules and shares are made; parted, the steps would only
+  // hand that state to each other.
   const { db, companyId, graphqlUrl } = options;
   // Each user's share of the deals by ownership and hierarchy alone (the records of users in roles below theirs).
   const users = await db.query<Array<{ id: string; role_id: string | null; is_admin: boolean }>>(

@@ -139,6 +139,8 @@ async function residentBytes(metricsUrl: string): Promise<number> {
 export const searchBench: BenchScenario = {
   name: 'search.facets',
   async run(context: BenchContext): Promise<BenchResult> {
+    // Long by choice: one benchmark scenario that reads top to bottom as the table it prints (set up, warm up, measure,
+    // compare with the baseline of the same run); cut into parts, its figures would be spread over several functions.
     const db = await context.openDatabase('crm1m', millionRecordSizes(context.scale));
     const [company] = await db.query<Array<{ id: string; deals: string; leads: string }>>(
       `SELECT c.id, (SELECT count(*) FROM deals d WHERE d.company_id = c.id) AS deals,

@@ -30,6 +30,8 @@ const figures = (prefix: string, stats: LatencyStats) => ({
 export const sharingLookup: BenchScenario = {
   name: 'sharing.lookup',
   async run(context) {
+    // Long by choice: one benchmark scenario that reads top to bottom as the table it prints (set up, warm up, measure,
+    // compare with the baseline of the same run); cut into parts, its figures would be spread over several functions.
     const sizes = sharingSizes(context.scale);
     const dataSource = await context.openDatabase('sharing', sizes);
     const logger = createLogger({ level: 'error', name: 'bench' });

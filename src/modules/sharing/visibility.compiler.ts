@@ -63,6 +63,8 @@ export class VisibilityCompiler {
     userId: string,
     objectType: RecordType,
   ): Promise<CompiledVisibility> {
+    // Long by choice: the one place that turns a principal's sharing (defaults, role tree, groups, rules, shares) into
+    // SQL; every branch adds to the same predicate and parameter list, and reads best as one decision.
     const user = model.users[userId];
     const owd = model.orgWideDefaults[objectType] ?? 'PRIVATE';
     const base: CompiledVisibility = {
