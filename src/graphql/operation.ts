@@ -15,7 +15,7 @@ import { classifyDatabaseError } from '../platform/db/db-errors';
 import { AppError, ErrorCode } from '../platform/errors/app-error';
 import type { Logger } from '../platform/logging/logger';
 import type { ContextFactory } from './context';
-import { formatError, gatewayError } from './errors';
+import { formatError } from './errors';
 import {
   checkVariableLimits,
   createParseOptions,
@@ -70,7 +70,7 @@ export class OperationCore {
   /**
    * The caller of an Authorization value. A token that cannot be accepted is the client's (its code, 401); a
    * database that cannot be reached while checking it is ours (SERVICE_UNAVAILABLE, 503: retry); anything else is
-   * logged and answered as an internal error.
+   * an internal error carrying its cause, which error formatting logs.
    */
   async authenticate(authorization: string | undefined | null): Promise<Authentication> {
     try {
@@ -83,8 +83,13 @@ export class OperationCore {
             extensions: { code: known.code, http: { status: known.httpStatus ?? 400 } },
           }),
         };
-      this.options.logger.error({ err: error }, 'authentication failed unexpectedly');
-      return { error: gatewayError(ErrorCode.INTERNAL_SERVER_ERROR, 'Internal server error', 500) };
+      // Masked for the client and logged in full once, where the error is formatted (it keeps the cause).
+      return {
+        error: new GraphQLError('Internal server error', {
+          originalError: error instanceof Error ? error : new Error(String(error)),
+          extensions: { code: ErrorCode.INTERNAL_SERVER_ERROR, http: { status: 500 } },
+        }),
+      };
     }
   }
 
