@@ -1,7 +1,7 @@
 import type { AddressInfo } from 'node:net';
 import type { AppConfig } from './config/config';
 import { ContextFactory } from './graphql/context';
-import type { OperationLimits } from './graphql/limits';
+import { operationLimits } from './graphql/operation-limits';
 import { OperationCore } from './graphql/operation';
 import { OperationMetrics } from './graphql/operation-metrics';
 import { buildGatewaySchema } from './graphql/schema';
@@ -14,22 +14,6 @@ import { createHttpGateway } from './server/http.server';
 import { startMetricsServer } from './server/metrics.server';
 
 /** The composition's last steps (see app.ts): the gateway's transport and the metrics listener. */
-
-function operationLimits(config: AppConfig): OperationLimits {
-  const { graphql } = config;
-  return {
-    maxDepth: graphql.maxDepth,
-    maxIntrospectionDepth: graphql.maxIntrospectionDepth,
-    maxAliases: graphql.maxAliases,
-    maxDirectives: graphql.maxDirectives,
-    maxTokens: graphql.maxTokens,
-    maxFragments: graphql.maxFragments,
-    maxComplexity: graphql.maxComplexity,
-    maxPageSize: graphql.maxPageSize,
-    maxInputDepth: graphql.maxInputDepth,
-    maxJsonValues: graphql.maxJsonValues,
-  };
-}
 
 /**
  * The gateway's transport: the schema from every module's resolvers, one operation core, and its adapters (HTTP with
@@ -56,7 +40,7 @@ export async function startTransport(
   const core = new OperationCore({
     schema,
     contexts,
-    limits: operationLimits(config),
+    limits: operationLimits(config.graphql),
     logger,
     operationMetrics,
     introspection: config.graphql.introspection,

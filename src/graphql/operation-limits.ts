@@ -1,4 +1,5 @@
 import { GraphQLError } from 'graphql';
+import type { AppConfig } from '../config/config';
 
 export interface OperationLimits {
   /** Deepest selection nesting allowed outside `__schema` (leaves count; fragments add no level). Default 10. */
@@ -41,4 +42,20 @@ export const LimitErrorCode = {
 
 export function limitError(code: string, message: string): GraphQLError {
   return new GraphQLError(message, { extensions: { code, http: { status: 400 } } });
+}
+
+/** The limits a deployment configured (GRAPHQL_MAX_*). */
+export function operationLimits(graphql: AppConfig['graphql']): OperationLimits {
+  return {
+    maxDepth: graphql.maxDepth,
+    maxIntrospectionDepth: graphql.maxIntrospectionDepth,
+    maxAliases: graphql.maxAliases,
+    maxDirectives: graphql.maxDirectives,
+    maxTokens: graphql.maxTokens,
+    maxFragments: graphql.maxFragments,
+    maxComplexity: graphql.maxComplexity,
+    maxPageSize: graphql.maxPageSize,
+    maxInputDepth: graphql.maxInputDepth,
+    maxJsonValues: graphql.maxJsonValues,
+  };
 }

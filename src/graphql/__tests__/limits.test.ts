@@ -7,22 +7,14 @@ import {
   type GraphQLError,
   type GraphQLSchema,
 } from 'graphql';
-import { checkVariableLimits, createLimitRules, createParseOptions, type OperationLimits } from '../limits';
+import { checkVariableLimits, createLimitRules, createParseOptions } from '../limits';
+import { operationLimits } from '../operation-limits';
+import { loadConfig } from '../../config/config';
 import { MODULES } from '../../modules/modules';
 import { buildGatewaySchema, resolverBindings } from '../schema';
 
-const LIMITS: OperationLimits = {
-  maxDepth: 10,
-  maxIntrospectionDepth: 20,
-  maxAliases: 15,
-  maxDirectives: 50,
-  maxTokens: 5000,
-  maxFragments: 100,
-  maxComplexity: 5000,
-  maxPageSize: 200,
-  maxInputDepth: 32,
-  maxJsonValues: 100_000,
-};
+/** The documented defaults (GRAPHQL_MAX_* unset). */
+const LIMITS = operationLimits(loadConfig({}).graphql);
 
 /** `{ me { ...F<levels-1> } }` where every fragment spreads the one below twice: 2^levels paths, ~6 tokens a level. */
 function fragmentFanOut(levels: number): string {

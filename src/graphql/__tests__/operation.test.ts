@@ -4,20 +4,12 @@ import { createLogger } from '../../platform/logging/logger';
 import { Metrics } from '../../platform/metrics/metrics';
 import type { ContextFactory } from '../context';
 import { OperationCore } from '../operation';
+import { operationLimits } from '../operation-limits';
 import { OperationMetrics } from '../operation-metrics';
+import { loadConfig } from '../../config/config';
 
-const LIMITS = {
-  maxDepth: 10,
-  maxIntrospectionDepth: 20,
-  maxAliases: 15,
-  maxDirectives: 50,
-  maxTokens: 5000,
-  maxFragments: 100,
-  maxComplexity: 5000,
-  maxPageSize: 200,
-  maxInputDepth: 32,
-  maxJsonValues: 100_000,
-};
+/** The documented defaults (GRAPHQL_MAX_* unset). */
+const LIMITS = operationLimits(loadConfig({}).graphql);
 
 /** The core with an authentication that fails as `failure` does, and a logger whose error lines are kept. */
 function coreFailingWith(failure: unknown) {
