@@ -183,7 +183,7 @@ export async function startPostgresPair(options: PostgresPairOptions = {}): Prom
       return stdout.trim();
     } catch (error) {
       throw new Error(
-        `psql on the ${target} (${sql}) failed: ${(error as { stderr?: string }).stderr ?? error}`,
+        `psql on the ${target} (${sql}) failed: ${(error as { stderr?: string }).stderr ?? String(error)}`,
       );
     }
   };

@@ -21,8 +21,8 @@ export interface IndexOptions {
   idleMs: number;
   /** Read the records' lexemes on a second connection (same snapshot) while the columns load. */
   parallelBuild: boolean;
-  /** For that second connection. */
-  connectionString?: string;
+  /** For that second connection: the server the build reads from (a replica's, inside a read routed to it). */
+  connectionString?: () => string | undefined;
 }
 
 interface Entry {
@@ -175,8 +175,9 @@ export class SearchIndexes {
     const build: BuildState = { companyId, type, failure: undefined };
     try {
       await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
-      if (this.options.parallelBuild && this.options.connectionString) {
-        lexemeClient = new Client({ connectionString: this.options.connectionString });
+      const connectionString = this.options.connectionString?.();
+      if (this.options.parallelBuild && connectionString) {
+        lexemeClient = new Client({ connectionString });
         await this.shareSnapshot(client, lexemeClient);
       }
       const { rows } = await client.query<{ version: string; n: number }>(

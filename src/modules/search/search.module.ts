@@ -1,6 +1,7 @@
 import { Search1765200000000 } from '../../../migrations/1765200000000-search';
 import { TieredCache } from '../../platform/cache/tiered.cache';
 import { ShutdownPhase } from '../../platform/lifecycle/lifecycle';
+import { RoutedPool } from '../../platform/db/routed-pool';
 import { MetricBuckets } from '../../platform/metrics/metrics';
 import { defineModule, requireService } from '../kernel';
 
@@ -47,6 +48,7 @@ export const searchModule = defineModule<SearchServices>({
     metrics,
     lifecycle,
     openPool,
+    reads,
     services,
   }) => {
     const pool = openPool('search pool', {
@@ -94,12 +96,14 @@ export const searchModule = defineModule<SearchServices>({
         maxCatchUp: config.search.maxCatchUp,
         idleMs: config.search.idleMs,
         parallelBuild: config.database.driver === 'postgres',
-        connectionString: (dataSource.options as { url?: string }).url,
+        connectionString: () =>
+          pool instanceof RoutedPool ? pool.connectionString : (dataSource.options as { url?: string }).url,
       },
     );
     lifecycle.register('search indexes', ShutdownPhase.database, () => indexes.stop());
     const search = new SearchService({
       pool,
+      reads,
       visibility: requireService(services, 'visibility', 'search'),
       records: requireService(services, 'records', 'search'),
       cache,
