@@ -6,7 +6,7 @@ import type { Logger } from '../logging/logger';
 import type { Metrics } from '../metrics/metrics';
 import type { RedisClient } from '../redis/redis.connection';
 import { ServiceUnavailableError, classifyDatabaseError } from './db-errors';
-import type { ReplicaMonitor } from './replica-monitor';
+import type { ReplicaMonitor, ReplicaState } from './replica-monitor';
 import type { WalPosition } from './wal-position';
 
 /** Where a read runs: the primary, or one read replica (its index in DATABASE_REPLICA_URLS). */
@@ -137,9 +137,12 @@ export class ReadRouting {
       help: 'Reads that could go to a replica, by where they ran (primary, or replica)',
       labelNames: ['target'],
     }) as Counter<'target'>;
-    if (!monitor) return;
-    const perReplica = (value: (replica: ReplicaMonitor['replicas'][number]) => number) => async () =>
-      monitor.replicas.map((replica) => ({ labels: { replica: replica.name }, value: value(replica) }));
+    // Declared without replicas too (no series then), so dashboards and alerts find them everywhere.
+    const perReplica = (value: (replica: ReplicaState) => number) => async () =>
+      (monitor?.replicas ?? []).map((replica) => ({
+        labels: { replica: replica.name },
+        value: value(replica),
+      }));
     metrics.declare({
       type: 'gauge',
       name: ReadMetric.replicaLag,
