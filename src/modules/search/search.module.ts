@@ -4,6 +4,7 @@ import { ShutdownPhase } from '../../platform/lifecycle/lifecycle';
 import { MetricBuckets } from '../../platform/metrics/metrics';
 import { defineModule, requireService } from '../kernel';
 
+import { indexMemoryBench } from './index-memory.bench';
 import { searchBench } from './search.bench';
 import { SearchIndexes } from './index-registry';
 import { LiveSearch } from './search.live';
@@ -157,7 +158,7 @@ export const searchModule = defineModule<SearchServices>({
     // A write here starts this process's catch-up at once; other processes catch up on their next search.
     services.records.changes.subscribe((change) => services.search.prefetch(change.companyId, change.type));
   },
-  bench: [searchBench],
+  bench: [searchBench, indexMemoryBench],
   scheduledJobs: (services) => [
     {
       name: 'search.pruneChanges',
