@@ -115,12 +115,20 @@ export class IndexKeeping {
 
   /** A build refused room: nothing is held for it, and the next search of the key asks again. */
   refused(key: string, entry: KeptEntry): void {
-    this.cancel(key);
+    this.failed(key, entry);
     if (this.entries.get(key) === entry && !entry.index) this.entries.delete(key);
   }
 
-  /** A build ended without an index: its reservation is given back. */
-  cancel(key: string): void {
+  /**
+   * A build ended without an index: its reservation is given back, and so are the bytes of an index the entry no
+   * longer holds (a catch-up too far behind let go of it to rebuild).
+   */
+  failed(key: string, entry: KeptEntry): void {
+    this.cancel(key);
+    if (!entry.index) this.budget.release(key);
+  }
+
+  private cancel(key: string): void {
     this.reservations.delete(key);
     this.budget.cancel(key);
   }

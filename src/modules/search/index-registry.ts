@@ -178,7 +178,7 @@ export class SearchIndexes {
           this.keeping.refused(key, entry);
           throw error;
         }
-        this.keeping.cancel(key);
+        this.keeping.failed(key, entry);
         entry.failed = true;
         this.metrics.rebuilds(type, 'failed', Number(process.hrtime.bigint() - started) / 1e9);
         this.logger.error(
