@@ -96,6 +96,7 @@ describe('search: counting indexes within SEARCH_INDEX_MAX_MB', () => {
     expect(budget).toBeLessThan(sizes[0]! + sizes[1]!);
 
     const { app, scrape } = await budgeted(budget / (1024 * 1024));
+    const logged = jest.spyOn(app.app.logger, 'info');
     const budgetBytes = sample(await scrape(), 'crm_search_index_budget_bytes');
     expect(budgetBytes).toBe(Math.floor(budget));
     const sources: string[] = [];
@@ -104,6 +105,12 @@ describe('search: counting indexes within SEARCH_INDEX_MAX_MB', () => {
       const tenant = tenants[i % 2]!;
       const user = i % 4 < 2 ? tenant.admin : tenant.rep;
       const input = searchInput(i);
+      if (i % 4 === 3)
+        // A write while the other company's index is held: the next build (or catch-up) must see it.
+        await live.app.dataSource.query(
+          `INSERT INTO leads (company_id, owner_id, first_name, last_name, status, score) VALUES ($1, $2, 'Ada', 'Written', 'NEW', 99)`,
+          [tenant.companyId, user.id],
+        );
       const [got, expected] = await Promise.all([
         search(app, user.token, input),
         search(live, user.token, input),
@@ -119,15 +126,25 @@ describe('search: counting indexes within SEARCH_INDEX_MAX_MB', () => {
     }
     const exposition = await scrape();
     // Each search of the other company evicted the one held and built its own (waited for: answered from the index).
-    expect(
-      sample(exposition, 'crm_search_index_evictions_total', { reason: 'budget' }),
-    ).toBeGreaterThanOrEqual(14);
+    const evictions = sample(exposition, 'crm_search_index_evictions_total', { reason: 'budget' });
+    expect(evictions).toBeGreaterThanOrEqual(14);
+    // One log line each, naming the company, the type, the bytes and the reason.
+    const lines = logged.mock.calls.filter(([, message]) => message === 'search index evicted');
+    expect(lines).toHaveLength(evictions);
+    for (const [fields] of lines)
+      expect(fields).toEqual({
+        companyId: expect.stringMatching(new RegExp(`^(${tenants[0]!.companyId}|${tenants[1]!.companyId})$`)),
+        type: 'LEAD',
+        bytes: expect.any(Number),
+        reason: 'budget',
+      });
     expect(sources.filter((source) => source === 'INDEX').length).toBeGreaterThanOrEqual(14);
     expect(peak).toBeGreaterThan(Math.min(...sizes) * 0.9);
   });
 
   it('does not keep an index larger than the whole budget: its searches are answered LIVE, without loading it', async () => {
     const { app, scrape } = await budgeted(0.02);
+    const warned = jest.spyOn(app.app.logger, 'warn');
     const before = await scrape();
     for (let i = 0; i < 4; i++) {
       const tenant = tenants[i % 2]!;
@@ -141,6 +158,11 @@ describe('search: counting indexes within SEARCH_INDEX_MAX_MB', () => {
     }
     const after = await scrape();
     expect(sample(after, 'crm_search_live_total', { reason: 'over_budget' })).toBe(4);
+    // Logged once per company, not once per search.
+    const lines = warned.mock.calls.filter(([, message]) => String(message).includes('SEARCH_INDEX_MAX_MB'));
+    expect(lines.map(([fields]) => (fields as { companyId: string }).companyId).sort()).toEqual(
+      tenants.map((tenant) => tenant.companyId).sort(),
+    );
     expect(sample(after, 'crm_search_index_bytes')).toBe(0);
     // Refused from the row count before any record was read: no build ran.
     expect(
