@@ -38,6 +38,9 @@ const OVERSIZED_RETRY_MS = 10 * 60_000;
  */
 const EXTRA_BYTES_PER_ROW: Record<RecordType, number> = { LEAD: 70, DEAL: 55, ACCOUNT: 40 };
 
+/** A build of fewer records says little of what one more record costs (dictionaries and headers dominate). */
+const LEARN_FROM_ROWS = 10_000;
+
 function keyParts(key: string): { companyId: string; type: string } {
   const at = key.lastIndexOf(':');
   return { companyId: key.slice(0, at), type: key.slice(at + 1) };
@@ -108,7 +111,8 @@ export class IndexKeeping {
     const reserved = this.reservations.get(key);
     this.cancel(key);
     const bytes = index.bytes();
-    if (reserved && reserved.rows > 0)
+    // Learned from builds large enough for per-record costs to outweigh the fixed ones.
+    if (reserved && reserved.rows >= LEARN_FROM_ROWS)
       this.extraPerRow.set(index.type, Math.max(0, (bytes - reserved.allocatedBytes) / reserved.rows));
     if (this.entries.get(key) === entry) this.hold(key, bytes);
   }
