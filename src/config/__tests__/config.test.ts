@@ -109,6 +109,15 @@ describe('loadConfig', () => {
     );
   });
 
+  it('reads the search index budget in megabytes, fractions allowed, and names it when it is not positive', () => {
+    expect(loadConfig({}).search.indexMaxBytes).toBe(1024 * 1024 * 1024);
+    expect(loadConfig({ SEARCH_INDEX_MAX_MB: '0.5' }).search.indexMaxBytes).toBe(512 * 1024);
+    for (const bad of ['0', '-1', 'lots', 'Infinity'])
+      expect(() => loadConfig({ SEARCH_INDEX_MAX_MB: bad })).toThrow(
+        /SEARCH_INDEX_MAX_MB: .*(number|megabytes)/,
+      );
+  });
+
   it('.env.example names every variable the platform and the modules declare, and no other', () => {
     const example = readFileSync(resolve(__dirname, '../../../.env.example'), 'utf8');
     const named = [...example.matchAll(/^#?\s*([A-Z][A-Z0-9_]+)=/gm)].map((match) => match[1]);

@@ -116,6 +116,9 @@ export class SearchService {
       engineAt: (version) => this.engine(principal.companyId, query.type, version),
       movedToLive: () => this.deps.metrics.live(query.type, 'moving'),
       attempt: (engine) => this.answer(engine, principal.companyId, query, scope, visibilityKey, windowIndex),
+    }).finally(() => {
+      // Facet buckets and criteria sets the search added count against the memory budget.
+      if (this.deps.indexEnabled) indexes.settle(principal.companyId, query.type);
     });
 
     const offset = (query.page - 1 - windowIndex * SEARCH_LIMITS.pagesPerWindow) * query.pageSize;
