@@ -68,7 +68,7 @@ export const indexMemoryBench: BenchScenario = {
         idleMs: 3_600_000,
         maxBytes: 64 * 1024 ** 3,
         parallelBuild: true,
-        connectionString: databaseUrl,
+        connectionString: () => databaseUrl,
       },
     );
     const gc = collector();
