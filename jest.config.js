@@ -14,6 +14,7 @@ const PATH_INDEPENDENT = [
   'bench-callers',
   'cache-consistency',
   'cli',
+  'cluster-queues',
   'compose-file',
   'embedded-capabilities',
   'embedded-mode',
