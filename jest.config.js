@@ -15,6 +15,7 @@ const PATH_INDEPENDENT = [
   'cache-consistency',
   'cli',
   'cluster-queues',
+  'cluster-worker-kill',
   'compose-file',
   'embedded-capabilities',
   'embedded-mode',
