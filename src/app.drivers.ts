@@ -134,8 +134,8 @@ export async function startMessaging(
       }),
       queue: new BullMqQueueDriver({
         connection: connect('queue', false),
-        // BullMQ's scripts touch several keys of a queue: in a cluster they must share a hash slot.
-        prefix: config.redis.driver === 'redis-cluster' ? `{${queuePrefix}}` : queuePrefix,
+        // On a cluster the driver hash-tags each queue's keys (BullMqQueueDriver.keyPrefix).
+        prefix: queuePrefix,
         logger,
       }),
       redisClients,

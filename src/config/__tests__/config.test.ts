@@ -104,6 +104,10 @@ describe('loadConfig', () => {
     expect(config.workflows.routing).toBe('single');
     // A fragment's rule names its variable, as the platform's do.
     expect(() => loadConfig({ EXPORT_GZIP_LEVEL: '12' })).toThrow(/EXPORT_GZIP_LEVEL: /);
+    for (const claim of ['EXPORT_LOCK_MS', 'WORKFLOW_LOCK_MS']) {
+      expect(() => loadConfig({ [claim]: '500' })).toThrow(new RegExp(`${claim}: must be at least 1000 ms`));
+      expect(() => loadConfig({ [claim]: '1000' })).not.toThrow();
+    }
     expect(() => loadConfig({ WORKFLOW_HTTP_ALLOWLIST: 'ftp://x' })).toThrow(
       /WORKFLOW_HTTP_ALLOWLIST: must be comma-separated http\(s\) URL prefixes/,
     );
