@@ -2,13 +2,15 @@ import 'reflect-metadata';
 import { resolve } from 'node:path';
 import type { DataSource } from 'typeorm';
 import type { AppConfig } from './config/config';
-import { readiness, startDatabase, startMessaging } from './app.drivers';
+import { primaryConnectionBudget, readiness, startDatabase, startMessaging } from './app.drivers';
 import { startMetricsListener, startTransport } from './app.transport';
 import { type ModuleDrivers, type ProcessRole, type ServiceRegistry } from './modules/kernel';
 import type { CrmModule } from './modules/kernel';
 import { MODULES } from './modules/modules';
 import type { CacheStore } from './platform/cache/cache.store';
+import { declareConnectionMetrics, type ConnectionBudget } from './platform/db/connection-budget';
 import { createPoolOpener } from './platform/db/pool-opener';
+import type { PoolerPolicy } from './platform/db/pooler';
 import type { QueryCountingLogger } from './platform/db/query-counting.logger';
 import { Lifecycle } from './platform/lifecycle/lifecycle';
 import { createLogger, type Logger } from './platform/logging/logger';
@@ -57,6 +59,10 @@ export interface App {
   /** Base URL of the HTTP server (gateway role). */
   readonly url?: string;
   readonly databaseUrl: string;
+  /** The primary's connection budget: each pool's size, and its connections now. */
+  readonly connectionBudget: ConnectionBudget;
+  /** What is known of a transaction pooler in front of the primary. */
+  readonly pooler: PoolerPolicy;
   stop(): Promise<void>;
 }
 
@@ -83,8 +89,12 @@ async function compose(options: AppOptions, logger: Logger, lifecycle: Lifecycle
   assertUniqueNames(modules);
   const drivers: Record<string, string> = {};
   const metrics = new Metrics({ process: role });
+  // Before any connection: a budget the explicit pool sizes cannot fit stops the process here.
+  const budget = primaryConnectionBudget(config, modules);
+  logger.info({ server: budget.options.server, budget: budget.max, pools: budget.plan() }, budget.describe());
+  declareConnectionMetrics(metrics, () => [budget]);
 
-  const database = await startDatabase(options, modules, { logger, lifecycle, metrics, drivers });
+  const database = await startDatabase(options, modules, budget, { logger, lifecycle, metrics, drivers });
   const messaging = await startMessaging(options, { logger, lifecycle, metrics, drivers });
   const { queue } = messaging;
   queue.declareQueues(modules.flatMap((module) => module.queues ?? []));
@@ -105,7 +115,14 @@ async function compose(options: AppOptions, logger: Logger, lifecycle: Lifecycle
     events: messaging.events,
     queue,
     storage,
-    openPool: createPoolOpener({ url: database.url, logger, lifecycle }),
+    openPool: createPoolOpener({
+      url: database.url,
+      logger,
+      lifecycle,
+      budget,
+      transactionPooling: database.pooler.transactionPooling,
+    }),
+    pooler: database.pooler,
     pubsub: messaging.pubsub,
     metrics,
     lifecycle,
@@ -154,6 +171,8 @@ async function compose(options: AppOptions, logger: Logger, lifecycle: Lifecycle
     metricsUrl,
     url,
     databaseUrl: database.url,
+    connectionBudget: budget,
+    pooler: database.pooler,
     stop: () => lifecycle.stop(config.shutdownTimeoutMs),
   };
 }

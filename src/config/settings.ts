@@ -30,6 +30,8 @@ export const commaList = (pattern: RegExp, message: string) =>
 
 export const port = (defaultValue: number) => z.coerce.number().int().min(0).max(65535).default(defaultValue);
 export const positiveInt = (defaultValue: number) => z.coerce.number().int().positive().default(defaultValue);
+/** A positive integer an operator may set; unset stays undefined (e.g. a pool size that otherwise comes from a budget). */
+export const optionalPositiveInt = () => z.coerce.number().int().positive().optional();
 export const optionalUrl = (protocols: RegExp) =>
   z
     .string()

@@ -12,6 +12,7 @@ import { UserEntity, type IdentityService } from '../identity';
 import { bindNamed, type Principal } from '../kernel';
 import type { VisibilityService, WriteVisibility } from '../sharing';
 import type { RecordChangeFeed } from './record-changes';
+import type { PoolerPolicy } from '../../platform/db/pooler';
 import { preparedStatement } from '../../platform/db/prepared-statement';
 import type { RecordSelection } from './record-selection';
 import { fieldsFor, findField, type RecordType, type SortDirection } from '../kernel';
@@ -96,8 +97,8 @@ export interface RecordServiceDeps {
   audit: AuditService;
   identity: IdentityService;
   maxPageSize: number;
-  /** Run single reads as named prepared statements (not where connections share one session). */
-  preparedStatements: boolean;
+  /** Whether single reads run as named prepared statements (not behind PgBouncer 1.18, nor on one shared session). */
+  pooler: PoolerPolicy;
   changes: RecordChangeFeed;
 }
 
@@ -132,9 +133,11 @@ export class RecordService<E extends OwnedEntity> {
     const plan = await this.readPlan(principal, selection, bind);
     const sql = `SELECT ${plan.select} FROM ${this.metadata.tablePath} r ${plan.joins}
       WHERE r.id = ${bind(id)} AND (${where})`;
-    const rows = await this.deps.dataSource.query<Array<Record<string, unknown>>>(
-      this.deps.preparedStatements ? preparedStatement(sql) : sql,
-      params,
+    const rows = await this.deps.pooler.run((named) =>
+      this.deps.dataSource.query<Array<Record<string, unknown>>>(
+        named ? preparedStatement(sql) : sql,
+        params,
+      ),
     );
     return plan.decode(rows)[0] ?? null;
   }

@@ -20,6 +20,9 @@ declare module '../kernel/registries' {
   interface ServiceRegistry extends SearchServices {}
 }
 
+/** The search's pg pools (see `pools`). */
+const SearchPool = { main: 'search pool', lexemes: 'search build pool' } as const;
+
 /** The two-tier cache of result windows and facets: keys `crm:search:...`. */
 export const SEARCH_CACHE = 'search';
 
@@ -38,19 +41,13 @@ export const searchModule = defineModule<SearchServices>({
   name: 'search',
   migrations: [Search1765200000000],
   cacheNamespaces: [SEARCH_CACHE],
-  createServices: async ({
-    config,
-    dataSource,
-    redis,
-    events,
-    logger,
-    metrics,
-    lifecycle,
-    openPool,
-    services,
-  }) => {
-    const pool = openPool('search pool', {
-      max: config.search.poolSize,
+  pools: (config) => [
+    { name: SearchPool.main, weight: 6, size: config.search.poolSize, setting: 'SEARCH_DB_POOL_SIZE' },
+    // Builds read the lexemes on a second connection when one is free (not on the embedded database's one session).
+    ...(config.database.driver === 'postgres' ? [{ name: SearchPool.lexemes, weight: 1 }] : []),
+  ],
+  createServices: async ({ config, redis, events, logger, metrics, lifecycle, openPool, services }) => {
+    const pool = openPool(SearchPool.main, {
       // A search waits for a connection as long as it would for its statements.
       connectionTimeoutMs: config.search.statementTimeoutMs,
       statementTimeoutMs: config.search.statementTimeoutMs,
@@ -93,8 +90,7 @@ export const searchModule = defineModule<SearchServices>({
         buildWaitMs: config.search.buildWaitMs,
         maxCatchUp: config.search.maxCatchUp,
         idleMs: config.search.idleMs,
-        parallelBuild: config.database.driver === 'postgres',
-        connectionString: (dataSource.options as { url?: string }).url,
+        lexemePool: config.database.driver === 'postgres' ? openPool(SearchPool.lexemes) : undefined,
       },
     );
     lifecycle.register('search indexes', ShutdownPhase.database, () => indexes.stop());

@@ -1,38 +1,116 @@
-import { Pool } from 'pg';
+import { Pool, type PoolConfig, type QueryConfig } from 'pg';
 import { ShutdownPhase, type Lifecycle } from '../lifecycle/lifecycle';
 import type { Logger } from '../logging/logger';
+import type { ConnectionBudget } from './connection-budget';
 
 export interface PoolOpenerOptions {
-  /** The database the DataSource talks to (a module pool is a second way into the same database). */
+  /** The database server the pools connect to (a module pool is a second way into the DataSource's database). */
   url: string;
   logger: Logger;
   lifecycle: Lifecycle;
+  /** This server's connection budget: it sizes every pool opened here (each declared in its module's pools). */
+  budget: ConnectionBudget;
+  /** A transaction pooler (PgBouncer) is in front: session settings are applied per transaction instead. */
+  transactionPooling?: boolean;
 }
+
+/** Session settings a pool's connections run with (`-c name=value`). */
+export type SessionSettings = Readonly<Record<string, string | number>>;
 
 export interface PoolSettings {
-  max: number;
   connectionTimeoutMs?: number;
   statementTimeoutMs?: number;
-  options?: string;
+  /** Planner or runtime settings for every statement of the pool, e.g. `{ max_parallel_workers_per_gather: 0 }`. */
+  settings?: SessionSettings;
 }
 
+const SETTING_NAME = /^[a-z_][a-z0-9_.]*$/;
+const SETTING_VALUE = /^[A-Za-z0-9_.-]+$/;
+
 /**
- * Opens the pg pools modules keep beside the DataSource: each closed with the database in the shutdown order, and a
- * connection that fails while idle logged (pg would otherwise crash the process with an unhandled 'error').
+ * Opens the pg pools modules keep beside the DataSource, each sized by the server's connection budget: closed with the
+ * database in the shutdown order, counted in `crm_db_connections`, and a connection that fails while idle logged (pg
+ * would otherwise crash the process with an unhandled 'error').
+ *
+ * Settings go to Postgres as startup parameters (`statement_timeout`, `options=-c ...`). PgBouncer refuses those, and
+ * a session `SET` would leak to whichever client it hands that server session next, so behind a transaction pooler
+ * each `pool.query` of a pool with settings runs as `BEGIN; SET LOCAL ...; <query>; COMMIT` (two more round trips).
+ * Clients taken with `pool.connect()` there run without them: such a caller scopes what it needs with `SET LOCAL`.
  */
-export function createPoolOpener({ url, logger, lifecycle }: PoolOpenerOptions) {
-  return (name: string, settings: PoolSettings): Pool => {
-    const pool = new Pool({
+export function createPoolOpener({ url, logger, lifecycle, budget, transactionPooling }: PoolOpenerOptions) {
+  return (name: string, settings: PoolSettings = {}): Pool => {
+    const session: Record<string, string> = {};
+    if (settings.statementTimeoutMs !== undefined)
+      session.statement_timeout = String(settings.statementTimeoutMs);
+    for (const [key, value] of Object.entries(settings.settings ?? {})) {
+      if (!SETTING_NAME.test(key) || !SETTING_VALUE.test(String(value)))
+        throw new Error(`pool ${name}: setting ${key}=${value} is not a plain name and value`);
+      session[key] = String(value);
+    }
+    const config: PoolConfig = {
       connectionString: url,
-      max: settings.max,
+      max: budget.sizeOf(name),
       connectionTimeoutMillis: settings.connectionTimeoutMs ?? 10_000,
-      ...(settings.statementTimeoutMs === undefined
-        ? {}
-        : { statement_timeout: settings.statementTimeoutMs }),
-      ...(settings.options === undefined ? {} : { options: settings.options }),
-    });
+    };
+    let pool: Pool;
+    if (transactionPooling && Object.keys(session).length > 0) {
+      pool = new TransactionScopedSettingsPool(config, session);
+    } else {
+      const { statement_timeout, ...options } = session;
+      pool = new Pool({
+        ...config,
+        ...(statement_timeout === undefined ? {} : { statement_timeout: Number(statement_timeout) }),
+        ...(Object.keys(options).length === 0
+          ? {}
+          : {
+              options: Object.entries(options)
+                .map(([key, value]) => `-c ${key}=${value}`)
+                .join(' '),
+            }),
+      });
+    }
     pool.on('error', (error) => logger.warn({ err: error, pool: name }, `${name} connection failed`));
+    budget.track(name, pool);
     lifecycle.register(name, ShutdownPhase.database, () => pool.end());
     return pool;
   };
+}
+
+/** A pool whose `query` runs each statement in a transaction of its own with the pool's settings (`SET LOCAL`). */
+class TransactionScopedSettingsPool extends Pool {
+  private readonly begin: string;
+
+  constructor(config: PoolConfig, settings: Record<string, string>) {
+    super(config);
+    const sets = Object.entries(settings).map(([key, value]) => `SET LOCAL ${key} = '${value}'`);
+    this.begin = ['BEGIN', ...sets].join('; ');
+  }
+
+  // pg's overloads are typed one by one; this takes the promise forms (text + values, or a config) and refuses the others.
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  override async query(...args: any[]): Promise<any> {
+    const [statement, values] = args as [string | QueryConfig, unknown[] | undefined];
+    if (
+      args.some((arg) => typeof arg === 'function') ||
+      typeof (statement as { submit?: unknown }).submit === 'function'
+    )
+      throw new Error(
+        'a pool with settings behind a transaction pooler takes promise queries only (no callbacks, streams)',
+      );
+    const client = await this.connect();
+    let failed: Error | undefined;
+    try {
+      await client.query(this.begin);
+      const result = await client.query(statement as QueryConfig, values);
+      await client.query('COMMIT');
+      return result;
+    } catch (error) {
+      await client.query('ROLLBACK').catch((rollbackError: Error) => {
+        failed = rollbackError;
+      });
+      throw error;
+    } finally {
+      client.release(failed);
+    }
+  }
 }
