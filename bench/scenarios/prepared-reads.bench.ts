@@ -3,10 +3,16 @@ import { Client } from 'pg';
 import type { BenchProcess } from '../../src/modules/kernel';
 import { startPgBouncer } from '../cluster/pgbouncer';
 import { BENCH_REDIS_URL, prepareBenchDatabase } from '../bench-database';
-import { freePort, type Scenario, type ScenarioResult } from '../harness';
+import type { App } from '../../src/app';
+import { freePort, timeCalls, type Scenario, type ScenarioResult } from '../harness';
 import { startProcess } from '../processes';
 import { pickBenchCallers } from './bench-callers';
-import { BENCH_JWT_SECRET as JWT_SECRET, GATEWAY_DATABASE_URL, gatewaySizes } from './gateway.bench';
+import {
+  BENCH_JWT_SECRET as JWT_SECRET,
+  GATEWAY_DATABASE_URL,
+  gatewaySizes,
+  startBenchGateway,
+} from './gateway.bench';
 import { runLoad, waitForHttp } from './gateway-peers.bench';
 
 const CONNECTIONS = 16;
@@ -20,6 +26,8 @@ const DEAL = `query ($id: ID!) { deal(id: $id) { id name amount stage owner { id
  * - named: direct to Postgres, DATABASE_POOLER=none (prepared once per connection; the baseline);
  * - unnamed: direct to Postgres, DATABASE_POOLER=pgbouncer (parsed and planned on every call: the fallback alone);
  * - pgbouncer: through a real PgBouncer 1.18 in transaction mode (detected at start: the fallback plus the hop).
+ * Over HTTP the gateway's own work hides much of the statement's; so the same reads are also timed one at a time on
+ * the records service in this process (no HTTP, no GraphQL), where the statement is most of the cost.
  */
 export const preparedReads: Scenario = {
   name: 'db.prepared-reads',
@@ -95,6 +103,7 @@ export const preparedReads: Scenario = {
           );
         }
       }
+      const serviceP50 = await serviceLatencies(bouncer.url, callers.repToken, dealId, log);
       const loadAfter = loadavg();
       const figure = (key: string, of: 'rps' | 'p50' | 'p99') => median(samples.get(key)!.map((s) => s[of]));
       return {
@@ -108,11 +117,15 @@ export const preparedReads: Scenario = {
           pgbouncerP50Ms: figure('pgbouncer', 'p50'),
           pgbouncerP99Ms: figure('pgbouncer', 'p99'),
           pgbouncerRatio: figure('pgbouncer', 'rps') / figure('named', 'rps'),
+          serviceUnnamedP50Ms: serviceP50.unnamed,
+          servicePgbouncerP50Ms: serviceP50.pgbouncer,
+          serviceUnnamedRatio: serviceP50.unnamed / serviceP50.named,
         },
         baseline: {
           namedRps: figure('named', 'rps'),
           namedP50Ms: figure('named', 'p50'),
           namedP99Ms: figure('named', 'p99'),
+          serviceNamedP50Ms: serviceP50.named,
         },
         baselineName: 'named prepared statements, direct to Postgres',
         ratio: figure('unnamed', 'rps') / figure('named', 'rps'),
@@ -127,6 +140,56 @@ export const preparedReads: Scenario = {
     }
   },
 };
+
+/** The deal's fields and its owner's and account's, as the HTTP query selects them. */
+const SELECTION: NonNullable<Parameters<App['services']['records']['deals']['get']>[2]> = {
+  fields: new Set(['id', 'name', 'amount', 'stage', 'owner', 'account']),
+  related: new Map([
+    ['owner', new Set(['id', 'name'])],
+    ['account', new Set(['id', 'name'])],
+  ]),
+};
+
+/** Median p50 (ms) of `records.deals.get` one call at a time, per variant, rounds interleaved. */
+async function serviceLatencies(
+  bouncerUrl: string,
+  token: string,
+  dealId: string,
+  log: (message: string) => void,
+): Promise<Record<'named' | 'unnamed' | 'pgbouncer', number>> {
+  const apps: Array<[key: 'named' | 'unnamed' | 'pgbouncer', app: App]> = [];
+  try {
+    apps.push(['named', await startBenchGateway({ DATABASE_POOLER: 'none' })]);
+    apps.push(['unnamed', await startBenchGateway({ DATABASE_POOLER: 'pgbouncer' })]);
+    apps.push(['pgbouncer', await startBenchGateway({ DATABASE_URL: bouncerUrl })]);
+    const expected = { named: [false, true], unnamed: [true, false], pgbouncer: [true, false] };
+    for (const [key, app] of apps)
+      if (String([app.pooler.transactionPooling, app.pooler.namedStatements]) !== String(expected[key]))
+        throw new Error(
+          `${key}: pooler ${app.pooler.transactionPooling}, named ${app.pooler.namedStatements}`,
+        );
+    const p50s = new Map<string, number[]>();
+    for (let round = 1; round <= ROUNDS; round++)
+      for (const [key, app] of apps) {
+        const principal = await app.services.identity.authenticate(token);
+        const stats = await timeCalls(
+          async () => {
+            if (!(await app.services.records.deals.get(principal, dealId, SELECTION)))
+              throw new Error(`${key}: the rep's deal was not read`);
+          },
+          { iterations: 1500, warmup: 200 },
+        );
+        p50s.set(key, [...(p50s.get(key) ?? []), stats.p50Ms]);
+        log(
+          `round ${round} service ${key}: p50 ${stats.p50Ms.toFixed(3)} ms, p99 ${stats.p99Ms.toFixed(3)} ms`,
+        );
+      }
+    const of = (key: string) => median(p50s.get(key)!);
+    return { named: of('named'), unnamed: of('unnamed'), pgbouncer: of('pgbouncer') };
+  } finally {
+    await Promise.all(apps.map(([, app]) => app.stop()));
+  }
+}
 
 /** A deal the rep owns (so the single read answers it). */
 async function ownDeal(repId: string): Promise<string> {
