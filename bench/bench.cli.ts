@@ -15,6 +15,7 @@ import { freePort, printTable, timeCalls, type Scenario, type ScenarioResult } f
 import { eventLoopP99, graphql, startProcess } from './processes';
 import { gatewayPeers } from './scenarios/gateway-peers.bench';
 import { metricsScrape } from './scenarios/metrics.bench';
+import { preparedReads } from './scenarios/prepared-reads.bench';
 
 /** A module's scenario, handed what it needs from the bench (databases, Redis, timing) so it imports none of it. */
 function fromModule(scenario: BenchScenario): Scenario {
@@ -36,9 +37,13 @@ function fromModule(scenario: BenchScenario): Scenario {
   };
 }
 
-/** Every scenario, in run order: the gateway's, then each module's (module order), then the metrics scrape. */
+/**
+ * Every scenario, in run order: the gateway's (against its peers, then prepared against unnamed single reads), each
+ * module's (module order), then the metrics scrape.
+ */
 const SCENARIOS: Scenario[] = [
   gatewayPeers,
+  preparedReads,
   ...MODULES.flatMap((module) => module.bench ?? []).map(fromModule),
   metricsScrape,
 ];

@@ -1,3 +1,4 @@
+import { Pool } from 'pg';
 import type { DataSource } from 'typeorm';
 import type { AppConfig } from './config/config';
 import type { CrmModule, ProcessRole } from './modules/kernel';
@@ -5,11 +6,12 @@ import { schemaOf } from './modules/modules';
 import type { CacheStore } from './platform/cache/cache.store';
 import { MemoryCacheStore } from './platform/cache/memory.cache';
 import { RedisCacheStore } from './platform/cache/redis.cache';
+import { ConnectionBudget, type PoolClaim } from './platform/db/connection-budget';
 import { createDataSource } from './platform/db/data-source.factory';
 import { startEmbeddedPostgres } from './platform/db/embedded-postgres';
 import { assertMigrated } from './platform/db/migration-state';
+import { detectTransactionPooler, PoolerPolicy } from './platform/db/pooler';
 import type { QueryCountingLogger } from './platform/db/query-counting.logger';
-import { Pool } from 'pg';
 import { ReadRouting, WriteFloors, dataSourceConnection, type RowQuery } from './platform/db/read-routing';
 import { ReplicaMonitor } from './platform/db/replica-monitor';
 import { walPosition } from './platform/db/wal-position';
@@ -41,12 +43,55 @@ export interface ComposeTools {
   drivers: Record<string, string>;
 }
 
-/** Postgres (or the embedded PGlite when no URL is configured), its pool and metrics, migrated or checked. */
+/** The DataSource's pool, in the connection budget. */
+export const MAIN_POOL = 'main';
+
+/**
+ * The primary's connection budget: the DataSource's pool and every module's (`pools`), sized under
+ * DATABASE_MAX_CONNECTIONS; throws a ConnectionBudgetError when the explicit sizes cannot fit.
+ */
+/** The connection budget of one database server: the primary, or a read replica (the same pools, the same split). */
+export function connectionBudgetFor(
+  config: AppConfig,
+  modules: readonly CrmModule[],
+  server = 'primary',
+): ConnectionBudget {
+  const embedded = config.database.driver === 'embedded';
+  const explicit = config.database.poolSize;
+  const main: PoolClaim = {
+    name: MAIN_POOL,
+    // The embedded database serves every connection from one session: more than 5 only wait there.
+    weight: embedded ? 5 : 10,
+    size: explicit === undefined ? undefined : embedded ? Math.min(explicit, 5) : explicit,
+    // Audit maintenance behind a transaction pooler holds its lock on one connection while it works on another.
+    min: 2,
+    setting: 'DATABASE_POOL_SIZE',
+  };
+  return new ConnectionBudget({
+    server,
+    max: config.database.maxConnections,
+    setting: 'DATABASE_MAX_CONNECTIONS',
+    claims: [main, ...modules.flatMap((module) => module.pools?.(config) ?? [])],
+  });
+}
+
+export interface Database {
+  dataSource: DataSource;
+  queryLogger: QueryCountingLogger;
+  url: string;
+  pooler: PoolerPolicy;
+}
+
+/**
+ * Postgres (or the embedded PGlite when no URL is configured), its pool (sized by the budget) and metrics, a
+ * transaction pooler in front detected (DATABASE_POOLER=auto), migrated or checked.
+ */
 export async function startDatabase(
   options: { config: AppConfig; role: ProcessRole; migrate?: boolean },
   modules: readonly CrmModule[],
+  budget: ConnectionBudget,
   { logger, lifecycle, metrics, drivers }: ComposeTools,
-): Promise<{ dataSource: DataSource; queryLogger: QueryCountingLogger; url: string }> {
+): Promise<Database> {
   const { config, role } = options;
   let databaseUrl = config.database.url;
   if (!databaseUrl) {
@@ -57,17 +102,18 @@ export async function startDatabase(
   } else {
     drivers.postgres = `postgres (${redactCredentials(databaseUrl)})`;
   }
+  const pooler = await poolerOf(config, databaseUrl, logger);
+  if (pooler.transactionPooling)
+    drivers.postgres += ' through a transaction pooler (unnamed statements, settings per transaction)';
   const { dataSource, queryLogger } = createDataSource({
     url: databaseUrl,
     ...schemaOf(modules),
-    poolSize:
-      config.database.driver === 'embedded'
-        ? Math.min(config.database.poolSize, 5)
-        : config.database.poolSize,
+    poolSize: budget.sizeOf(MAIN_POOL),
     logger,
   });
   await dataSource.initialize();
   lifecycle.register('postgres-pool', ShutdownPhase.database, () => dataSource.destroy());
+  budget.track(MAIN_POOL, (dataSource.driver as unknown as { master: Pool }).master);
   dataSource.subscribers.push(
     new DbMetricsSubscriber(metrics, new Set(dataSource.entityMetadatas.map((m) => m.tableName))),
   );
@@ -76,7 +122,30 @@ export async function startDatabase(
   } else if (role !== 'cli') {
     await assertMigrated(dataSource);
   }
-  return { dataSource, queryLogger, url: databaseUrl };
+  return { dataSource, queryLogger, url: databaseUrl, pooler };
+}
+
+/** DATABASE_POOLER: declared, or (auto) probed once at start, with the fallback on a statement that shows one. */
+async function poolerOf(config: AppConfig, url: string, logger: Logger): Promise<PoolerPolicy> {
+  const setting = config.database.pooler;
+  const embedded = config.database.driver === 'embedded';
+  let transactionPooling = setting === 'pgbouncer';
+  if (setting === 'auto' && !embedded) {
+    transactionPooling = await detectTransactionPooler(url).catch((error: unknown) => {
+      logger.warn(
+        { err: error },
+        'could not probe for a transaction pooler; assuming none (DATABASE_POOLER=auto)',
+      );
+      return false;
+    });
+  }
+  return new PoolerPolicy({
+    transactionPooling,
+    // PGlite serves every connection from one session: a statement one connection prepared exists for all.
+    namedStatements: !embedded,
+    fallback: setting === 'auto',
+    logger,
+  });
 }
 
 export interface Messaging {
@@ -168,9 +237,10 @@ export async function startReadRouting(
   config: AppConfig,
   dataSource: DataSource,
   redis: RedisClient | undefined,
+  replicas: ReadonlyArray<{ url: string; budget: ConnectionBudget }>,
   { logger, lifecycle, metrics, drivers }: ComposeTools,
 ): Promise<ReadRouting> {
-  const { replicaUrls, replicaMaxLagMs, replicaCheckMs, poolSize } = config.database;
+  const { replicaUrls, replicaMaxLagMs, replicaCheckMs } = config.database;
   const primary: RowQuery = (sql, params) => dataSource.query(sql, params);
   const primaryConnection = () => dataSourceConnection(dataSource);
   if (replicaUrls.length === 0) return new ReadRouting({ primary, primaryConnection, logger, metrics });
@@ -195,8 +265,13 @@ export async function startReadRouting(
     .join(', ');
   // A floor matters only while a replica within the lag limit may not have replayed it yet; checks add their period.
   const floorTtlMs = replicaMaxLagMs + 2 * replicaCheckMs + 1000;
-  const replicaPools = replicaUrls.map((url, index) => {
-    const pool = new Pool({ connectionString: url, max: poolSize, connectionTimeoutMillis: 2000 });
+  const replicaPools = replicas.map(({ url, budget }, index) => {
+    const pool = new Pool({
+      connectionString: url,
+      max: budget.sizeOf(MAIN_POOL),
+      connectionTimeoutMillis: 2000,
+    });
+    budget.track(MAIN_POOL, pool);
     pool.on('error', (error: Error & { code?: string }) =>
       logger.warn({ error: error.message, code: error.code, replica: index + 1 }, 'replica connection lost'),
     );

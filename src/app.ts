@@ -2,13 +2,21 @@ import 'reflect-metadata';
 import { resolve } from 'node:path';
 import type { DataSource } from 'typeorm';
 import type { AppConfig } from './config/config';
-import { readiness, startDatabase, startMessaging, startReadRouting } from './app.drivers';
+import {
+  connectionBudgetFor,
+  readiness,
+  startDatabase,
+  startMessaging,
+  startReadRouting,
+} from './app.drivers';
 import { startMetricsListener, startTransport } from './app.transport';
 import { type ModuleDrivers, type ProcessRole, type ServiceRegistry } from './modules/kernel';
 import type { CrmModule } from './modules/kernel';
 import { MODULES } from './modules/modules';
 import type { CacheStore } from './platform/cache/cache.store';
+import { declareConnectionMetrics, type ConnectionBudget } from './platform/db/connection-budget';
 import { createPoolOpener } from './platform/db/pool-opener';
+import type { PoolerPolicy } from './platform/db/pooler';
 import type { QueryCountingLogger } from './platform/db/query-counting.logger';
 import { Lifecycle } from './platform/lifecycle/lifecycle';
 import { createLogger, type Logger } from './platform/logging/logger';
@@ -57,6 +65,10 @@ export interface App {
   /** Base URL of the HTTP server (gateway role). */
   readonly url?: string;
   readonly databaseUrl: string;
+  /** The primary's connection budget: each pool's size, and its connections now. */
+  readonly connectionBudget: ConnectionBudget;
+  /** What is known of a transaction pooler in front of the primary. */
+  readonly pooler: PoolerPolicy;
   stop(): Promise<void>;
 }
 
@@ -83,11 +95,20 @@ async function compose(options: AppOptions, logger: Logger, lifecycle: Lifecycle
   assertUniqueNames(modules);
   const drivers: Record<string, string> = {};
   const metrics = new Metrics({ process: role });
+  // Before any connection: a budget the explicit pool sizes cannot fit stops the process here.
+  const budget = connectionBudgetFor(config, modules);
+  logger.info({ server: budget.options.server, budget: budget.max, pools: budget.plan() }, budget.describe());
+  // Each read replica takes the same pools: the same split of its own budget.
+  const replicas = config.database.replicaUrls.map((url, index) => ({
+    url,
+    budget: connectionBudgetFor(config, modules, `replica ${index + 1}`),
+  }));
+  declareConnectionMetrics(metrics, () => [budget, ...replicas.map((replica) => replica.budget)]);
 
-  const database = await startDatabase(options, modules, { logger, lifecycle, metrics, drivers });
+  const database = await startDatabase(options, modules, budget, { logger, lifecycle, metrics, drivers });
   const messaging = await startMessaging(options, { logger, lifecycle, metrics, drivers });
   const { queue } = messaging;
-  const reads = await startReadRouting(config, database.dataSource, messaging.cacheClient, {
+  const reads = await startReadRouting(config, database.dataSource, messaging.cacheClient, replicas, {
     logger,
     lifecycle,
     metrics,
@@ -114,11 +135,14 @@ async function compose(options: AppOptions, logger: Logger, lifecycle: Lifecycle
     reads,
     openPool: createPoolOpener({
       url: database.url,
-      replicaUrls: config.database.replicaUrls,
+      replicas,
       routing: reads,
       logger,
       lifecycle,
+      budget,
+      transactionPooling: database.pooler.transactionPooling,
     }),
+    pooler: database.pooler,
     pubsub: messaging.pubsub,
     metrics,
     lifecycle,
@@ -167,6 +191,8 @@ async function compose(options: AppOptions, logger: Logger, lifecycle: Lifecycle
     metricsUrl,
     url,
     databaseUrl: database.url,
+    connectionBudget: budget,
+    pooler: database.pooler,
     stop: () => lifecycle.stop(config.shutdownTimeoutMs),
   };
 }

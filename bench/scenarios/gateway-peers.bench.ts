@@ -101,7 +101,7 @@ function queries(ids: { companyId: string; dealId: string }, admin: string, rep:
   ];
 }
 
-async function waitForHttp(url: string, server: BenchProcess): Promise<void> {
+export async function waitForHttp(url: string, server: BenchProcess): Promise<void> {
   for (let i = 0; i < 600; i++) {
     if (server.process.exitCode !== null) throw new Error(`server exited:\n${server.output().slice(-2000)}`);
     try {
@@ -187,7 +187,7 @@ async function send(server: RunningServer, query: BenchQuery): Promise<string> {
 }
 
 /** autocannon in a process of its own. */
-function runLoad(request: LoadRequest): Promise<LoadReport> {
+export function runLoad(request: LoadRequest): Promise<LoadReport> {
   return new Promise((resolvePromise, reject) => {
     const child = spawn(
       process.execPath,

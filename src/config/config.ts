@@ -10,6 +10,7 @@ import {
   booleanFlag,
   listEntries,
   commaList,
+  optionalPositiveInt,
   optionalUrl,
   port,
   positiveInt,
@@ -44,7 +45,12 @@ const platformVariables = {
   /** The metrics listener is unauthenticated: loopback unless an operator opens it to a Prometheus sidecar. */
   METRICS_HOST: z.string().min(1).default('127.0.0.1'),
   DATABASE_URL: optionalUrl(/^(postgres|postgresql):\/\//),
-  DATABASE_POOL_SIZE: positiveInt(10),
+  /** Explicit size of the DataSource's pool; unset: its share of DATABASE_MAX_CONNECTIONS (at most 10). */
+  DATABASE_POOL_SIZE: optionalPositiveInt(),
+  /** Connections one process may open to one database server, shared by all its pools. */
+  DATABASE_MAX_CONNECTIONS: positiveInt(16),
+  /** A transaction pooler in front of Postgres: `auto` detects one at start (and falls back when a statement shows one). */
+  DATABASE_POOLER: z.enum(['auto', 'pgbouncer', 'none']).default('auto'),
   /** `auto`: run pending migrations at start (the embedded default); `check`: refuse to start while any is pending. */
   DATABASE_MIGRATE: z.enum(['auto', 'check']).optional(),
   /** Postgres streaming replicas that take the reads which tolerate one (comma-separated); none = all on the primary. */
@@ -147,7 +153,11 @@ export interface AppConfig extends ModuleSettings {
   readonly database: {
     readonly driver: DatabaseDriver;
     readonly url?: string;
-    readonly poolSize: number;
+    /** The DataSource pool's explicit size (DATABASE_POOL_SIZE); unset, its share of the connection budget. */
+    readonly poolSize?: number;
+    /** Connections per process and database server, shared by all its pools (DATABASE_MAX_CONNECTIONS). */
+    readonly maxConnections: number;
+    readonly pooler: 'auto' | 'pgbouncer' | 'none';
     readonly embeddedDataDir: string;
     /** What a gateway or worker does with pending migrations at start. */
     readonly migrate: 'auto' | 'check';
@@ -239,6 +249,8 @@ export function loadConfig(
       driver: e.DATABASE_URL ? 'postgres' : 'embedded',
       url: e.DATABASE_URL,
       poolSize: e.DATABASE_POOL_SIZE,
+      maxConnections: e.DATABASE_MAX_CONNECTIONS,
+      pooler: e.DATABASE_POOLER,
       embeddedDataDir: e.EMBEDDED_DATA_DIR,
       migrate: e.DATABASE_MIGRATE ?? (e.DATABASE_URL ? 'check' : 'auto'),
       replicaUrls: listEntries(e.DATABASE_REPLICA_URLS),

@@ -40,6 +40,9 @@ export const claimMs = (defaultValue: number) =>
     .int()
     .min(1000, { message: 'must be at least 1000 ms (a shorter claim lapses between renewals)' })
     .default(defaultValue);
+
+/** A positive integer an operator may set; unset stays undefined (e.g. a pool size that otherwise comes from a budget). */
+export const optionalPositiveInt = () => z.coerce.number().int().positive().optional();
 export const optionalUrl = (protocols: RegExp) =>
   z
     .string()

@@ -9,16 +9,23 @@ import './setup-env';
 import { apolloPathTargets } from './test-databases';
 
 /**
- * promtool (Debian's prometheus package) checks the metrics exposition and monitoring/. Installed here when missing
- * and this process may (root with apt-get, as on this project's machines); otherwise the metrics tests say so.
+ * Debian packages the tests run: promtool (the prometheus package) checks the metrics exposition and monitoring/;
+ * pgbouncer stands in front of Postgres in the pooler tests. Installed here when missing and this process may (root
+ * with apt-get, as on this project's machines); otherwise the metrics tests say so, and the pooler tests fail naming
+ * the package.
  */
-function ensurePromtool(): void {
-  if (spawnSync('promtool', ['--version']).status === 0) return;
+function ensureDebianTools(): void {
+  const missing = [
+    { command: 'promtool', pkg: 'prometheus' },
+    { command: 'pgbouncer', pkg: 'pgbouncer' },
+  ].filter(({ command }) => spawnSync(command, ['--version']).status !== 0);
+  if (missing.length === 0) return;
   if (process.getuid?.() !== 0 || spawnSync('apt-get', ['--version']).status !== 0) return;
-  process.stderr.write('[test setup] installing promtool (apt-get install prometheus) ...\n');
+  const packages = missing.map(({ pkg }) => pkg);
+  process.stderr.write(`[test setup] installing ${packages.join(', ')} (apt-get install) ...\n`);
   const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
   spawnSync('apt-get', ['update', '-qq'], { stdio: 'inherit', env });
-  spawnSync('apt-get', ['install', '-y', '-qq', '--no-install-recommends', 'prometheus'], {
+  spawnSync('apt-get', ['install', '-y', '-qq', '--no-install-recommends', ...packages], {
     stdio: 'inherit',
     env,
   });
@@ -54,7 +61,7 @@ async function emptyRedis(redisUrl: string): Promise<void> {
  * and the Apollo path's, see jest.config.js), and builds dist/ for the process-level tests.
  */
 export default async function globalSetup(): Promise<void> {
-  ensurePromtool();
+  ensureDebianTools();
   const fastPath = { databaseUrl: process.env.TEST_DATABASE_URL!, redisUrl: process.env.TEST_REDIS_URL! };
   for (const { databaseUrl, redisUrl } of [
     fastPath,

@@ -97,7 +97,8 @@ describe('loadConfig', () => {
       maxActivePerUser: 3,
       retentionHours: 24,
       gzipLevel: 6,
-      poolSize: 2,
+      // Unset: the export pool's share of DATABASE_MAX_CONNECTIONS.
+      poolSize: undefined,
       streamMaxRows: 10_000,
       lockMs: 30_000,
     });

@@ -47,6 +47,11 @@ export interface AuditPartitionOptions {
    * embedded database, whose socket does not speak the COPY-in protocol).
    */
   bulkLoad?: 'copy' | 'insert';
+  /**
+   * Whether a transaction pooler (PgBouncer) is in front: a session's advisory lock would stay on whichever server
+   * session took it, so the lock is held in a transaction of a second connection for the run instead.
+   */
+  transactionPooling?: () => boolean;
   /** Called before each archive step; a throw there is handled like a crash at that point (tests inject faults). */
   beforeArchiveStep?: (step: ArchiveStep, partitionName: string) => void | Promise<void>;
 }
@@ -241,6 +246,7 @@ export class AuditPartitionManager {
 
   /** Runs `work` on one connection holding the partition lock (waiting for another process's run to end). */
   private async withLock<T>(work: (client: PoolClient) => Promise<T>): Promise<T> {
+    if (this.options.transactionPooling?.()) return this.withTransactionLock(work);
     const client = await this.pool().connect();
     let broken: Error | undefined;
     // A connection the server ends while we hold it must fail the work, not the process.
@@ -275,6 +281,46 @@ export class AuditPartitionManager {
     } finally {
       client.off('error', onError);
       client.release(broken ?? false);
+    }
+  }
+
+  /**
+   * The lock behind a transaction pooler: taken with `pg_advisory_xact_lock` in a transaction that a second connection
+   * keeps open (so the pooler keeps its server session) until `work`, on its own connection, is done.
+   */
+  private async withTransactionLock<T>(work: (client: PoolClient) => Promise<T>): Promise<T> {
+    const holder = await this.pool().connect();
+    let holderBroken: Error | undefined;
+    const onHolderError = (error: Error) => {
+      holderBroken = error;
+      this.options.logger.warn({ err: error }, 'audit partition lock connection failed');
+    };
+    holder.on('error', onHolderError);
+    try {
+      await holder.query('BEGIN');
+      await holder.query('SELECT pg_advisory_xact_lock($1)', [PARTITION_LOCK_KEY]);
+      const client = await this.pool().connect();
+      let broken: Error | undefined;
+      const onError = (error: Error) => {
+        broken = error;
+        this.options.logger.warn({ err: error }, 'audit partition connection failed');
+      };
+      client.on('error', onError);
+      try {
+        return await work(client);
+      } catch (error) {
+        if (!(error instanceof BrokenConnection)) throw error;
+        broken = error.cause as Error;
+        throw error.cause;
+      } finally {
+        client.off('error', onError);
+        client.release(broken ?? false);
+      }
+    } finally {
+      // Ends the transaction, and with it the lock (a broken holder's session ends, which ends it too).
+      if (!holderBroken) await holder.query('COMMIT').catch((error: Error) => (holderBroken = error));
+      holder.off('error', onHolderError);
+      holder.release(holderBroken ?? false);
     }
   }
 

@@ -37,7 +37,7 @@ export const auditModule = defineModule<AuditServices>({
   name: 'audit',
   entities: [AuditLogEntity],
   migrations: [AuditArchives1764600000000],
-  createServices: ({ dataSource, metrics, config, logger, reads, services, storage }) => {
+  createServices: ({ dataSource, metrics, config, logger, pooler, reads, services, storage }) => {
     const partitions = new AuditPartitionManager({
       dataSource,
       archives: storage.scoped('audit-archive', { localDirectory: config.audit.archiveDirectory }),
@@ -46,6 +46,7 @@ export const auditModule = defineModule<AuditServices>({
       lockTimeoutMs: 2_000,
       detachAttempts: 5,
       bulkLoad: config.database.driver === 'embedded' ? 'insert' : 'copy',
+      transactionPooling: () => pooler.transactionPooling,
     });
     metrics.declare({
       type: 'gauge',

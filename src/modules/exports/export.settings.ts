@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { claimMs, defineSettings, positiveInt } from '../../config/settings';
+import { claimMs, defineSettings, optionalPositiveInt, positiveInt } from '../../config/settings';
 
 /** Export jobs and the direct stream route (config.exports). */
 export const exportSettings = defineSettings({
@@ -10,8 +10,11 @@ export const exportSettings = defineSettings({
     EXPORT_MAX_ACTIVE_PER_USER: positiveInt(3),
     EXPORT_RETENTION_HOURS: positiveInt(24),
     EXPORT_GZIP_LEVEL: z.coerce.number().int().min(1).max(9).default(6),
-    /** Connections of the exports' own pool, so long exports cannot starve GraphQL queries. */
-    EXPORT_DB_POOL_SIZE: positiveInt(2),
+    /**
+     * Connections of the exports' own pool, so long exports cannot starve GraphQL queries (at least
+     * EXPORT_CONCURRENCY + 1). Unset: its share of DATABASE_MAX_CONNECTIONS (at most 2, or that least).
+     */
+    EXPORT_DB_POOL_SIZE: optionalPositiveInt(),
     /** Row cap of the synchronous GET /exports/stream route. */
     EXPORT_STREAM_MAX_ROWS: positiveInt(10_000),
     /** How long a worker's claim on an export lasts without renewal: a killed worker's job is retried after it. */

@@ -29,18 +29,27 @@ export const ExportMetric = {
   duration: 'crm_export_duration_seconds',
 } as const;
 
+const EXPORT_POOL = 'export pool';
+
 /** Streaming CSV/JSON/XLSX exports: jobs on the `export` queue, progress over subscriptions, resumable downloads. */
 export const exportsModule = defineModule<ExportServices>({
   name: 'exports',
   migrations: [ExportJobs1764700000000],
   queues: Object.values(ExportQueue),
   errorCodes: ExportErrorCode,
+  pools: (config) => [
+    {
+      name: EXPORT_POOL,
+      weight: 2,
+      size: config.exports.poolSize,
+      // Each running export holds one connection for its whole run, and the direct route one per stream.
+      min: config.exports.concurrency + 1,
+      setting: config.exports.poolSize === undefined ? 'EXPORT_CONCURRENCY + 1' : 'EXPORT_DB_POOL_SIZE',
+    },
+  ],
   createServices: (drivers) => {
     const { config, dataSource, queue, pubsub, events, logger, metrics, openPool, reads, services } = drivers;
-    // Each running export holds one connection for its whole run, and the direct route one per stream.
-    const pool = openPool('export pool', {
-      max: Math.max(config.exports.poolSize, config.exports.concurrency + 1),
-    });
+    const pool = openPool(EXPORT_POOL);
     const storage = drivers.storage.scoped('exports', { localDirectory: config.exports.directory });
     const repository = new ExportJobRepository(dataSource);
     const jobEvents = new ExportJobEvents(pubsub, events);

@@ -1,6 +1,9 @@
 import type { DataSource, MigrationInterface } from 'typeorm';
 import type { AppConfig } from '../../config/config';
 import type { CacheStore } from '../../platform/cache/cache.store';
+import type { PoolClaim } from '../../platform/db/connection-budget';
+import type { PoolerPolicy } from '../../platform/db/pooler';
+import type { SessionSettings } from '../../platform/db/pool-opener';
 import type { Lifecycle } from '../../platform/lifecycle/lifecycle';
 import type { Logger } from '../../platform/logging/logger';
 import type { Pool } from 'pg';
@@ -42,9 +45,12 @@ export interface ModuleDrivers {
   storage: FileStorage;
   /**
    * A pg pool of the module's own beside the DataSource's (for long COPY streams, statement timeouts of its own, or
-   * session settings): registered with the lifecycle (closed with the database) and its connection errors logged.
+   * session settings): sized by the connection budget (the module declares it in `pools`), registered with the
+   * lifecycle (closed with the database) and its connection errors logged.
    */
-  openPool: (name: string, options: ModulePoolOptions) => Pool;
+  openPool: (name: string, options?: ModulePoolOptions) => Pool;
+  /** The primary's pooler: named statements or not, and whether session state survives a transaction. */
+  pooler: PoolerPolicy;
   /**
    * Where reads run: `reads.read(principal, fn)` marks `fn` as a read that tolerates a replica (the module's pools
    * from `openPool` follow it); outside one, everything is on the primary. Shared caches are filled from the primary.
@@ -56,14 +62,14 @@ export interface ModuleDrivers {
   lifecycle: Lifecycle;
 }
 
+/** How a module pool behaves; its size comes from the connection budget (see CrmModule.pools). */
 export interface ModulePoolOptions {
-  max: number;
   /** How long a query waits for a free connection. Default 10 s. */
   connectionTimeoutMs?: number;
   /** Stops every statement of the pool after this long (Postgres `statement_timeout`). */
   statementTimeoutMs?: number;
-  /** Session settings at connect, e.g. `-c max_parallel_workers_per_gather=0`. */
-  options?: string;
+  /** Settings every statement of the pool runs with, e.g. `{ max_parallel_workers_per_gather: 0 }`. */
+  settings?: SessionSettings;
 }
 
 /** What a module's `createServices` receives: the drivers and the public services of the modules listed before it. */
@@ -181,6 +187,11 @@ export interface CrmModule<Services extends object = object> {
   cacheNamespaces?: readonly string[];
   /** Queues the slice adds jobs to or processes. */
   queues?: readonly string[];
+  /**
+   * The pg pools the slice opens with `openPool`, and their claims on the process's connection budget
+   * (DATABASE_MAX_CONNECTIONS): a weight (the pool's default size), an operator's explicit size, a minimum.
+   */
+  pools?(config: AppConfig): readonly PoolClaim[];
   /** Builds the slice's public services; they join the registry under `name` for later modules. */
   createServices?(context: ModuleContext): Services | Promise<Services>;
   /** GraphQL resolvers (gateway only). */

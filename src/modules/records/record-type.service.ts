@@ -12,6 +12,7 @@ import { UserEntity, type IdentityService } from '../identity';
 import { bindNamed, type Principal } from '../kernel';
 import type { VisibilityService, WriteVisibility } from '../sharing';
 import type { RecordChangeFeed } from './record-changes';
+import type { PoolerPolicy } from '../../platform/db/pooler';
 import { preparedStatement } from '../../platform/db/prepared-statement';
 import type { ReadRouting } from '../../platform/db/read-routing';
 import type { RecordSelection } from './record-selection';
@@ -97,8 +98,8 @@ export interface RecordServiceDeps {
   audit: AuditService;
   identity: IdentityService;
   maxPageSize: number;
-  /** Run single reads as named prepared statements (not where connections share one session). */
-  preparedStatements: boolean;
+  /** Whether single reads run as named prepared statements (not behind PgBouncer 1.18, nor on one shared session). */
+  pooler: PoolerPolicy;
   changes: RecordChangeFeed;
   /** Lists and single reads tolerate a replica: they run in `reads.read`, their statements in `reads.query`. */
   reads: ReadRouting;
@@ -139,9 +140,8 @@ export class RecordService<E extends OwnedEntity> {
     const plan = await this.readPlan(principal, selection, bind);
     const sql = `SELECT ${plan.select} FROM ${this.metadata.tablePath} r ${plan.joins}
       WHERE r.id = ${bind(id)} AND (${where})`;
-    const rows = await this.deps.reads.query<Record<string, unknown>>(
-      this.deps.preparedStatements ? preparedStatement(sql) : sql,
-      params,
+    const rows = await this.deps.pooler.run((named) =>
+      this.deps.reads.query<Record<string, unknown>>(named ? preparedStatement(sql) : sql, params),
     );
     return plan.decode(rows)[0] ?? null;
   }

@@ -23,7 +23,7 @@ export const recordsModule = defineModule<RecordsServices>({
   entities: [AccountEntity, LeadEntity, DealEntity],
   migrations: [RecordSortIndexes1764800000000],
   cacheNamespaces: [RECORDS_CACHE],
-  createServices: ({ services, config, dataSource, cache, metrics, logger, reads }) => {
+  createServices: ({ services, config, dataSource, cache, metrics, logger, pooler, reads }) => {
     const audit = requireService(services, 'audit', 'records');
     audit.declare({ objectTypes: Object.values(RecordType) });
     return {
@@ -34,8 +34,7 @@ export const recordsModule = defineModule<RecordsServices>({
           audit,
           identity: requireService(services, 'identity', 'records'),
           maxPageSize: config.graphql.maxPageSize,
-          // PGlite serves every connection from one session: a statement one connection prepared exists for all.
-          preparedStatements: config.database.driver !== 'embedded',
+          pooler,
           changes: new RecordChangeFeed(logger),
           reads,
         },

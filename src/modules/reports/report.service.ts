@@ -1,6 +1,7 @@
 import { performance } from 'node:perf_hooks';
 import type { Pool } from 'pg';
 import type { ReadRouting } from '../../platform/db/read-routing';
+import type { PoolerPolicy } from '../../platform/db/pooler';
 import type { Counter, Histogram } from 'prom-client';
 import { AppError, ForbiddenError } from '../../platform/errors/app-error';
 import type { Logger } from '../../platform/logging/logger';
@@ -67,6 +68,8 @@ export interface ReportServiceDeps {
   reads: ReadRouting;
   /** Where reports read from rollups run (planned without parallel workers). */
   rollupPool: Pool;
+  /** Named statements or not (not behind PgBouncer 1.18), for the plan cache's prepared statements. */
+  pooler: PoolerPolicy;
   visibility: ServiceRegistry['visibility'];
   metrics: ReportMetrics;
   settings: ReportSettings;
@@ -87,8 +90,8 @@ export class ReportService {
 
   constructor(private readonly deps: ReportServiceDeps) {
     // One settings object for all: a change to it (rollupMaxRatio, in tests) is seen everywhere.
-    const { pool, rollupPool, visibility, metrics, settings, logger } = deps;
-    this.statements = new ReportStatements({ pool, metrics, settings });
+    const { pool, rollupPool, visibility, metrics, settings, logger, pooler } = deps;
+    this.statements = new ReportStatements({ pool, metrics, settings, pooler });
     this.rollups = new RollupReads({ pool, rollupPool, statements: this.statements, metrics, settings });
     this.rebuilder = new RollupRebuild({ pool, visibility, metrics, settings, logger });
   }

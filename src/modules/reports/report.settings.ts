@@ -1,10 +1,11 @@
 import { z } from 'zod';
-import { defineSettings, positiveInt } from '../../config/settings';
+import { defineSettings, optionalPositiveInt, positiveInt } from '../../config/settings';
 
 /** Reports: their own connections, a statement timeout, the planner-cost budget a live report may not pass. */
 export const reportSettings = defineSettings({
   variables: {
-    REPORT_DB_POOL_SIZE: positiveInt(4),
+    /** Explicit size (each of its two pools); unset: its share of DATABASE_MAX_CONNECTIONS (at most 4). */
+    REPORT_DB_POOL_SIZE: optionalPositiveInt(),
     REPORT_STATEMENT_TIMEOUT_MS: positiveInt(10_000),
     REPORT_MAX_COST: z.coerce.number().positive().default(5_000_000),
     REPORT_PLAN_CACHE_SIZE: positiveInt(500),

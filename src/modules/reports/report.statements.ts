@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
 import type { Pool } from 'pg';
+import type { PoolerPolicy } from '../../platform/db/pooler';
 import type { Counter } from 'prom-client';
 import { AppError, ValidationError } from '../../platform/errors/app-error';
 import { ReportErrorCode } from './report.errors';
@@ -28,6 +29,8 @@ export interface ReportStatementsDeps {
   pool: Pool;
   metrics: { planCache: Counter<'result'>; rejected: Counter<'reason'> };
   settings: { readonly planCacheSize: number; readonly statementTimeoutMs: number };
+  /** Behind a transaction pooler the statements run unnamed (parsed and planned on every run). */
+  pooler: PoolerPolicy;
 }
 
 /**
@@ -89,18 +92,20 @@ export class ReportStatements {
     return { name, cost };
   }
 
-  /** Runs a priced statement as its named prepared statement on `pool`. */
+  /** Runs a priced statement as its named prepared statement on `pool` (unnamed behind a transaction pooler). */
   async execute(
     priced: PricedStatement,
     statement: Statement,
     pool: Pool = this.deps.pool,
   ): Promise<Array<Record<string, unknown>>> {
     const { rows } = await this.timed(() =>
-      pool.query<Record<string, unknown>>({
-        name: priced.name,
-        text: statement.text,
-        values: statement.values,
-      }),
+      this.deps.pooler.run((named) =>
+        pool.query<Record<string, unknown>>({
+          ...(named ? { name: priced.name } : {}),
+          text: statement.text,
+          values: statement.values,
+        }),
+      ),
     );
     return rows;
   }

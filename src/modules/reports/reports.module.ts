@@ -23,6 +23,9 @@ export const ReportMetric = {
   rebuild: 'crm_report_rollup_rebuild_seconds',
 } as const;
 
+/** The reports' pg pools, each REPORT_DB_POOL_SIZE when set (see `pools`). */
+const ReportPool = { main: 'report pool', rollups: 'report rollup pool' } as const;
+
 /**
  * Report aggregates (COUNT, SUM, AVG, MIN, MAX by fields and date buckets) under the caller's visibility, from rollups
  * kept exact by triggers when they hold the report, live otherwise.
@@ -31,21 +34,28 @@ export const reportsModule = defineModule<ReportServices>({
   name: 'reports',
   migrations: [ReportRollups1765100000000],
   errorCodes: ReportErrorCode,
-  createServices: ({ config, logger, metrics, openPool, reads, services }) => {
-    const reportPool = (name: string, options?: string) =>
+  pools: (config) =>
+    Object.values(ReportPool).map((name) => ({
+      name,
+      weight: 4,
+      size: config.reports.poolSize,
+      setting: 'REPORT_DB_POOL_SIZE',
+    })),
+  createServices: ({ config, logger, metrics, openPool, pooler, reads, services }) => {
+    const reportPool = (name: string, settings?: Record<string, number>) =>
       openPool(name, {
-        max: config.reports.poolSize,
         // Every report statement is stopped here; the service turns it into REPORT_TIMEOUT.
         statementTimeoutMs: config.reports.statementTimeoutMs,
-        options,
+        settings,
       });
     return {
       reports: new ReportService({
-        pool: reportPool('report pool'),
+        pool: reportPool(ReportPool.main),
         reads,
         // Rollup reads are small; a correction the rollup holds is skipped at run time, but the planner would still
         // start parallel workers for it (milliseconds each): these connections plan without them.
-        rollupPool: reportPool('report rollup pool', '-c max_parallel_workers_per_gather=0'),
+        rollupPool: reportPool(ReportPool.rollups, { max_parallel_workers_per_gather: 0 }),
+        pooler,
         visibility: requireService(services, 'visibility', 'reports'),
         metrics: {
           duration: metrics.histogram(

@@ -1,4 +1,4 @@
-import { Client, type Pool, type PoolClient } from 'pg';
+import type { Pool, PoolClient } from 'pg';
 import type { Logger } from '../../platform/logging/logger';
 import { RECORD_TABLE, type RecordType } from '../kernel';
 import { CountingIndex, type CanonicalRow } from './counting-index';
@@ -23,10 +23,17 @@ export interface IndexOptions {
   idleMs: number;
   /** Bytes the indexes held and being built may take in all; the least recently used are evicted to stay within. */
   maxBytes: number;
-  /** Read the records' lexemes on a second connection (same snapshot) while the columns load. */
-  parallelBuild: boolean;
-  /** For that second connection: the server the build reads from (a replica's, inside a read routed to it). */
-  connectionString?: () => string | undefined;
+  /**
+   * Read the records' lexemes on a second connection of this pool (same snapshot) while the columns load, when one is
+   * free: a build never waits for it (two builds must never each hold one connection waiting for another).
+   */
+  lexemePool?: Pool;
+}
+
+/** A connection of `pool` if it has one free now (idle, or room for a new one), without waiting. */
+async function connectIfFree(pool: Pool): Promise<PoolClient | undefined> {
+  const free = pool.waitingCount === 0 && (pool.idleCount > 0 || pool.totalCount < pool.options.max);
+  return free ? pool.connect() : undefined;
 }
 
 interface Entry {
@@ -202,15 +209,13 @@ export class SearchIndexes {
     const client = await this.pool.connect();
     // Postgres spends most of a build making the search documents' lexemes: on a server (not the embedded database,
     // which has one connection) a second connection reads them from the same snapshot, on another core.
-    // Its own connection, outside the pool: two builds must never each hold one pooled connection waiting for another.
-    let lexemeClient: Client | undefined;
+    let lexemeClient: PoolClient | undefined;
     const build: BuildState = { companyId, type, failure: undefined };
     try {
       await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
-      const connectionString = this.options.connectionString?.();
-      if (this.options.parallelBuild && connectionString) {
-        lexemeClient = new Client({ connectionString });
-        await this.shareSnapshot(client, lexemeClient);
+      if (this.options.lexemePool) {
+        lexemeClient = await connectIfFree(this.options.lexemePool);
+        if (lexemeClient) await this.shareSnapshot(client, lexemeClient);
       }
       const { rows } = await client.query<{ version: string; n: number }>(
         `SELECT ${VERSION_SQL} AS version, (SELECT count(*)::int FROM ${RECORD_TABLE[type]} WHERE company_id = $1) AS n`,
@@ -241,23 +246,22 @@ export class SearchIndexes {
       await client.query('ROLLBACK').catch(() => undefined);
       throw error;
     } finally {
-      // A failed connection is not given back to the pool (a build refused room did not fail).
+      // A failed connection is not given back to the pool (a build refused room did not fail); nor is the lexeme one
+      // (its transaction may be open still).
       client.release(
         build.failure instanceof Error && !(build.failure instanceof IndexOverBudget)
           ? build.failure
           : undefined,
       );
-      await lexemeClient?.end().catch(() => undefined);
+      lexemeClient?.release(build.failure === undefined ? undefined : true);
     }
   }
 
   /** Opens `reader` in the snapshot of `client`'s transaction (exported), for a second stream of the same build. */
-  private async shareSnapshot(client: PoolClient, reader: Client): Promise<void> {
+  private async shareSnapshot(client: PoolClient, reader: PoolClient): Promise<void> {
     const { rows } = await client.query<{ snapshot: string }>('SELECT pg_export_snapshot() AS snapshot');
     const snapshot = rows[0]!.snapshot;
     if (!/^[0-9A-F-]+$/i.test(snapshot)) throw new Error(`unexpected snapshot id ${snapshot}`);
-    reader.on('error', (error) => this.logger.warn({ err: error }, 'search build connection failed'));
-    await reader.connect();
     await reader.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
     await reader.query(`SET TRANSACTION SNAPSHOT '${snapshot}'`);
   }
@@ -271,7 +275,7 @@ export class SearchIndexes {
     index: CountingIndex,
     n: number,
     client: PoolClient,
-    lexemeClient: Client | undefined,
+    lexemeClient: PoolClient | undefined,
   ): Promise<number> {
     const { type } = build;
     const columns = canonicalColumns(type).filter(({ spec }) => index.columns.has(spec.name));
@@ -310,7 +314,7 @@ export class SearchIndexes {
   /** Reads one stream of a build through a cursor in batches, handing each row to `take`; returns the rows read. */
   private async drain(
     build: BuildState,
-    on: PoolClient | Client,
+    on: PoolClient,
     stream: {
       cursor: string;
       select: string;

@@ -1,7 +1,6 @@
 import { Search1765200000000 } from '../../../migrations/1765200000000-search';
 import { TieredCache } from '../../platform/cache/tiered.cache';
 import { ShutdownPhase } from '../../platform/lifecycle/lifecycle';
-import { RoutedPool } from '../../platform/db/routed-pool';
 import { MetricBuckets } from '../../platform/metrics/metrics';
 import { defineModule, requireService } from '../kernel';
 
@@ -21,6 +20,9 @@ declare module '../kernel/registries' {
   // eslint-disable-next-line @typescript-eslint/no-empty-object-type
   interface ServiceRegistry extends SearchServices {}
 }
+
+/** The search's pg pools (see `pools`). */
+const SearchPool = { main: 'search pool', lexemes: 'search build pool' } as const;
 
 /** The two-tier cache of result windows and facets: keys `crm:search:...`. */
 export const SEARCH_CACHE = 'search';
@@ -44,9 +46,13 @@ export const searchModule = defineModule<SearchServices>({
   name: 'search',
   migrations: [Search1765200000000],
   cacheNamespaces: [SEARCH_CACHE],
+  pools: (config) => [
+    { name: SearchPool.main, weight: 6, size: config.search.poolSize, setting: 'SEARCH_DB_POOL_SIZE' },
+    // Builds read the lexemes on a second connection when one is free (not on the embedded database's one session).
+    ...(config.database.driver === 'postgres' ? [{ name: SearchPool.lexemes, weight: 1 }] : []),
+  ],
   createServices: async ({
     config,
-    dataSource,
     redis,
     events,
     logger,
@@ -56,8 +62,7 @@ export const searchModule = defineModule<SearchServices>({
     reads,
     services,
   }) => {
-    const pool = openPool('search pool', {
-      max: config.search.poolSize,
+    const pool = openPool(SearchPool.main, {
       // A search waits for a connection as long as it would for its statements.
       connectionTimeoutMs: config.search.statementTimeoutMs,
       statementTimeoutMs: config.search.statementTimeoutMs,
@@ -107,9 +112,7 @@ export const searchModule = defineModule<SearchServices>({
         maxCatchUp: config.search.maxCatchUp,
         idleMs: config.search.idleMs,
         maxBytes: config.search.indexMaxBytes,
-        parallelBuild: config.database.driver === 'postgres',
-        connectionString: () =>
-          pool instanceof RoutedPool ? pool.connectionString : (dataSource.options as { url?: string }).url,
+        lexemePool: config.database.driver === 'postgres' ? openPool(SearchPool.lexemes) : undefined,
       },
     );
     lifecycle.register('search indexes', ShutdownPhase.database, () => indexes.stop());

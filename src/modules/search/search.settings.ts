@@ -1,10 +1,11 @@
 import { z } from 'zod';
-import { defineSettings, positiveInt } from '../../config/settings';
+import { defineSettings, optionalPositiveInt, positiveInt } from '../../config/settings';
 
 /** Faceted search: its pool, the counting index, cached windows, the change log (config.search). */
 export const searchSettings = defineSettings({
   variables: {
-    SEARCH_DB_POOL_SIZE: positiveInt(6),
+    /** Explicit size; unset: its share of DATABASE_MAX_CONNECTIONS (at most 6). */
+    SEARCH_DB_POOL_SIZE: optionalPositiveInt(),
     SEARCH_STATEMENT_TIMEOUT_MS: positiveInt(10_000),
     SEARCH_INDEX: z.enum(['on', 'off']).default('on'),
     SEARCH_INDEX_BUILD_WAIT_MS: z.coerce.number().int().min(0).default(250),
