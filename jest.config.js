@@ -20,6 +20,7 @@ const PATH_INDEPENDENT = [
   'embedded-session',
   'graphql-fast-path',
   'migration-state',
+  'postgres-pair',
   'prepared-statement',
   'queue',
   'record-filter',
