@@ -1,67 +1,21 @@
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { startRedisCluster, type RedisCluster } from '../../bench/cluster/redis-cluster';
 import { HealthQueue } from '../../src/modules/health/health.processor';
 import { buildSharingOrg } from '../helpers/sharing-org';
-import { freePort } from '../helpers/ports';
 import { startTestApp, type TestApp } from '../helpers/test-app';
 
 /** A real three-master Redis Cluster on loopback, made for this test and removed after it. */
 describe('Redis Cluster driver', () => {
-  const dir = mkdtempSync(join(tmpdir(), 'crm-cluster-'));
-  const servers: ChildProcess[] = [];
-  let ports: number[] = [];
+  let cluster: RedisCluster | undefined;
   let t: TestApp | undefined;
 
   beforeAll(async () => {
-    ports = [await freePort(), await freePort(), await freePort()];
-    for (const port of ports) {
-      const server = spawn('redis-server', [
-        '--port',
-        String(port),
-        '--bind',
-        '127.0.0.1',
-        '--cluster-enabled',
-        'yes',
-        '--cluster-config-file',
-        `nodes-${port}.conf`,
-        '--dir',
-        dir,
-        '--save',
-        '',
-        '--appendonly',
-        'no',
-      ]);
-      servers.push(server);
-      await new Promise<void>((resolve) =>
-        server.stdout.on(
-          'data',
-          (chunk: Buffer) => chunk.toString().includes('Ready to accept') && resolve(),
-        ),
-      );
-    }
-    const created = spawnSync('redis-cli', [
-      '--cluster',
-      'create',
-      ...ports.map((p) => `127.0.0.1:${p}`),
-      '--cluster-replicas',
-      '0',
-      '--cluster-yes',
-    ]);
-    expect(created.status).toBe(0);
-    for (let i = 0; i < 50; i++) {
-      const info = spawnSync('redis-cli', ['-p', String(ports[0]), 'cluster', 'info']).stdout.toString();
-      if (info.includes('cluster_state:ok')) break;
-      await new Promise((resolve) => setTimeout(resolve, 100));
-    }
-    t = await startTestApp({ REDIS_CLUSTER_NODES: ports.map((p) => `127.0.0.1:${p}`).join(',') });
+    cluster = await startRedisCluster({ masters: 3 });
+    t = await startTestApp({ REDIS_CLUSTER_NODES: cluster.nodes.join(',') });
   }, 60_000);
 
   afterAll(async () => {
     await t?.stop();
-    servers.forEach((server) => server.kill('SIGKILL'));
-    rmSync(dir, { recursive: true, force: true });
+    await cluster?.stop();
   });
 
   it('serves records, sharing and invalidation through the cluster', async () => {
