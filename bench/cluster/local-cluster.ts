@@ -239,6 +239,9 @@ export async function startLocalCluster(options: LocalClusterOptions = {}): Prom
       AUDIT_ARCHIVE_DIR: join(root, 'audit'),
       EXPORT_DIR: join(root, 'exports'),
       HOST: '127.0.0.1',
+      // Ctrl-C in a terminal signals every process of the group at once: Redis and Postgres may be gone before a
+      // gateway has drained, and its shutdown then waits out this budget.
+      SHUTDOWN_TIMEOUT_MS: '5000',
       ...options.env,
     };
 
@@ -248,7 +251,7 @@ export async function startLocalCluster(options: LocalClusterOptions = {}): Prom
     const { gateways, workers, gatewayPorts } = await gatewaysAndWorkers(env, options);
     children.push(...[...gateways, ...workers].map((managed) => () => running(managed)));
     stops.push(async () => {
-      await Promise.all([...gateways, ...workers].map((managed) => stopWithin(managed, 15_000)));
+      await Promise.all([...gateways, ...workers].map((managed) => stopWithin(managed, 8000)));
     });
     log(`starting ${gateways.length} gateways and ${workers.length} workers ...`);
     await Promise.all([...gateways, ...workers].map((managed) => managed.start()));
