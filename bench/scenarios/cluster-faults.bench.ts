@@ -183,6 +183,13 @@ export const clusterFaults: Scenario = {
       const failureKinds = [
         ...new Set(figures.failures.map((f) => `${f.operation}: ${f.message.slice(0, 120)}`)),
       ];
+      const failuresByOperation = Object.entries(
+        figures.failures.reduce<Record<string, number>>((counts, failure) => {
+          counts[failure.operation] = (counts[failure.operation] ?? 0) + 1;
+          return counts;
+        }, {}),
+      ).map(([operation, count]) => `${operation} ${count}`);
+      const replicaReadsResumed = byName('replica').detail!.replicaReadsResumedMs!;
       const [one, five] = loadavg();
       return {
         scenario: 'cluster.faults',
@@ -208,7 +215,7 @@ export const clusterFaults: Scenario = {
           gatewayRecoverMs: byName('gateway').recoveredMs,
           workerRecoverMs: byName('worker').recoveredMs,
           replicaRecoverMs: byName('replica').recoveredMs,
-          replicaReadsResumedMs: byName('replica').detail!.replicaReadsResumedMs!,
+          replicaReadsResumedMs: replicaReadsResumed,
           requestsPerSecondDuringFaults: duringRate,
           p95MsDuringFaults: during.p95Ms,
         },
@@ -221,7 +228,12 @@ export const clusterFaults: Scenario = {
           `and their rows (${figures.acknowledgedLeadIds.length} / ${rows.acknowledged}), exports ` +
           `(${figures.exportIds.length} / ${settled.exportsCompleted}), workflows (${figures.workflowRunIds.length} / ` +
           `${settled.workflowsCompleted}); target: failures only in flight on the killed gateway. ` +
-          (failureKinds.length ? `Failures seen: ${failureKinds.slice(0, 8).join(' | ')}` : 'No failure.'),
+          (Number.isNaN(replicaReadsResumed)
+            ? 'The gateways report no replica reads (crm_db_reads_total{target="replica"}): no replica routing here. '
+            : '') +
+          (failureKinds.length
+            ? `Failed by operation: ${failuresByOperation.join(', ')}. Failures seen: ${failureKinds.slice(0, 8).join(' | ')}`
+            : 'No failure.'),
       };
     } finally {
       await cluster.stop();
