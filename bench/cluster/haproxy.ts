@@ -79,6 +79,8 @@ frontend gateway
 
 backend gateways
   balance roundrobin
+  # Which gateway answered (for tests and for a person reading curl -i).
+  http-response set-header X-Served-By %s
   option httpchk GET /readyz
   http-check expect status 200
   # A gateway that stops answering is out within ~1 s (or at its first refused connection), and back after two

@@ -58,12 +58,14 @@ describe('npm run cluster', () => {
     if (cli.exitCode === null) cli.kill('SIGKILL');
   });
 
+  const servedBy = new Set<string>();
   const graphql = async (query: string, variables?: Record<string, unknown>) => {
     const response = await fetch(`${ready.url}/graphql`, {
       method: 'POST',
       headers: { 'content-type': 'application/json', authorization: `Bearer ${ready.token}` },
       body: JSON.stringify({ query, variables }),
     });
+    servedBy.add(response.headers.get('x-served-by') ?? 'no x-served-by header');
     return (await response.json()) as { data?: any; errors?: unknown };
   };
 
@@ -78,6 +80,7 @@ describe('npm run cluster', () => {
       const one = await graphql('query ($id: ID!) { lead(id: $id) { id lastName } }', { id });
       expect(one).toEqual({ data: { lead: { id, lastName: list.data.leads.items[0].lastName } } });
     }
+    expect([...servedBy].sort()).toEqual(['gateway-1', 'gateway-2']);
   });
 
   it('passes a graphql-ws subscription through: an export of the seeded leads reports its progress to the end', async () => {
