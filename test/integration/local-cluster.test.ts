@@ -3,6 +3,7 @@ import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { createClient } from 'graphql-ws';
 import WebSocket from 'ws';
+import { ensureHaproxy } from '../../bench/cluster/haproxy';
 
 interface Ready {
   cluster: 'ready';
@@ -33,6 +34,8 @@ describe('npm run cluster', () => {
   let ready: Ready;
 
   beforeAll(async () => {
+    // Installed here (apt-get, when missing and root) rather than inside the cluster's start, whose wait is short.
+    ensureHaproxy();
     cli = spawn(
       process.execPath,
       [resolve(__dirname, '../../dist/bench/cluster/cluster.cli.js'), '--scale', '0.01'],
@@ -53,7 +56,7 @@ describe('npm run cluster', () => {
       cli.stdout.on('data', check);
       cli.once('exit', (code) => reject(new Error(`npm run cluster exited (${code}):\n${output}`)));
     });
-  }, 60_000);
+  }, 180_000);
   afterAll(() => {
     if (cli.exitCode === null) cli.kill('SIGKILL');
   });
