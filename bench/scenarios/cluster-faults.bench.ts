@@ -205,6 +205,11 @@ export const clusterFaults: Scenario = {
         }, {}),
       ).map(([operation, count]) => `${operation} ${count}`);
       const replicaReadsResumed = byName('replica').detail!.replicaReadsResumedMs!;
+      // Where each failure fell against the gateway kill (sent and failed, ms after the kill was sent).
+      const gatewayKilledAt = byName('gateway').killedAt;
+      const failureTimes = figures.failures
+        .slice(0, 10)
+        .map((f) => `${f.operation} sent ${f.at - gatewayKilledAt}, failed ${f.endedAt - gatewayKilledAt}`);
       const [one, five] = loadavg();
       return {
         scenario: 'cluster.faults',
@@ -247,7 +252,10 @@ export const clusterFaults: Scenario = {
             ? 'The gateways report no replica reads (crm_db_reads_total{target="replica"}): no replica routing here. '
             : '') +
           (failureKinds.length
-            ? `Failed by operation: ${failuresByOperation.join(', ')}. Failures seen: ${failureKinds.slice(0, 8).join(' | ')}`
+            ? `Failed by operation: ${failuresByOperation.join(', ')}. Failures seen: ${failureKinds.slice(0, 8).join(' | ')}. ` +
+              `Against the gateway kill (ms): ${failureTimes.join('; ')}. The gateway went down ` +
+              `${byName('gateway').deadAt - gatewayKilledAt} ms after the kill was sent. Rows marked but not ` +
+              `acknowledged (committed, their answer lost with the gateway): ${rows.marked - rows.acknowledged}`
             : 'No failure.'),
       };
     } finally {
