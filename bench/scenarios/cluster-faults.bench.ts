@@ -124,13 +124,16 @@ async function rowsInPostgres(databaseUrl: string, marker: string, ids: string[]
   }
 }
 
-/** Failures of requests that were in flight when a gateway was killed (sent before, failed within 3 s after). */
+/**
+ * Failures of requests that were in flight when a gateway was killed: sent before it had exited, failed from the kill
+ * on and within 3 s of the exit.
+ */
 function failuresAtGatewayKill(figures: MixedLoadFigures, faults: Fault[]): number {
-  const kills = faults.filter((fault) => fault.name === 'gateway').map((fault) => fault.killedAt);
+  const kills = faults.filter((fault) => fault.name === 'gateway');
   return figures.failures.filter((failure) =>
     kills.some(
-      (killedAt) =>
-        failure.at <= killedAt && failure.endedAt >= killedAt && failure.endedAt <= killedAt + 3000,
+      ({ killedAt, deadAt }) =>
+        failure.at <= deadAt && failure.endedAt >= killedAt && failure.endedAt <= deadAt + 3000,
     ),
   ).length;
 }
