@@ -14,6 +14,8 @@ const PATH_INDEPENDENT = [
   'bench-callers',
   'cache-consistency',
   'cli',
+  'cluster-queues',
+  'cluster-worker-kill',
   'compose-file',
   'embedded-capabilities',
   'embedded-mode',

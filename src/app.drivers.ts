@@ -9,6 +9,10 @@ import { createDataSource } from './platform/db/data-source.factory';
 import { startEmbeddedPostgres } from './platform/db/embedded-postgres';
 import { assertMigrated } from './platform/db/migration-state';
 import type { QueryCountingLogger } from './platform/db/query-counting.logger';
+import { Pool } from 'pg';
+import { ReadRouting, WriteFloors, dataSourceConnection, type RowQuery } from './platform/db/read-routing';
+import { ReplicaMonitor } from './platform/db/replica-monitor';
+import { walPosition } from './platform/db/wal-position';
 import { ShutdownPhase, type Lifecycle } from './platform/lifecycle/lifecycle';
 import type { Logger } from './platform/logging/logger';
 import { redactCredentials } from './platform/logging/redact';
@@ -130,8 +134,8 @@ export async function startMessaging(
       }),
       queue: new BullMqQueueDriver({
         connection: connect('queue', false),
-        // BullMQ's scripts touch several keys of a queue: in a cluster they must share a hash slot.
-        prefix: config.redis.driver === 'redis-cluster' ? `{${queuePrefix}}` : queuePrefix,
+        // On a cluster the driver hash-tags each queue's keys (BullMqQueueDriver.keyPrefix).
+        prefix: queuePrefix,
         logger,
       }),
       redisClients,
@@ -154,6 +158,61 @@ export async function startMessaging(
   lifecycle.register('queues', ShutdownPhase.queues, () => queue.closeQueues());
   lifecycle.register('queue-workers', ShutdownPhase.workers, () => queue.closeWorkers());
   return messaging;
+}
+
+/**
+ * Read replicas, when DATABASE_REPLICA_URLS lists any: their health checks, and the routing that sends reads there
+ * while keeping read-your-writes (floors in Redis, so every process honours a write any of them acknowledged).
+ */
+export async function startReadRouting(
+  config: AppConfig,
+  dataSource: DataSource,
+  redis: RedisClient | undefined,
+  { logger, lifecycle, metrics, drivers }: ComposeTools,
+): Promise<ReadRouting> {
+  const { replicaUrls, replicaMaxLagMs, replicaCheckMs, poolSize } = config.database;
+  const primary: RowQuery = (sql, params) => dataSource.query(sql, params);
+  const primaryConnection = () => dataSourceConnection(dataSource);
+  if (replicaUrls.length === 0) return new ReadRouting({ primary, primaryConnection, logger, metrics });
+  const primaryPosition = async () => {
+    const [row] = await dataSource.query<Array<{ lsn: string }>>('SELECT pg_current_wal_lsn()::text AS lsn');
+    return walPosition(row!.lsn);
+  };
+  const monitor = new ReplicaMonitor({
+    replicaUrls,
+    primaryPosition,
+    maxLagMs: replicaMaxLagMs,
+    checkIntervalMs: replicaCheckMs,
+    logger,
+  });
+  await monitor.start();
+  lifecycle.register('replica-checks', ShutdownPhase.database, () => monitor.stop());
+  drivers.replicas = monitor.replicas
+    .map(
+      (replica) =>
+        `${replica.name} ${redactCredentials(replica.url)} (${replica.up ? 'up' : replica.problem})`,
+    )
+    .join(', ');
+  // A floor matters only while a replica within the lag limit may not have replayed it yet; checks add their period.
+  const floorTtlMs = replicaMaxLagMs + 2 * replicaCheckMs + 1000;
+  const replicaPools = replicaUrls.map((url, index) => {
+    const pool = new Pool({ connectionString: url, max: poolSize, connectionTimeoutMillis: 2000 });
+    pool.on('error', (error: Error & { code?: string }) =>
+      logger.warn({ error: error.message, code: error.code, replica: index + 1 }, 'replica connection lost'),
+    );
+    lifecycle.register(`replica-${index + 1} pool`, ShutdownPhase.database, () => pool.end());
+    return pool;
+  });
+  return new ReadRouting({
+    primary,
+    primaryConnection,
+    monitor,
+    replicaPools,
+    floors: new WriteFloors(redis, floorTtlMs),
+    primaryPosition,
+    logger,
+    metrics,
+  });
 }
 
 export async function readiness(

@@ -22,7 +22,7 @@ import { startMetricsServer } from './server/metrics.server';
 export async function startTransport(
   modules: readonly CrmModule[],
   services: ServiceRegistry,
-  { config, logger, metrics, lifecycle, pubsub }: ModuleDrivers,
+  { config, logger, metrics, lifecycle, pubsub, reads }: ModuleDrivers,
   readinessCheck: () => Promise<Record<string, boolean>>,
 ): Promise<string> {
   const schema = await buildGatewaySchema(
@@ -44,6 +44,7 @@ export async function startTransport(
     logger,
     operationMetrics,
     introspection: config.graphql.introspection,
+    reads,
   });
   const websocket = { close: async (): Promise<void> => {} };
   const { httpServer, apollo } = await createHttpGateway({

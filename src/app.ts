@@ -2,7 +2,7 @@ import 'reflect-metadata';
 import { resolve } from 'node:path';
 import type { DataSource } from 'typeorm';
 import type { AppConfig } from './config/config';
-import { readiness, startDatabase, startMessaging } from './app.drivers';
+import { readiness, startDatabase, startMessaging, startReadRouting } from './app.drivers';
 import { startMetricsListener, startTransport } from './app.transport';
 import { type ModuleDrivers, type ProcessRole, type ServiceRegistry } from './modules/kernel';
 import type { CrmModule } from './modules/kernel';
@@ -87,6 +87,12 @@ async function compose(options: AppOptions, logger: Logger, lifecycle: Lifecycle
   const database = await startDatabase(options, modules, { logger, lifecycle, metrics, drivers });
   const messaging = await startMessaging(options, { logger, lifecycle, metrics, drivers });
   const { queue } = messaging;
+  const reads = await startReadRouting(config, database.dataSource, messaging.cacheClient, {
+    logger,
+    lifecycle,
+    metrics,
+    drivers,
+  });
   queue.declareQueues(modules.flatMap((module) => module.queues ?? []));
   assertDistinct(modules, 'cache namespace', (module) => module.cacheNamespaces ?? []);
   metrics.provideQueueCounts(() => queue.counts().catch(() => []));
@@ -105,7 +111,14 @@ async function compose(options: AppOptions, logger: Logger, lifecycle: Lifecycle
     events: messaging.events,
     queue,
     storage,
-    openPool: createPoolOpener({ url: database.url, logger, lifecycle }),
+    reads,
+    openPool: createPoolOpener({
+      url: database.url,
+      replicaUrls: config.database.replicaUrls,
+      routing: reads,
+      logger,
+      lifecycle,
+    }),
     pubsub: messaging.pubsub,
     metrics,
     lifecycle,

@@ -47,6 +47,16 @@ const platformVariables = {
   DATABASE_POOL_SIZE: positiveInt(10),
   /** `auto`: run pending migrations at start (the embedded default); `check`: refuse to start while any is pending. */
   DATABASE_MIGRATE: z.enum(['auto', 'check']).optional(),
+  /** Postgres streaming replicas that take the reads which tolerate one (comma-separated); none = all on the primary. */
+  DATABASE_REPLICA_URLS: z
+    .string()
+    .optional()
+    .refine(
+      (value) => listEntries(value).every((url) => /^(postgres|postgresql):\/\/./.test(url)),
+      'must be a comma-separated list of postgres:// URLs',
+    ),
+  DATABASE_REPLICA_MAX_LAG_MS: positiveInt(2000),
+  DATABASE_REPLICA_CHECK_MS: positiveInt(250),
   EMBEDDED_DATA_DIR: z.string().min(1).default('.data/pglite'),
   /** Files (exports and other module output) live here with the local storage driver. */
   STORAGE_DIR: z.string().min(1).default('.data/storage'),
@@ -141,6 +151,12 @@ export interface AppConfig extends ModuleSettings {
     readonly embeddedDataDir: string;
     /** What a gateway or worker does with pending migrations at start. */
     readonly migrate: 'auto' | 'check';
+    /** Read replicas (streaming standbys of the primary); empty = every read on the primary. */
+    readonly replicaUrls: readonly string[];
+    /** A replica further behind than this is skipped until it catches up. */
+    readonly replicaMaxLagMs: number;
+    /** How often each replica's replay position is checked. */
+    readonly replicaCheckMs: number;
   };
   readonly redis: {
     readonly driver: RedisDriver;
@@ -225,6 +241,9 @@ export function loadConfig(
       poolSize: e.DATABASE_POOL_SIZE,
       embeddedDataDir: e.EMBEDDED_DATA_DIR,
       migrate: e.DATABASE_MIGRATE ?? (e.DATABASE_URL ? 'check' : 'auto'),
+      replicaUrls: listEntries(e.DATABASE_REPLICA_URLS),
+      replicaMaxLagMs: e.DATABASE_REPLICA_MAX_LAG_MS,
+      replicaCheckMs: e.DATABASE_REPLICA_CHECK_MS,
     },
     redis: {
       driver: clusterNodes.length > 0 ? 'redis-cluster' : e.REDIS_URL ? 'redis' : 'memory',

@@ -30,6 +30,16 @@ export const commaList = (pattern: RegExp, message: string) =>
 
 export const port = (defaultValue: number) => z.coerce.number().int().min(0).max(65535).default(defaultValue);
 export const positiveInt = (defaultValue: number) => z.coerce.number().int().positive().default(defaultValue);
+/**
+ * A worker's claim on a job (BullMQ's lock duration and stalled-check interval): a killed worker's job is taken over
+ * one to two claims later. Under a second the claim is renewed so often that a busy event loop loses live jobs.
+ */
+export const claimMs = (defaultValue: number) =>
+  z.coerce
+    .number()
+    .int()
+    .min(1000, { message: 'must be at least 1000 ms (a shorter claim lapses between renewals)' })
+    .default(defaultValue);
 export const optionalUrl = (protocols: RegExp) =>
   z
     .string()

@@ -12,6 +12,7 @@ import {
 } from 'graphql';
 import type { Principal, RequestContext } from '../modules/kernel';
 import { classifyDatabaseError } from '../platform/db/db-errors';
+import type { ReadRouting } from '../platform/db/read-routing';
 import { AppError, ErrorCode } from '../platform/errors/app-error';
 import type { Logger } from '../platform/logging/logger';
 import type { ContextFactory } from './context';
@@ -34,6 +35,8 @@ export interface OperationCoreOptions {
   operationMetrics: OperationMetrics;
   /** Introspection on: answer `__schema`/`__type` and keep graphql-js's "Did you mean" hints; off: neither. */
   introspection: boolean;
+  /** Read replicas' routing: a mutation reads from the primary, and its caller's next reads see what it wrote. */
+  reads?: ReadRouting;
 }
 
 /** A caller as the edge sees it: a principal (undefined when anonymous), or the coded error to answer instead. */
@@ -127,6 +130,24 @@ export class OperationCore {
 
   context(principal: Principal | undefined, requestId?: string): RequestContext {
     return this.options.contexts.create(principal, requestId);
+  }
+
+  /** Before executing: a mutation's own reads (what it checks, what it answers with) are the primary's. */
+  beginExecution(operationType: OperationTypeNode | undefined, principal: Principal | undefined): void {
+    if (operationType === OperationTypeNode.MUTATION && principal)
+      this.options.reads?.pinToPrimary(principal);
+  }
+
+  /**
+   * After executing, before answering: once a mutation has run, its caller's reads (in any process) go to a replica
+   * only when it has replayed what the mutation committed.
+   */
+  async settleExecution(
+    operationType: OperationTypeNode | undefined,
+    principal: Principal | undefined,
+  ): Promise<void> {
+    if (operationType === OperationTypeNode.MUTATION && principal)
+      await this.options.reads?.noteWrite(principal);
   }
 
   /** Starts timing an operation; call the returned function once it has been answered. */

@@ -9,8 +9,8 @@ import type { RequestContext } from '../modules/kernel';
 
 /**
  * Apollo Server as an adapter over the operation core: the core's rules, parse options and error shape, and plugins
- * for the steps Apollo's pipeline has hooks for (variable limits, operation metrics, the whole-request status, the
- * drain on shutdown).
+ * for the steps Apollo's pipeline has hooks for (variable limits, operation metrics, the whole-request status,
+ * read-your-writes around mutations, the drain on shutdown).
  */
 export function createApollo(
   core: OperationCore,
@@ -53,6 +53,18 @@ export function createApollo(
       };
     },
   };
+  const readYourWritesPlugin: ApolloServerPlugin<RequestContext> = {
+    async requestDidStart() {
+      return {
+        async didResolveOperation({ operation, contextValue }) {
+          core.beginExecution(operation?.operation, contextValue.principal);
+        },
+        async willSendResponse({ operation, contextValue }) {
+          await core.settleExecution(operation?.operation, contextValue.principal);
+        },
+      };
+    },
+  };
   const drainPlugin: ApolloServerPlugin<RequestContext> = {
     async serverWillStart() {
       // Apollo serves requests normally while its servers drain; it stops only once this resolves.
@@ -83,6 +95,7 @@ export function createApollo(
       ApolloServerPluginCacheControlDisabled(),
       metricsPlugin,
       wholeRequestStatusPlugin,
+      readYourWritesPlugin,
       drainPlugin,
       limitsPlugin,
       options.landingPage

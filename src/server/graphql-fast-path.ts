@@ -268,6 +268,7 @@ class GraphQLFastPath {
     const finishOperation = core.startOperation(operation.operation, operation.name?.value ?? null);
     const contextValue = core.context(principal, requestId);
     const compiled = this.compiledOperation(body.query, entry, body.operationName);
+    core.beginExecution(operation.operation, principal);
     const result = compiled
       ? await compiled.query(undefined, contextValue, body.variables ?? {})
       : await execute({
@@ -277,6 +278,7 @@ class GraphQLFastPath {
           operationName: body.operationName,
           contextValue,
         });
+    await core.settleExecution(operation.operation, principal);
     if (!('data' in result)) {
       // Variables that do not coerce: nothing ran. Apollo answers it (400, its wording); it times the operation.
       return this.toApollo(req, res);

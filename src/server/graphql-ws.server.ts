@@ -13,7 +13,7 @@ import { WebSocketServer } from 'ws';
 import { gatewayError } from '../graphql/errors';
 import type { OperationCore } from '../graphql/operation';
 import type { OperationMetrics } from '../graphql/operation-metrics';
-import { AuthFailure } from '../modules/kernel';
+import { AuthFailure, type RequestContext } from '../modules/kernel';
 import { ErrorCode } from '../platform/errors/app-error';
 import type { Logger } from '../platform/logging/logger';
 
@@ -90,6 +90,7 @@ export function startGraphQLWs(options: GraphQLWsOptions): {
         if ('errors' in prepared) return [...prepared.errors];
         const { operation, args } = prepared;
         const subscription = operation?.operation === OperationTypeNode.SUBSCRIPTION;
+        core.beginExecution(operation?.operation, (args.contextValue as RequestContext).principal);
         running.set(id, {
           finish: core.startOperation(
             operation?.operation ?? 'invalid',
@@ -104,7 +105,11 @@ export function startGraphQLWs(options: GraphQLWsOptions): {
         finish(id);
         return errors.map(format);
       },
-      onNext: (_ctx, _id, _payload, _args, result) => {
+      onNext: async (_ctx, _id, _payload, args, result) => {
+        await core.settleExecution(
+          getOperationAST(args.document, args.operationName)?.operation,
+          (args.contextValue as RequestContext).principal,
+        );
         if (!result.errors?.length) return;
         return { ...result, errors: result.errors.map(format) };
       },

@@ -104,9 +104,22 @@ describe('loadConfig', () => {
     expect(config.workflows.routing).toBe('single');
     // A fragment's rule names its variable, as the platform's do.
     expect(() => loadConfig({ EXPORT_GZIP_LEVEL: '12' })).toThrow(/EXPORT_GZIP_LEVEL: /);
+    for (const claim of ['EXPORT_LOCK_MS', 'WORKFLOW_LOCK_MS']) {
+      expect(() => loadConfig({ [claim]: '500' })).toThrow(new RegExp(`${claim}: must be at least 1000 ms`));
+      expect(() => loadConfig({ [claim]: '1000' })).not.toThrow();
+    }
     expect(() => loadConfig({ WORKFLOW_HTTP_ALLOWLIST: 'ftp://x' })).toThrow(
       /WORKFLOW_HTTP_ALLOWLIST: must be comma-separated http\(s\) URL prefixes/,
     );
+  });
+
+  it('reads the search index budget in megabytes, fractions allowed, and names it when it is not positive', () => {
+    expect(loadConfig({}).search.indexMaxBytes).toBe(1024 * 1024 * 1024);
+    expect(loadConfig({ SEARCH_INDEX_MAX_MB: '0.5' }).search.indexMaxBytes).toBe(512 * 1024);
+    for (const bad of ['0', '-1', 'lots', 'Infinity'])
+      expect(() => loadConfig({ SEARCH_INDEX_MAX_MB: bad })).toThrow(
+        /SEARCH_INDEX_MAX_MB: .*(number|megabytes)/,
+      );
   });
 
   it('.env.example names every variable the platform and the modules declare, and no other', () => {

@@ -1,3 +1,4 @@
+import type { ReadRouting } from '../../platform/db/read-routing';
 import type { DataSource } from 'typeorm';
 import { isUuid, ValidationError, type FieldViolation } from '../../platform/errors/app-error';
 import type { ServiceRegistry } from '../kernel/registries';
@@ -58,6 +59,8 @@ export class AuditLogQuery {
   constructor(
     private readonly deps: {
       dataSource: DataSource;
+      /** The log is read where the caller's reads run (a replica that holds their writes). */
+      reads: ReadRouting;
       audit: AuditService;
       visibility: () => VisibilityService;
       maxPageSize: number;
@@ -66,7 +69,7 @@ export class AuditLogQuery {
 
   async list(principal: Principal, input: AuditLogQueryInput): Promise<AuditLogPage> {
     const { sql, params, query } = await this.statement(principal, input);
-    const rows = await this.deps.dataSource.query<AuditRow[]>(sql, params);
+    const rows = await this.deps.reads.read(principal, () => this.deps.reads.query<AuditRow>(sql, params));
     const hasNextPage = rows.length > query.first;
     const page = rows.slice(0, query.first);
     const entries = page.map(toEntry);

@@ -37,7 +37,7 @@ export const auditModule = defineModule<AuditServices>({
   name: 'audit',
   entities: [AuditLogEntity],
   migrations: [AuditArchives1764600000000],
-  createServices: ({ dataSource, metrics, config, logger, services, storage }) => {
+  createServices: ({ dataSource, metrics, config, logger, reads, services, storage }) => {
     const partitions = new AuditPartitionManager({
       dataSource,
       archives: storage.scoped('audit-archive', { localDirectory: config.audit.archiveDirectory }),
@@ -87,6 +87,7 @@ export const auditModule = defineModule<AuditServices>({
     const audit = new AuditService();
     const auditLog = new AuditLogQuery({
       dataSource,
+      reads,
       audit,
       // Sharing is composed after audit (whose writes it records); the query needs it only once requests arrive.
       visibility: () => requireService(services, 'visibility', 'audit'),

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { defineSettings, positiveInt } from '../../config/settings';
+import { claimMs, defineSettings, positiveInt } from '../../config/settings';
 
 /** Export jobs and the direct stream route (config.exports). */
 export const exportSettings = defineSettings({
@@ -15,7 +15,7 @@ export const exportSettings = defineSettings({
     /** Row cap of the synchronous GET /exports/stream route. */
     EXPORT_STREAM_MAX_ROWS: positiveInt(10_000),
     /** How long a worker's claim on an export lasts without renewal: a killed worker's job is retried after it. */
-    EXPORT_LOCK_MS: positiveInt(30_000),
+    EXPORT_LOCK_MS: claimMs(30_000),
   },
   read: (e) => ({
     directory: e.EXPORT_DIR,

@@ -1,4 +1,5 @@
 import type { Pool, PoolClient } from 'pg';
+import type { ReadRouting } from '../../platform/db/read-routing';
 import { AppError, ErrorCode } from '../../platform/errors/app-error';
 import { bindNamed, filtersToSql, RECORD_TABLE, RecordType, sortToSql, type Principal } from '../kernel';
 import type { ServiceRegistry } from '../kernel/registries';
@@ -12,6 +13,7 @@ export interface ExportSnapshotOptions {
   /** The exports' own small pool: a long export never holds a connection GraphQL needs. */
   pool: Pool;
   visibility: () => VisibilityService;
+  reads: ReadRouting;
 }
 
 /** The statement work receives and, with `count` (the default), how many rows it will return. */
@@ -23,7 +25,8 @@ export class ExportSnapshots {
 
   /**
    * Runs `work` in a read-only REPEATABLE READ transaction on the exports' pool, so the count and the rows come from
-   * one snapshot; the statement's values are bound as transaction-local settings (COPY takes no parameters).
+   * one snapshot; the statement's values are bound as transaction-local settings (COPY takes no parameters). On a
+   * replica when the owner's writes are there; one lost before `work` began runs it again on the primary.
    */
   async run<T>(
     principal: Principal,
@@ -31,6 +34,25 @@ export class ExportSnapshots {
     limit: number | undefined,
     work: SnapshotWork<T>,
     options: { count: boolean } = { count: true },
+  ): Promise<T> {
+    let started = false;
+    return this.options.reads.read(
+      principal,
+      () =>
+        this.runOnce(principal, prepared, limit, options, (client, statement, total) => {
+          started = true;
+          return work(client, statement, total);
+        }),
+      { canRetry: () => !started },
+    );
+  }
+
+  private async runOnce<T>(
+    principal: Principal,
+    prepared: PreparedExport,
+    limit: number | undefined,
+    options: { count: boolean },
+    work: SnapshotWork<T>,
   ): Promise<T> {
     const binder = new SettingsBinder();
     const statement = await this.statement(principal, prepared, limit, binder);

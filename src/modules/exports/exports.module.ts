@@ -36,7 +36,7 @@ export const exportsModule = defineModule<ExportServices>({
   queues: Object.values(ExportQueue),
   errorCodes: ExportErrorCode,
   createServices: (drivers) => {
-    const { config, dataSource, queue, pubsub, events, logger, metrics, openPool, services } = drivers;
+    const { config, dataSource, queue, pubsub, events, logger, metrics, openPool, reads, services } = drivers;
     // Each running export holds one connection for its whole run, and the direct route one per stream.
     const pool = openPool('export pool', {
       max: Math.max(config.exports.poolSize, config.exports.concurrency + 1),
@@ -47,6 +47,7 @@ export const exportsModule = defineModule<ExportServices>({
     const snapshots = new ExportSnapshots({
       pool,
       visibility: () => requireService(services, 'visibility', 'exports'),
+      reads,
     });
     const exportMetrics: ExportMetrics = {
       operations: metrics.counter(

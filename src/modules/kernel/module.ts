@@ -4,6 +4,7 @@ import type { CacheStore } from '../../platform/cache/cache.store';
 import type { Lifecycle } from '../../platform/lifecycle/lifecycle';
 import type { Logger } from '../../platform/logging/logger';
 import type { Pool } from 'pg';
+import type { ReadRouting } from '../../platform/db/read-routing';
 import type { Metrics } from '../../platform/metrics/metrics';
 import type { GraphQLPubSub } from '../../platform/pubsub/graphql-pubsub';
 import type { EventBus } from '../../platform/pubsub/event-bus';
@@ -44,6 +45,11 @@ export interface ModuleDrivers {
    * session settings): registered with the lifecycle (closed with the database) and its connection errors logged.
    */
   openPool: (name: string, options: ModulePoolOptions) => Pool;
+  /**
+   * Where reads run: `reads.read(principal, fn)` marks `fn` as a read that tolerates a replica (the module's pools
+   * from `openPool` follow it); outside one, everything is on the primary. Shared caches are filled from the primary.
+   */
+  reads: ReadRouting;
   /** GraphQL subscriptions' pub/sub, across processes when Redis is configured. */
   pubsub: GraphQLPubSub;
   metrics: Metrics;

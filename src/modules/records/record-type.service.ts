@@ -13,6 +13,7 @@ import { bindNamed, type Principal } from '../kernel';
 import type { VisibilityService, WriteVisibility } from '../sharing';
 import type { RecordChangeFeed } from './record-changes';
 import { preparedStatement } from '../../platform/db/prepared-statement';
+import type { ReadRouting } from '../../platform/db/read-routing';
 import type { RecordSelection } from './record-selection';
 import { fieldsFor, findField, type RecordType, type SortDirection } from '../kernel';
 
@@ -99,6 +100,8 @@ export interface RecordServiceDeps {
   /** Run single reads as named prepared statements (not where connections share one session). */
   preparedStatements: boolean;
   changes: RecordChangeFeed;
+  /** Lists and single reads tolerate a replica: they run in `reads.read`, their statements in `reads.query`. */
+  reads: ReadRouting;
 }
 
 /**
@@ -125,6 +128,10 @@ export class RecordService<E extends OwnedEntity> {
    */
   async get(principal: Principal, id: string, selection?: RecordSelection): Promise<E | null> {
     assertUuid('id', id);
+    return this.deps.reads.read(principal, () => this.readOne(principal, id, selection));
+  }
+
+  private async readOne(principal: Principal, id: string, selection?: RecordSelection): Promise<E | null> {
     const visible = await this.deps.visibility.readPredicate(principal, this.definition.objectType, 'r');
     const params: unknown[] = [];
     const bind = (value: unknown) => `$${params.push(value)}`;
@@ -132,7 +139,7 @@ export class RecordService<E extends OwnedEntity> {
     const plan = await this.readPlan(principal, selection, bind);
     const sql = `SELECT ${plan.select} FROM ${this.metadata.tablePath} r ${plan.joins}
       WHERE r.id = ${bind(id)} AND (${where})`;
-    const rows = await this.deps.dataSource.query<Array<Record<string, unknown>>>(
+    const rows = await this.deps.reads.query<Record<string, unknown>>(
       this.deps.preparedStatements ? preparedStatement(sql) : sql,
       params,
     );
@@ -171,18 +178,29 @@ export class RecordService<E extends OwnedEntity> {
       const sortable = Object.keys(fieldsFor(this.definition.objectType, 'sort'));
       throw ValidationError.single('sortBy', `must be one of ${sortable.join(', ')}`);
     }
+    return this.deps.reads.read(principal, () =>
+      this.readPage(principal, options, sortField.name, selection),
+    );
+  }
+
+  private async readPage(
+    principal: Principal,
+    options: ListOptions,
+    sortFieldName: string,
+    selection?: RecordSelection,
+  ): Promise<Page<E>> {
     const visible = await this.deps.visibility.readPredicate(principal, this.definition.objectType, 'r');
     const params: unknown[] = [];
     const bind = (value: unknown) => `$${params.push(value)}`;
     const where = bindNamed(visible, bind);
     const countParams = [...params];
     const plan = await this.readPlan(principal, selection, bind);
-    const sortColumn = this.metadata.findColumnWithPropertyName(sortField.name)!.databaseName;
+    const sortColumn = this.metadata.findColumnWithPropertyName(sortFieldName)!.databaseName;
     const direction = options.sortDirection === 'ASC' ? 'ASC' : 'DESC';
     const table = this.metadata.tablePath;
     // One table (embeds join on primary keys): LIMIT/OFFSET and COUNT(*) are exact.
     const [rows, counted] = await Promise.all([
-      this.deps.dataSource.query<Array<Record<string, unknown>>>(
+      this.deps.reads.query<Record<string, unknown>>(
         `SELECT ${plan.select} FROM ${table} r ${plan.joins} WHERE ${where}
           ORDER BY r.${sortColumn} ${direction}, r.id ${direction}
           LIMIT ${bind(options.pageSize)} OFFSET ${bind((options.page - 1) * options.pageSize)}`,
@@ -190,7 +208,7 @@ export class RecordService<E extends OwnedEntity> {
       ),
       options.withTotal === false
         ? undefined
-        : this.deps.dataSource.query<Array<{ total: number }>>(
+        : this.deps.reads.query<{ total: number }>(
             `SELECT COUNT(*)::int AS total FROM ${table} r WHERE ${where}`,
             countParams,
           ),

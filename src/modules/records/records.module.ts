@@ -23,7 +23,7 @@ export const recordsModule = defineModule<RecordsServices>({
   entities: [AccountEntity, LeadEntity, DealEntity],
   migrations: [RecordSortIndexes1764800000000],
   cacheNamespaces: [RECORDS_CACHE],
-  createServices: ({ services, config, dataSource, cache, metrics, logger }) => {
+  createServices: ({ services, config, dataSource, cache, metrics, logger, reads }) => {
     const audit = requireService(services, 'audit', 'records');
     audit.declare({ objectTypes: Object.values(RecordType) });
     return {
@@ -37,6 +37,7 @@ export const recordsModule = defineModule<RecordsServices>({
           // PGlite serves every connection from one session: a statement one connection prepared exists for all.
           preparedStatements: config.database.driver !== 'embedded',
           changes: new RecordChangeFeed(logger),
+          reads,
         },
         cache,
         config.entityCacheTtlSeconds,

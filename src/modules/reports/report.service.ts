@@ -1,5 +1,6 @@
 import { performance } from 'node:perf_hooks';
 import type { Pool } from 'pg';
+import type { ReadRouting } from '../../platform/db/read-routing';
 import type { Counter, Histogram } from 'prom-client';
 import { AppError, ForbiddenError } from '../../platform/errors/app-error';
 import type { Logger } from '../../platform/logging/logger';
@@ -63,6 +64,7 @@ export interface ReportMetrics {
 export interface ReportServiceDeps {
   /** The reports' own pool: named prepared statements live per connection, and a slow report cannot starve others. */
   pool: Pool;
+  reads: ReadRouting;
   /** Where reports read from rollups run (planned without parallel workers). */
   rollupPool: Pool;
   visibility: ServiceRegistry['visibility'];
@@ -97,6 +99,14 @@ export class ReportService {
 
   async report(principal: Principal, input: ReportInput): Promise<ReportView> {
     const report = validateReport(input);
+    // Live aggregates and rollup reads alike, on one server: a replica when the caller's writes are there.
+    return this.deps.reads.read(principal, () => this.compute(principal, report));
+  }
+
+  private async compute(
+    principal: Principal,
+    report: ReturnType<typeof validateReport>,
+  ): Promise<ReportView> {
     const started = performance.now();
     const [scope, usable] = await Promise.all([
       this.deps.visibility.readScope(principal, report.entityType),

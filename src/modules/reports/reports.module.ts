@@ -31,7 +31,7 @@ export const reportsModule = defineModule<ReportServices>({
   name: 'reports',
   migrations: [ReportRollups1765100000000],
   errorCodes: ReportErrorCode,
-  createServices: ({ config, logger, metrics, openPool, services }) => {
+  createServices: ({ config, logger, metrics, openPool, reads, services }) => {
     const reportPool = (name: string, options?: string) =>
       openPool(name, {
         max: config.reports.poolSize,
@@ -42,6 +42,7 @@ export const reportsModule = defineModule<ReportServices>({
     return {
       reports: new ReportService({
         pool: reportPool('report pool'),
+        reads,
         // Rollup reads are small; a correction the rollup holds is skipped at run time, but the planner would still
         // start parallel workers for it (milliseconds each): these connections plan without them.
         rollupPool: reportPool('report rollup pool', '-c max_parallel_workers_per_gather=0'),

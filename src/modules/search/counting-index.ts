@@ -15,6 +15,7 @@ import { filterRows } from './index-filters';
 import { topRows } from './index-order';
 import type { FacetSpec, SeekPoint, SortTerm } from './search.model';
 import { TextPostings } from './search.text';
+import { ARRAY_SLOT_BYTES, MAP_ENTRY_BYTES, stringBytes, typedBytes } from './heap-sizes';
 import { hex8, uuidWords } from './uuid-words';
 
 /**
@@ -63,6 +64,8 @@ export class CountingIndex {
   /** The rows of each lexeme of the records' search documents. */
   readonly text = new TextPostings();
   private readonly buckets = new Map<string, BucketCodes>();
+  /** Estimated bytes of the code columns' dictionaries (their strings, list slots and lookup entries). */
+  private dictionaryBytes = 0;
 
   constructor(
     readonly companyId: string,
@@ -85,21 +88,27 @@ export class CountingIndex {
     return (this.capacity + 31) >>> 5;
   }
 
-  /** Bytes held by the index's arrays (dictionary strings estimated at 2 bytes a character plus 40). */
+  /**
+   * Bytes the index holds: its typed arrays as allocated (spare capacity included), and estimates of the strings and
+   * maps beside them (see heap-sizes.ts). Cheap: the dictionaries' and the overlay's shares are kept as they grow.
+   */
   bytes(): number {
     let total =
-      this.idWords.byteLength + this.slots.byteLength + this.aliveWords.byteLength + this.text.bytes();
+      typedBytes(this.idWords) +
+      typedBytes(this.slots) +
+      typedBytes(this.aliveWords) +
+      this.text.bytes() +
+      this.dictionaryBytes;
     for (const column of this.columns.values()) {
-      if (column.kind === 'number') total += column.values.byteLength;
+      if (column.kind === 'number') total += typedBytes(column.values);
       else if (column.kind === 'text')
-        total += column.starts.byteLength + column.lengths.byteLength + column.arena.byteLength;
-      else {
-        total += column.codes.byteLength;
-        for (const value of column.dict) total += 40 + value.length * 2 + 48;
-      }
+        total += typedBytes(column.starts) + typedBytes(column.lengths) + typedBytes(column.arena);
+      else total += typedBytes(column.codes);
     }
-    for (const set of this.criteria.values()) total += set.words.byteLength;
-    for (const codes of this.buckets.values()) total += codes.codes.byteLength;
+    for (const [key, set] of this.criteria)
+      total += typedBytes(set.words) + MAP_ENTRY_BYTES + stringBytes(key) + 200 * set.conditions.length;
+    for (const codes of this.buckets.values())
+      total += typedBytes(codes.codes) + MAP_ENTRY_BYTES + codes.keys.length * 64;
     return total;
   }
 
@@ -223,6 +232,8 @@ export class CountingIndex {
       code = column.dict.length;
       column.dict.push(value);
       column.lookup.set(value, code);
+      // One string, in the list and as the map's key.
+      this.dictionaryBytes += stringBytes(value) + ARRAY_SLOT_BYTES + MAP_ENTRY_BYTES;
     }
     return code;
   }

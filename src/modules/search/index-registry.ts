@@ -2,13 +2,15 @@ import { Client, type Pool, type PoolClient } from 'pg';
 import type { Logger } from '../../platform/logging/logger';
 import { RECORD_TABLE, type RecordType } from '../kernel';
 import { CountingIndex, type CanonicalRow } from './counting-index';
+import { IndexKeeping, IndexOverBudget, type KeepingMetrics } from './index-keeping';
 import { searchDocumentSql } from './search.document';
 import { canonicalColumns } from './search.model';
 
 /** Why a search was answered from SQL instead of the counting index (the metric's `reason` label). */
-export type LiveReason = 'building' | 'build_failed' | 'catch_up_failed' | 'moving' | 'disabled';
+export type LiveReason =
+  'building' | 'build_failed' | 'catch_up_failed' | 'moving' | 'disabled' | 'over_budget';
 
-export interface IndexMetrics {
+export interface IndexMetrics extends KeepingMetrics {
   rebuilds(entity: RecordType, result: 'ok' | 'failed', seconds: number): void;
 }
 
@@ -19,10 +21,12 @@ export interface IndexOptions {
   maxCatchUp: number;
   /** Indexes not searched for this long are dropped. */
   idleMs: number;
+  /** Bytes the indexes held and being built may take in all; the least recently used are evicted to stay within. */
+  maxBytes: number;
   /** Read the records' lexemes on a second connection (same snapshot) while the columns load. */
   parallelBuild: boolean;
-  /** For that second connection. */
-  connectionString?: string;
+  /** For that second connection: the server the build reads from (a replica's, inside a read routed to it). */
+  connectionString?: () => string | undefined;
 }
 
 interface Entry {
@@ -30,6 +34,8 @@ interface Entry {
   building?: Promise<CountingIndex>;
   catchingUp?: Promise<CountingIndex>;
   failed?: boolean;
+  /** The last build was refused room in the budget. */
+  overBudget?: boolean;
   usedAt: number;
 }
 
@@ -57,6 +63,7 @@ const VERSION_SQL = `coalesce((SELECT version FROM search_versions WHERE company
 export class SearchIndexes {
   private readonly entries = new Map<string, Entry>();
   private readonly sweep: NodeJS.Timeout;
+  private readonly keeping: IndexKeeping;
 
   constructor(
     private readonly pool: Pool,
@@ -64,6 +71,7 @@ export class SearchIndexes {
     private readonly metrics: IndexMetrics,
     private readonly options: IndexOptions,
   ) {
+    this.keeping = new IndexKeeping(this.entries, logger, metrics, options.maxBytes);
     this.sweep = setInterval(() => this.dropIdle(), Math.max(1000, Math.min(options.idleMs, 60_000)));
     this.sweep.unref();
   }
@@ -71,6 +79,17 @@ export class SearchIndexes {
   stop(): void {
     clearInterval(this.sweep);
     this.entries.clear();
+    this.keeping.clear();
+  }
+
+  /** Bytes held and reserved, the budget, and how many indexes are held and building (for the gauges). */
+  memory(): { bytes: number; maxBytes: number; held: number; building: number } {
+    return this.keeping.memory();
+  }
+
+  /** Measures a held index again after a search (facet buckets and criteria sets grow it), evicting others to fit. */
+  settle(companyId: string, type: RecordType): void {
+    this.keeping.measure(`${companyId}:${type}`);
   }
 
   /** The data version now. */
@@ -92,12 +111,14 @@ export class SearchIndexes {
     version: number,
   ): Promise<{ index: CountingIndex } | { reason: LiveReason }> {
     const key = `${companyId}:${type}`;
+    if (this.keeping.tooLarge(key)) return { reason: 'over_budget' };
     let entry = this.entries.get(key);
     if (!entry) {
       entry = { usedAt: Date.now() };
       this.entries.set(key, entry);
     }
     entry.usedAt = Date.now();
+    this.keeping.touch(key);
     if (!entry.index) {
       if (entry.failed) return { reason: 'build_failed' };
       const building = (entry.building ??= this.startBuild(key, entry, companyId, type));
@@ -107,9 +128,12 @@ export class SearchIndexes {
           setTimeout(() => resolve(undefined), this.options.buildWaitMs).unref(),
         ),
       ]).catch(() => undefined);
-      if (!built) return { reason: entry.failed ? 'build_failed' : 'building' };
+      if (!built)
+        return { reason: entry.failed ? 'build_failed' : entry.overBudget ? 'over_budget' : 'building' };
     }
-    const index = entry.index!;
+    // Built, then dropped at once for the budget (or evicted since).
+    const index = entry.index;
+    if (!index) return { reason: 'over_budget' };
     if (index.version >= version) return { index };
     try {
       const caughtUp = await (entry.catchingUp ??= this.catchUp(entry, index).finally(() => {
@@ -143,10 +167,18 @@ export class SearchIndexes {
       .then((index) => {
         entry.index = index;
         entry.failed = false;
+        entry.overBudget = false;
         this.metrics.rebuilds(type, 'ok', Number(process.hrtime.bigint() - started) / 1e9);
+        this.keeping.built(key, entry, index);
         return index;
       })
       .catch((error: unknown) => {
+        if (error instanceof IndexOverBudget) {
+          entry.overBudget = true;
+          this.keeping.refused(key, entry);
+          throw error;
+        }
+        this.keeping.failed(key, entry);
         entry.failed = true;
         this.metrics.rebuilds(type, 'failed', Number(process.hrtime.bigint() - started) / 1e9);
         this.logger.error(
@@ -175,8 +207,9 @@ export class SearchIndexes {
     const build: BuildState = { companyId, type, failure: undefined };
     try {
       await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
-      if (this.options.parallelBuild && this.options.connectionString) {
-        lexemeClient = new Client({ connectionString: this.options.connectionString });
+      const connectionString = this.options.connectionString?.();
+      if (this.options.parallelBuild && connectionString) {
+        lexemeClient = new Client({ connectionString });
         await this.shareSnapshot(client, lexemeClient);
       }
       const { rows } = await client.query<{ version: string; n: number }>(
@@ -185,6 +218,7 @@ export class SearchIndexes {
       );
       const { version, n } = rows[0]!;
       const index = new CountingIndex(companyId, type, n);
+      this.keeping.reserve(`${companyId}:${type}`, index, n);
       const loaded = await this.loadRecords(build, index, n, client, lexemeClient);
       await client.query('COMMIT');
       await lexemeClient?.query('COMMIT');
@@ -207,8 +241,12 @@ export class SearchIndexes {
       await client.query('ROLLBACK').catch(() => undefined);
       throw error;
     } finally {
-      // A failed connection is not given back to the pool.
-      client.release(build.failure instanceof Error ? build.failure : undefined);
+      // A failed connection is not given back to the pool (a build refused room did not fail).
+      client.release(
+        build.failure instanceof Error && !(build.failure instanceof IndexOverBudget)
+          ? build.failure
+          : undefined,
+      );
       await lexemeClient?.end().catch(() => undefined);
     }
   }
@@ -345,6 +383,8 @@ export class SearchIndexes {
       else index.upsert(row as CanonicalRow, true);
     }
     index.version = version;
+    if (this.entries.get(`${companyId}:${type}`) === entry && entry.index === index)
+      this.keeping.measure(`${companyId}:${type}`);
     // Rows written since the build are kept apart in the text postings; past a share of the rows, build afresh
     // (the current index answers meanwhile).
     if (index.text.changedRows > Math.max(50_000, index.rows * 0.05) && !entry.building)
@@ -374,6 +414,6 @@ export class SearchIndexes {
   private dropIdle(): void {
     const now = Date.now();
     for (const [key, entry] of this.entries)
-      if (!entry.building && now - entry.usedAt > this.options.idleMs) this.entries.delete(key);
+      if (!entry.building && now - entry.usedAt > this.options.idleMs) this.keeping.evict(key, 'idle');
   }
 }

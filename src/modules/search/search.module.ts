@@ -1,9 +1,11 @@
 import { Search1765200000000 } from '../../../migrations/1765200000000-search';
 import { TieredCache } from '../../platform/cache/tiered.cache';
 import { ShutdownPhase } from '../../platform/lifecycle/lifecycle';
+import { RoutedPool } from '../../platform/db/routed-pool';
 import { MetricBuckets } from '../../platform/metrics/metrics';
 import { defineModule, requireService } from '../kernel';
 
+import { indexMemoryBench } from './index-memory.bench';
 import { searchBench } from './search.bench';
 import { SearchIndexes } from './index-registry';
 import { LiveSearch } from './search.live';
@@ -28,6 +30,10 @@ export const SearchMetric = {
   live: 'crm_search_live_total',
   rebuilds: 'crm_search_index_rebuilds_total',
   rebuildDuration: 'crm_search_index_rebuild_seconds',
+  indexBytes: 'crm_search_index_bytes',
+  indexBudget: 'crm_search_index_budget_bytes',
+  indexes: 'crm_search_indexes',
+  evictions: 'crm_search_index_evictions_total',
 } as const;
 
 /**
@@ -47,6 +53,7 @@ export const searchModule = defineModule<SearchServices>({
     metrics,
     lifecycle,
     openPool,
+    reads,
     services,
   }) => {
     const pool = openPool('search pool', {
@@ -80,6 +87,11 @@ export const searchModule = defineModule<SearchServices>({
       ['entity'],
       MetricBuckets.long,
     );
+    const evictions = metrics.counter(
+      SearchMetric.evictions,
+      'Counting indexes dropped, by reason (budget: least recently used, to make room; idle; oversized: larger than the whole budget alone)',
+      ['reason'],
+    );
     const indexes = new SearchIndexes(
       pool,
       logger,
@@ -88,18 +100,47 @@ export const searchModule = defineModule<SearchServices>({
           rebuilds.inc({ entity, result });
           rebuildDuration.observe({ entity }, seconds);
         },
+        evictions: (reason) => evictions.inc({ reason }),
       },
       {
         buildWaitMs: config.search.buildWaitMs,
         maxCatchUp: config.search.maxCatchUp,
         idleMs: config.search.idleMs,
+        maxBytes: config.search.indexMaxBytes,
         parallelBuild: config.database.driver === 'postgres',
-        connectionString: (dataSource.options as { url?: string }).url,
+        connectionString: () =>
+          pool instanceof RoutedPool ? pool.connectionString : (dataSource.options as { url?: string }).url,
       },
     );
     lifecycle.register('search indexes', ShutdownPhase.database, () => indexes.stop());
+    metrics.declare({
+      type: 'gauge',
+      name: SearchMetric.indexBytes,
+      help: 'Bytes of the counting indexes this process holds, plus those reserved by builds in flight',
+      collect: () => Promise.resolve(indexes.memory().bytes),
+    });
+    metrics.declare({
+      type: 'gauge',
+      name: SearchMetric.indexBudget,
+      help: 'The budget of crm_search_index_bytes (SEARCH_INDEX_MAX_MB)',
+      collect: () => Promise.resolve(indexes.memory().maxBytes),
+    });
+    metrics.declare({
+      type: 'gauge',
+      name: SearchMetric.indexes,
+      help: 'Counting indexes held (one per company and record type) and being built',
+      labelNames: ['state'],
+      collect: () => {
+        const { held, building } = indexes.memory();
+        return Promise.resolve([
+          { labels: { state: 'held' }, value: held },
+          { labels: { state: 'building' }, value: building },
+        ]);
+      },
+    });
     const search = new SearchService({
       pool,
+      reads,
       visibility: requireService(services, 'visibility', 'search'),
       records: requireService(services, 'records', 'search'),
       cache,
@@ -121,7 +162,7 @@ export const searchModule = defineModule<SearchServices>({
     // A write here starts this process's catch-up at once; other processes catch up on their next search.
     services.records.changes.subscribe((change) => services.search.prefetch(change.companyId, change.type));
   },
-  bench: [searchBench],
+  bench: [searchBench, indexMemoryBench],
   scheduledJobs: (services) => [
     {
       name: 'search.pruneChanges',

@@ -1,4 +1,5 @@
 import type { Pool } from 'pg';
+import type { ReadRouting } from '../../platform/db/read-routing';
 import { LRUCache } from 'lru-cache';
 import type { TieredCache } from '../../platform/cache/tiered.cache';
 import type { Principal, RecordType } from '../kernel';
@@ -36,6 +37,7 @@ export interface SearchMetrics {
 
 export interface SearchServiceDeps {
   pool: Pool;
+  reads: ReadRouting;
   visibility: VisibilityService;
   records: RecordServices;
   cache: TieredCache;
@@ -90,6 +92,15 @@ export class SearchService {
 
   /** `names` finds owners' and (visibility applied) accounts' names: the request's loaders. */
   async search(principal: Principal, input: SearchInputShape, names: FacetNames): Promise<SearchResultView> {
+    // The version, the engine's statements, an index's build or catch-up: all on one server, a replica if it may.
+    return this.deps.reads.read(principal, () => this.searchOnce(principal, input, names));
+  }
+
+  private async searchOnce(
+    principal: Principal,
+    input: SearchInputShape,
+    names: FacetNames,
+  ): Promise<SearchResultView> {
     const started = performance.now();
     const query = normalizeSearch(input, principal.companyId, this.deps.cursorSecret);
     const { visibility, indexes } = this.deps;
@@ -105,6 +116,9 @@ export class SearchService {
       engineAt: (version) => this.engine(principal.companyId, query.type, version),
       movedToLive: () => this.deps.metrics.live(query.type, 'moving'),
       attempt: (engine) => this.answer(engine, principal.companyId, query, scope, visibilityKey, windowIndex),
+    }).finally(() => {
+      // Facet buckets and criteria sets the search added count against the memory budget.
+      if (this.deps.indexEnabled) indexes.settle(principal.companyId, query.type);
     });
 
     const offset = (query.page - 1 - windowIndex * SEARCH_LIMITS.pagesPerWindow) * query.pageSize;

@@ -1,3 +1,5 @@
+import { MAP_ENTRY_BYTES, stringBytes, typedBytes } from './heap-sizes';
+
 /**
  * Which rows hold a lexeme starting with a prefix: the in-memory twin of the GIN index's prefix match. The lexemes are
  * Postgres's own (`tsvector_to_array` of the same document the GIN index holds), so a prefix matches here exactly
@@ -21,11 +23,13 @@ export class TextPostings {
 
   /** Rows whose lexemes changed after the build (deleted rows: none), by row. */
   private readonly overlay = new Map<number, string[]>();
+  /** Estimated bytes of the overlay, kept as it changes. */
+  private overlayBytes = 0;
 
   /** While building: a row's lexemes (space-separated, as `array_to_string` gives them). */
   add(row: number, lexemes: string | null): void {
     if (this.built) {
-      this.overlay.set(row, lexemes ? lexemes.split(' ') : []);
+      this.setOverlay(row, lexemes ? lexemes.split(' ') : []);
       return;
     }
     if (!lexemes) return;
@@ -51,7 +55,17 @@ export class TextPostings {
 
   /** A deleted row holds no lexeme. */
   remove(row: number): void {
-    this.overlay.set(row, []);
+    this.setOverlay(row, []);
+  }
+
+  private setOverlay(row: number, lexemes: string[]): void {
+    // The map's entry, the array (object and elements) and its strings.
+    const size = (list: string[]) =>
+      MAP_ENTRY_BYTES + 48 + list.reduce((sum, lexeme) => sum + 8 + stringBytes(lexeme), 0);
+    const old = this.overlay.get(row);
+    if (old) this.overlayBytes -= size(old);
+    this.overlay.set(row, lexemes);
+    this.overlayBytes += size(lexemes);
   }
 
   get changedRows(): number {
@@ -90,16 +104,14 @@ export class TextPostings {
     this.built = true;
   }
 
+  /** Bytes held once built (while building, the lexeme list and pairs are not counted). */
   bytes(): number {
-    let overlay = 0;
-    for (const lexemes of this.overlay.values())
-      overlay += 64 + lexemes.reduce((sum, l) => sum + 40 + l.length * 2, 0);
     return (
-      this.arena.byteLength +
-      this.lexemeStarts.byteLength +
-      this.postingStarts.byteLength +
-      this.postings.byteLength +
-      overlay
+      typedBytes(this.arena) +
+      typedBytes(this.lexemeStarts) +
+      typedBytes(this.postingStarts) +
+      typedBytes(this.postings) +
+      this.overlayBytes
     );
   }
 

@@ -1,5 +1,6 @@
 import { performance } from 'node:perf_hooks';
 import { AppError, ErrorCode } from '../../platform/errors/app-error';
+import type { ReadRouting } from '../../platform/db/read-routing';
 import type { Logger } from '../../platform/logging/logger';
 import { bindNamed, RECORD_TABLE, RecordType, type Principal, type ServiceRegistry } from '../kernel';
 import type { FallbackBackend } from './backends/fallback.backend';
@@ -18,6 +19,7 @@ export interface SimilarHit extends VectorHit {
 }
 
 export interface VectorSearchDeps {
+  reads: ReadRouting;
   store: VectorStore;
   fallback: FallbackBackend;
   health: VectorBackendHealth;
@@ -47,7 +49,14 @@ export class VectorSearch {
   constructor(private readonly deps: VectorSearchDeps) {}
 
   async similar(principal: Principal, input: SimilarInput): Promise<SimilarHit[]> {
-    const { query, k, minScore } = parseSimilar(principal, input, this.deps.settings, this.deps.embedder);
+    const parsed = parseSimilar(principal, input, this.deps.settings, this.deps.embedder);
+    return this.deps.reads.read(principal, () => this.similarOnce(principal, parsed));
+  }
+
+  private async similarOnce(
+    principal: Principal,
+    { query, k, minScore }: ReturnType<typeof parseSimilar>,
+  ): Promise<SimilarHit[]> {
     const started = performance.now();
     const failures: string[] = [];
     const candidates = this.deps.health.candidates();

@@ -1,3 +1,4 @@
+import type { ReadRouting } from '../../platform/db/read-routing';
 import type { DataSource } from 'typeorm';
 import { ForbiddenError, type FieldViolation } from '../../platform/errors/app-error';
 import type { Logger } from '../../platform/logging/logger';
@@ -58,6 +59,8 @@ export interface VectorBackendStatus {
 
 export interface VectorServiceDeps {
   dataSource: DataSource;
+  /** Similarity queries are reads (a replica's when routed to one). */
+  reads: ReadRouting;
   store: VectorStore;
   /** In priority order; the fallback last. */
   backends: readonly VectorBackend[];

@@ -1,4 +1,5 @@
 import type { DataSource, EntityManager } from 'typeorm';
+import { dataSourceConnection, type ReadRouting } from '../../platform/db/read-routing';
 import type { MetadataFilter, VectorDocument, VectorEntityType } from './vector.model';
 
 /** How long a write may stay on its way to another system's index before it counts as lost. */
@@ -91,7 +92,11 @@ export function filterSql(
  * and a reader that saw sequence S has seen every row at or below S.
  */
 export class VectorStore {
-  constructor(private readonly dataSource: DataSource) {}
+  constructor(
+    private readonly dataSource: DataSource,
+    /** The exact scans are reads: on a replica inside a read routed to one (the primary without routing). */
+    private readonly reads?: ReadRouting,
+  ) {}
 
   async write(
     companyId: string,
@@ -194,6 +199,9 @@ export class VectorStore {
               ${options.where ? `AND ${options.where(bind)}` : ''}`,
       params,
       options.batch ?? 2000,
+      // The exact scan answers a query: it may read a replica. Changes feed the in-process copies, which every
+      // caller shares, so they come from the primary.
+      'read',
     );
   }
 
@@ -201,26 +209,36 @@ export class VectorStore {
    * Streams a query through a server-side cursor in a read-only REPEATABLE READ transaction: one snapshot, no sort,
    * no re-planning per batch (keyset pages planned on stale statistics sorted the whole remainder each time).
    */
-  private async *scan(sql: string, params: unknown[], batch: number): AsyncGenerator<StoredVector[]> {
-    const runner = this.dataSource.createQueryRunner();
-    await runner.connect();
+  private async *scan(
+    sql: string,
+    params: unknown[],
+    batch: number,
+    purpose: 'read' | 'shared copy' = 'shared copy',
+  ): AsyncGenerator<StoredVector[]> {
+    const runner = await (this.reads && purpose === 'read'
+      ? this.reads.connect()
+      : dataSourceConnection(this.dataSource));
     let open = false;
+    let broken: Error | undefined;
     try {
       await runner.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
       open = true;
       await runner.query(`DECLARE vector_scan NO SCROLL CURSOR FOR ${sql}`, params);
       for (;;) {
-        const rows = (await runner.query(`FETCH ${Number(batch)} FROM vector_scan`)) as Row[];
+        const rows = await runner.query<Row>(`FETCH ${Number(batch)} FROM vector_scan`);
         if (rows.length === 0) break;
         yield rows.map(toStored);
         if (rows.length < batch) break;
       }
       await runner.query('COMMIT');
       open = false;
+    } catch (error) {
+      broken = error as Error;
+      throw error;
     } finally {
       // An error, or a consumer that stopped early (return()), lands here with the transaction still open.
       if (open) await runner.query('ROLLBACK').catch(() => undefined);
-      await runner.release();
+      await runner.release(broken);
     }
   }
 

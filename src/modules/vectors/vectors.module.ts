@@ -34,9 +34,9 @@ export const vectorsModule = defineModule<VectorServices>({
   name: 'vectors',
   migrations: [VectorDocuments1764900000000, VectorPendingWrites1764900000001],
   queues: Object.values(VectorQueue),
-  createServices: ({ config, dataSource, queue, logger, metrics, lifecycle, services }) => {
+  createServices: ({ config, dataSource, queue, logger, metrics, lifecycle, reads, services }) => {
     const settings = config.vectors;
-    const store = new VectorStore(dataSource);
+    const store = new VectorStore(dataSource, reads);
     const fallback = new FallbackBackend(dataSource, store, {
       dimension: settings.dimension,
       maxCacheBytes: settings.fallbackCacheBytes,
@@ -64,6 +64,7 @@ export const vectorsModule = defineModule<VectorServices>({
     );
     const service = new VectorService({
       dataSource,
+      reads,
       store,
       backends,
       fallback,

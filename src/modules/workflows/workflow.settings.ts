@@ -1,7 +1,7 @@
 import { createHmac } from 'node:crypto';
 import { availableParallelism } from 'node:os';
 import { z } from 'zod';
-import { commaList, defineSettings, listEntries, positiveInt } from '../../config/settings';
+import { claimMs, commaList, defineSettings, listEntries, positiveInt } from '../../config/settings';
 
 /** Workflow queues, retries, claims and what steps may call (config.workflows). */
 export const workflowSettings = defineSettings({
@@ -21,7 +21,7 @@ export const workflowSettings = defineSettings({
     WORKFLOW_BACKOFF_MS: positiveInt(1_000),
     WORKFLOW_BACKOFF_JITTER: z.coerce.number().min(0).max(1).default(0.5),
     /** A worker's claim on a running step: a step whose worker died is run again after it. */
-    WORKFLOW_LOCK_MS: positiveInt(30_000),
+    WORKFLOW_LOCK_MS: claimMs(30_000),
     /** URL prefixes (comma-separated) http.request and notify.webhook may call; empty: none. */
     WORKFLOW_HTTP_ALLOWLIST: commaList(
       /^https?:\/\/[^\s/]+(\/\S*)?$/,

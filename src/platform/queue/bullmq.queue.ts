@@ -1,4 +1,6 @@
+import { hostname } from 'node:os';
 import { Job, Queue, QueueEvents, Worker } from 'bullmq';
+import { Cluster } from 'ioredis';
 import type { Logger } from '../logging/logger';
 import { closeRedis, type RedisClient } from '../redis/redis.connection';
 import { nextRunAfter } from './in-process.queue';
@@ -25,7 +27,7 @@ const SCHEDULER_QUEUE = 'scheduler';
 export interface BullMqDriverOptions {
   /** A connection made with `failFast: false` (BullMQ needs `maxRetriesPerRequest: null`). */
   connection: RedisClient;
-  /** Key prefix of every queue. Default `crm`. */
+  /** Key prefix of every queue. Default `crm`. On a Redis Cluster each queue's keys are hash-tagged (`keyPrefix`). */
   prefix?: string;
   logger: Logger;
 }
@@ -38,6 +40,7 @@ export class BullMqQueueDriver implements QueueDriver {
   private readonly workers: Worker[] = [];
   private readonly ownedConnections: RedisClient[] = [];
   private readonly prefix: string;
+  private readonly clustered: boolean;
   private readonly declared = new Set<QueueName>();
   private readonly scheduleHandlers = new Map<string, () => Promise<void>>();
   private readonly schedules = new Map<string, Schedule>();
@@ -45,6 +48,17 @@ export class BullMqQueueDriver implements QueueDriver {
 
   constructor(private readonly options: BullMqDriverOptions) {
     this.prefix = options.prefix ?? 'crm';
+    this.clustered = options.connection instanceof Cluster;
+  }
+
+  /**
+   * The key prefix BullMQ gets for one queue. Its Lua scripts touch several keys of a queue at once, which a Redis
+   * Cluster runs only when they share a hash slot: there each queue's keys carry the hash tag `{<prefix>:<queue>}`,
+   * so a queue lives in one slot and different queues spread over the masters. No flow (parent and children in one
+   * script) crosses queues here, so nothing needs two queues in one slot.
+   */
+  keyPrefix(queue: QueueName): string {
+    return this.clustered ? `{${this.prefix}:${queue}}` : this.prefix;
   }
 
   declareQueues(names: readonly QueueName[]): void {
@@ -136,8 +150,9 @@ export class BullMqQueueDriver implements QueueDriver {
     });
   }
 
+  /** Beside the scheduler queue's keys (in its slot on a cluster). */
   private lastRunKey(): string {
-    return `${this.prefix}:${SCHEDULER_QUEUE}:last-run`;
+    return `${this.keyPrefix(SCHEDULER_QUEUE)}:${SCHEDULER_QUEUE}:last-run`;
   }
 
   async add<TData, TResult>(
@@ -192,7 +207,9 @@ export class BullMqQueueDriver implements QueueDriver {
         }),
       {
         connection,
-        prefix: this.prefix,
+        prefix: this.keyPrefix(queueName),
+        // Names the process in the job (`processedBy`) and in CLIENT LIST: which worker holds a job.
+        name: `${hostname()}:${process.pid}`,
         concurrency: options.concurrency ?? 1,
         ...(options.lockDurationMs
           ? { lockDuration: options.lockDurationMs, stalledInterval: options.lockDurationMs }
@@ -236,7 +253,7 @@ export class BullMqQueueDriver implements QueueDriver {
   private queue(name: QueueName): Queue {
     let queue = this.queues.get(name);
     if (!queue) {
-      queue = new Queue(name, { connection: this.options.connection, prefix: this.prefix });
+      queue = new Queue(name, { connection: this.options.connection, prefix: this.keyPrefix(name) });
       this.queues.set(name, queue);
     }
     return queue;
@@ -249,7 +266,7 @@ export class BullMqQueueDriver implements QueueDriver {
       this.ownedConnections.push(connection);
       // Read the event stream from its start: with the default ("new events only") an event emitted between
       // "ready" and the first read is lost, and a job finishing in that gap looked like it never finished.
-      events = new QueueEvents(name, { connection, prefix: this.prefix, lastEventId: '0-0' });
+      events = new QueueEvents(name, { connection, prefix: this.keyPrefix(name), lastEventId: '0-0' });
       this.events.set(name, events);
       await events.waitUntilReady();
     }
