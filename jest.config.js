@@ -21,6 +21,7 @@ const PATH_INDEPENDENT = [
   'embedded-mode',
   'embedded-session',
   'graphql-fast-path',
+  'local-cluster',
   'migration-state',
   'postgres-pair',
   'prepared-statement',

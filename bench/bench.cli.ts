@@ -13,6 +13,7 @@ import {
 } from './bench-database';
 import { freePort, printTable, timeCalls, type Scenario, type ScenarioResult } from './harness';
 import { eventLoopP99, graphql, startProcess } from './processes';
+import { clusterFaults } from './scenarios/cluster-faults.bench';
 import { gatewayPeers } from './scenarios/gateway-peers.bench';
 import { metricsScrape } from './scenarios/metrics.bench';
 import { preparedReads } from './scenarios/prepared-reads.bench';
@@ -39,25 +40,39 @@ function fromModule(scenario: BenchScenario): Scenario {
 
 /**
  * Every scenario, in run order: the gateway's (against its peers, then prepared against unnamed single reads), each
- * module's (module order), then the metrics scrape.
+ * module's (module order), then the metrics scrape, then the local cluster under faults.
  */
 const SCENARIOS: Scenario[] = [
   gatewayPeers,
   preparedReads,
   ...MODULES.flatMap((module) => module.bench ?? []).map(fromModule),
   metricsScrape,
+  clusterFaults,
 ];
+
+/** `--duration 30s`, `2m` or `90` (seconds); undefined when not given. */
+function parseDuration(value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  const match = /^(\d+(?:\.\d+)?)(s|m)?$/.exec(value);
+  if (!match || Number(match[1]) <= 0)
+    throw new Error(
+      `--duration must be a positive number of seconds, optionally with s or m (30s, 2m), got "${value}"`,
+    );
+  return Number(match[1]) * (match[2] === 'm' ? 60 : 1);
+}
 
 async function main(): Promise<void> {
   const { values } = parseArgs({
     options: {
       only: { type: 'string' },
       scale: { type: 'string', default: '1' },
+      duration: { type: 'string' },
       out: { type: 'string', default: 'bench-results.json' },
     },
   });
   const scale = Number(values.scale);
   if (!(scale > 0 && scale <= 1)) throw new Error('--scale must be a number in (0, 1]');
+  const durationSeconds = parseDuration(values.duration);
   const selected = SCENARIOS.filter((scenario) => !values.only || scenario.name.startsWith(values.only));
   if (selected.length === 0)
     throw new Error(
@@ -68,7 +83,7 @@ async function main(): Promise<void> {
   const results: ScenarioResult[] = [];
   for (const scenario of selected) {
     log(`running ${scenario.name} (scale ${scale})`);
-    results.push(await scenario.run({ scale, log }));
+    results.push(await scenario.run({ scale, log, durationSeconds }));
   }
   process.stdout.write(`\n${printTable(results)}\n`);
   for (const result of results)

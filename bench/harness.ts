@@ -31,6 +31,8 @@ export type ScenarioResult = BenchResult;
 export interface BenchContext {
   scale: number;
   log: (message: string) => void;
+  /** `--duration`, for the scenarios that run for a time (cluster.faults); each has its default. */
+  durationSeconds?: number;
 }
 
 export interface Scenario {

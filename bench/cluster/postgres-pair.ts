@@ -49,6 +49,8 @@ export interface PostgresPair {
   waitForStreaming(timeoutMs?: number): Promise<void>;
   /** Runs one SQL statement through psql on the primary or the replica; the rows as tab-separated lines. */
   psql(target: 'primary' | 'replica', sql: string, database?: string): Promise<string>;
+  /** The postmasters' process ids (of those running). */
+  pids(): number[];
   /** Stops both servers and removes the temp directory. Idempotent. */
   stop(): Promise<void>;
 }
@@ -249,6 +251,13 @@ export async function startPostgresPair(options: PostgresPairOptions = {}): Prom
   }
 
   const replicaRunning = () => existsSync(join(replicaDir, 'postmaster.pid'));
+  const postmasterPid = (dataDir: string) => {
+    try {
+      return Number(readFileSync(join(dataDir, 'postmaster.pid'), 'utf8').split('\n')[0]);
+    } catch {
+      return undefined;
+    }
+  };
   return {
     primaryUrl: `postgres://postgres@127.0.0.1:${primaryPort}/postgres`,
     replicaUrl: `postgres://postgres@127.0.0.1:${replicaPort}/postgres`,
@@ -257,6 +266,7 @@ export async function startPostgresPair(options: PostgresPairOptions = {}): Prom
     dir,
     psql,
     waitForStreaming,
+    pids: () => [primaryDir, replicaDir].flatMap((dataDir) => postmasterPid(dataDir) ?? []),
     async stopReplica() {
       if (replicaRunning()) await pgCtl(replicaDir, '-m', 'fast', '-w', 'stop');
     },
@@ -269,9 +279,8 @@ export async function startPostgresPair(options: PostgresPairOptions = {}): Prom
       await waitForStreaming();
     },
     async killReplica() {
-      const pidFile = join(replicaDir, 'postmaster.pid');
-      if (!existsSync(pidFile)) return;
-      const pid = Number(readFileSync(pidFile, 'utf8').split('\n')[0]);
+      const pid = postmasterPid(replicaDir);
+      if (pid === undefined) return;
       process.kill(pid, 'SIGKILL');
       // The postmaster's children notice its death and exit; pg_ctl start then finds a stale pid file and recovers.
       for (let i = 0; i < 100; i++) {
