@@ -10,7 +10,8 @@ import { apolloPathTargets } from './test-databases';
 
 /**
  * Debian packages the tests run: promtool (the prometheus package) checks the metrics exposition and monitoring/;
- * pgbouncer stands in front of Postgres in the pooler tests. Installed here when missing and this process may (root
+ * pgbouncer stands in front of Postgres in the pooler tests and the local cluster's, haproxy balances that cluster's
+ * gateways. Installed here when missing and this process may (root
  * with apt-get, as on this project's machines); otherwise the metrics tests say so, and the pooler tests fail naming
  * the package.
  */
@@ -18,7 +19,8 @@ function ensureDebianTools(): void {
   const missing = [
     { command: 'promtool', pkg: 'prometheus' },
     { command: 'pgbouncer', pkg: 'pgbouncer' },
-  ].filter(({ command }) => spawnSync(command, ['--version']).status !== 0);
+    { command: 'haproxy', pkg: 'haproxy', versionFlag: '-v' },
+  ].filter(({ command, versionFlag }) => spawnSync(command, [versionFlag ?? '--version']).status !== 0);
   if (missing.length === 0) return;
   if (process.getuid?.() !== 0 || spawnSync('apt-get', ['--version']).status !== 0) return;
   const packages = missing.map(({ pkg }) => pkg);
