@@ -178,7 +178,10 @@ describe('multi-statement transactions writing records of one company in opposit
       sql: 'UPDATE leads SET score = score + 1, estimated_value = estimated_value + 1 WHERE id = $1',
       params: [id],
     });
-    const bumpDeal = (id: string) => ({ sql: 'UPDATE deals SET amount = amount + 1 WHERE id = $1', params: [id] });
+    const bumpDeal = (id: string) => ({
+      sql: 'UPDATE deals SET amount = amount + 1 WHERE id = $1',
+      params: [id],
+    });
     const insertLeadOf = (status: string) => ({
       sql: `INSERT INTO leads (company_id, owner_id, first_name, last_name, status, score, estimated_value)
             VALUES ($1, $2, 'Order', 'Inserted', $3, 1, 1)`,
