@@ -241,4 +241,52 @@ describe('multi-statement transactions writing records of one company in opposit
     expect(searched.errors).toBeUndefined();
     expect(searched.data?.search.total).toBe(4 + 2 * 20);
   });
+
+  it('count only what a transaction commits: a rolled-back savepoint, a lead inserted and deleted, one updated twice', async () => {
+    const db = t.app.dataSource;
+    const tenant = await createTenant(t.app);
+    const leadsOf = () =>
+      db.query(
+        `SELECT status, count(*)::int AS n, sum(score)::int AS score FROM leads WHERE company_id = $1 GROUP BY status ORDER BY status`,
+        [tenant.companyId],
+      );
+    const rollupsOf = () =>
+      db.query(
+        `SELECT status, sum(record_count)::int AS n, sum(score_sum)::int AS score FROM report_rollup_lead_status
+          WHERE company_id = $1 AND record_count <> 0 GROUP BY status ORDER BY status`,
+        [tenant.companyId],
+      );
+    const insert = `INSERT INTO leads (company_id, owner_id, first_name, last_name, status, score)
+                    VALUES ($1, $2, 'Tx', 'Lead', $3, $4) RETURNING id`;
+    // The first write is in the savepoint rolled back: the transaction's commit-time marker goes with it, and the
+    // statements after it must set it again.
+    await db.transaction(async (manager) => {
+      await manager.query('SAVEPOINT undone');
+      await manager.query(insert, [tenant.companyId, tenant.rep.id, 'QUALIFIED', 50]);
+      await manager.query('ROLLBACK TO SAVEPOINT undone');
+      const [kept] = await manager.query<Array<{ id: string }>>(insert, [
+        tenant.companyId,
+        tenant.rep.id,
+        'NEW',
+        5,
+      ]);
+      const [gone] = await manager.query<Array<{ id: string }>>(insert, [
+        tenant.companyId,
+        tenant.rep.id,
+        'NEW',
+        7,
+      ]);
+      await manager.query('DELETE FROM leads WHERE id = $1', [gone!.id]);
+      await manager.query(`UPDATE leads SET status = 'CONTACTED', score = 6 WHERE id = $1`, [kept!.id]);
+      await manager.query(`UPDATE leads SET status = 'CONVERTED', score = 9 WHERE id = $1`, [kept!.id]);
+    });
+    expect(await leadsOf()).toEqual([{ status: 'CONVERTED', n: 1, score: 9 }]);
+    expect(await rollupsOf()).toEqual(await leadsOf());
+    const searched = await t.gql<{ search: { total: number } }>(
+      `{ search(input: { entityType: LEAD, pageSize: 1 }) { total } }`,
+      {},
+      tenant.admin.token,
+    );
+    expect(searched.data?.search.total).toBe(1);
+  });
 });
