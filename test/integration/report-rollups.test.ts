@@ -3,6 +3,7 @@ import { spawnBuilt, testProcessEnv, type SpawnedProcess } from '../helpers/spaw
 import type { QueryRunner } from 'typeorm';
 import { startTestApp, type TestApp } from '../helpers/test-app';
 import { ReportRollups1765100000000 } from '../../migrations/1765100000000-report-rollups';
+import { CommitTimeDerivedWrites1765300000000 } from '../../migrations/1765300000000-commit-time-derived-writes';
 import { rollupSchemaSql } from '../../src/modules/reports/report.rollup-schema';
 
 const REPORT = `query ($input: ReportInput!) { report(input: $input) {
@@ -609,12 +610,15 @@ describe('report rollups: exact under visibility, after writes, through a second
         await runner.query(`CREATE TABLE rollup_expected.${table} (LIKE public.${table} INCLUDING ALL)`);
       for (const statement of rollupSchemaSql()) await runner.query(statement);
       const expected = await rollupSchema(runner, 'rollup_expected');
-      expect(expected.tables.length).toBe(8);
-      expect(expected.functions.length).toBe(6);
+      // The rules, seven rollups, and a pending table per record type; a statement and a truncate function per
+      // record type, and the commit-time apply.
+      expect(expected.tables.length).toBe(11);
+      expect(expected.functions.length).toBe(7);
       expect(expected.triggers.length).toBe(12);
       expect(await rollupSchema(runner, 'public')).toEqual(expected);
       await runner.query('DROP SCHEMA rollup_expected CASCADE');
-      // The migration's down removes every object of it.
+      // The migrations' downs, newest first, remove every object of them.
+      await new CommitTimeDerivedWrites1765300000000().down(runner);
       await new ReportRollups1765100000000().down(runner);
       expect(await rollupSchema(runner, 'public')).toEqual({ tables: [], functions: [], triggers: [] });
     } finally {

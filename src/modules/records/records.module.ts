@@ -5,6 +5,7 @@ import { DealEntity } from './deal.entity';
 import { LeadEntity } from './lead.entity';
 import { RecordChangeFeed } from './record-changes';
 import { createRecordLoaders } from './record.loaders';
+import { recordWrites } from './record-writes.bench';
 import { AccountResolver, DealResolver, LeadResolver } from './record.resolvers';
 import { createRecordServices, RECORDS_CACHE, type RecordServices } from './record-services';
 
@@ -51,4 +52,5 @@ export const recordsModule = defineModule<RecordsServices>({
   ],
   loaders: (services, principal, { maxBatchSize }) =>
     createRecordLoaders(services.records, principal, maxBatchSize),
+  bench: [recordWrites],
 });

@@ -1,4 +1,5 @@
 import { ReportRollups1765100000000 } from '../../../migrations/1765100000000-report-rollups';
+import { CommitTimeDerivedWrites1765300000000 } from '../../../migrations/1765300000000-commit-time-derived-writes';
 import { MetricBuckets } from '../../platform/metrics/metrics';
 import { defineModule, requireService } from '../kernel';
 import { reportRollups } from './report.bench';
@@ -32,7 +33,8 @@ const ReportPool = { main: 'report pool', rollups: 'report rollup pool' } as con
  */
 export const reportsModule = defineModule<ReportServices>({
   name: 'reports',
-  migrations: [ReportRollups1765100000000],
+  // The second also moves search's version bumps to the commit: one commit-time step orders both slices' locks.
+  migrations: [ReportRollups1765100000000, CommitTimeDerivedWrites1765300000000],
   errorCodes: ReportErrorCode,
   pools: (config) =>
     Object.values(ReportPool).map((name) => ({
