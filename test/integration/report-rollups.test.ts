@@ -4,6 +4,7 @@ import type { QueryRunner } from 'typeorm';
 import { startTestApp, type TestApp } from '../helpers/test-app';
 import { ReportRollups1765100000000 } from '../../migrations/1765100000000-report-rollups';
 import { CommitTimeDerivedWrites1765300000000 } from '../../migrations/1765300000000-commit-time-derived-writes';
+import { RollupGroupRepair1765400000000 } from '../../migrations/1765400000000-rollup-group-repair';
 import { rollupSchemaSql } from '../../src/modules/reports/report.rollup-schema';
 
 const REPORT = `query ($input: ReportInput!) { report(input: $input) {
@@ -284,6 +285,7 @@ describe('report rollups: exact under visibility, after writes, through a second
     const db = t.app.dataSource;
     const checks: Array<[rollup: string, table: string, keys: string[]]> = [
       ['report_rollup_deal_stage', 'deals', ['stage']],
+      ['report_rollup_lead_status', 'leads', ['status']],
       [
         'report_rollup_deal_close_month',
         'deals',
@@ -478,6 +480,64 @@ describe('report rollups: exact under visibility, after writes, through a second
     await checkRandomReports(2);
   });
 
+  it('a group that loses an extreme is recomputed from its own records: a UTC month to its edges, the missing-value group, a day month', async () => {
+    const db = t.app.dataSource;
+    const rep1 = org.users.rep1.id;
+    // One owner and status, no source: March (UTC) holds its first and last instants and a middle record with the
+    // largest score; the instants just outside March score higher still, so a month read too wide would show them.
+    const leads = await db.query<Array<{ id: string; at: string }>>(
+      `INSERT INTO leads (company_id, owner_id, first_name, last_name, status, source, score, estimated_value, created_at)
+       SELECT $1, $2, 'Edge', at, 'QUALIFIED', NULL, score, score * 2, at::timestamptz
+         FROM (VALUES ('2026-02-28T23:59:59.999Z', 998), ('2026-03-01T00:00:00Z', 400), ('2026-03-15T12:00:00Z', 900),
+                      ('2026-03-31T23:59:59.999Z', 450), ('2026-04-01T00:00:00Z', 999)) AS v(at, score)
+       RETURNING id, last_name AS at`,
+      [org.companyId, rep1],
+    );
+    const lead = (at: string) => leads.find((row) => row.at === at)!.id;
+    const marchMax = async () => {
+      const [row] = await db.query<Array<{ max: string }>>(
+        `SELECT max(score_max) AS max FROM report_rollup_lead_created_month
+          WHERE company_id = $1 AND owner_id = $2 AND status = 'QUALIFIED' AND created_at_month = '2026-03-01'`,
+        [org.companyId, rep1],
+      );
+      return Number(row!.max);
+    };
+    expect(await marchMax()).toBe(900);
+    await db.query('DELETE FROM leads WHERE id = $1', [lead('2026-03-15T12:00:00Z')]);
+    expect(await marchMax()).toBe(450);
+    await db.query('UPDATE leads SET score = 0 WHERE id = $1', [lead('2026-03-31T23:59:59.999Z')]);
+    expect(await marchMax()).toBe(400);
+    // The missing-source group of rep1 loses its maximum (999): the next is found among records without a source.
+    await db.query('DELETE FROM leads WHERE id = $1', [lead('2026-04-01T00:00:00Z')]);
+    const [{ max }] = (await db.query<Array<{ max: string }>>(
+      `SELECT max(score_max) AS max FROM report_rollup_lead_source WHERE company_id = $1 AND owner_id = $2 AND source IS NULL`,
+      [org.companyId, rep1],
+    )) as [{ max: string }];
+    const [{ expected }] = (await db.query<Array<{ expected: string }>>(
+      'SELECT max(score) AS expected FROM leads WHERE company_id = $1 AND owner_id = $2 AND source IS NULL',
+      [org.companyId, rep1],
+    )) as [{ expected: string }];
+    expect(Number(max)).toBe(Number(expected));
+    // A day field's month: May holds its last day; 1 June, outside it, has a larger amount. Deals without a close day
+    // form a group of their own, which loses its largest amount too.
+    const deals = await db.query<Array<{ id: string }>>(
+      `INSERT INTO deals (company_id, owner_id, name, stage, amount, probability, close_date)
+       SELECT $1, $2, 'Edge ' || n, 'PROPOSAL', amount, 50, day::date
+         FROM (VALUES (1, 70000, '2026-05-01'), (2, 90000, '2026-05-31'), (3, 95000, '2026-06-01'), (4, 99000, NULL))
+              AS v(n, amount, day)
+       ORDER BY n RETURNING id`,
+      [org.companyId, rep1],
+    );
+    await db.query('UPDATE deals SET amount = 1 WHERE id = ANY($1::uuid[])', [[deals[1]!.id, deals[3]!.id]]);
+    const [{ may }] = (await db.query<Array<{ may: string }>>(
+      `SELECT max(amount_max) AS may FROM report_rollup_deal_close_month
+        WHERE company_id = $1 AND owner_id = $2 AND stage = 'PROPOSAL' AND close_date_month = '2026-05-01'`,
+      [org.companyId, rep1],
+    )) as [{ may: string }];
+    expect(Number(may)).toBe(70000);
+    await expectRollupsExact();
+  });
+
   it('materializes criteria rules at a rebuild, stays exact through writes, and corrects live for a rule changed since', async () => {
     const db = t.app.dataSource;
     const admin = org.users.admin.token;
@@ -618,6 +678,7 @@ describe('report rollups: exact under visibility, after writes, through a second
       expect(await rollupSchema(runner, 'public')).toEqual(expected);
       await runner.query('DROP SCHEMA rollup_expected CASCADE');
       // The migrations' downs, newest first, remove every object of them.
+      await new RollupGroupRepair1765400000000().down(runner);
       await new CommitTimeDerivedWrites1765300000000().down(runner);
       await new ReportRollups1765100000000().down(runner);
       expect(await rollupSchema(runner, 'public')).toEqual({ tables: [], functions: [], triggers: [] });

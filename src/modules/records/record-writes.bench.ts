@@ -159,6 +159,8 @@ export const recordWrites: BenchScenario = {
       JWT_SECRET,
       DATABASE_URL: (db.options as { url: string }).url,
       DATABASE_POOL_SIZE: String(WRITERS),
+      // Room for the writers' pool beside the process's other pools (search, exports, reports).
+      DATABASE_MAX_CONNECTIONS: String(WRITERS + 16),
       REDIS_URL: context.redisUrl,
       PORT: '0',
       HOST: '127.0.0.1',

@@ -6,11 +6,13 @@ import {
   recordColumns,
   recordKeys,
   rollupColumns,
+  ROLLUP_TIME_ZONE,
   rollupDimensionOfRecord,
   rollupLockSql,
   rollupRowsSql,
   rollupsOf,
   ROLLUPS,
+  ruleMaskSql,
   type RollupDefinition,
   type RollupDimension,
 } from './report.rollups';
@@ -92,44 +94,55 @@ function applySql(definition: RollupDefinition, came: string | null, gone: strin
 }
 
 /**
- * Drops the emptied groups of the companies written and recomputes the extremes of their stale groups from the
- * records as they are now: one grouped pass over the records of the owners concerned, not one per group.
+ * A condition on record rows `t` that holds for every record of the rollup group `r` and that an index on the
+ * records' (company_id, owner_id, dimension columns...) can serve: a plain dimension compared with `=` (or IS NULL
+ * for the group of missing values), a month as the range of its instants or days. The exact group test
+ * (`IS NOT DISTINCT FROM` on the computed dimension) stays beside it.
+ */
+function dimensionRangeSql(dimension: RollupDimension): string {
+  const column = `t.${dimension.spec.column}`;
+  const group = `r.${dimension.column}`;
+  const missing = `(${group} IS NULL AND ${column} IS NULL)`;
+  if (!dimension.bucket) return `(${column} = ${group} OR ${missing})`;
+  const [from, to] =
+    dimension.spec.kind === 'timestamp'
+      ? [
+          `${group}::timestamp AT TIME ZONE '${ROLLUP_TIME_ZONE}'`,
+          `(${group} + interval '1 month') AT TIME ZONE '${ROLLUP_TIME_ZONE}'`,
+        ]
+      : [group, `(${group} + interval '1 month')::date`];
+  return `((${column} >= ${from} AND ${column} < ${to}) OR ${missing})`;
+}
+
+/**
+ * Drops the emptied groups of the companies written and recomputes the extremes of their stale groups (those that
+ * lost a minimum or maximum: `applySql` marks only those) from the records of that group alone: per stale group,
+ * the records of its owner and dimensions, found through the record table's (company_id, owner_id, dimensions)
+ * index, then its rule mask. The mask is computed per record only when the company holds rules in this rollup;
+ * without them every record's mask is 0.
  */
 function repairSql(definition: RollupDefinition, companies: string): string[] {
   const source = RECORD_TABLE[definition.entityType];
   const table = definition.table;
   const extremes = definition.measures.flatMap((m) => [`${m.column}_min`, `${m.column}_max`]);
-  const computed = definition.measures.flatMap((m) => [
-    `min(t.${m.column}) AS ${m.column}_min`,
-    `max(t.${m.column}) AS ${m.column}_max`,
-  ]);
-  const keys = recordKeys(definition, 't').map((sql, i) => `${sql} AS ${keyColumns(definition)[i]}`);
+  const computed = definition.measures.flatMap((m) => [`min(t.${m.column})`, `max(t.${m.column})`]);
   const stale = `stale AND company_id = ANY(${companies})`;
-  const sameGroup = (left: string, right: string) =>
-    [
-      `${left}.company_id = ${right}.company_id`,
-      `${left}.owner_id = ${right}.owner_id`,
-      ...definition.dimensions.map((d) => `${left}.${d.column} IS NOT DISTINCT FROM ${right}.${d.column}`),
-    ].join(' AND ');
-  // The records of the stale groups only (owner index, then the dimensions), before their rule masks are computed.
-  const staleRecords = [
-    `EXISTS (SELECT 1 FROM ${table} g WHERE g.stale AND g.company_id = t.company_id AND g.owner_id = t.owner_id`,
+  const noRules =
+    `NOT EXISTS (SELECT 1 FROM report_criteria_rules b WHERE b.company_id = r.company_id` +
+    ` AND b.object_type = '${definition.entityType}' AND '${definition.name}' = ANY(b.rollups))`;
+  const groupRecords = [
+    't.company_id = r.company_id',
+    't.owner_id = r.owner_id',
+    ...definition.dimensions.map(dimensionRangeSql),
     ...definition.dimensions.map(
-      (d) => ` AND g.${d.column} IS NOT DISTINCT FROM ${rollupDimensionOfRecord(d, 't')}`,
+      (d) => `${rollupDimensionOfRecord(d, 't')} IS NOT DISTINCT FROM r.${d.column}`,
     ),
-    ')',
-  ].join('');
+    `((r.rule_mask = 0 AND ${noRules}) OR ${ruleMaskSql(definition, 't')} = r.rule_mask)`,
+  ];
   return [
     `DELETE FROM ${table} WHERE ${stale} AND record_count = 0`,
-    `UPDATE ${table} r SET (${extremes.join(', ')}) = (${extremes.map((e) => `s.${e}`).join(', ')}), stale = false` +
-      ` FROM (SELECT ${[...keys, ...computed].join(', ')} FROM ${source} t` +
-      ` WHERE t.company_id = ANY(${companies})` +
-      // Named outright, the stale groups' owners let the records' (company_id, owner_id) index find their records; left
-      // to the EXISTS alone, the planner read every record of the company (100 ms at 100,000 leads, per rollup).
-      ` AND t.owner_id = ANY(ARRAY(SELECT DISTINCT g.owner_id FROM ${table} g WHERE g.stale AND g.company_id = ANY(${companies})))` +
-      ` AND ${staleRecords}` +
-      ` GROUP BY ${keys.map((_, i) => i + 1).join(', ')}) s` +
-      ` WHERE r.stale AND r.company_id = ANY(${companies}) AND r.rule_mask = s.rule_mask AND ${sameGroup('r', 's')}`,
+    `UPDATE ${table} r SET (${extremes.join(', ')}) = (SELECT ${computed.join(', ')} FROM ${source} t` +
+      ` WHERE ${groupRecords.join(' AND ')}), stale = false WHERE r.stale AND r.company_id = ANY(${companies})`,
   ];
 }
 
@@ -310,6 +323,14 @@ export function rollupCommitTimeSql(): string[] {
     ...entities.map((entityType) => triggerSql(entityType, true)),
     applyFunctionSql(true),
   ];
+}
+
+/**
+ * The commit-time apply as it is now, whose repair reads only the stale groups' own records (migration
+ * 1765400000000, printed there).
+ */
+export function rollupApplySql(): string {
+  return applyFunctionSql(true);
 }
 
 /** The rollups' schema: tables, filled from the records already there, and the triggers that keep them exact. */

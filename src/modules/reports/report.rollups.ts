@@ -108,7 +108,7 @@ export function recordKeys(
  * A rebuild decides which rules a rollup carries: not those reading only its own plain dimensions (the dimensions
  * answer them), and none when splitting its groups by rule would make it too large.
  */
-function ruleMaskSql(definition: RollupDefinition, alias: string): string {
+export function ruleMaskSql(definition: RollupDefinition, alias: string): string {
   const condition = storedConditionSql(definition.entityType, 'c.value', alias);
   return (
     `coalesce((SELECT bit_or(1::bigint << b.bit) FROM report_criteria_rules b` +

@@ -1,5 +1,6 @@
 import { ReportRollups1765100000000 } from '../../../migrations/1765100000000-report-rollups';
 import { CommitTimeDerivedWrites1765300000000 } from '../../../migrations/1765300000000-commit-time-derived-writes';
+import { RollupGroupRepair1765400000000 } from '../../../migrations/1765400000000-rollup-group-repair';
 import { MetricBuckets } from '../../platform/metrics/metrics';
 import { defineModule, requireService } from '../kernel';
 import { reportRollups } from './report.bench';
@@ -34,7 +35,11 @@ const ReportPool = { main: 'report pool', rollups: 'report rollup pool' } as con
 export const reportsModule = defineModule<ReportServices>({
   name: 'reports',
   // The second also moves search's version bumps to the commit: one commit-time step orders both slices' locks.
-  migrations: [ReportRollups1765100000000, CommitTimeDerivedWrites1765300000000],
+  migrations: [
+    ReportRollups1765100000000,
+    CommitTimeDerivedWrites1765300000000,
+    RollupGroupRepair1765400000000,
+  ],
   errorCodes: ReportErrorCode,
   pools: (config) =>
     Object.values(ReportPool).map((name) => ({
