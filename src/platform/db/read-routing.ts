@@ -159,10 +159,6 @@ export class ReadRouting {
     });
   }
 
-  get enabled(): boolean {
-    return this.options.monitor !== undefined;
-  }
-
   /** The target of the read running now; the primary outside any read (writes, and everything else). */
   current(): ReadTarget {
     return this.scope.getStore() ?? PRIMARY;

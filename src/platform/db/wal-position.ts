@@ -12,9 +12,3 @@ export function walPosition(lsn: string): WalPosition {
   if (!match) throw new Error(`not a WAL position: ${lsn}`);
   return `${match[1]!.padStart(8, '0')}${match[2]!.padStart(8, '0')}`.toUpperCase();
 }
-
-/** Bytes of WAL from `from` to `to` (0 when `to` is not past `from`). */
-export function walBytesBetween(from: WalPosition, to: WalPosition): number {
-  const difference = BigInt(`0x${to}`) - BigInt(`0x${from}`);
-  return difference > 0n ? Number(difference) : 0;
-}
