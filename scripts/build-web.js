@@ -30,8 +30,22 @@ const OUT = resolve(ROOT, 'dist/web');
 const STAMP = resolve(OUT, '.build-stamp');
 const INPUTS = resolve(OUT, '.build-inputs.json');
 
-/** The browser apps: `name` is the folder under dist/web/, `entry` the module that starts the app. */
-const WEB_APPS = [];
+/**
+ * The browser apps: `name` is the folder under dist/web/, `entry` the module that starts the app, `workers` (optional)
+ * modules bundled as web workers of their own, named by label in the manifest.
+ */
+const WEB_APPS = [
+  {
+    name: 'explorer',
+    entry: 'src/web/explorer/main.tsx',
+    // Monaco's language services (src/web/explorer/monaco-workers.ts).
+    workers: {
+      editor: 'monaco-editor/esm/vs/editor/editor.worker.js',
+      json: 'monaco-editor/esm/vs/language/json/json.worker.js',
+      graphql: 'monaco-graphql/esm/graphql.worker.js',
+    },
+  },
+];
 
 /** What changes every bundle, besides the apps' own sources. */
 const BUILD_FILES = [__filename, resolve(ROOT, 'package-lock.json')];
@@ -42,7 +56,12 @@ function bundle(app) {
   rmSync(outdir, { recursive: true, force: true });
   const result = esbuild.buildSync({
     absWorkingDir: ROOT,
-    entryPoints: { main: app.entry },
+    entryPoints: {
+      main: app.entry,
+      ...Object.fromEntries(
+        Object.entries(app.workers ?? {}).map(([label, path]) => [`${label}.worker`, path]),
+      ),
+    },
     outdir,
     bundle: true,
     format: 'esm',
@@ -60,11 +79,20 @@ function bundle(app) {
     metafile: true,
     logLevel: 'warning',
   });
-  const [script, output] = Object.entries(result.metafile.outputs).find(([, out]) => out.entryPoint) ?? [];
-  if (!script) throw new Error(`${app.name}: esbuild wrote no entry script`);
+  // Each entry's output is named `<its key>-<hash>.js`.
+  const outputs = Object.entries(result.metafile.outputs).filter(([, output]) => output.entryPoint);
+  const outputOf = (key) => {
+    const found = outputs.find(([path]) => basename(path).startsWith(`${key}-`) && path.endsWith('.js'));
+    if (!found) throw new Error(`${app.name}: esbuild wrote no script for ${key}`);
+    return found;
+  };
+  const [script, output] = outputOf('main');
   const manifest = {
     script: basename(script),
     styles: output.cssBundle ? [basename(output.cssBundle)] : [],
+    workers: Object.fromEntries(
+      Object.keys(app.workers ?? {}).map((label) => [label, basename(outputOf(`${label}.worker`)[0])]),
+    ),
   };
   writeFileSync(resolve(outdir, 'manifest.json'), JSON.stringify(manifest, null, 2) + '\n');
   return Object.keys(result.metafile.inputs).filter((input) => !input.includes('node_modules/'));
