@@ -51,7 +51,8 @@ export async function startTransport(
     core,
     contexts,
     logger,
-    landingPage: config.graphql.landingPage,
+    explorer: config.graphql.explorer,
+    graphiql: { developmentToken: developmentToken(services, config.graphql.explorerTokenEmail) },
     fastPath: config.graphql.fastPath,
     compileQueries: config.graphql.compileQueries,
     bodyLimit: config.http.bodyLimit,
@@ -95,6 +96,18 @@ export async function startMetricsListener(
   const sidecar = await startMetricsServer({ metrics, port: metricsPort, host: config.metrics.host, logger });
   lifecycle.register('metrics-listener', ShutdownPhase.transport, sidecar.close);
   return sidecar.url;
+}
+
+/** A fresh token for the explorer's user on each page load (development only: no email, no token). */
+function developmentToken(
+  services: ServiceRegistry,
+  email: string | undefined,
+): (() => Promise<string | undefined>) | undefined {
+  if (!email) return undefined;
+  return async () => {
+    const user = await services.identity.findUserByEmail(email);
+    return user ? services.tokens.mint(user.id, user.companyId) : undefined;
+  };
 }
 
 /** `1mb`, `512kb`, `1000b` (the validated BODY_LIMIT forms) in bytes. */

@@ -1,4 +1,5 @@
 import { startApp } from './app';
+import { DEMO_ADMIN_EMAIL } from './config/config';
 import { MigrationsBehindError } from './platform/db/migration-state';
 import { installShutdownHooks, loadConfigOrExit } from './process-hooks';
 import { createLogger } from './platform/logging/logger';
@@ -11,14 +12,19 @@ async function main(): Promise<void> {
   installShutdownHooks(app, logger);
 
   if (config.database.driver === 'embedded') {
-    const admin = await app.services.identity.findUserByEmail('user0@company0.example.com');
+    const admin = await app.services.identity.findUserByEmail(DEMO_ADMIN_EMAIL);
     if (admin) {
       const token = await app.services.tokens.mint(admin.id, admin.companyId);
+      const explorer = {
+        graphiql: 'Open it in a browser for GraphiQL (served here, works offline); send this header',
+        sandbox: "Open it in a browser for Apollo Sandbox (from Apollo's CDN); send this header",
+        off: 'Send this header',
+      }[config.graphql.explorer];
       process.stdout.write(
         [
           '',
           `  crm-gateway is running with embedded defaults at ${app.url}/graphql`,
-          `  Open it in a browser for Apollo Sandbox; send this header as the demo admin (${admin.email}):`,
+          `  ${explorer} as the demo admin (${admin.email}):`,
           `  Authorization: Bearer ${token}`,
           '',
         ].join('\n') + '\n',

@@ -18,6 +18,8 @@ import {
 } from './settings';
 
 const DEV_JWT_SECRET = 'dev-only-secret-change-me-0123456789abcdef';
+/** The first demo company's admin (src/seed/demo.seed.ts), whose token development hands out. */
+export const DEMO_ADMIN_EMAIL = 'user0@company0.example.com';
 /** Secrets published with the project (built-in default, `.env.example`, compose file): never valid in production. */
 const PUBLISHED_JWT_SECRETS = new Set([
   DEV_JWT_SECRET,
@@ -76,6 +78,10 @@ const platformVariables = {
     .optional(),
   JWT_TTL_SECONDS: positiveInt(3600),
   GRAPHQL_INTROSPECTION: booleanFlag(true).optional(),
+  /** The page GET /graphql serves a browser while introspection is on: self-hosted GraphiQL, Apollo Sandbox, none. */
+  GRAPHQL_EXPLORER: z.enum(['graphiql', 'sandbox', 'off']).default('graphiql'),
+  /** Outside production: the user whose fresh token GraphiQL's headers editor holds; empty = none. */
+  GRAPHQL_EXPLORER_TOKEN_EMAIL: z.string().optional(),
   GRAPHQL_FAST_PATH: booleanFlag(true),
   GRAPHQL_JIT: booleanFlag(true),
   GRAPHQL_MAX_DEPTH: positiveInt(10),
@@ -178,7 +184,10 @@ export interface AppConfig extends ModuleSettings {
   readonly jwt: { readonly secret: string; readonly ttlSeconds: number; readonly isDevSecret: boolean };
   readonly graphql: {
     readonly introspection: boolean;
-    readonly landingPage: boolean;
+    /** What GET /graphql serves a browser; `off` whenever introspection is. */
+    readonly explorer: 'graphiql' | 'sandbox' | 'off';
+    /** Development only (never in production): the user whose token GraphiQL prefills; undefined = none. */
+    readonly explorerTokenEmail?: string;
     /** Known documents answered without Apollo's per-request pipeline (same auth, limits, errors, metrics). */
     readonly fastPath: boolean;
     /** On the fast path, execute with graphql-jit (compiled once per document) rather than graphql-js. */
@@ -233,6 +242,10 @@ export function loadConfig(
   const isProduction = e.NODE_ENV === 'production';
   const secretProblem = isProduction ? productionSecretProblem(e.JWT_SECRET) : undefined;
   if (secretProblem) throw new ConfigError([`JWT_SECRET: ${secretProblem}`]);
+  if (isProduction && e.GRAPHQL_EXPLORER_TOKEN_EMAIL)
+    throw new ConfigError([
+      'GRAPHQL_EXPLORER_TOKEN_EMAIL: is for development only (a token in a page); unset it when NODE_ENV=production',
+    ]);
   const clusterNodes = listEntries(e.REDIS_CLUSTER_NODES);
   const introspection = e.GRAPHQL_INTROSPECTION ?? !isProduction;
 
@@ -271,7 +284,10 @@ export function loadConfig(
     },
     graphql: {
       introspection,
-      landingPage: introspection,
+      explorer: introspection ? e.GRAPHQL_EXPLORER : 'off',
+      explorerTokenEmail: isProduction
+        ? undefined
+        : (e.GRAPHQL_EXPLORER_TOKEN_EMAIL ?? DEMO_ADMIN_EMAIL) || undefined,
       fastPath: e.GRAPHQL_FAST_PATH,
       compileQueries: e.GRAPHQL_JIT,
       maxDepth: e.GRAPHQL_MAX_DEPTH,

@@ -14,7 +14,7 @@ import type { RequestContext } from '../modules/kernel';
  */
 export function createApollo(
   core: OperationCore,
-  options: { landingPage: boolean; drain: () => Promise<unknown> },
+  options: { sandbox: boolean; drain: () => Promise<unknown> },
 ): ApolloServer<RequestContext> {
   const limitsPlugin: ApolloServerPlugin<RequestContext> = {
     async requestDidStart() {
@@ -98,7 +98,8 @@ export function createApollo(
       readYourWritesPlugin,
       drainPlugin,
       limitsPlugin,
-      options.landingPage
+      // GET /graphql for a browser: Apollo Sandbox (GRAPHQL_EXPLORER=sandbox; GraphiQL is served before Apollo).
+      options.sandbox
         ? ApolloServerPluginLandingPageLocalDefault({ embed: true, includeCookies: false })
         : ApolloServerPluginLandingPageDisabled(),
     ],

@@ -12,6 +12,12 @@ import type { ContextFactory } from '../graphql/context';
 import type { OperationCore } from '../graphql/operation';
 import { createApollo } from './apollo.adapter';
 import { trackHttpConnections } from './http-drain';
+import {
+  EXPLORER_ASSETS_PATH,
+  mountGraphiQL,
+  type ExplorerKind,
+  type GraphiQLOptions,
+} from './explorer.page';
 import { createGraphQLFastPath } from './graphql-fast-path';
 import { pipeline } from 'node:stream/promises';
 import { authFailure, type Principal } from '../modules/kernel';
@@ -28,8 +34,10 @@ export interface HttpServerOptions {
   /** The callers of module routes. */
   contexts: ContextFactory;
   logger: Logger;
-  /** Serve the Apollo Sandbox landing page on GET /graphql. */
-  landingPage: boolean;
+  /** What GET /graphql serves a browser: self-hosted GraphiQL, Apollo's Sandbox landing page, or nothing. */
+  explorer: ExplorerKind;
+  /** GraphiQL's prefilled token (development only) and bundle. */
+  graphiql?: Omit<GraphiQLOptions, 'logger' | 'endpoint'>;
   /** Answer known documents on the fast path (see graphql-fast-path.ts). */
   fastPath: boolean;
   /** On the fast path, execute with graphql-jit. */
@@ -72,7 +80,8 @@ function mountRoute(
   route: RouteDefinition<Principal>,
   options: HttpServerOptions,
 ): void {
-  if (RESERVED_PATHS.has(route.path)) throw new Error(`route ${route.method} ${route.path} is reserved`);
+  if (RESERVED_PATHS.has(route.path) || route.path.startsWith(`${EXPLORER_ASSETS_PATH}/`))
+    throw new Error(`route ${route.method} ${route.path} is reserved`);
   const method = route.method.toLowerCase() as 'get' | 'post' | 'put' | 'delete';
   const body =
     route.method === 'POST' || route.method === 'PUT' ? [express.json({ limit: options.bodyLimit })] : [];
@@ -228,7 +237,7 @@ function jsonErrors(logger: Logger, bodyLimit: string): ErrorRequestHandler {
   };
 }
 
-/** express 5 + Apollo Server 5 on one HTTP server: /graphql, /healthz, /readyz; JSON errors only. */
+/** express 5 + Apollo Server 5 on one HTTP server: /graphql, /healthz, /readyz, the explorer; JSON errors only. */
 export async function createHttpGateway(options: HttpServerOptions): Promise<HttpGateway> {
   const { core } = options;
   const app = express();
@@ -245,13 +254,15 @@ export async function createHttpGateway(options: HttpServerOptions): Promise<Htt
   const connections = trackHttpConnections(httpServer);
 
   const apollo = createApollo(core, {
-    landingPage: options.landingPage,
+    sandbox: options.explorer === 'sandbox',
     drain: () => Promise.all([connections.drain(options.drainTimeoutMs), options.onDrain?.()]),
   });
   await apollo.start();
 
   observeRequests(app, options.metrics);
   mountProbes(app, options.readiness);
+  if (options.explorer === 'graphiql')
+    mountGraphiQL(app, { ...options.graphiql, endpoint: '/graphql', logger: options.logger });
   mountGraphQL(app, apollo, core, options.bodyLimit);
   for (const route of options.routes ?? []) mountRoute(app, route, options);
 

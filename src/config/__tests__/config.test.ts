@@ -68,6 +68,27 @@ describe('loadConfig', () => {
     else expect(() => loadConfig({ JWT_SECRET: secret })).toThrow(/JWT_SECRET: must be at least 32 bytes/);
   });
 
+  it('serves GraphiQL by default while introspection is on, with a token for the demo admin outside production', () => {
+    expect(loadConfig({}).graphql).toMatchObject({
+      explorer: 'graphiql',
+      explorerTokenEmail: 'user0@company0.example.com',
+    });
+    expect(loadConfig({ GRAPHQL_EXPLORER: 'sandbox' }).graphql.explorer).toBe('sandbox');
+    expect(loadConfig({ GRAPHQL_EXPLORER_TOKEN_EMAIL: '' }).graphql.explorerTokenEmail).toBeUndefined();
+    // The explorer follows introspection, in production as before.
+    expect(loadConfig({ GRAPHQL_INTROSPECTION: 'false' }).graphql.explorer).toBe('off');
+    const production = { NODE_ENV: 'production', JWT_SECRET: 'x'.repeat(40) };
+    expect(loadConfig(production).graphql).toMatchObject({ explorer: 'off', explorerTokenEmail: undefined });
+    expect(loadConfig({ ...production, GRAPHQL_INTROSPECTION: 'true' }).graphql).toMatchObject({
+      explorer: 'graphiql',
+      explorerTokenEmail: undefined,
+    });
+    expect(() => loadConfig({ GRAPHQL_EXPLORER: 'playground' })).toThrow(/GRAPHQL_EXPLORER: /);
+    expect(() => loadConfig({ ...production, GRAPHQL_EXPLORER_TOKEN_EMAIL: 'a@b.example.com' })).toThrow(
+      /GRAPHQL_EXPLORER_TOKEN_EMAIL: is for development only/,
+    );
+  });
+
   it('counts the secret in bytes: 16 two-byte characters are 32 bytes', () => {
     expect(() => loadConfig({ NODE_ENV: 'production', JWT_SECRET: 'ü'.repeat(16) })).not.toThrow();
   });
