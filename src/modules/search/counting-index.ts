@@ -1,6 +1,7 @@
 import { criteriaMatch, type CriteriaCondition } from '../sharing';
 import { FIELD_CATALOG, type RecordFilter, type RecordType } from '../kernel';
 import { andInto, popcount, tallyCodes } from './bitset';
+import type { DataVersion } from './data-version';
 import { bucketShape, countDatesByRow, type BucketShape, type FacetCounts } from './facet-counts';
 import {
   growColumn,
@@ -46,8 +47,8 @@ let generations = 0;
 export class CountingIndex {
   /** Tells this index from one rebuilt at the same version: row numbers mean nothing across the two. */
   readonly generation = ++generations;
-  /** The data version (`search_versions`) the index reflects. */
-  version = 0;
+  /** The data version (`search_versions`' slots) the index reflects. */
+  version: DataVersion = '';
   /** Rows in use (alive or deleted); row numbers are never reused until a rebuild. */
   size = 0;
   private capacity = 0;

@@ -2,6 +2,7 @@ import type { Pool, PoolClient } from 'pg';
 import type { Logger } from '../../platform/logging/logger';
 import { RECORD_TABLE, type RecordType } from '../kernel';
 import { CountingIndex, type CanonicalRow } from './counting-index';
+import { covers, versionSlots, type DataVersion } from './data-version';
 import { IndexKeeping, IndexOverBudget, type KeepingMetrics } from './index-keeping';
 import { searchDocumentSql } from './search.document';
 import { canonicalColumns } from './search.model';
@@ -60,8 +61,11 @@ function lexemesSql(type: RecordType): string {
   return `array_to_string(tsvector_to_array(${searchDocumentSql(RECORD_TABLE[type] as 'leads', 'r')}), ' ')`;
 }
 
+/** The version slots' counts (a `DataVersion`) of `slots`, rows of search_versions. */
+const SLOTS_VERSION_SQL = `coalesce(string_agg(slot || ':' || version, ',' ORDER BY slot), '')`;
+
 /** Statement of the data version, in the same snapshot as whatever follows in the statement. */
-const VERSION_SQL = `coalesce((SELECT version FROM search_versions WHERE company_id = $1 AND record_type = $2), 0)::text`;
+const VERSION_SQL = `(SELECT ${SLOTS_VERSION_SQL} FROM search_versions WHERE company_id = $1 AND record_type = $2)`;
 
 /**
  * The counting indexes this process holds, one per (company, record type), built on first use and kept current by
@@ -100,12 +104,12 @@ export class SearchIndexes {
   }
 
   /** The data version now. */
-  async version(companyId: string, type: RecordType): Promise<number> {
+  async version(companyId: string, type: RecordType): Promise<DataVersion> {
     const { rows } = await this.pool.query<{ version: string }>(`SELECT ${VERSION_SQL} AS version`, [
       companyId,
       type,
     ]);
-    return Number(rows[0]!.version);
+    return rows[0]!.version;
   }
 
   /**
@@ -115,7 +119,7 @@ export class SearchIndexes {
   async current(
     companyId: string,
     type: RecordType,
-    version: number,
+    version: DataVersion,
   ): Promise<{ index: CountingIndex } | { reason: LiveReason }> {
     const key = `${companyId}:${type}`;
     if (this.keeping.tooLarge(key)) return { reason: 'over_budget' };
@@ -141,13 +145,13 @@ export class SearchIndexes {
     // Built, then dropped at once for the budget (or evicted since).
     const index = entry.index;
     if (!index) return { reason: 'over_budget' };
-    if (index.version >= version) return { index };
+    if (covers(index.version, version)) return { index };
     try {
       const caughtUp = await (entry.catchingUp ??= this.catchUp(entry, index).finally(() => {
         entry.catchingUp = undefined;
       }));
       if (caughtUp !== entry.index) return { reason: 'building' };
-      return caughtUp.version >= version ? { index: caughtUp } : { reason: 'moving' };
+      return covers(caughtUp.version, version) ? { index: caughtUp } : { reason: 'moving' };
     } catch (error) {
       this.logger.warn({ err: error, companyId, type }, 'search index catch-up failed; answering from SQL');
       return { reason: 'catch_up_failed' };
@@ -228,7 +232,7 @@ export class SearchIndexes {
       await client.query('COMMIT');
       await lexemeClient?.query('COMMIT');
       index.text.finish();
-      index.version = Number(version);
+      index.version = version;
       this.logger.info(
         {
           companyId,
@@ -348,27 +352,36 @@ export class SearchIndexes {
   }
 
   /**
-   * Re-reads the records logged since the index's version, with the version, in one statement (one snapshot), and
-   * applies them; too many, or a log pruned past the index, rebuilds instead.
+   * Re-reads the records logged since the index's version (in each slot, past the slot's count there), with the
+   * version, in one statement (one snapshot), and applies them; too many, or a log pruned past the index, rebuilds
+   * instead.
    */
   private async catchUp(entry: Entry, index: CountingIndex): Promise<CountingIndex> {
     const { companyId, type } = index;
     const columns = canonicalColumns(type);
-    const { rows } = await this.pool.query<Record<string, string | number | null>>(
-      `WITH state AS (SELECT version, pruned_through FROM search_versions WHERE company_id = $1 AND record_type = $2),
-            changed AS (SELECT DISTINCT record_id FROM search_changes
-                         WHERE company_id = $1 AND record_type = $2 AND version > $3 LIMIT $4)
-       SELECT s.version::text AS "__version", s.pruned_through::text AS "__pruned", c.record_id::text AS "__changed",
+    const seen = versionSlots(index.version);
+    const { rows } = await this.pool.query<Record<string, string | number | boolean | null>>(
+      `WITH seen AS (SELECT * FROM unnest($3::int[], $4::bigint[]) AS s(slot, version)),
+            slots AS (SELECT v.slot, v.version, v.pruned_through, coalesce(seen.version, 0) AS seen
+                        FROM search_versions v LEFT JOIN seen ON seen.slot = v.slot
+                       WHERE v.company_id = $1 AND v.record_type = $2),
+            state AS (SELECT ${SLOTS_VERSION_SQL} AS version, coalesce(bool_or(pruned_through > seen), false) AS pruned
+                        FROM slots),
+            changed AS (SELECT DISTINCT c.record_id FROM slots s
+                          JOIN search_changes c ON c.company_id = $1 AND c.record_type = $2 AND c.slot = s.slot
+                                               AND c.version > s.seen
+                         LIMIT $5)
+       SELECT s.version AS "__version", s.pruned AS "__pruned", c.record_id::text AS "__changed",
               r.id::text AS id${columns.map((c) => `, ${c.sql} AS "${c.spec.name}"`).join('')},
               ${lexemesSql(type)} AS "__lexemes"
          FROM state s LEFT JOIN changed c ON true
          LEFT JOIN ${RECORD_TABLE[type]} r ON r.id = c.record_id AND r.company_id = $1`,
-      [companyId, type, String(index.version), this.options.maxCatchUp + 1],
+      [companyId, type, [...seen.keys()], [...seen.values()].map(String), this.options.maxCatchUp + 1],
     );
     const first = rows[0];
     if (!first) return index;
-    const version = Number(first.__version);
-    if (Number(first.__pruned) > index.version || rows.length > this.options.maxCatchUp) {
+    const version = String(first.__version);
+    if (first.__pruned === true || rows.length > this.options.maxCatchUp) {
       this.logger.info(
         { companyId, type, from: index.version, to: version },
         'search index too far behind the change log: rebuilding',
@@ -378,7 +391,8 @@ export class SearchIndexes {
       await this.rebuild(companyId, type).catch(() => undefined);
       return this.entries.get(key)?.index ?? index;
     }
-    if (version <= index.version) return index;
+    // Not past the index (a replica behind the server it last caught up on): nothing to apply.
+    if (version === index.version || !covers(version, index.version)) return index;
     // Every criteria set held is re-evaluated for each changed record: keep only those in use.
     index.dropIdleCriteria(30 * 60_000);
     for (const row of rows) {
@@ -405,14 +419,14 @@ export class SearchIndexes {
     type: RecordType,
     condition: string,
     params: unknown[],
-  ): Promise<{ version: number; ids: string[] }> {
+  ): Promise<{ version: DataVersion; ids: string[] }> {
     const { rows } = await this.pool.query<{ version: string; ids: string | null }>(
       `SELECT ${VERSION_SQL} AS version, string_agg(r.id::text, ',') AS ids
          FROM ${RECORD_TABLE[type]} r WHERE r.company_id = $1 AND ${condition}`,
       [companyId, type, ...params],
     );
     const row = rows[0]!;
-    return { version: Number(row.version), ids: row.ids ? row.ids.split(',') : [] };
+    return { version: row.version, ids: row.ids ? row.ids.split(',') : [] };
   }
 
   private dropIdle(): void {

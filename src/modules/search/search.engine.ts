@@ -1,8 +1,9 @@
 import type { CountingIndex } from './counting-index';
+import type { DataVersion } from './data-version';
 
 /** Where a search is answered from: the counting index at a data version, or SQL. */
 export type Engine =
-  { kind: 'index'; index: CountingIndex; version: number } | { kind: 'live'; version: number };
+  { kind: 'index'; index: CountingIndex; version: DataVersion } | { kind: 'live'; version: DataVersion };
 
 export type IndexEngine = Extract<Engine, { kind: 'index' }>;
 
@@ -13,17 +14,17 @@ export class VersionMoved extends Error {}
  * Throws VersionMoved unless `version` (the index's own now, or the one a statement read at) is still the engine's.
  * The index is written in place by catch-ups: bitsets of one version must not meet columns of another.
  */
-export function assertVersion(engine: IndexEngine, version: number): void {
+export function assertVersion(engine: IndexEngine, version: DataVersion): void {
   if (version !== engine.version) throw new VersionMoved();
 }
 
 export interface VersionRetry<T> {
   /** The data version the search read first. */
-  readVersion: number;
+  readVersion: DataVersion;
   /** The data version now (read again after a move). */
-  versionNow(): Promise<number>;
+  versionNow(): Promise<DataVersion>;
   /** The engine for a data version: the index when it is at it (or catches up), else SQL. */
-  engineAt(version: number): Promise<Engine>;
+  engineAt(version: DataVersion): Promise<Engine>;
   /** Told when the search falls back to SQL because the index kept moving. */
   movedToLive(): void;
   /** One try of the search on an engine. */

@@ -2,6 +2,7 @@ import { LRUCache } from 'lru-cache';
 import { bindNamed, filtersToSql } from '../kernel';
 import { criteriaToSql, type ReadScope, type VisibilityService } from '../sharing';
 import { andInto, orInto, popcount } from './bitset';
+import type { DataVersion } from './data-version';
 import { searchDocumentSql } from './search.document';
 import { assertVersion, type IndexEngine } from './search.engine';
 import type { SearchIndexes } from './index-registry';
@@ -9,7 +10,7 @@ import type { SearchQuery } from './search.model';
 
 /** The bitsets of one query at one index version (candidate = base AND every filter). */
 export interface Evaluation {
-  version: number;
+  version: DataVersion;
   base: Uint32Array;
   filters: Uint32Array[];
   candidate: Uint32Array;

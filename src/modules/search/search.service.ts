@@ -6,6 +6,7 @@ import type { Principal, RecordType } from '../kernel';
 import type { RecordServices } from '../records';
 import type { ReadScope, VisibilityService } from '../sharing';
 import type { FacetCounts } from './facet-counts';
+import type { DataVersion } from './data-version';
 import type { LiveReason, SearchIndexes } from './index-registry';
 import type { LiveSearch } from './search.live';
 import { writeCursor } from './search.cursor';
@@ -64,7 +65,7 @@ interface Answer {
   /** True when the window was computed rather than found in the cache. */
   missed: boolean;
   /** The data version the answer is at (its cache key's). */
-  version: number;
+  version: DataVersion;
 }
 
 /**
@@ -220,23 +221,23 @@ export class SearchService {
 
   /**
    * Deletes change-log entries older than the retention; an index still behind them rebuilds when next used (the
-   * versions row records how far the log was pruned).
+   * version slot records how far its part of the log was pruned).
    */
   async pruneChanges(): Promise<number> {
     const { rowCount } = await this.deps.pool.query(
       `WITH gone AS (
          DELETE FROM search_changes WHERE changed_at < now() - make_interval(secs => $1::float8 / 1000)
-         RETURNING company_id, record_type, version)
+         RETURNING company_id, record_type, slot, version)
        UPDATE search_versions v SET pruned_through = greatest(v.pruned_through, g.top)
-         FROM (SELECT company_id, record_type, max(version) AS top FROM gone GROUP BY 1, 2) g
-        WHERE v.company_id = g.company_id AND v.record_type = g.record_type`,
+         FROM (SELECT company_id, record_type, slot, max(version) AS top FROM gone GROUP BY 1, 2, 3) g
+        WHERE v.company_id = g.company_id AND v.record_type = g.record_type AND v.slot = g.slot`,
       [this.deps.changeRetentionMs],
     );
     return rowCount ?? 0;
   }
 
   /** The index if it is at the data version (or can catch up to it), else SQL. */
-  private async engine(companyId: string, type: RecordType, version: number): Promise<Engine> {
+  private async engine(companyId: string, type: RecordType, version: DataVersion): Promise<Engine> {
     if (!this.deps.indexEnabled) {
       this.deps.metrics.live(type, 'disabled');
       return { kind: 'live', version };
