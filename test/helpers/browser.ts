@@ -5,8 +5,14 @@ import { chromium, type BrowserContext, type Page } from 'playwright-core';
 
 /** Debian's chromium (`.ci/run` and the global setup install it); the tests fail, never skip, without it. */
 export const CHROMIUM = '/usr/bin/chromium';
-/** Where screenshots go: the README shows them. */
-export const SCREENSHOT_DIR = resolve(__dirname, '../../docs/screenshots');
+/**
+ * Where screenshots go: docs/screenshots (the README shows them) when UPDATE_SCREENSHOTS=1, else a temporary folder,
+ * so a test run leaves the tree as it found it (each run's tokens and data differ).
+ */
+export const SCREENSHOT_DIR =
+  process.env.UPDATE_SCREENSHOTS === '1'
+    ? resolve(__dirname, '../../docs/screenshots')
+    : join(tmpdir(), 'crm-test-screenshots');
 
 /** A request the page attempted to a host other than loopback: blocked, and the test fails for it. */
 export interface BlockedRequest {
@@ -21,7 +27,7 @@ export interface TestBrowser {
   readonly blocked: readonly BlockedRequest[];
   /** Throws, naming them, when a page attempted anything beyond loopback. */
   expectLoopbackOnly: () => void;
-  /** Writes <dir>/<name>.png of the page (the viewport, or the full page); dir defaults to docs/screenshots. */
+  /** Writes <dir>/<name>.png of the page (the viewport, or the full page); dir defaults to SCREENSHOT_DIR. */
   screenshot: (name: string, options?: { fullPage?: boolean; dir?: string }) => Promise<string>;
   /** Closes the browser and removes its profile; throws as expectLoopbackOnly does. Idempotent. */
   dispose: () => Promise<void>;
