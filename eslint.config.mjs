@@ -70,6 +70,11 @@ export default tseslint.config(
     },
   },
   {
+    // Browser sources (bundled by scripts/build-web.js) typecheck against the DOM, not node: their own tsconfig.
+    files: ['src/web/**/*.{ts,tsx}', 'examples/**/*.{ts,tsx}'],
+    languageOptions: { parserOptions: { projectService: false, project: './tsconfig.web.json' } },
+  },
+  {
     files: ['src/platform/**/*.ts'],
     ignores: ['src/**/__tests__/**'],
     rules: { 'no-restricted-imports': restricted(PLATFORM_KNOWS_NO_FEATURE) },

@@ -12,6 +12,7 @@ const shared = {
  */
 const PATH_INDEPENDENT = [
   'bench-callers',
+  'browser-harness',
   'cache-consistency',
   'cli',
   'cluster-queues',

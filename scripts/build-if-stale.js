@@ -2,7 +2,8 @@
 /**
  * Compiles dist/ (`tsc -p tsconfig.build.json`, incremental) only when it is missing or older than something it is
  * compiled from, so `npm start`, the worker, every CLI and the test suite run the built files without paying for
- * tsc (7-16 s) on each run, and a fresh clone still builds on its first `npm start`.
+ * tsc (7-16 s) on each run, and a fresh clone still builds on its first `npm start`. The same for the browser apps'
+ * bundles in dist/web/ (scripts/build-web.js, which knows what they are built from), checked on their own.
  *
  *   node scripts/build-if-stale.js           build when stale, else do nothing
  *   node scripts/build-if-stale.js --force   always build (npm run build)
@@ -13,13 +14,16 @@
  */
 const { execFileSync } = require('node:child_process');
 const { closeSync, existsSync, openSync, readdirSync, statSync, utimesSync } = require('node:fs');
-const { join, relative, resolve } = require('node:path');
+const { join, relative, resolve, sep } = require('node:path');
+const { buildWebOrExit, webStaleBecause } = require('./build-web');
 
 const ROOT = resolve(__dirname, '..');
 const STAMP = resolve(ROOT, 'dist/.build-stamp');
 /** What tsconfig.build.json compiles, and what changes how it compiles. */
 const SOURCE_DIRS = ['src', 'bench', 'migrations'];
 const SOURCE_FILES = ['ormconfig.ts', 'tsconfig.json', 'tsconfig.build.json', 'package-lock.json'];
+/** Browser sources, bundled by esbuild rather than compiled by tsc (tsconfig.build.json excludes them). */
+const WEB_SOURCES = resolve(ROOT, 'src/web');
 
 /**
  * The newest input newer than the stamp, or undefined when dist/ is current. Directories count too: removing or
@@ -36,6 +40,7 @@ function staleBecause(builtAt) {
     for (const entry of readdirSync(top, { withFileTypes: true, recursive: true })) {
       if (!entry.isDirectory() && !entry.name.endsWith('.ts')) continue;
       const path = join(entry.parentPath ?? entry.path, entry.name);
+      if (path === WEB_SOURCES || path.startsWith(WEB_SOURCES + sep)) continue;
       if (statSync(path).mtimeMs > builtAt) return path;
     }
   }
@@ -62,10 +67,17 @@ function build(reason) {
 }
 
 function main() {
-  if (process.argv.includes('--force')) return build('npm run build');
-  if (!existsSync(STAMP)) return build('no build yet');
-  const newer = staleBecause(statSync(STAMP).mtimeMs);
-  if (newer) build(`${relative(ROOT, newer)} changed`);
+  if (process.argv.includes('--force')) {
+    build('npm run build');
+    return buildWebOrExit('npm run build');
+  }
+  if (!existsSync(STAMP)) build('no build yet');
+  else {
+    const newer = staleBecause(statSync(STAMP).mtimeMs);
+    if (newer) build(`${relative(ROOT, newer)} changed`);
+  }
+  const webReason = webStaleBecause();
+  if (webReason) buildWebOrExit(webReason);
 }
 
 main();

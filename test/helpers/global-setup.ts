@@ -5,22 +5,32 @@ import { Client } from 'pg';
 import { Redis } from 'ioredis';
 import { MODULES, schemaOf } from '../../src/modules/modules';
 import { createCliDataSource } from '../../src/platform/db/data-source.factory';
+import { CHROMIUM } from './browser';
 import './setup-env';
 import { apolloPathTargets } from './test-databases';
 
 /**
  * Debian packages the tests run: promtool (the prometheus package) checks the metrics exposition and monitoring/;
  * pgbouncer stands in front of Postgres in the pooler tests and the local cluster's, haproxy balances that cluster's
- * gateways. Installed here when missing and this process may (root
- * with apt-get, as on this project's machines); otherwise the metrics tests say so, and the pooler tests fail naming
- * the package.
+ * gateways; chromium runs the browser tests (test/helpers/browser.ts). Installed here when missing and this process
+ * may (root with apt-get, as on this project's machines); otherwise the metrics tests say so, the pooler tests fail
+ * naming the package, and the suite stops for a missing chromium (below).
  */
+const DEBIAN_TOOLS = [
+  { command: 'promtool', pkg: 'prometheus' },
+  { command: 'pgbouncer', pkg: 'pgbouncer' },
+  { command: 'haproxy', pkg: 'haproxy', versionFlag: '-v' },
+  { command: CHROMIUM, pkg: 'chromium' },
+];
+
+function missingDebianTools(): typeof DEBIAN_TOOLS {
+  return DEBIAN_TOOLS.filter(
+    ({ command, versionFlag }) => spawnSync(command, [versionFlag ?? '--version']).status !== 0,
+  );
+}
+
 function ensureDebianTools(): void {
-  const missing = [
-    { command: 'promtool', pkg: 'prometheus' },
-    { command: 'pgbouncer', pkg: 'pgbouncer' },
-    { command: 'haproxy', pkg: 'haproxy', versionFlag: '-v' },
-  ].filter(({ command, versionFlag }) => spawnSync(command, [versionFlag ?? '--version']).status !== 0);
+  const missing = missingDebianTools();
   if (missing.length === 0) return;
   if (process.getuid?.() !== 0 || spawnSync('apt-get', ['--version']).status !== 0) return;
   const packages = missing.map(({ pkg }) => pkg);
@@ -64,6 +74,10 @@ async function emptyRedis(redisUrl: string): Promise<void> {
  */
 export default async function globalSetup(): Promise<void> {
   ensureDebianTools();
+  if (missingDebianTools().some(({ pkg }) => pkg === 'chromium'))
+    throw new Error(
+      `${CHROMIUM} is missing: the browser tests need Debian's chromium (as root: apt-get update && apt-get install -y chromium; .ci/run does)`,
+    );
   const fastPath = { databaseUrl: process.env.TEST_DATABASE_URL!, redisUrl: process.env.TEST_REDIS_URL! };
   for (const { databaseUrl, redisUrl } of [
     fastPath,

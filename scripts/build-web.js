@@ -1,0 +1,107 @@
+'use strict';
+/**
+ * Bundles the browser apps the gateway serves itself (never from a CDN) with esbuild, into dist/web/<name>/:
+ * hashed file names (`main-3FA2C1.js`), so the gateway can serve them with a year-long cache, and a manifest.json
+ * naming the entry's script and style sheets, which the page serving the app reads.
+ *
+ *   node scripts/build-web.js   bundle every app now (scripts/build-if-stale.js does when stale: npm run build,
+ *                               npm start, the test suite's global setup)
+ *
+ * An app is one line in WEB_APPS. Its sources are browser TypeScript (typechecked by tsconfig.web.json, lib DOM),
+ * imported packages come from node_modules and end up in the bundle, CSS imports become one style sheet, fonts and
+ * images files beside it. dist/web/.build-inputs.json lists what the last bundle was built from: the bundle is
+ * stale when one of those files, this script or the lockfile is newer than dist/web/.build-stamp.
+ */
+const {
+  closeSync,
+  existsSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  utimesSync,
+  writeFileSync,
+} = require('node:fs');
+const { basename, relative, resolve } = require('node:path');
+
+const ROOT = resolve(__dirname, '..');
+const OUT = resolve(ROOT, 'dist/web');
+const STAMP = resolve(OUT, '.build-stamp');
+const INPUTS = resolve(OUT, '.build-inputs.json');
+
+/** The browser apps: `name` is the folder under dist/web/, `entry` the module that starts the app. */
+const WEB_APPS = [];
+
+/** What changes every bundle, besides the apps' own sources. */
+const BUILD_FILES = [__filename, resolve(ROOT, 'package-lock.json')];
+
+function bundle(app) {
+  const esbuild = require('esbuild');
+  const outdir = resolve(OUT, app.name);
+  rmSync(outdir, { recursive: true, force: true });
+  const result = esbuild.buildSync({
+    absWorkingDir: ROOT,
+    entryPoints: { main: app.entry },
+    outdir,
+    bundle: true,
+    format: 'esm',
+    platform: 'browser',
+    target: ['es2022'],
+    minify: true,
+    jsx: 'automatic',
+    entryNames: '[name]-[hash]',
+    assetNames: '[name]-[hash]',
+    chunkNames: '[name]-[hash]',
+    loader: { '.woff': 'file', '.woff2': 'file', '.ttf': 'file', '.svg': 'file', '.png': 'file' },
+    define: { 'process.env.NODE_ENV': '"production"' },
+    // Licences of the bundled packages go to a file beside the bundle rather than into what the browser loads.
+    legalComments: 'external',
+    metafile: true,
+    logLevel: 'warning',
+  });
+  const [script, output] = Object.entries(result.metafile.outputs).find(([, out]) => out.entryPoint) ?? [];
+  if (!script) throw new Error(`${app.name}: esbuild wrote no entry script`);
+  const manifest = {
+    script: basename(script),
+    styles: output.cssBundle ? [basename(output.cssBundle)] : [],
+  };
+  writeFileSync(resolve(outdir, 'manifest.json'), JSON.stringify(manifest, null, 2) + '\n');
+  return Object.keys(result.metafile.inputs).filter((input) => !input.includes('node_modules/'));
+}
+
+/** Bundles every app; records the inputs and the stamp only when all succeeded. Exits the process on failure. */
+function buildWebOrExit(reason) {
+  const startedAt = new Date();
+  mkdirSync(OUT, { recursive: true });
+  const inputs = new Set();
+  try {
+    for (const app of WEB_APPS) {
+      process.stderr.write(`[build] bundling dist/web/${app.name}/ from ${app.entry} (${reason}) ...\n`);
+      for (const input of bundle(app)) inputs.add(input);
+    }
+  } catch (error) {
+    // esbuild has printed its errors already.
+    if (!error.errors) process.stderr.write(`${error.stack ?? error}\n`);
+    process.exit(1);
+  }
+  writeFileSync(INPUTS, JSON.stringify([...inputs].sort(), null, 2) + '\n');
+  closeSync(openSync(STAMP, 'w'));
+  utimesSync(STAMP, startedAt, startedAt);
+}
+
+/** Why the bundles must be rebuilt, or undefined when dist/web/ is current. */
+function webStaleBecause() {
+  if (!existsSync(STAMP) || !existsSync(INPUTS)) return 'no web bundle yet';
+  const builtAt = statSync(STAMP).mtimeMs;
+  const inputs = JSON.parse(readFileSync(INPUTS, 'utf8')).map((input) => resolve(ROOT, input));
+  for (const path of [...BUILD_FILES, ...inputs]) {
+    // A source that is gone was imported by one that changed; a removed app changes this script.
+    if (existsSync(path) && statSync(path).mtimeMs > builtAt) return `${relative(ROOT, path)} changed`;
+  }
+  return undefined;
+}
+
+module.exports = { WEB_APPS, buildWebOrExit, webStaleBecause };
+
+if (require.main === module) buildWebOrExit('node scripts/build-web.js');
