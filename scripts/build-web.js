@@ -31,7 +31,10 @@ const STAMP = resolve(OUT, '.build-stamp');
 const INPUTS = resolve(OUT, '.build-inputs.json');
 
 /** The browser apps: `name` is the folder under dist/web/, `entry` the module that starts the app. */
-const WEB_APPS = [];
+const WEB_APPS = [
+  // The example console, served at /console outside production (src/server/console.page.ts).
+  { name: 'console', entry: 'examples/console/index.ts' },
+];
 
 /** What changes every bundle, besides the apps' own sources. */
 const BUILD_FILES = [__filename, resolve(ROOT, 'package-lock.json')];

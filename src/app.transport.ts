@@ -61,6 +61,8 @@ export async function startTransport(
     drainTimeoutMs: Math.floor(config.shutdownTimeoutMs / 2),
     metrics,
     routes: modules.flatMap((module) => module.routes?.(services) ?? []),
+    console:
+      config.env === 'production' ? undefined : { developmentToken: developmentToken(config, services) },
   });
   const ws = startGraphQLWs({
     httpServer,
@@ -95,6 +97,26 @@ export async function startMetricsListener(
   const sidecar = await startMetricsServer({ metrics, port: metricsPort, host: config.metrics.host, logger });
   lifecycle.register('metrics-listener', ShutdownPhase.transport, sidecar.close);
   return sidecar.url;
+}
+
+/** The demo admin the quick start seeds, whose token the console offers while the gateway signs with the dev secret. */
+const DEMO_ADMIN = 'user0@company0.example.com';
+
+/**
+ * With the published development secret anyone can mint a token, so offering the demo admin's on the console's
+ * sign-in form gives nothing away; with a real secret (and always in production) nothing is offered.
+ */
+function developmentToken(
+  config: AppConfig,
+  services: ServiceRegistry,
+): (() => Promise<{ token: string; user: string } | undefined>) | undefined {
+  if (!config.jwt.isDevSecret) return undefined;
+  return async () => {
+    const admin = await services.identity.findUserByEmail(DEMO_ADMIN);
+    return admin
+      ? { token: await services.tokens.mint(admin.id, admin.companyId), user: admin.email }
+      : undefined;
+  };
 }
 
 /** `1mb`, `512kb`, `1000b` (the validated BODY_LIMIT forms) in bytes. */

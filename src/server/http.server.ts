@@ -11,6 +11,7 @@ import express, { type ErrorRequestHandler, type RequestHandler } from 'express'
 import type { ContextFactory } from '../graphql/context';
 import type { OperationCore } from '../graphql/operation';
 import { createApollo } from './apollo.adapter';
+import { consoleRouter, type ConsolePageOptions } from './console.page';
 import { trackHttpConnections } from './http-drain';
 import { createGraphQLFastPath } from './graphql-fast-path';
 import { pipeline } from 'node:stream/promises';
@@ -46,6 +47,8 @@ export interface HttpServerOptions {
   metrics: Metrics;
   /** Modules' HTTP routes, behind the same auth, error shape, body limit and metrics as /graphql. */
   routes?: ReadonlyArray<RouteDefinition<Principal>>;
+  /** Serve the example console at /console (outside production); undefined: not served. */
+  console?: ConsolePageOptions;
 }
 
 export interface HttpGateway {
@@ -65,7 +68,7 @@ const ROUTE_STATUS: Record<string, number> = {
 };
 
 /** Paths the server answers itself; a module route may not take them. */
-const RESERVED_PATHS = new Set(['/graphql', '/healthz', '/readyz']);
+const RESERVED_PATHS = new Set(['/graphql', '/healthz', '/readyz', '/console']);
 
 function mountRoute(
   app: express.Express,
@@ -254,6 +257,7 @@ export async function createHttpGateway(options: HttpServerOptions): Promise<Htt
   mountProbes(app, options.readiness);
   mountGraphQL(app, apollo, core, options.bodyLimit);
   for (const route of options.routes ?? []) mountRoute(app, route, options);
+  if (options.console) app.use(consoleRouter(options.console));
 
   app.use((_req, res) => jsonError(res, 404, 'NOT_FOUND', 'No such route'));
 

@@ -104,8 +104,8 @@ describe('the typed client and the persisted-operation manifest (npm run codegen
     expect(existsSync(out)).toBe(false);
   });
 
-  it('the console typechecks against the generated types (tsc -p examples/tsconfig.json)', () => {
-    const run = spawnSync(process.execPath, [TSC, '-p', 'examples/tsconfig.json'], {
+  it('the console typechecks against the generated types (tsc -p tsconfig.web.json)', () => {
+    const run = spawnSync(process.execPath, [TSC, '-p', 'tsconfig.web.json'], {
       cwd: ROOT,
       encoding: 'utf8',
     });
@@ -127,7 +127,7 @@ describe('the typed client and the persisted-operation manifest (npm run codegen
       ].join('\n'),
     );
     try {
-      const run = spawnSync(process.execPath, [TSC, '-p', 'examples/tsconfig.json'], {
+      const run = spawnSync(process.execPath, [TSC, '-p', 'tsconfig.web.json'], {
         cwd: ROOT,
         encoding: 'utf8',
       });
