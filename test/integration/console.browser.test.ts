@@ -325,6 +325,48 @@ describe('the example console in a real browser (/console)', () => {
     });
   });
 
+  it('offers the demo admin a token while the gateway signs with the development secret', async () => {
+    // JWT_SECRET unset: the published development secret, as with `npm start` on nothing configured.
+    const dev = await startTestApp({ JWT_SECRET: undefined as unknown as string });
+    const devPage = await browser.context.newPage();
+    try {
+      const companyId = randomUUID();
+      await dev.app.dataSource.query('INSERT INTO companies (id, name) VALUES ($1, $2)', [
+        companyId,
+        'Demo Zero',
+      ]);
+      await dev.app.dataSource.query(
+        'INSERT INTO users (id, company_id, email, name, is_admin) VALUES ($1, $2, $3, $4, true)',
+        [randomUUID(), companyId, 'user0@company0.example.com', 'Demo Admin'],
+      );
+      await devPage.goto(`${dev.url}/console`);
+      await devPage.getByTestId('dev-token').click();
+      await devPage.getByTestId('signed-in').waitFor();
+      expect(await devPage.getByTestId('signed-in').textContent()).toContain('Demo Admin · Demo Zero');
+      // The page the test gateways above serve (a real JWT_SECRET) offers nothing.
+      await devPage.goto(`${t.url}/console`);
+      await devPage.getByTestId('token').waitFor();
+      expect(await devPage.getByTestId('dev-token').count()).toBe(0);
+    } finally {
+      await devPage.close();
+      await dev.stop();
+    }
+  });
+
+  it('is not served in production', async () => {
+    const script = (await page.locator('script[type="module"]').getAttribute('src'))!;
+    expect((await fetch(`${t.url}${script}`)).status).toBe(200);
+    const production = await startTestApp({ NODE_ENV: 'production' });
+    try {
+      for (const path of ['/console', script]) {
+        const response = await fetch(`${production.url}${path}`);
+        expect({ path, status: response.status }).toEqual({ path, status: 404 });
+      }
+    } finally {
+      await production.stop();
+    }
+  });
+
   it('reached nothing beyond loopback', () => {
     expect(browser.blocked).toEqual([]);
   });
