@@ -20,6 +20,11 @@ async function main(): Promise<void> {
           `  crm-gateway is running with embedded defaults at ${app.url}/graphql`,
           `  Open it in a browser for Apollo Sandbox; send this header as the demo admin (${admin.email}):`,
           `  Authorization: Bearer ${token}`,
+          ...(config.env === 'production'
+            ? []
+            : [
+                `  The example console: ${app.url}/console (${config.jwt.isDevSecret ? 'click "Use the development token"' : 'paste the token'})`,
+              ]),
           '',
         ].join('\n') + '\n',
       );
