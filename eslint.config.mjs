@@ -45,7 +45,18 @@ const SETTINGS_STAND_ALONE = {
 };
 
 export default tseslint.config(
-  { ignores: ['dist/**', 'node_modules/**', '.data/**', 'coverage/**', '*.js', '*.mjs', 'scripts/*.js'] },
+  {
+    ignores: [
+      'dist/**',
+      'node_modules/**',
+      'examples/generated/**',
+      '.data/**',
+      'coverage/**',
+      '*.js',
+      '*.mjs',
+      'scripts/*.js',
+    ],
+  },
   js.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,
   {

@@ -17,6 +17,7 @@ const PATH_INDEPENDENT = [
   'cli',
   'cluster-queues',
   'cluster-worker-kill',
+  'codegen',
   'compose-file',
   'embedded-capabilities',
   'embedded-mode',

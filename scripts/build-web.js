@@ -45,6 +45,8 @@ const WEB_APPS = [
       graphql: 'monaco-graphql/esm/graphql.worker.js',
     },
   },
+  // The example console, served at /console outside production (src/server/console.page.ts).
+  { name: 'console', entry: 'examples/console/index.ts' },
 ];
 
 /** What changes every bundle, besides the apps' own sources. */

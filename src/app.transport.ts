@@ -47,12 +47,13 @@ export async function startTransport(
     reads,
   });
   const websocket = { close: async (): Promise<void> => {} };
+  const devToken = developmentToken(services, config.graphql.developmentTokenEmail);
   const { httpServer, apollo } = await createHttpGateway({
     core,
     contexts,
     logger,
     explorer: config.graphql.explorer,
-    graphiql: { developmentToken: developmentToken(services, config.graphql.explorerTokenEmail) },
+    graphiql: { developmentToken: devToken },
     fastPath: config.graphql.fastPath,
     compileQueries: config.graphql.compileQueries,
     bodyLimit: config.http.bodyLimit,
@@ -62,6 +63,7 @@ export async function startTransport(
     drainTimeoutMs: Math.floor(config.shutdownTimeoutMs / 2),
     metrics,
     routes: modules.flatMap((module) => module.routes?.(services) ?? []),
+    console: config.env === 'production' ? undefined : { developmentToken: devToken },
   });
   const ws = startGraphQLWs({
     httpServer,
@@ -98,15 +100,21 @@ export async function startMetricsListener(
   return sidecar.url;
 }
 
-/** A fresh token for the explorer's user on each page load (development only: no email, no token). */
+/**
+ * A fresh token for the development user (config.graphql.developmentTokenEmail) on each page load, which the explorer
+ * prefills and the console offers; none in production, and by default only while the gateway signs with the published
+ * development secret (with it anyone can mint tokens, so offering one gives nothing away).
+ */
 function developmentToken(
   services: ServiceRegistry,
   email: string | undefined,
-): (() => Promise<string | undefined>) | undefined {
+): (() => Promise<{ token: string; user: string } | undefined>) | undefined {
   if (!email) return undefined;
   return async () => {
     const user = await services.identity.findUserByEmail(email);
-    return user ? services.tokens.mint(user.id, user.companyId) : undefined;
+    return user
+      ? { token: await services.tokens.mint(user.id, user.companyId), user: user.email }
+      : undefined;
   };
 }
 

@@ -26,6 +26,11 @@ async function main(): Promise<void> {
           `  crm-gateway is running with embedded defaults at ${app.url}/graphql`,
           `  ${explorer} as the demo admin (${admin.email}):`,
           `  Authorization: Bearer ${token}`,
+          ...(config.env === 'production'
+            ? []
+            : [
+                `  The example console: ${app.url}/console (${config.jwt.isDevSecret ? 'click "Use the development token"' : 'paste the token'})`,
+              ]),
           '',
         ].join('\n') + '\n',
       );

@@ -81,7 +81,7 @@ const platformVariables = {
   /** The page GET /graphql serves a browser while introspection is on: self-hosted GraphiQL, Apollo Sandbox, none. */
   GRAPHQL_EXPLORER: z.enum(['graphiql', 'sandbox', 'off']).default('graphiql'),
   /** Outside production: the user whose fresh token GraphiQL's headers editor holds; empty = none. */
-  GRAPHQL_EXPLORER_TOKEN_EMAIL: z.string().optional(),
+  DEVELOPMENT_TOKEN_EMAIL: z.string().optional(),
   GRAPHQL_FAST_PATH: booleanFlag(true),
   GRAPHQL_JIT: booleanFlag(true),
   GRAPHQL_MAX_DEPTH: positiveInt(10),
@@ -186,8 +186,12 @@ export interface AppConfig extends ModuleSettings {
     readonly introspection: boolean;
     /** What GET /graphql serves a browser; `off` whenever introspection is. */
     readonly explorer: 'graphiql' | 'sandbox' | 'off';
-    /** Development only (never in production): the user whose token GraphiQL prefills; undefined = none. */
-    readonly explorerTokenEmail?: string;
+    /**
+     * Development only (never in production): the user whose fresh token GraphiQL prefills and the console offers;
+     * undefined = none. Set explicitly by DEVELOPMENT_TOKEN_EMAIL, else the demo admin while the gateway signs with the
+     * published development secret (a real secret offers no token unless an operator names a user).
+     */
+    readonly developmentTokenEmail?: string;
     /** Known documents answered without Apollo's per-request pipeline (same auth, limits, errors, metrics). */
     readonly fastPath: boolean;
     /** On the fast path, execute with graphql-jit (compiled once per document) rather than graphql-js. */
@@ -242,9 +246,9 @@ export function loadConfig(
   const isProduction = e.NODE_ENV === 'production';
   const secretProblem = isProduction ? productionSecretProblem(e.JWT_SECRET) : undefined;
   if (secretProblem) throw new ConfigError([`JWT_SECRET: ${secretProblem}`]);
-  if (isProduction && e.GRAPHQL_EXPLORER_TOKEN_EMAIL)
+  if (isProduction && e.DEVELOPMENT_TOKEN_EMAIL)
     throw new ConfigError([
-      'GRAPHQL_EXPLORER_TOKEN_EMAIL: is for development only (a token in a page); unset it when NODE_ENV=production',
+      'DEVELOPMENT_TOKEN_EMAIL: is for development only (a token in a page); unset it when NODE_ENV=production',
     ]);
   const clusterNodes = listEntries(e.REDIS_CLUSTER_NODES);
   const introspection = e.GRAPHQL_INTROSPECTION ?? !isProduction;
@@ -285,9 +289,9 @@ export function loadConfig(
     graphql: {
       introspection,
       explorer: introspection ? e.GRAPHQL_EXPLORER : 'off',
-      explorerTokenEmail: isProduction
+      developmentTokenEmail: isProduction
         ? undefined
-        : (e.GRAPHQL_EXPLORER_TOKEN_EMAIL ?? DEMO_ADMIN_EMAIL) || undefined,
+        : (e.DEVELOPMENT_TOKEN_EMAIL ?? (e.JWT_SECRET ? undefined : DEMO_ADMIN_EMAIL)) || undefined,
       fastPath: e.GRAPHQL_FAST_PATH,
       compileQueries: e.GRAPHQL_JIT,
       maxDepth: e.GRAPHQL_MAX_DEPTH,

@@ -10,7 +10,7 @@ export interface GraphiQLOptions {
   /** The GraphQL endpoint the page talks to (HTTP and graphql-ws), and where it is served. Default `/graphql`. */
   endpoint?: string;
   /** Outside production: a fresh token for the demo user, prefilled in the headers editor; absent = none. */
-  developmentToken?: () => Promise<string | undefined>;
+  developmentToken?: () => Promise<{ token: string } | undefined>;
   /** The bundle scripts/build-web.js wrote (manifest.json and hashed files). Default: dist/web/explorer. */
   bundleDir?: string;
   logger: Logger;
@@ -119,7 +119,7 @@ export function mountGraphiQL(app: express.Express, options: GraphiQLOptions): v
     if (preferred !== 'text/html') return next();
     let token: string | undefined;
     try {
-      token = await options.developmentToken?.();
+      token = (await options.developmentToken?.())?.token;
     } catch (error) {
       options.logger.warn({ err: error }, 'explorer: no development token (its user could not be read)');
     }

@@ -11,6 +11,7 @@ import express, { type ErrorRequestHandler, type RequestHandler } from 'express'
 import type { ContextFactory } from '../graphql/context';
 import type { OperationCore } from '../graphql/operation';
 import { createApollo } from './apollo.adapter';
+import { consoleRouter, type ConsolePageOptions } from './console.page';
 import { trackHttpConnections } from './http-drain';
 import {
   EXPLORER_ASSETS_PATH,
@@ -54,6 +55,8 @@ export interface HttpServerOptions {
   metrics: Metrics;
   /** Modules' HTTP routes, behind the same auth, error shape, body limit and metrics as /graphql. */
   routes?: ReadonlyArray<RouteDefinition<Principal>>;
+  /** Serve the example console at /console (outside production); undefined: not served. */
+  console?: ConsolePageOptions;
 }
 
 export interface HttpGateway {
@@ -73,7 +76,7 @@ const ROUTE_STATUS: Record<string, number> = {
 };
 
 /** Paths the server answers itself; a module route may not take them. */
-const RESERVED_PATHS = new Set(['/graphql', '/healthz', '/readyz']);
+const RESERVED_PATHS = new Set(['/graphql', '/healthz', '/readyz', '/console']);
 
 function mountRoute(
   app: express.Express,
@@ -265,6 +268,7 @@ export async function createHttpGateway(options: HttpServerOptions): Promise<Htt
     mountGraphiQL(app, { ...options.graphiql, endpoint: '/graphql', logger: options.logger });
   mountGraphQL(app, apollo, core, options.bodyLimit);
   for (const route of options.routes ?? []) mountRoute(app, route, options);
+  if (options.console) app.use(consoleRouter(options.console));
 
   app.use((_req, res) => jsonError(res, 404, 'NOT_FOUND', 'No such route'));
 

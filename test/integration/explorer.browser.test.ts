@@ -18,7 +18,7 @@ const email = `explorer-${randomUUID()}@test.example.com`;
 const queuePrefix = `explorer-${randomUUID().slice(0, 8)}`;
 
 beforeAll(async () => {
-  gateway = await startTestApp({ GRAPHQL_EXPLORER_TOKEN_EMAIL: email }, 'gateway', { queuePrefix });
+  gateway = await startTestApp({ DEVELOPMENT_TOKEN_EMAIL: email }, 'gateway', { queuePrefix });
   tenant = await createTenant(gateway.app);
   await gateway.app.dataSource.query('UPDATE users SET email = $1 WHERE id = $2', [email, tenant.admin.id]);
   for (const name of ['Ada', 'Grace', 'Edsger']) await insertLead(gateway.app, tenant, tenant.admin.id, name);

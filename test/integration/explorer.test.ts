@@ -47,7 +47,7 @@ describe('GRAPHQL_EXPLORER=graphiql (the default)', () => {
   let response: Response;
 
   beforeAll(async () => {
-    app = await startTestApp({ GRAPHQL_EXPLORER_TOKEN_EMAIL: email });
+    app = await startTestApp({ DEVELOPMENT_TOKEN_EMAIL: email });
     tenant = await createTenant(app.app);
     await app.app.dataSource.query('UPDATE users SET email = $1 WHERE id = $2', [email, tenant.admin.id]);
     response = await browserGet(app);

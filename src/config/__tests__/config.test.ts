@@ -69,23 +69,34 @@ describe('loadConfig', () => {
   });
 
   it('serves GraphiQL by default while introspection is on, with a token for the demo admin outside production', () => {
-    expect(loadConfig({}).graphql).toMatchObject({
+    expect(loadConfig({ JWT_SECRET: undefined }).graphql).toMatchObject({
       explorer: 'graphiql',
-      explorerTokenEmail: 'user0@company0.example.com',
+      developmentTokenEmail: 'user0@company0.example.com',
     });
     expect(loadConfig({ GRAPHQL_EXPLORER: 'sandbox' }).graphql.explorer).toBe('sandbox');
-    expect(loadConfig({ GRAPHQL_EXPLORER_TOKEN_EMAIL: '' }).graphql.explorerTokenEmail).toBeUndefined();
+    expect(
+      loadConfig({ JWT_SECRET: undefined, DEVELOPMENT_TOKEN_EMAIL: '' }).graphql.developmentTokenEmail,
+    ).toBeUndefined();
+    // A real secret offers no token unless an operator names its user.
+    const secret = { JWT_SECRET: 'y'.repeat(40) };
+    expect(loadConfig(secret).graphql.developmentTokenEmail).toBeUndefined();
+    expect(
+      loadConfig({ ...secret, DEVELOPMENT_TOKEN_EMAIL: 'a@b.example.com' }).graphql.developmentTokenEmail,
+    ).toBe('a@b.example.com');
     // The explorer follows introspection, in production as before.
     expect(loadConfig({ GRAPHQL_INTROSPECTION: 'false' }).graphql.explorer).toBe('off');
     const production = { NODE_ENV: 'production', JWT_SECRET: 'x'.repeat(40) };
-    expect(loadConfig(production).graphql).toMatchObject({ explorer: 'off', explorerTokenEmail: undefined });
+    expect(loadConfig(production).graphql).toMatchObject({
+      explorer: 'off',
+      developmentTokenEmail: undefined,
+    });
     expect(loadConfig({ ...production, GRAPHQL_INTROSPECTION: 'true' }).graphql).toMatchObject({
       explorer: 'graphiql',
-      explorerTokenEmail: undefined,
+      developmentTokenEmail: undefined,
     });
     expect(() => loadConfig({ GRAPHQL_EXPLORER: 'playground' })).toThrow(/GRAPHQL_EXPLORER: /);
-    expect(() => loadConfig({ ...production, GRAPHQL_EXPLORER_TOKEN_EMAIL: 'a@b.example.com' })).toThrow(
-      /GRAPHQL_EXPLORER_TOKEN_EMAIL: is for development only/,
+    expect(() => loadConfig({ ...production, DEVELOPMENT_TOKEN_EMAIL: 'a@b.example.com' })).toThrow(
+      /DEVELOPMENT_TOKEN_EMAIL: is for development only/,
     );
   });
 
