@@ -186,6 +186,7 @@ async function runMode(
       }),
     );
     const done = new Map<string, FinishedRun>();
+    let pollFailures = 0;
     const deadline = Date.now() + 10 * 60_000;
     while (done.size < runIds.length) {
       if (Date.now() > deadline)
@@ -205,9 +206,11 @@ async function runMode(
             { id },
           )
           .catch((error: unknown) => {
-            // A gateway short of pool connections on a loaded machine answers SERVICE_UNAVAILABLE: ask again.
-            if (String(error).includes('SERVICE_UNAVAILABLE')) return undefined;
-            throw error;
+            // On a loaded machine a poll may fail (SERVICE_UNAVAILABLE when the pool is short, a reset keep-alive
+            // socket): ask again at the next tick, unless the gateway keeps failing.
+            if (++pollFailures > 10) throw error;
+            context.log(`${mode}: poll failed (${String(error).slice(0, 200)}); asking again`);
+            return undefined;
           });
         if (!answer || answer.workflowRun!.status === 'RUNNING') break;
         done.set(id, answer.workflowRun as never);
