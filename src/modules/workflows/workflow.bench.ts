@@ -158,8 +158,17 @@ async function runMode(
     WORKFLOW_CPU_CONCURRENCY: String(availableParallelism()),
   });
   try {
-    const [, graphqlUrl] = await gateway.waitFor(/"url":"(http:\/\/[^"]+)\/graphql"/);
-    const url = graphqlUrl!;
+    // waitFor gives up after 30 s; a gateway booting on a loaded machine gets two minutes.
+    let graphqlUrl: string | undefined;
+    for (let attempt = 1; !graphqlUrl; attempt++)
+      graphqlUrl = await gateway
+        .waitFor(/"url":"(http:\/\/[^"]+)\/graphql"/)
+        .then(([, found]) => found)
+        .catch((error: unknown) => {
+          if (attempt >= 4 || gateway.process.exitCode !== null) throw error;
+          return undefined;
+        });
+    const url = graphqlUrl;
     const { createWorkflow } = await context.graphql(
       url,
       options.token,
