@@ -33,7 +33,7 @@ export interface RunRow {
 /** A run with its workflow's step definitions, as the processor works on it. */
 export type RunWithSteps = RunRow & { steps: StepDefinition[] };
 
-interface StepRow {
+export interface StepRow {
   step_key: string;
   kind: StepKind;
   queue: string;
@@ -59,6 +59,13 @@ export interface ClaimedStep {
   attempts: number;
   queue: WorkflowQueue;
   kind: StepKind;
+}
+
+/** A step this worker claimed: the claim, the run it belongs to, and the run's step rows right after the claim. */
+export interface StepClaim {
+  claimed: ClaimedStep;
+  run: RunWithSteps;
+  rows: StepRow[];
 }
 
 /** What recording a completed step led to. */
@@ -147,26 +154,37 @@ export class WorkflowRunRepository {
 
   /**
    * Claims a step for a worker under `token` with a lease of `leaseMs`: a QUEUED step, or a RUNNING one whose lease
-   * lapsed. Undefined when the step is finished, cancelled, or running under someone else's live claim.
+   * lapsed. Answers the run with its steps and every step row as the claim left them (the step's inputs and the
+   * view to announce), in two statements. Undefined when the step is finished, cancelled, or running under someone
+   * else's live claim.
    */
   async claimStep(
     runId: string,
     stepKey: string,
     token: string,
     leaseMs: number,
-  ): Promise<ClaimedStep | undefined> {
-    // UPDATE ... RETURNING answers [rows, affected count].
-    const [[claimed]] = await this.dataSource.query<[ClaimedStep[], number]>(
-      `UPDATE workflow_step_runs s
-          SET status = 'RUNNING', attempts = s.attempts + 1, started_at = COALESCE(s.started_at, now()),
-              error = NULL, claim_token = $3, lease_until = now() + make_interval(secs => $4::double precision / 1000)
-         FROM workflow_runs r
-        WHERE s.run_id = $1 AND s.step_key = $2 AND r.id = s.run_id AND r.status = 'RUNNING'
-          AND (s.status = 'QUEUED' OR (s.status = 'RUNNING' AND s.lease_until < now()))
-        RETURNING s.attempts, s.queue, s.kind`,
+  ): Promise<StepClaim | undefined> {
+    const [run] = await this.dataSource.query<Array<RunWithSteps & { claimed: ClaimedStep }>>(
+      `WITH claimed AS (
+         UPDATE workflow_step_runs s
+            SET status = 'RUNNING', attempts = s.attempts + 1, started_at = COALESCE(s.started_at, now()),
+                error = NULL, claim_token = $3,
+                lease_until = now() + make_interval(secs => $4::double precision / 1000)
+           FROM workflow_runs r
+          WHERE s.run_id = $1 AND s.step_key = $2 AND r.id = s.run_id AND r.status = 'RUNNING'
+            AND (s.status = 'QUEUED' OR (s.status = 'RUNNING' AND s.lease_until < now()))
+          RETURNING s.run_id, s.attempts, s.queue, s.kind)
+       SELECT r.*, w.steps, json_build_object('attempts', c.attempts, 'queue', c.queue, 'kind', c.kind) AS claimed
+         FROM claimed c JOIN workflow_runs r ON r.id = c.run_id JOIN workflows w ON w.id = r.workflow_id`,
       [runId, stepKey, token, leaseMs],
     );
-    return claimed;
+    if (!run) return undefined;
+    const { claimed, ...rest } = run;
+    const rows = await this.dataSource.query<StepRow[]>(
+      'SELECT * FROM workflow_step_runs WHERE run_id = $1',
+      [runId],
+    );
+    return { claimed, run: rest, rows };
   }
 
   async renewLease(runId: string, stepKey: string, token: string, leaseMs: number): Promise<void> {
@@ -175,23 +193,6 @@ export class WorkflowRunRepository {
       WHERE run_id = $1 AND step_key = $2 AND claim_token = $3`,
       [runId, stepKey, token, leaseMs],
     );
-  }
-
-  async runWithSteps(runId: string): Promise<RunWithSteps | undefined> {
-    const [run] = await this.dataSource.query<RunWithSteps[]>(
-      'SELECT r.*, w.steps FROM workflow_runs r JOIN workflows w ON w.id = r.workflow_id WHERE r.id = $1',
-      [runId],
-    );
-    return run;
-  }
-
-  /** The outputs of the given steps of a run, by step key. */
-  async outputs(runId: string, stepKeys: readonly string[]): Promise<Record<string, unknown>> {
-    const rows = await this.dataSource.query<Array<{ step_key: string; output: unknown }>>(
-      `SELECT step_key, output FROM workflow_step_runs WHERE run_id = $1 AND step_key = ANY($2::text[])`,
-      [runId, stepKeys],
-    );
-    return Object.fromEntries(rows.map((row) => [row.step_key, row.output]));
   }
 
   /**
@@ -217,7 +218,12 @@ export class WorkflowRunRepository {
     return retry?.status;
   }
 
-  /** Records the output; finds each dependent whose dependencies are now all complete; ends the run when all are. */
+  /**
+   * Records the output; finds each dependent whose dependencies are now all complete; ends the run when all are.
+   * The run's row lock orders the completions of a run (two steps finishing together each see the other's result);
+   * under it, recording the output also reads the run's steps, so a completion is four statements in a transaction
+   * and the view is built from what they answered.
+   */
   async completeStep(
     run: RunWithSteps,
     stepKey: string,
@@ -225,39 +231,52 @@ export class WorkflowRunRepository {
     output: unknown,
   ): Promise<StepCompletion> {
     return this.dataSource.transaction(async (manager): Promise<StepCompletion> => {
-      // One completion of a run at a time: two steps finishing together both see each other's result.
       const [locked] = await manager.query<RunRow[]>(
         'SELECT status FROM workflow_runs WHERE id = $1 FOR UPDATE',
         [run.id],
       );
-      const [, recorded] = await manager.query<[unknown, number]>(
-        `UPDATE workflow_step_runs SET status = 'COMPLETED', output = $4, finished_at = now(), error = NULL,
-                claim_token = NULL, lease_until = NULL
-          WHERE run_id = $1 AND step_key = $2 AND claim_token = $3`,
+      // The updated row (RETURNING) and the others as committed: one statement sees its own update only there.
+      const rows = await manager.query<StepRow[]>(
+        `WITH recorded AS (
+           UPDATE workflow_step_runs SET status = 'COMPLETED', output = $4, finished_at = now(), error = NULL,
+                  claim_token = NULL, lease_until = NULL
+            WHERE run_id = $1 AND step_key = $2 AND claim_token = $3
+            RETURNING *)
+         SELECT * FROM recorded
+         UNION ALL SELECT * FROM workflow_step_runs WHERE run_id = $1 AND step_key <> $2`,
         [run.id, stepKey, token, JSON.stringify(output ?? null)],
       );
-      // Lost the claim (the lease lapsed and another worker took the step): its outcome is that worker's to record.
-      if (recorded === 0 || locked!.status !== 'RUNNING') return { ready: [], runCompleted: false };
-      const rows = await manager.query<Array<{ step_key: string; status: StepStatus }>>(
-        'SELECT step_key, status FROM workflow_step_runs WHERE run_id = $1',
-        [run.id],
-      );
       const status = new Map(rows.map((row) => [row.step_key, row.status]));
+      // Lost the claim (the lease lapsed and another worker took the step): its outcome is that worker's to record.
+      if (status.get(stepKey) !== 'COMPLETED' || locked!.status !== 'RUNNING')
+        return { ready: [], runCompleted: false };
       const ready = dependentsOf(run.steps, stepKey)
         .filter((dependent) => status.get(dependent.key) === 'PENDING')
         .filter((dependent) => dependent.dependsOn.every((key) => status.get(key) === 'COMPLETED'))
         .map((dependent) => dependent.key);
-      if (ready.length > 0)
-        await manager.query(
+      const byKey = new Map(rows.map((row) => [row.step_key, row]));
+      if (ready.length > 0) {
+        const [queued] = await manager.query<[Array<{ step_key: string; queued_at: Date }>, number]>(
           `UPDATE workflow_step_runs SET status = 'QUEUED', queued_at = now()
-            WHERE run_id = $1 AND step_key = ANY($2::text[]) AND status = 'PENDING'`,
+            WHERE run_id = $1 AND step_key = ANY($2::text[]) AND status = 'PENDING' RETURNING step_key, queued_at`,
           [run.id, ready],
         );
+        for (const row of queued)
+          byKey.set(row.step_key, {
+            ...byKey.get(row.step_key)!,
+            status: 'QUEUED',
+            queued_at: row.queued_at,
+          });
+      }
       const runCompleted = [...status.values()].every((value) => value === 'COMPLETED');
-      if (runCompleted) await this.finishRun(manager, run.id, 'COMPLETED', null);
-      // The run as this transition left it (read before the next steps can start): every transition is heard.
-      const view = await this.runView(run.company_id, run.id, manager);
-      return { ready, runCompleted, view };
+      let finished: Pick<RunRow, 'status' | 'error' | 'finished_at'> = {
+        status: 'RUNNING',
+        error: null,
+        finished_at: null,
+      };
+      if (runCompleted) finished = (await this.finishRun(manager, run.id, 'COMPLETED', null))!;
+      // The run as this transition left it (built before the next steps can start): every transition is heard.
+      return { ready, runCompleted, view: toRunView({ ...run, ...finished }, [...byKey.values()]) };
     });
   }
 
@@ -325,39 +344,16 @@ export class WorkflowRunRepository {
     );
     if (!run) throw new NotFoundError('WorkflowRun', runId);
     const rows = await db.query<StepRow[]>('SELECT * FROM workflow_step_runs WHERE run_id = $1', [runId]);
-    const byKey = new Map(rows.map((row) => [row.step_key, row]));
-    return {
-      id: run.id,
-      workflowId: run.workflow_id,
-      userId: run.user_id,
-      status: run.status,
-      input: run.input,
-      error: run.error,
-      createdAt: run.created_at,
-      finishedAt: run.finished_at,
-      steps: run.steps.map((step) => {
-        const row = byKey.get(step.key)!;
-        return {
-          key: step.key,
-          name: step.name,
-          action: step.action,
-          kind: row.kind,
-          queue: row.queue,
-          status: row.status,
-          attempts: row.attempts,
-          queuedAt: row.queued_at,
-          startedAt: row.started_at,
-          finishedAt: row.finished_at,
-          output: row.output,
-          error: row.error,
-        };
-      }),
-    };
+    return toRunView(run, rows);
   }
 
+  /** Ends the run; answers what the run row became (undefined when it is gone). */
   private async finishRun(manager: EntityManager, runId: string, status: RunStatus, error: string | null) {
-    await manager.query(
-      `UPDATE workflow_runs SET status = $2, error = $3, finished_at = now(), updated_at = now() WHERE id = $1`,
+    const [[finished]] = await manager.query<
+      [Array<Pick<RunRow, 'status' | 'error' | 'finished_at'>>, number]
+    >(
+      `UPDATE workflow_runs SET status = $2, error = $3, finished_at = now(), updated_at = now() WHERE id = $1
+       RETURNING status, error, finished_at`,
       [runId, status, error],
     );
     if (status !== 'COMPLETED')
@@ -366,7 +362,40 @@ export class WorkflowRunRepository {
           WHERE run_id = $1 AND status IN ('PENDING', 'QUEUED')`,
         [runId],
       );
+    return finished;
   }
+}
+
+/** A run and its step rows as the API shows them (steps in definition order). */
+export function toRunView(run: RunWithSteps, rows: readonly StepRow[]): RunView {
+  const byKey = new Map(rows.map((row) => [row.step_key, row]));
+  return {
+    id: run.id,
+    workflowId: run.workflow_id,
+    userId: run.user_id,
+    status: run.status,
+    input: run.input,
+    error: run.error,
+    createdAt: run.created_at,
+    finishedAt: run.finished_at,
+    steps: run.steps.map((step) => {
+      const row = byKey.get(step.key)!;
+      return {
+        key: step.key,
+        name: step.name,
+        action: step.action,
+        kind: row.kind,
+        queue: row.queue,
+        status: row.status,
+        attempts: row.attempts,
+        queuedAt: row.queued_at,
+        startedAt: row.started_at,
+        finishedAt: row.finished_at,
+        output: row.output,
+        error: row.error,
+      };
+    }),
+  };
 }
 
 export function workflowView(row: WorkflowRow): WorkflowView {

@@ -6,7 +6,12 @@ import type { JobContext } from '../../platform/queue/queue.driver';
 import type { Principal, ServiceRegistry } from '../kernel';
 import { CpuPool, StepCancelledError, StepTimeoutError } from './cpu-pool';
 import type { StepJob, WorkflowRunDispatcher } from './workflow-run.dispatcher';
-import type { ClaimedStep, RunWithSteps, WorkflowRunRepository } from './workflow-run.repository';
+import {
+  toRunView,
+  type ClaimedStep,
+  type RunWithSteps,
+  type WorkflowRunRepository,
+} from './workflow-run.repository';
 import { PermanentStepError } from './workflow-action.contract';
 import { ACTIONS } from './workflow.actions';
 import { WorkflowQueue, type StepDefinition } from './workflow.model';
@@ -25,13 +30,20 @@ export interface WorkflowStepProcessorDeps {
   settings: WorkflowSettings;
 }
 
+type StepScope = {
+  input: unknown;
+  steps: Record<string, unknown>;
+};
+
 /** What the processor answers the queue for a step job. */
 type StepOutcome = 'skipped' | 'completed' | 'cancelled' | 'failed';
 
 /** A step this worker holds the claim on, and what it runs under. */
 interface ClaimedRun {
   run: RunWithSteps;
-  stepKey: string;
+  step: StepDefinition;
+  /** What the step's expressions read: the run's input and its dependencies' outputs. */
+  scope: StepScope;
   token: string;
   claimed: ClaimedStep;
   signal: AbortSignal;
@@ -76,6 +88,19 @@ export class WorkflowStepProcessor {
     return this.pool;
   }
 
+  /**
+   * Step jobs this process takes from `queue` at once. The CPU queue takes twice its threads: a step's claim and its
+   * completion are Postgres round trips on the main thread, and with one job per thread the thread would idle through
+   * them; the extra jobs wait claimed in the pool, so a thread that finishes starts the next step at once (a step's
+   * time limit counts from its thread).
+   */
+  jobConcurrency(queue: WorkflowQueue): number {
+    const { concurrency } = this.deps.settings.queues[queue];
+    return queue === WorkflowQueue.cpu && this.deps.settings.routing === 'partitioned'
+      ? 2 * concurrency
+      : concurrency;
+  }
+
   async close(): Promise<void> {
     await this.pool?.close();
   }
@@ -92,13 +117,19 @@ export class WorkflowStepProcessor {
     const token = randomUUID();
     let renewal: NodeJS.Timeout | undefined;
     try {
-      const claimed = await this.deps.runs.claimStep(runId, stepKey, token, this.deps.settings.lockMs);
+      const claim = await this.deps.runs.claimStep(runId, stepKey, token, this.deps.settings.lockMs);
       // Finished, cancelled, or running under someone else's live claim: nothing to do.
-      if (!claimed) return 'skipped';
+      if (!claim) return 'skipped';
       renewal = this.renewLease(runId, stepKey, token);
-      const run = (await this.deps.runs.runWithSteps(runId))!;
-      await this.deps.dispatcher.publishRun(run.company_id, runId);
-      return await this.runClaimed({ run, stepKey, token, claimed, signal: controller.signal });
+      const { run, claimed, rows } = claim;
+      this.deps.dispatcher.publish(run.company_id, toRunView(run, rows));
+      const step = run.steps.find((candidate) => candidate.key === stepKey)!;
+      const outputs = new Map(rows.map((row) => [row.step_key, row.output]));
+      const scope = {
+        input: run.input,
+        steps: Object.fromEntries(step.dependsOn.map((key) => [key, outputs.get(key)])),
+      };
+      return await this.runClaimed({ run, step, scope, token, claimed, signal: controller.signal });
     } finally {
       clearInterval(renewal);
       this.untrack(runId, controller);
@@ -151,14 +182,15 @@ export class WorkflowStepProcessor {
 
   /** Runs the claimed step's action and records its outcome. */
   private async runClaimed(claim: ClaimedRun): Promise<StepOutcome> {
-    const { run, stepKey, token, claimed, signal } = claim;
-    const step = run.steps.find((candidate) => candidate.key === stepKey)!;
+    const { run, step, scope, token, claimed, signal } = claim;
+    const stepKey = step.key;
     const started = performance.now();
     try {
       if (signal.aborted) throw new StepCancelledError();
       const output = await this.execute(
         run,
         step,
+        scope,
         this.deps.settings.queues[claimed.queue].timeoutMs,
         signal,
       );
@@ -175,7 +207,8 @@ export class WorkflowStepProcessor {
 
   /** A failed attempt: cancelled, back to the queue for a retry (rethrown), or the step fails for good. */
   private async recordFailure(claim: ClaimedRun, error: unknown): Promise<StepOutcome> {
-    const { run, stepKey, token, claimed, signal } = claim;
+    const { run, token, claimed, signal } = claim;
+    const stepKey = claim.step.key;
     const message = (error as Error).message ?? String(error);
     if (signal.aborted || error instanceof StepCancelledError) {
       await this.settleCancelled(run.id, stepKey, token);
@@ -202,10 +235,10 @@ export class WorkflowStepProcessor {
   private async execute(
     run: RunWithSteps,
     step: StepDefinition,
+    scope: StepScope,
     timeoutMs: number,
     signal: AbortSignal,
   ): Promise<unknown> {
-    const scope = { input: run.input, steps: await this.deps.runs.outputs(run.id, step.dependsOn) };
     const action = ACTIONS[step.action]!;
     // Pure computation always runs in a thread (whatever queue the step is on): only there can a timeout stop it.
     if (action.runsIn === 'thread' && this.deps.settings.routing === 'partitioned')

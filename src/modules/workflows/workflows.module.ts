@@ -93,11 +93,11 @@ export const workflowsModule = defineModule<WorkflowServices>({
   processors: (services) => {
     // Only processes that run steps listen for cancels and start the CPU threads.
     services.workflowSteps.startRunner();
-    const { queues, lockMs } = services.workflowSteps.settings;
+    const { lockMs } = services.workflowSteps.settings;
     return Object.values(WorkflowQueue).map((queue) => ({
       queue,
       processor: (job: JobContext<StepJob>) => services.workflowSteps.processStep(job),
-      options: { concurrency: queues[queue].concurrency, lockDurationMs: lockMs },
+      options: { concurrency: services.workflowSteps.jobConcurrency(queue), lockDurationMs: lockMs },
     }));
   },
   scheduledJobs: (services) => [
