@@ -5,6 +5,7 @@ import {
   ApolloServerPluginLandingPageDisabled,
 } from '@apollo/server/plugin/disabled';
 import type { OperationCore } from '../graphql/operation';
+import { GET_RESPONSE_HEADERS } from '../graphql/persisted-operations';
 import type { RequestContext } from '../modules/kernel';
 
 /**
@@ -65,6 +66,17 @@ export function createApollo(
       };
     },
   };
+  const getCachePlugin: ApolloServerPlugin<RequestContext> = {
+    async requestDidStart() {
+      return {
+        async willSendResponse({ request, response }) {
+          if (request.http?.method !== 'GET') return;
+          for (const [name, value] of Object.entries(GET_RESPONSE_HEADERS))
+            if (!response.http.headers.has(name)) response.http.headers.set(name, value);
+        },
+      };
+    },
+  };
   const drainPlugin: ApolloServerPlugin<RequestContext> = {
     async serverWillStart() {
       // Apollo serves requests normally while its servers drain; it stops only once this resolves.
@@ -87,6 +99,9 @@ export function createApollo(
     // Compact JSON: Apollo pretty-prints by default, which costs CPU and bytes on every large response.
     stringifyResult: (result) => JSON.stringify(result),
     csrfPrevention: true,
+    // APQ and the safelist are the operation core's (persisted-operations.middleware.ts resolves a hash before Apollo
+    // sees the request), so they behave the same on the fast path and graphql-ws.
+    persistedQueries: false,
     validationRules: [...core.gatewayRules],
     parseOptions: core.parseOptions,
     formatError: (formatted, error) => core.formatError(formatted, error),
@@ -98,6 +113,7 @@ export function createApollo(
       readYourWritesPlugin,
       drainPlugin,
       limitsPlugin,
+      getCachePlugin,
       options.landingPage
         ? ApolloServerPluginLandingPageLocalDefault({ embed: true, includeCookies: false })
         : ApolloServerPluginLandingPageDisabled(),
