@@ -186,7 +186,7 @@ export class PersistedOperations {
     // Anonymous callers do not fill the shared store; in `persisted` mode their unregistered documents do not run.
     if (!caller.principal) {
       if (mode === OperationsMode.any || this.isIntrospection(query)) return { query };
-      return { error: this.refusal() };
+      return (await store.get(hash)) === query ? { query } : { error: this.refusal() };
     }
     const prepared = this.options.prepare(query);
     // An invalid document is not registered; the transport answers its errors as for any document.

@@ -66,13 +66,18 @@ export function createApollo(
       };
     },
   };
+  // A GET answer is one user's view: no shared cache may keep it (persisted-operations.ts, GET_RESPONSE_HEADERS).
   const getCachePlugin: ApolloServerPlugin<RequestContext> = {
     async requestDidStart() {
       return {
         async willSendResponse({ request, response }) {
           if (request.http?.method !== 'GET') return;
-          for (const [name, value] of Object.entries(GET_RESPONSE_HEADERS))
-            if (!response.http.headers.has(name)) response.http.headers.set(name, value);
+          const { headers } = response.http;
+          if (!headers.has('cache-control'))
+            headers.set('cache-control', GET_RESPONSE_HEADERS['cache-control']);
+          const vary = headers.get('vary');
+          if (!vary) headers.set('vary', GET_RESPONSE_HEADERS.vary);
+          else if (!/authorization/i.test(vary)) headers.set('vary', `${vary}, ${GET_RESPONSE_HEADERS.vary}`);
         },
       };
     },
