@@ -4,6 +4,7 @@ import { ContextFactory } from './graphql/context';
 import { operationLimits } from './graphql/operation-limits';
 import { OperationCore } from './graphql/operation';
 import { OperationMetrics } from './graphql/operation-metrics';
+import { persistedOperationsSetup } from './graphql/persisted-operations.setup';
 import { buildGatewaySchema } from './graphql/schema';
 import type { CrmModule, ModuleDrivers, ProcessRole, ServiceRegistry } from './modules/kernel';
 import { ShutdownPhase, type Lifecycle } from './platform/lifecycle/lifecycle';
@@ -22,7 +23,7 @@ import { startMetricsServer } from './server/metrics.server';
 export async function startTransport(
   modules: readonly CrmModule[],
   services: ServiceRegistry,
-  { config, logger, metrics, lifecycle, pubsub, reads }: ModuleDrivers,
+  { config, logger, metrics, lifecycle, pubsub, reads, redis }: ModuleDrivers,
   readinessCheck: () => Promise<Record<string, boolean>>,
 ): Promise<string> {
   const schema = await buildGatewaySchema(
@@ -45,6 +46,7 @@ export async function startTransport(
     operationMetrics,
     introspection: config.graphql.introspection,
     reads,
+    persisted: persistedOperationsSetup(config.graphql.operations, { redis, logger, metrics }),
   });
   const websocket = { close: async (): Promise<void> => {} };
   const devToken = developmentToken(services, config.graphql.developmentTokenEmail);

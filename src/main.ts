@@ -1,5 +1,6 @@
 import { startApp } from './app';
 import { DEMO_ADMIN_EMAIL } from './config/config';
+import { ManifestError } from './graphql/operation-manifest';
 import { MigrationsBehindError } from './platform/db/migration-state';
 import { installShutdownHooks, loadConfigOrExit } from './process-hooks';
 import { createLogger } from './platform/logging/logger';
@@ -40,7 +41,7 @@ async function main(): Promise<void> {
 
 main().catch((error: unknown) => {
   // A refusal the operator can act on is one line; anything else keeps its stack.
-  const refusal = error instanceof MigrationsBehindError;
+  const refusal = error instanceof MigrationsBehindError || error instanceof ManifestError;
   process.stderr.write(
     `gateway failed to start: ${refusal ? error.message : ((error as Error).stack ?? String(error))}\n`,
   );

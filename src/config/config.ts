@@ -94,6 +94,15 @@ const platformVariables = {
   GRAPHQL_MAX_PAGE_SIZE: positiveInt(200),
   GRAPHQL_MAX_INPUT_DEPTH: positiveInt(32),
   GRAPHQL_MAX_JSON_VALUES: positiveInt(100_000),
+  /** Which documents may run; unset: `safelist` when a manifest is configured, else `any` (README, Persisted operations). */
+  GRAPHQL_OPERATIONS: z.enum(['any', 'persisted', 'safelist']).optional(),
+  /** A persisted-query manifest (Apollo's format), read at boot. */
+  GRAPHQL_OPERATION_MANIFEST: z
+    .string()
+    .optional()
+    .transform((value) => (value === '' ? undefined : value)),
+  /** How long an APQ registration lives in the store (Redis, or the embedded LRU). */
+  GRAPHQL_APQ_TTL_SECONDS: positiveInt(86_400),
   BODY_LIMIT: z
     .string()
     .regex(/^\d+(b|kb|mb)$/i, 'must look like 1mb, 512kb or 1000b')
@@ -206,6 +215,12 @@ export interface AppConfig extends ModuleSettings {
     readonly maxPageSize: number;
     readonly maxInputDepth: number;
     readonly maxJsonValues: number;
+    /** Persisted operations: the mode, the manifest's path, the APQ registrations' lifetime. */
+    readonly operations: {
+      readonly mode: 'any' | 'persisted' | 'safelist';
+      readonly manifestPath?: string;
+      readonly apqTtlSeconds: number;
+    };
   };
   readonly shutdownTimeoutMs: number;
   readonly entityCacheTtlSeconds: number;
@@ -252,6 +267,11 @@ export function loadConfig(
     ]);
   const clusterNodes = listEntries(e.REDIS_CLUSTER_NODES);
   const introspection = e.GRAPHQL_INTROSPECTION ?? !isProduction;
+  const operationsMode = e.GRAPHQL_OPERATIONS ?? (e.GRAPHQL_OPERATION_MANIFEST ? 'safelist' : 'any');
+  if (operationsMode === 'safelist' && !e.GRAPHQL_OPERATION_MANIFEST)
+    throw new ConfigError([
+      'GRAPHQL_OPERATIONS: safelist needs GRAPHQL_OPERATION_MANIFEST (the allowed operations)',
+    ]);
 
   return deepFreeze<AppConfig>({
     env: e.NODE_ENV,
@@ -304,6 +324,11 @@ export function loadConfig(
       maxPageSize: e.GRAPHQL_MAX_PAGE_SIZE,
       maxInputDepth: e.GRAPHQL_MAX_INPUT_DEPTH,
       maxJsonValues: e.GRAPHQL_MAX_JSON_VALUES,
+      operations: {
+        mode: operationsMode,
+        manifestPath: e.GRAPHQL_OPERATION_MANIFEST,
+        apqTtlSeconds: e.GRAPHQL_APQ_TTL_SECONDS,
+      },
     },
     shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
     entityCacheTtlSeconds: e.ENTITY_CACHE_TTL_SECONDS,

@@ -2,6 +2,7 @@ import { GraphQLError, type GraphQLFormattedError } from 'graphql';
 import { classifyDatabaseError } from '../platform/db/db-errors';
 import { AppError, ErrorCode } from '../platform/errors/app-error';
 import { LimitErrorCode } from './limits';
+import { PersistedOperationErrorCode } from './persisted-operations';
 import type { Logger } from '../platform/logging/logger';
 
 /** Codes that graphql-js and Apollo assign themselves; they describe the request, so they are safe to show. */
@@ -15,6 +16,7 @@ const PASS_THROUGH_CODES = new Set([
   'OPERATION_RESOLUTION_FAILURE',
   ...Object.values(ErrorCode),
   ...Object.values(LimitErrorCode),
+  ...Object.values(PersistedOperationErrorCode),
 ]);
 
 function findAppError(error: unknown): AppError | undefined {

@@ -26,6 +26,15 @@ import {
   type OperationLimits,
 } from './limits';
 import type { OperationMetrics } from './operation-metrics';
+import {
+  OperationsMode,
+  PersistedOperations,
+  type OperationCaller,
+  type OperationRequest,
+  type PersistedOperationsOptions,
+  type ResolvedOperation,
+} from './persisted-operations';
+import { MemoryPersistedQueryStore } from './persisted-query.store';
 
 export interface OperationCoreOptions {
   schema: GraphQLSchema;
@@ -37,6 +46,8 @@ export interface OperationCoreOptions {
   introspection: boolean;
   /** Read replicas' routing: a mutation reads from the primary, and its caller's next reads see what it wrote. */
   reads?: ReadRouting;
+  /** APQ and the safelist (persisted-operations.ts). Default: `any`, APQ registered in this process for a day. */
+  persisted?: PersistedOperationsOptions;
 }
 
 /** A caller as the edge sees it: a principal (undefined when anonymous), or the coded error to answer instead. */
@@ -59,11 +70,20 @@ export class OperationCore {
   /** graphql-js's specified rules and the gateway's: what the fast path and graphql-ws validate with. */
   readonly rules: readonly ValidationRule[];
   readonly parseOptions: ParseOptions;
+  private readonly persisted: PersistedOperations;
 
   constructor(private readonly options: OperationCoreOptions) {
     this.gatewayRules = createValidationRules(options.limits, { introspection: options.introspection });
     this.rules = [...specifiedRules, ...this.gatewayRules];
     this.parseOptions = createParseOptions(options.limits);
+    this.persisted = new PersistedOperations({
+      ...(options.persisted ?? {
+        mode: OperationsMode.any,
+        store: new MemoryPersistedQueryStore({ ttlSeconds: 86_400 }),
+      }),
+      prepare: (query) => this.prepare(query),
+      parse: (query) => parseDocument(query, options.limits),
+    });
   }
 
   get schema(): GraphQLSchema {
@@ -94,6 +114,33 @@ export class OperationCore {
         }),
       };
     }
+  }
+
+  /**
+   * The document a request runs, after the caller is known: the one its `extensions.persistedQuery` hash names (APQ,
+   * or the manifest), its own (checked against the safelist, registered with its hash), or the coded refusal.
+   */
+  resolveOperation(request: OperationRequest, caller: OperationCaller): Promise<ResolvedOperation> {
+    return this.persisted.resolve(request, caller);
+  }
+
+  /**
+   * A request refused before it ran (a persisted-operation refusal) as every HTTP transport answers it: the status and
+   * headers of its `extensions.http`, and the error shaped and counted as any other.
+   */
+  refusalResponse(error: GraphQLError): {
+    status: number;
+    headers: Record<string, string>;
+    body: { errors: GraphQLFormattedError[] };
+  } {
+    const { http, ...extensions } = error.extensions as {
+      http?: { status?: number; headers?: Record<string, string> };
+    };
+    return {
+      status: http?.status ?? 400,
+      headers: http?.headers ?? {},
+      body: { errors: [this.formatError({ message: error.message, extensions }, error)] },
+    };
   }
 
   /** A document too deeply nested to parse safely (checked by a flat lexer pass before the parser recurses). */

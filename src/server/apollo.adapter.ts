@@ -5,6 +5,7 @@ import {
   ApolloServerPluginLandingPageDisabled,
 } from '@apollo/server/plugin/disabled';
 import type { OperationCore } from '../graphql/operation';
+import { GET_RESPONSE_HEADERS } from '../graphql/persisted-operations';
 import type { RequestContext } from '../modules/kernel';
 
 /**
@@ -65,6 +66,22 @@ export function createApollo(
       };
     },
   };
+  // A GET answer is one user's view: no shared cache may keep it (persisted-operations.ts, GET_RESPONSE_HEADERS).
+  const getCachePlugin: ApolloServerPlugin<RequestContext> = {
+    async requestDidStart() {
+      return {
+        async willSendResponse({ request, response }) {
+          if (request.http?.method !== 'GET') return;
+          const { headers } = response.http;
+          if (!headers.has('cache-control'))
+            headers.set('cache-control', GET_RESPONSE_HEADERS['cache-control']);
+          const vary = headers.get('vary');
+          if (!vary) headers.set('vary', GET_RESPONSE_HEADERS.vary);
+          else if (!/authorization/i.test(vary)) headers.set('vary', `${vary}, ${GET_RESPONSE_HEADERS.vary}`);
+        },
+      };
+    },
+  };
   const drainPlugin: ApolloServerPlugin<RequestContext> = {
     async serverWillStart() {
       // Apollo serves requests normally while its servers drain; it stops only once this resolves.
@@ -87,6 +104,9 @@ export function createApollo(
     // Compact JSON: Apollo pretty-prints by default, which costs CPU and bytes on every large response.
     stringifyResult: (result) => JSON.stringify(result),
     csrfPrevention: true,
+    // APQ and the safelist are the operation core's (persisted-operations.middleware.ts resolves a hash before Apollo
+    // sees the request), so they behave the same on the fast path and graphql-ws.
+    persistedQueries: false,
     validationRules: [...core.gatewayRules],
     parseOptions: core.parseOptions,
     formatError: (formatted, error) => core.formatError(formatted, error),
@@ -98,6 +118,7 @@ export function createApollo(
       readYourWritesPlugin,
       drainPlugin,
       limitsPlugin,
+      getCachePlugin,
       // GET /graphql for a browser: Apollo Sandbox (GRAPHQL_EXPLORER=sandbox; GraphiQL is served before Apollo).
       options.sandbox
         ? ApolloServerPluginLandingPageLocalDefault({ embed: true, includeCookies: false })

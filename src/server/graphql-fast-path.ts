@@ -17,6 +17,7 @@ import {
 import { compileQuery, isCompiledQuery, type CompiledQuery } from 'graphql-jit';
 import { LRUCache } from 'lru-cache';
 import type { OperationCore } from '../graphql/operation';
+import type { Principal } from '../modules/kernel';
 import type { Logger } from '../platform/logging/logger';
 import type { Metrics } from '../platform/metrics/metrics';
 
@@ -52,23 +53,42 @@ interface ValidDocument {
 
 type KnownDocument = ValidDocument | { invalid: true };
 
-interface GraphQLBody {
+/** An operation the fast path runs: its caller, its document's text and cache entry, the operation in it. */
+interface Admission {
+  principal: Principal;
   query: string;
+  entry: ValidDocument;
+  operation: OperationDefinitionNode;
+}
+
+interface GraphQLBody {
+  /** Absent when the document is named by `extensions.persistedQuery` alone. */
+  query?: string;
   variables?: Record<string, unknown> | null;
   operationName?: string | null;
+  /** Only `persistedQuery` (APQ); a body with other extensions goes to Apollo. */
+  extensions?: { persistedQuery: unknown };
 }
 
 function isGraphQLBody(body: unknown): body is GraphQLBody {
   if (typeof body !== 'object' || body === null || Array.isArray(body)) return false;
   const { query, variables, operationName, extensions } = body as Record<string, unknown>;
+  const persisted = isPersistedQueryOnly(extensions);
   return (
-    typeof query === 'string' &&
-    extensions === undefined &&
+    (typeof query === 'string' || (query === undefined && persisted)) &&
+    (extensions === undefined || persisted) &&
     (variables === undefined ||
       variables === null ||
       (typeof variables === 'object' && !Array.isArray(variables))) &&
     (operationName === undefined || operationName === null || typeof operationName === 'string')
   );
+}
+
+/** `{ persistedQuery: {...} }` and nothing else: APQ, which the core resolves; other extensions are Apollo's. */
+function isPersistedQueryOnly(extensions: unknown): boolean {
+  if (typeof extensions !== 'object' || extensions === null || Array.isArray(extensions)) return false;
+  const keys = Object.keys(extensions);
+  return keys.length === 1 && keys[0] === 'persistedQuery';
 }
 
 /**
@@ -233,12 +253,21 @@ class GraphQLFastPath {
   }
 
   /** The operation of a known document the caller may run within the limits, or undefined: Apollo answers it. */
-  private async admit(req: FastRequest, body: GraphQLBody) {
+  private async admit(
+    req: FastRequest,
+    body: GraphQLBody,
+  ): Promise<Admission | { refusal: GraphQLError } | undefined> {
     // As Apollo does, the caller first. Only authenticated callers reach the document cache and the compiler.
     const caller = await this.core.authenticate(req.headers.authorization);
     // Apollo answers an anonymous caller, and a refused token, with its own error and status.
     if ('error' in caller || !caller.principal) return undefined;
-    const entry = this.known(body.query);
+    // The hash's document (a hit skips parsing: the document cache is by text), or the refusal (an unknown hash, an
+    // operation off the safelist), answered here as the core shapes it for Apollo's path too.
+    const resolved = await this.core.resolveOperation(body, { principal: caller.principal, method: 'POST' });
+    if ('error' in resolved) return { refusal: resolved.error };
+    if (resolved.unchanged) return undefined;
+    const { query } = resolved;
+    const entry = this.known(query);
     if ('invalid' in entry) return undefined;
     const operation: OperationDefinitionNode | null | undefined = getOperationAST(
       entry.document,
@@ -250,7 +279,7 @@ class GraphQLFastPath {
         return undefined;
       if (!usesVariables(entry.document)) entry.withinLimits.add(body.operationName);
     }
-    return { principal: caller.principal, entry, operation };
+    return { principal: caller.principal, query, entry, operation };
   }
 
   private async answer(
@@ -262,12 +291,19 @@ class GraphQLFastPath {
     const { core, options } = this;
     const admitted = await this.admit(req, body);
     if (!admitted) return this.toApollo(req, res);
-    const { principal, entry, operation } = admitted;
+    if ('refusal' in admitted) {
+      options.requestId(req, res);
+      const { status, headers, body: refusal } = core.refusalResponse(admitted.refusal);
+      this.send(res, status, JSON.stringify(refusal), headers, stopHttpTimer);
+      options.metrics.graphqlFastPath.inc({ outcome: 'answered' });
+      return;
+    }
+    const { principal, query, entry, operation } = admitted;
 
     const requestId = options.requestId(req, res);
     const finishOperation = core.startOperation(operation.operation, operation.name?.value ?? null);
     const contextValue = core.context(principal, requestId);
-    const compiled = this.compiledOperation(body.query, entry, body.operationName);
+    const compiled = this.compiledOperation(query, entry, body.operationName);
     core.beginExecution(operation.operation, principal);
     const result = compiled
       ? await compiled.query(undefined, contextValue, body.variables ?? {})
@@ -290,18 +326,29 @@ class GraphQLFastPath {
       (result.errors && httpStatusOf(result.errors)) ||
       200;
     const json = JSON.stringify({ errors, data: result.data, extensions: result.extensions });
+    this.send(res, status, json, status === 503 ? { 'retry-after': '1' } : {}, stopHttpTimer);
+    finishOperation();
+    options.metrics.graphqlFastPath.inc({ outcome: 'answered' });
+  }
+
+  /** Answers JSON, counted and timed as express counts its own answers. */
+  private send(
+    res: ServerResponse,
+    status: number,
+    json: string,
+    headers: Record<string, string>,
+    stopHttpTimer: (labels: Record<string, string>) => void,
+  ): void {
     res.statusCode = status;
     res.setHeader('content-type', 'application/json; charset=utf-8');
-    if (status === 503) res.setHeader('retry-after', '1');
+    for (const [name, value] of Object.entries(headers)) res.setHeader(name, value);
     res.setHeader('content-length', Buffer.byteLength(json));
     res.once('finish', () => {
       const labels = { method: 'POST', route: '/graphql', status_class: `${Math.floor(status / 100)}xx` };
       stopHttpTimer(labels);
-      options.metrics.httpRequests.inc(labels);
+      this.options.metrics.httpRequests.inc(labels);
     });
     res.end(json);
-    finishOperation();
-    options.metrics.graphqlFastPath.inc({ outcome: 'answered' });
   }
 }
 

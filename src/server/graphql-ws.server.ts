@@ -126,7 +126,8 @@ export function startGraphQLWs(options: GraphQLWsOptions): {
 
 /**
  * One operation through the core: the connection's token checked again (an expired token, or a user removed or
- * changed since connecting, is seen at once, as on HTTP), the document parsed and validated, the variable limits;
+ * changed since connecting, is seen at once, as on HTTP), the persisted-operation hash and the safelist, the document
+ * parsed and validated, the variable limits;
  * the errors to answer, or what graphql-ws executes.
  */
 async function prepareOperation(
@@ -141,7 +142,10 @@ async function prepareOperation(
   const { principal } = caller;
   if (!principal)
     return { errors: [gatewayError(ErrorCode.UNAUTHENTICATED, AuthFailure.MISSING_TOKEN, 401)] };
-  const prepared = core.prepare(payload.query);
+  // graphql-ws requires a string `query`: an empty one with `extensions.persistedQuery` names the document by hash.
+  const resolved = await core.resolveOperation(payload, { principal, method: 'WS' });
+  if ('error' in resolved) return { errors: [resolved.error] };
+  const prepared = core.prepare(resolved.unchanged ? payload.query : resolved.query);
   if ('errors' in prepared) return prepared;
   const { document } = prepared;
   const limitErrors = core.checkLimits(document, payload.variables, payload.operationName);

@@ -20,6 +20,7 @@ import {
   type GraphiQLOptions,
 } from './explorer.page';
 import { createGraphQLFastPath } from './graphql-fast-path';
+import { authenticatedCaller, persistedOperations } from './persisted-operations.middleware';
 import { pipeline } from 'node:stream/promises';
 import { authFailure, type Principal } from '../modules/kernel';
 import type { RouteDefinition } from '../platform/http/routes';
@@ -200,9 +201,10 @@ function mountGraphQL(
       }
       next();
     },
+    persistedOperations(core),
     expressMiddleware(apollo, {
       context: async ({ req, res }) => {
-        const caller = await core.authenticate(req.headers.authorization);
+        const caller = authenticatedCaller(res) ?? (await core.authenticate(req.headers.authorization));
         if ('error' in caller) throw caller.error;
         return core.context(caller.principal, res.locals.requestId as string);
       },

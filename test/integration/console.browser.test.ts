@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
 import type { Locator, Page } from 'playwright-core';
 import manifest from '../../examples/generated/persisted-query-manifest.json';
 import { launchBrowser, type TestBrowser } from '../helpers/browser';
@@ -13,6 +14,9 @@ import { startTestApp, type TestApp } from '../helpers/test-app';
  * pipeline chart, a record's similar records, and a user who may not read a record never seeing it. The browser
  * reaches loopback only (test/helpers/browser.ts blocks and records anything else).
  */
+
+/** The persisted-operation manifest `npm run codegen` writes beside the console's typed client. */
+const MANIFEST = resolve(__dirname, '../../examples/generated/persisted-query-manifest.json');
 
 const STATUSES = ['NEW', 'CONTACTED', 'QUALIFIED', 'UNQUALIFIED'] as const;
 const SOURCES = ['WEB', 'REFERRAL', 'EVENT'] as const;
@@ -112,6 +116,7 @@ async function rowIds(page: Page): Promise<Array<string | null>> {
 
 describe('the example console in a real browser (/console)', () => {
   let t: TestApp;
+  let safelisted: TestApp;
   let worker: TestApp;
   let tenant: TestTenant;
   let browser: TestBrowser;
@@ -122,6 +127,9 @@ describe('the example console in a real browser (/console)', () => {
   beforeAll(async () => {
     const queuePrefix = `test-${randomUUID().slice(0, 8)}`;
     t = await startTestApp({}, 'gateway', { queuePrefix });
+    // The console's gateway runs the safelist made from the same operations as its typed client (npm run codegen):
+    // the console works with nothing but its manifest's documents. The test writes its data through `t`.
+    safelisted = await startTestApp({ GRAPHQL_OPERATION_MANIFEST: MANIFEST }, 'gateway', { queuePrefix });
     worker = await startTestApp({}, 'worker', { queuePrefix });
     tenant = await createTenant(t.app, { name: 'Acme Demo' });
     let n = 0;
@@ -161,11 +169,12 @@ describe('the example console in a real browser (/console)', () => {
     browser = await launchBrowser({ viewport: { width: 1360, height: 900 } });
     page = browser.page;
     traffic = recordGraphQL(page);
-    await signIn(page, t.url, tenant.admin.token);
+    await signIn(page, safelisted.url, tenant.admin.token);
   });
   afterAll(async () => {
     await browser?.dispose();
     await worker?.stop();
+    await safelisted?.stop();
     await t?.stop();
   });
 
@@ -295,7 +304,7 @@ describe('the example console in a real browser (/console)', () => {
     it('never sees it in the console: not in the results, the facet counts or the similar panel', async () => {
       const repPage = await browser.context.newPage();
       const repTraffic = recordGraphQL(repPage);
-      await signIn(repPage, t.url, org.users.rep1.token);
+      await signIn(repPage, safelisted.url, org.users.rep1.token);
       // rep1 reads their own lead and the one shared with them (sup's); the others are hidden.
       expect((await rowIds(repPage)).sort()).toEqual([org.leads.rep1, org.leads.sup].sort());
       expect(await total(repPage)).toBe(2);

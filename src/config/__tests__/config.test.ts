@@ -146,6 +146,26 @@ describe('loadConfig', () => {
     );
   });
 
+  it('enforces a configured manifest by default, and refuses a safelist without one, naming the variable', () => {
+    expect(loadConfig({}).graphql.operations).toEqual({
+      mode: 'any',
+      manifestPath: undefined,
+      apqTtlSeconds: 86_400,
+    });
+    expect(loadConfig({ GRAPHQL_OPERATION_MANIFEST: '/srv/manifest.json' }).graphql.operations.mode).toBe(
+      'safelist',
+    );
+    expect(
+      loadConfig({ GRAPHQL_OPERATION_MANIFEST: '/srv/manifest.json', GRAPHQL_OPERATIONS: 'persisted' })
+        .graphql.operations.mode,
+    ).toBe('persisted');
+    expect(() => loadConfig({ GRAPHQL_OPERATIONS: 'safelist' })).toThrow(
+      /GRAPHQL_OPERATIONS: safelist needs GRAPHQL_OPERATION_MANIFEST/,
+    );
+    expect(() => loadConfig({ GRAPHQL_OPERATIONS: 'strict' })).toThrow(/GRAPHQL_OPERATIONS: /);
+    expect(() => loadConfig({ GRAPHQL_APQ_TTL_SECONDS: '0' })).toThrow(/GRAPHQL_APQ_TTL_SECONDS: /);
+  });
+
   it('reads the search index budget in megabytes, fractions allowed, and names it when it is not positive', () => {
     expect(loadConfig({}).search.indexMaxBytes).toBe(1024 * 1024 * 1024);
     expect(loadConfig({ SEARCH_INDEX_MAX_MB: '0.5' }).search.indexMaxBytes).toBe(512 * 1024);
