@@ -9,6 +9,7 @@ import type { CrmModule, ModuleDrivers, ProcessRole, ServiceRegistry } from './m
 import { ShutdownPhase, type Lifecycle } from './platform/lifecycle/lifecycle';
 import type { Logger } from './platform/logging/logger';
 import type { Metrics } from './platform/metrics/metrics';
+import type { Tracer } from './platform/tracing';
 import { startGraphQLWs } from './server/graphql-ws.server';
 import { createHttpGateway } from './server/http.server';
 import { startMetricsServer } from './server/metrics.server';
@@ -24,6 +25,7 @@ export async function startTransport(
   services: ServiceRegistry,
   { config, logger, metrics, lifecycle, pubsub, reads }: ModuleDrivers,
   readinessCheck: () => Promise<Record<string, boolean>>,
+  tracer: Tracer,
 ): Promise<string> {
   const schema = await buildGatewaySchema(
     modules.flatMap((module) => module.resolvers?.(services) ?? []),
@@ -45,6 +47,7 @@ export async function startTransport(
     operationMetrics,
     introspection: config.graphql.introspection,
     reads,
+    tracer,
   });
   const websocket = { close: async (): Promise<void> => {} };
   const { httpServer, apollo } = await createHttpGateway({

@@ -15,6 +15,7 @@ import { classifyDatabaseError } from '../platform/db/db-errors';
 import type { ReadRouting } from '../platform/db/read-routing';
 import { AppError, ErrorCode } from '../platform/errors/app-error';
 import type { Logger } from '../platform/logging/logger';
+import { DISABLED_TRACER, type OpenSpan, type Tracer } from '../platform/tracing';
 import type { ContextFactory } from './context';
 import { formatError } from './errors';
 import {
@@ -26,6 +27,7 @@ import {
   type OperationLimits,
 } from './limits';
 import type { OperationMetrics } from './operation-metrics';
+import { OPERATION_SPAN, OperationAttribute, traceRootResolvers } from './operation-tracing';
 
 export interface OperationCoreOptions {
   schema: GraphQLSchema;
@@ -37,6 +39,8 @@ export interface OperationCoreOptions {
   introspection: boolean;
   /** Read replicas' routing: a mutation reads from the primary, and its caller's next reads see what it wrote. */
   reads?: ReadRouting;
+  /** Spans for each operation and its root resolvers. Default off. */
+  tracer?: Tracer;
 }
 
 /** A caller as the edge sees it: a principal (undefined when anonymous), or the coded error to answer instead. */
@@ -59,11 +63,38 @@ export class OperationCore {
   /** graphql-js's specified rules and the gateway's: what the fast path and graphql-ws validate with. */
   readonly rules: readonly ValidationRule[];
   readonly parseOptions: ParseOptions;
+  private readonly tracer: Tracer;
 
   constructor(private readonly options: OperationCoreOptions) {
     this.gatewayRules = createValidationRules(options.limits, { introspection: options.introspection });
     this.rules = [...specifiedRules, ...this.gatewayRules];
     this.parseOptions = createParseOptions(options.limits);
+    this.tracer = options.tracer ?? DISABLED_TRACER;
+    if (this.tracer.enabled) traceRootResolvers(options.schema, this.tracer);
+  }
+
+  /**
+   * Runs one HTTP operation's work (the request through Apollo, or the fast path's) inside the operation's span;
+   * `startOperation` and `checkLimits` name and annotate it once the operation is known. `reuseActive`: the request
+   * is in an operation's span already (one the fast path handed to Apollo): annotate that one.
+   */
+  traced<T>(
+    transport: 'apollo' | 'fast-path',
+    fn: () => Promise<T>,
+    options: { reuseActive?: boolean } = {},
+  ): Promise<T> {
+    const attributes = { [OperationAttribute.transport]: transport };
+    if (!options.reuseActive) return this.tracer.inSpan(OPERATION_SPAN, { attributes }, fn);
+    this.tracer.annotateActive(attributes);
+    return fn();
+  }
+
+  /** A WebSocket operation's span (a trace of its own): opened when it is subscribed, ended when it completes. */
+  openOperationSpan(): OpenSpan {
+    return this.tracer.startSpan(OPERATION_SPAN, {
+      kind: 'server',
+      attributes: { [OperationAttribute.transport]: 'graphql-ws' },
+    });
   }
 
   get schema(): GraphQLSchema {
@@ -125,6 +156,9 @@ export class OperationCore {
       variables,
       operationName,
       limits: this.options.limits,
+      onComplexity: this.tracer.enabled
+        ? (complexity) => this.tracer.annotateActive({ [OperationAttribute.complexity]: complexity })
+        : undefined,
     });
   }
 
@@ -152,6 +186,11 @@ export class OperationCore {
 
   /** Starts timing an operation; call the returned function once it has been answered. */
   startOperation(operationType: string, operationName: string | null | undefined): () => void {
+    this.tracer.annotateActive(
+      { [OperationAttribute.type]: operationType, [OperationAttribute.name]: operationName ?? undefined },
+      operationName ? `${operationType} ${operationName}` : operationType,
+    );
+    this.options.logger.debug({ operationType, operationName }, 'graphql operation');
     return this.options.operationMetrics.start(operationType, operationName);
   }
 
