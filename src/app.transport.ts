@@ -10,6 +10,7 @@ import type { CrmModule, ModuleDrivers, ProcessRole, ServiceRegistry } from './m
 import { ShutdownPhase, type Lifecycle } from './platform/lifecycle/lifecycle';
 import type { Logger } from './platform/logging/logger';
 import type { Metrics } from './platform/metrics/metrics';
+import type { Tracer } from './platform/tracing';
 import { startGraphQLWs } from './server/graphql-ws.server';
 import { createHttpGateway } from './server/http.server';
 import { startMetricsServer } from './server/metrics.server';
@@ -25,6 +26,7 @@ export async function startTransport(
   services: ServiceRegistry,
   { config, logger, metrics, lifecycle, pubsub, reads, redis }: ModuleDrivers,
   readinessCheck: () => Promise<Record<string, boolean>>,
+  tracer: Tracer,
 ): Promise<string> {
   const schema = await buildGatewaySchema(
     modules.flatMap((module) => module.resolvers?.(services) ?? []),
@@ -47,6 +49,7 @@ export async function startTransport(
     introspection: config.graphql.introspection,
     reads,
     persisted: persistedOperationsSetup(config.graphql.operations, { redis, logger, metrics }),
+    tracer,
   });
   const websocket = { close: async (): Promise<void> => {} };
   const devToken = developmentToken(services, config.graphql.developmentTokenEmail);

@@ -18,7 +18,7 @@ import { declareConnectionMetrics, type ConnectionBudget } from './platform/db/c
 import { createPoolOpener } from './platform/db/pool-opener';
 import type { PoolerPolicy } from './platform/db/pooler';
 import type { QueryCountingLogger } from './platform/db/query-counting.logger';
-import { Lifecycle } from './platform/lifecycle/lifecycle';
+import { Lifecycle, ShutdownPhase } from './platform/lifecycle/lifecycle';
 import { createLogger, type Logger } from './platform/logging/logger';
 import { Metrics } from './platform/metrics/metrics';
 import type { EventBus } from './platform/pubsub/event-bus';
@@ -26,6 +26,7 @@ import type { GraphQLPubSub } from './platform/pubsub/graphql-pubsub';
 import type { QueueDriver } from './platform/queue/queue.driver';
 import type { FileStorage } from './platform/storage/file-storage';
 import { LocalFileStorage } from './platform/storage/local-file.storage';
+import { DISABLED_TRACER, tracedQueue, type Tracer } from './platform/tracing';
 import { seedDemoIfEmpty } from './seed/demo.seed';
 
 export type { ProcessRole };
@@ -46,6 +47,8 @@ export interface AppOptions {
   storage?: FileStorage;
   /** The capabilities to compose, in build order. Default every module (src/modules/modules.ts). */
   modules?: readonly CrmModule[];
+  /** Traces (started by the entry point before anything loads: tracing.bootstrap.ts). Default off. */
+  tracer?: Tracer;
 }
 
 export interface App {
@@ -106,8 +109,13 @@ async function compose(options: AppOptions, logger: Logger, lifecycle: Lifecycle
   declareConnectionMetrics(metrics, () => [budget, ...replicas.map((replica) => replica.budget)]);
 
   const database = await startDatabase(options, modules, budget, { logger, lifecycle, metrics, drivers });
+  const tracer = options.tracer ?? DISABLED_TRACER;
+  // Last in the shutdown order: the spans of everything closed before it are exported.
+  lifecycle.register('tracing', ShutdownPhase.database, () => tracer.shutdown());
   const messaging = await startMessaging(options, { logger, lifecycle, metrics, drivers });
-  const { queue } = messaging;
+  // Jobs carry the trace that queued them, and the worker's job span continues it.
+  const queue = tracedQueue(messaging.queue, tracer);
+  drivers.tracing = tracer.enabled ? `opentelemetry (${config.tracing.tracesUrl})` : 'off';
   const reads = await startReadRouting(config, database.dataSource, messaging.cacheClient, replicas, {
     logger,
     lifecycle,
@@ -156,8 +164,12 @@ async function compose(options: AppOptions, logger: Logger, lifecycle: Lifecycle
 
   const url =
     role === 'gateway'
-      ? await startTransport(modules, services, moduleDrivers, () =>
-          readiness(database.dataSource, messaging.redisClients),
+      ? await startTransport(
+          modules,
+          services,
+          moduleDrivers,
+          () => readiness(database.dataSource, messaging.redisClients),
+          tracer,
         )
       : undefined;
   const metricsUrl = await startMetricsListener(options, metrics, logger, lifecycle);

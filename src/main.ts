@@ -1,3 +1,5 @@
+// First: the tracing SDK patches http, express, pg and ioredis as they load (see tracing.bootstrap.ts).
+import { processTracer } from './tracing.bootstrap';
 import { startApp } from './app';
 import { DEMO_ADMIN_EMAIL } from './config/config';
 import { ManifestError } from './graphql/operation-manifest';
@@ -8,8 +10,12 @@ import { createLogger } from './platform/logging/logger';
 /** Gateway process: config -> app (drivers, services, schema, HTTP + WebSocket) -> listen -> shutdown hooks. */
 async function main(): Promise<void> {
   const config = loadConfigOrExit();
-  const logger = createLogger({ level: config.logLevel, name: 'crm-gateway' });
-  const app = await startApp({ config, role: 'gateway', logger });
+  const logger = createLogger({
+    level: config.logLevel,
+    name: 'crm-gateway',
+    mixin: processTracer.enabled ? () => processTracer.logFields() : undefined,
+  });
+  const app = await startApp({ config, role: 'gateway', logger, tracer: processTracer });
   installShutdownHooks(app, logger);
 
   if (config.database.driver === 'embedded') {

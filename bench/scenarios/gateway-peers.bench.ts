@@ -1,4 +1,6 @@
 import { spawn } from 'node:child_process';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { resolve } from 'node:path';
 import { Redis } from 'ioredis';
 import { BENCH_REDIS_URL, prepareBenchDatabase } from '../bench-database';
@@ -12,8 +14,15 @@ import type { BenchProcess } from '../../src/modules/kernel';
 const CONNECTIONS = 32;
 const ROUNDS = 3;
 
-type ServerName = 'project' | 'mercurius' | 'postgraphile';
-const SERVERS: ServerName[] = ['project', 'mercurius', 'postgraphile'];
+type ServerName = 'project' | 'project-traced' | 'mercurius' | 'postgraphile';
+/** The peers each query's project figure is compared with. */
+const PEERS: ServerName[] = ['mercurius', 'postgraphile'];
+/** The traced gateway's sampling: one trace in ten, as the README suggests for production. */
+const TRACED_ENV = {
+  OTEL_TRACES_SAMPLER: 'parentbased_traceidratio',
+  OTEL_TRACES_SAMPLER_ARG: '0.1',
+  OTEL_EXPORTER_OTLP_PROTOCOL: 'http/protobuf',
+};
 
 interface RunningServer {
   name: ServerName;
@@ -28,7 +37,10 @@ interface BenchQuery {
   /** The caller's token. */
   token: string;
   /** The document each server answers it with (PostGraphile names its fields its own way). */
-  documents: Record<ServerName, { query: string; variables?: Record<string, unknown> }>;
+  documents: Record<
+    Exclude<ServerName, 'project-traced'>,
+    { query: string; variables?: Record<string, unknown> }
+  >;
   /** What an answer holds, checked against the project's before any load: the ids in order. */
   ids(body: unknown): string[];
 }
@@ -114,36 +126,65 @@ export async function waitForHttp(url: string, server: BenchProcess): Promise<vo
   throw new Error(`${url} did not answer:\n${server.output().slice(-2000)}`);
 }
 
-async function startServers(): Promise<RunningServer[]> {
+/** An OTLP/HTTP endpoint that takes every export and keeps nothing (what a collector costs the gateway is its I/O). */
+async function startOtlpSink(): Promise<{ url: string; exports: () => number; close: () => Promise<void> }> {
+  let exports = 0;
+  const server = createServer((req, res) => {
+    req.resume();
+    req.on('end', () => {
+      exports += 1;
+      res.writeHead(200, { 'content-type': 'application/x-protobuf' }).end();
+    });
+  });
+  await new Promise<void>((resolveListen) => server.listen(0, '127.0.0.1', resolveListen));
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    exports: () => exports,
+    close: () => new Promise((resolveClose) => server.close(() => resolveClose())),
+  };
+}
+
+/** The gateway as `npm start` runs it; warnings only, so no log line per request is written. */
+async function startProject(
+  name: 'project' | 'project-traced',
+  env: Record<string, string> = {},
+): Promise<RunningServer> {
+  const port = await freePort();
+  const metricsPort = await freePort();
+  const project = startProcess('main', {
+    NODE_ENV: 'production',
+    JWT_SECRET,
+    LOG_LEVEL: 'warn',
+    PORT: String(port),
+    HOST: '127.0.0.1',
+    METRICS_PORT: String(metricsPort),
+    DATABASE_URL: GATEWAY_DATABASE_URL,
+    REDIS_URL: BENCH_REDIS_URL,
+    ...env,
+  });
+  const projectUrl = `http://127.0.0.1:${port}`;
+  await waitForHttp(`${projectUrl}/healthz`, project);
+  return {
+    name,
+    url: projectUrl,
+    process: project,
+    statements: async () => {
+      const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+      let total = 0;
+      for (const match of text.matchAll(/^crm_db_query_duration_seconds_count(?:\{[^}]*\})? ([\d.e+]+)$/gm))
+        total += Number(match[1]);
+      return total;
+    },
+  };
+}
+
+async function startServers(otlpUrl: string): Promise<RunningServer[]> {
   const started: RunningServer[] = [];
   try {
-    const port = await freePort();
-    const metricsPort = await freePort();
-    // As `npm start` runs it; warnings only, so no log line per request is written.
-    const project = startProcess('main', {
-      NODE_ENV: 'production',
-      JWT_SECRET,
-      LOG_LEVEL: 'warn',
-      PORT: String(port),
-      HOST: '127.0.0.1',
-      METRICS_PORT: String(metricsPort),
-      DATABASE_URL: GATEWAY_DATABASE_URL,
-      REDIS_URL: BENCH_REDIS_URL,
-    });
-    const projectUrl = `http://127.0.0.1:${port}`;
-    started.push({
-      name: 'project',
-      url: projectUrl,
-      process: project,
-      statements: async () => {
-        const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
-        let total = 0;
-        for (const match of text.matchAll(/^crm_db_query_duration_seconds_count(?:\{[^}]*\})? ([\d.e+]+)$/gm))
-          total += Number(match[1]);
-        return total;
-      },
-    });
-    await waitForHttp(`${projectUrl}/healthz`, project);
+    started.push(await startProject('project'));
+    started.push(
+      await startProject('project-traced', { ...TRACED_ENV, OTEL_EXPORTER_OTLP_ENDPOINT: otlpUrl }),
+    );
     for (const name of ['mercurius', 'postgraphile'] as const) {
       // The same node flags as `npm start` gives the project.
       const peer = startNodeProcess(`dist/bench/peers/${name}.peer.js`, nodeFlags('start'), {
@@ -173,7 +214,7 @@ function requestFor(server: RunningServer, query: BenchQuery) {
     url: `${server.url}/graphql`,
     method: 'POST' as const,
     headers: { 'content-type': 'application/json', authorization: `Bearer ${query.token}` },
-    body: JSON.stringify(query.documents[server.name]),
+    body: JSON.stringify(query.documents[server.name === 'project-traced' ? 'project' : server.name]),
   };
 }
 
@@ -248,7 +289,11 @@ export const gatewayPeers: Scenario = {
     const callers = await pickBenchCallers(GATEWAY_DATABASE_URL, JWT_SECRET, context.log);
     const benchQueries = queries(callers, callers.adminToken, callers.repToken);
     const durationSeconds = context.scale < 1 ? 3 : 5;
-    const servers = await startServers();
+    const sink = await startOtlpSink();
+    const servers = await startServers(sink.url).catch(async (error: unknown) => {
+      await sink.close();
+      throw error;
+    });
     try {
       // Every server's answer, checked: the same records in the same order; it is then the body autocannon expects.
       const expected = new Map<string, string>();
@@ -264,7 +309,7 @@ export const gatewayPeers: Scenario = {
           const ids = query.ids(JSON.parse(body));
           if (ids.length === 0) throw new Error(`${server.name} answered ${query.label} with nothing`);
           // The peers know no sharing: they answer the rep's query with the company's page, as for the admin.
-          const comparable = query.token === callers.adminToken;
+          const comparable = query.token === callers.adminToken || server.name === 'project-traced';
           if (comparable && reference && ids.join() !== reference.join())
             throw new Error(`${server.name} answered ${query.label} with other records than the project`);
           reference ??= ids;
@@ -314,31 +359,40 @@ export const gatewayPeers: Scenario = {
       };
       const lines = [
         `median of ${ROUNDS} interleaved rounds, ${durationSeconds} s each, ${CONNECTIONS} connections (autocannon in its own process)`,
-        '| query | server | req/s | p50 ms | p99 ms | CPU ms/req | SQL/req | Redis/req | project ÷ Mercurius | project ÷ PostGraphile |',
-        '|---|---|---|---|---|---|---|---|---|---|',
+        '| query | server | req/s | p50 ms | p99 ms | CPU ms/req | SQL/req | Redis/req | project ÷ Mercurius | project ÷ PostGraphile | traced ÷ project |',
+        '|---|---|---|---|---|---|---|---|---|---|---|',
       ];
       const measured: Record<string, number> = {};
       const baseline: Record<string, number> = {};
       let worstRatio = Infinity;
+      const tracedRatios: number[] = [];
       for (const query of benchQueries) {
         const project = summary(`${query.label}/project`);
         for (const server of servers) {
           const row = summary(`${query.label}/${server.name}`);
           const ratios =
             server.name === 'project'
-              ? SERVERS.slice(1).map((peer) =>
-                  fmt(project.requestsPerSecond / summary(`${query.label}/${peer}`).requestsPerSecond),
-                )
-              : ['', ''];
+              ? [
+                  ...PEERS.map((peer) =>
+                    fmt(project.requestsPerSecond / summary(`${query.label}/${peer}`).requestsPerSecond),
+                  ),
+                  '',
+                ]
+              : server.name === 'project-traced'
+                ? ['', '', fmt(row.requestsPerSecond / project.requestsPerSecond)]
+                : ['', '', ''];
           lines.push(
-            `| ${server.name === 'project' ? query.label : ''} | ${server.name} | ${fmt(row.requestsPerSecond, 0)} | ${row.p50Ms} | ${row.p99Ms} | ${fmt(row.cpuMsPerRequest)} | ${fmt(row.sql, 1)} | ${server.name === 'project' ? fmt(row.redis, 1) : '-'} | ${ratios.join(' | ')} |`,
+            `| ${server.name === 'project' ? query.label : ''} | ${server.name} | ${fmt(row.requestsPerSecond, 0)} | ${row.p50Ms} | ${row.p99Ms} | ${fmt(row.cpuMsPerRequest)} | ${fmt(row.sql, 1)} | ${server.name.startsWith('project') ? fmt(row.redis, 1) : '-'} | ${ratios.join(' | ')} |`,
           );
         }
         const fastestPeer = Math.max(
-          ...SERVERS.slice(1).map((peer) => summary(`${query.label}/${peer}`).requestsPerSecond),
+          ...PEERS.map((peer) => summary(`${query.label}/${peer}`).requestsPerSecond),
         );
         const name = query.label.split(' ')[0]! + (query.token === callers.repToken ? ' rep' : '');
         measured[`${name} req/s`] = project.requestsPerSecond;
+        const traced = summary(`${query.label}/project-traced`).requestsPerSecond;
+        measured[`${name} traced req/s`] = traced;
+        tracedRatios.push(traced / project.requestsPerSecond);
         baseline[`${name} req/s`] = fastestPeer;
         worstRatio = Math.min(worstRatio, project.requestsPerSecond / fastestPeer);
       }
@@ -346,6 +400,8 @@ export const gatewayPeers: Scenario = {
       const rep = summary(`${benchQueries[2]!.label}/project`).requestsPerSecond;
       lines.push(
         `project's Q2 as the rep ÷ as the admin: ${fmt(rep / admin)}`,
+        `tracing on (project-traced: ${TRACED_ENV.OTEL_TRACES_SAMPLER} ${TRACED_ENV.OTEL_TRACES_SAMPLER_ARG}, OTLP/HTTP ` +
+          `protobuf to a local sink, ${sink.exports()} exports) ÷ off, worst query: ${fmt(Math.min(...tracedRatios))}`,
         'CPU ms/req is the server process alone (not Postgres, Redis or the load generator). The peers check the JWT',
         "(and keep verified tokens, as the project does) but apply no record-level sharing: they answer the rep's Q2",
         "with the company's page. PostGraphile takes the company from a query variable, and its Q3 (dealById) has no",
@@ -367,6 +423,7 @@ export const gatewayPeers: Scenario = {
       };
     } finally {
       await Promise.all(servers.map((server) => server.process.stop()));
+      await sink.close();
     }
   },
 };

@@ -16,6 +16,7 @@ import {
   positiveInt,
   type SettingsContext,
 } from './settings';
+import { readTracingSettings, tracingVariables, type TracingSettings } from './tracing.settings';
 
 const DEV_JWT_SECRET = 'dev-only-secret-change-me-0123456789abcdef';
 /** The first demo company's admin (src/seed/demo.seed.ts), whose token development hands out. */
@@ -121,6 +122,7 @@ const platformVariables = {
     /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i,
     'must be a comma-separated list of user ids (UUIDs)',
   ),
+  ...tracingVariables,
 };
 
 /**
@@ -228,6 +230,8 @@ export interface AppConfig extends ModuleSettings {
   readonly seedDemoWhenEmpty: boolean;
   /** Lower-cased operator user ids; see PLATFORM_OPERATOR_USER_IDS. */
   readonly platformOperators: readonly string[];
+  /** OpenTelemetry traces (the standard OTEL_* variables); off unless an OTLP endpoint is set. */
+  readonly tracing: TracingSettings;
 }
 
 export class ConfigError extends Error {
@@ -335,6 +339,7 @@ export function loadConfig(
     dataloaderMaxBatch: e.DATALOADER_MAX_BATCH,
     seedDemoWhenEmpty: e.SEED_DEMO_WHEN_EMPTY,
     platformOperators: listEntries(e.PLATFORM_OPERATOR_USER_IDS).map((id) => id.toLowerCase()),
+    tracing: readTracingSettings(e),
     ...readModuleSettings(parsed.data, { jwtSecret: e.JWT_SECRET ?? DEV_JWT_SECRET }),
   });
 }

@@ -179,6 +179,8 @@ export function checkVariableLimits(options: {
   variables: Record<string, unknown> | null | undefined;
   operationName?: string | null;
   limits: OperationLimits;
+  /** Hears the operation's complexity once it is estimated (for its trace). */
+  onComplexity?: (complexity: number) => void;
 }): GraphQLError[] {
   const variables = options.variables ?? {};
   const { limits } = options;
@@ -196,6 +198,7 @@ export function checkVariableLimits(options: {
       estimators: [fieldExtensionsEstimator(), simpleEstimator({ defaultComplexity: 1 })],
       maxQueryNodes: MAX_COMPLEXITY_NODES,
     });
+    options.onComplexity?.(complexity);
     if (complexity > limits.maxComplexity) {
       errors.push(
         limitError(

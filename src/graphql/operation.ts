@@ -15,6 +15,7 @@ import { classifyDatabaseError } from '../platform/db/db-errors';
 import type { ReadRouting } from '../platform/db/read-routing';
 import { AppError, ErrorCode } from '../platform/errors/app-error';
 import type { Logger } from '../platform/logging/logger';
+import { DISABLED_TRACER, type OpenSpan, type Tracer } from '../platform/tracing';
 import type { ContextFactory } from './context';
 import { formatError } from './errors';
 import {
@@ -35,6 +36,7 @@ import {
   type ResolvedOperation,
 } from './persisted-operations';
 import { MemoryPersistedQueryStore } from './persisted-query.store';
+import { OPERATION_SPAN, OperationAttribute, traceRootResolvers } from './operation-tracing';
 
 export interface OperationCoreOptions {
   schema: GraphQLSchema;
@@ -48,6 +50,8 @@ export interface OperationCoreOptions {
   reads?: ReadRouting;
   /** APQ and the safelist (persisted-operations.ts). Default: `any`, APQ registered in this process for a day. */
   persisted?: PersistedOperationsOptions;
+  /** Spans for each operation and its root resolvers. Default off. */
+  tracer?: Tracer;
 }
 
 /** A caller as the edge sees it: a principal (undefined when anonymous), or the coded error to answer instead. */
@@ -71,6 +75,7 @@ export class OperationCore {
   readonly rules: readonly ValidationRule[];
   readonly parseOptions: ParseOptions;
   private readonly persisted: PersistedOperations;
+  private readonly tracer: Tracer;
 
   constructor(private readonly options: OperationCoreOptions) {
     this.gatewayRules = createValidationRules(options.limits, { introspection: options.introspection });
@@ -83,6 +88,32 @@ export class OperationCore {
       }),
       prepare: (query) => this.prepare(query),
       parse: (query) => parseDocument(query, options.limits),
+    });
+    this.tracer = options.tracer ?? DISABLED_TRACER;
+    if (this.tracer.enabled) traceRootResolvers(options.schema, this.tracer);
+  }
+
+  /**
+   * Runs one HTTP operation's work (the request through Apollo, or the fast path's) inside the operation's span;
+   * `startOperation` and `checkLimits` name and annotate it once the operation is known. `reuseActive`: the request
+   * is in an operation's span already (one the fast path handed to Apollo): annotate that one.
+   */
+  traced<T>(
+    transport: 'apollo' | 'fast-path',
+    fn: () => Promise<T>,
+    options: { reuseActive?: boolean } = {},
+  ): Promise<T> {
+    const attributes = { [OperationAttribute.transport]: transport };
+    if (!options.reuseActive) return this.tracer.inSpan(OPERATION_SPAN, { attributes }, fn);
+    this.tracer.annotateActive(attributes);
+    return fn();
+  }
+
+  /** A WebSocket operation's span (a trace of its own): opened when it is subscribed, ended when it completes. */
+  openOperationSpan(): OpenSpan {
+    return this.tracer.startSpan(OPERATION_SPAN, {
+      kind: 'server',
+      attributes: { [OperationAttribute.transport]: 'graphql-ws' },
     });
   }
 
@@ -172,6 +203,9 @@ export class OperationCore {
       variables,
       operationName,
       limits: this.options.limits,
+      onComplexity: this.tracer.enabled
+        ? (complexity) => this.tracer.annotateActive({ [OperationAttribute.complexity]: complexity })
+        : undefined,
     });
   }
 
@@ -199,6 +233,11 @@ export class OperationCore {
 
   /** Starts timing an operation; call the returned function once it has been answered. */
   startOperation(operationType: string, operationName: string | null | undefined): () => void {
+    this.tracer.annotateActive(
+      { [OperationAttribute.type]: operationType, [OperationAttribute.name]: operationName ?? undefined },
+      operationName ? `${operationType} ${operationName}` : operationType,
+    );
+    this.options.logger.debug({ operationType, operationName }, 'graphql operation');
     return this.options.operationMetrics.start(operationType, operationName);
   }
 

@@ -288,17 +288,31 @@ class GraphQLFastPath {
     body: GraphQLBody,
     stopHttpTimer: (labels: Record<string, string>) => void,
   ): Promise<void> {
+    const { core } = this;
+    return core.traced('fast-path', async () => {
+      const admitted = await this.admit(req, body);
+      if (admitted && 'refusal' in admitted) {
+        this.options.requestId(req, res);
+        const { status, headers, body: refusal } = core.refusalResponse(admitted.refusal);
+        this.send(res, status, JSON.stringify(refusal), headers, stopHttpTimer);
+        this.options.metrics.graphqlFastPath.inc({ outcome: 'answered' });
+        return;
+      }
+      if (admitted) return this.respond(req, res, body, admitted, stopHttpTimer);
+      // Apollo answers inside this operation's span (its own adapter opens none for a request handed over).
+      this.toApollo(Object.assign(req, { [IN_OPERATION_SPAN]: true }), res);
+      await answered(res);
+    });
+  }
+
+  private async respond(
+    req: FastRequest,
+    res: ServerResponse,
+    body: GraphQLBody,
+    { principal, query, entry, operation }: Admission,
+    stopHttpTimer: (labels: Record<string, string>) => void,
+  ): Promise<void> {
     const { core, options } = this;
-    const admitted = await this.admit(req, body);
-    if (!admitted) return this.toApollo(req, res);
-    if ('refusal' in admitted) {
-      options.requestId(req, res);
-      const { status, headers, body: refusal } = core.refusalResponse(admitted.refusal);
-      this.send(res, status, JSON.stringify(refusal), headers, stopHttpTimer);
-      options.metrics.graphqlFastPath.inc({ outcome: 'answered' });
-      return;
-    }
-    const { principal, query, entry, operation } = admitted;
 
     const requestId = options.requestId(req, res);
     const finishOperation = core.startOperation(operation.operation, operation.name?.value ?? null);
@@ -317,7 +331,8 @@ class GraphQLFastPath {
     await core.settleExecution(operation.operation, principal);
     if (!('data' in result)) {
       // Variables that do not coerce: nothing ran. Apollo answers it (400, its wording); it times the operation.
-      return this.toApollo(req, res);
+      this.toApollo(Object.assign(req, { [IN_OPERATION_SPAN]: true }), res);
+      return answered(res);
     }
     const errors = result.errors ? core.formatErrors(result.errors) : undefined;
     // As Apollo: an error's `extensions.http.status` sets the response's, then the whole-request status may.
@@ -350,6 +365,15 @@ class GraphQLFastPath {
     });
     res.end(json);
   }
+}
+
+/** Marks a request handed to Apollo from inside the fast path's operation span. */
+export const IN_OPERATION_SPAN = Symbol('in operation span');
+
+/** Resolves once the response is sent or the connection is gone. */
+function answered(res: ServerResponse): Promise<void> {
+  if (res.writableEnded || res.destroyed) return Promise.resolve();
+  return new Promise((resolve) => res.once('close', () => resolve()));
 }
 
 /**

@@ -1,7 +1,9 @@
 import type { Server as HttpServer } from 'node:http';
 import {
+  execute,
   getOperationAST,
   OperationTypeNode,
+  subscribe,
   type ExecutionArgs,
   type GraphQLError,
   type OperationDefinitionNode,
@@ -16,6 +18,7 @@ import type { OperationMetrics } from '../graphql/operation-metrics';
 import { AuthFailure, type RequestContext } from '../modules/kernel';
 import { ErrorCode } from '../platform/errors/app-error';
 import type { Logger } from '../platform/logging/logger';
+import type { OpenSpan } from '../platform/tracing';
 
 export interface GraphQLWsOptions {
   httpServer: HttpServer;
@@ -56,6 +59,14 @@ export function startGraphQLWs(options: GraphQLWsOptions): {
   const authorizations = new WeakMap<object, string>();
   const { core } = options;
   const running = new Map<string, { finish: () => void; subscription: boolean }>();
+  /** Each operation's span, by its context: graphql-ws's execute and subscribe see only the arguments. */
+  const spans = new WeakMap<object, OpenSpan>();
+  /** Per connection (operation ids are the client's, unique within its socket only). */
+  const opened = new WeakMap<object, Map<string, OpenSpan>>();
+  const endSpan = (socketContext: object, id: string) => {
+    opened.get(socketContext)?.get(id)?.end();
+    opened.get(socketContext)?.delete(id);
+  };
   const finish = (id: string) => {
     const operation = running.get(id);
     if (!operation) return;
@@ -63,12 +74,20 @@ export function startGraphQLWs(options: GraphQLWsOptions): {
     operation.finish();
     if (operation.subscription) options.operationMetrics.subscriptionClosed();
   };
+  const inSpanOf =
+    (run: typeof execute) =>
+    (args: ExecutionArgs): ReturnType<typeof execute> => {
+      const span = spans.get(args.contextValue as object);
+      return span ? span.run(() => run(args)) : run(args);
+    };
   const format = (error: GraphQLError) => core.formatError(error.toJSON(), error);
 
   const disposable = useServer(
     {
       schema: core.schema,
       connectionInitWaitTimeout: options.connectionInitWaitTimeoutMs ?? 3000,
+      execute: inSpanOf(execute),
+      subscribe: inSpanOf(subscribe as typeof execute),
       onConnect: async (ctx) => {
         const authorization = ctx.connectionParams?.authorization;
         const caller = await core.authenticate(typeof authorization === 'string' ? authorization : undefined);
@@ -86,23 +105,30 @@ export function startGraphQLWs(options: GraphQLWsOptions): {
         return true;
       },
       onSubscribe: async (ctx, id, payload) => {
-        const prepared = await prepareOperation(core, authorizations.get(ctx.extra), payload);
-        if ('errors' in prepared) return [...prepared.errors];
-        const { operation, args } = prepared;
-        const subscription = operation?.operation === OperationTypeNode.SUBSCRIPTION;
-        core.beginExecution(operation?.operation, (args.contextValue as RequestContext).principal);
-        running.set(id, {
-          finish: core.startOperation(
-            operation?.operation ?? 'invalid',
-            operation?.name?.value ?? payload.operationName,
-          ),
-          subscription,
+        const span = core.openOperationSpan();
+        if (!opened.has(ctx)) opened.set(ctx, new Map());
+        opened.get(ctx)!.set(id, span);
+        return span.run(async () => {
+          const prepared = await prepareOperation(core, authorizations.get(ctx.extra), payload);
+          if ('errors' in prepared) return [...prepared.errors];
+          const { operation, args } = prepared;
+          const subscription = operation?.operation === OperationTypeNode.SUBSCRIPTION;
+          core.beginExecution(operation?.operation, (args.contextValue as RequestContext).principal);
+          running.set(id, {
+            finish: core.startOperation(
+              operation?.operation ?? 'invalid',
+              operation?.name?.value ?? payload.operationName,
+            ),
+            subscription,
+          });
+          if (subscription) options.operationMetrics.subscriptionOpened();
+          spans.set(args.contextValue as object, span);
+          return args;
         });
-        if (subscription) options.operationMetrics.subscriptionOpened();
-        return args;
       },
-      onError: (_ctx, id, _payload, errors) => {
+      onError: (ctx, id, _payload, errors) => {
         finish(id);
+        endSpan(ctx, id);
         return errors.map(format);
       },
       onNext: async (_ctx, _id, _payload, args, result) => {
@@ -113,7 +139,10 @@ export function startGraphQLWs(options: GraphQLWsOptions): {
         if (!result.errors?.length) return;
         return { ...result, errors: result.errors.map(format) };
       },
-      onComplete: (_ctx, id) => finish(id),
+      onComplete: (ctx, id) => {
+        finish(id);
+        endSpan(ctx, id);
+      },
     },
     wsServer,
   );

@@ -19,7 +19,7 @@ import {
   type ExplorerKind,
   type GraphiQLOptions,
 } from './explorer.page';
-import { createGraphQLFastPath } from './graphql-fast-path';
+import { createGraphQLFastPath, IN_OPERATION_SPAN } from './graphql-fast-path';
 import { authenticatedCaller, persistedOperations } from './persisted-operations.middleware';
 import { pipeline } from 'node:stream/promises';
 import { authFailure, type Principal } from '../modules/kernel';
@@ -202,14 +202,28 @@ function mountGraphQL(
       next();
     },
     persistedOperations(core),
-    expressMiddleware(apollo, {
-      context: async ({ req, res }) => {
-        const caller = authenticatedCaller(res) ?? (await core.authenticate(req.headers.authorization));
-        if ('error' in caller) throw caller.error;
-        return core.context(caller.principal, res.locals.requestId as string);
-      },
-    }),
+    tracedMiddleware(
+      core,
+      expressMiddleware(apollo, {
+        context: async ({ req, res }) => {
+          const caller = authenticatedCaller(res) ?? (await core.authenticate(req.headers.authorization));
+          if ('error' in caller) throw caller.error;
+          return core.context(caller.principal, res.locals.requestId as string);
+        },
+      }),
+    ),
   );
+}
+
+/**
+ * Apollo's whole request (parse, validate, execute, answer) inside the operation's span; a request the fast path
+ * handed over is inside the fast path's already.
+ */
+function tracedMiddleware(core: OperationCore, apollo: RequestHandler): RequestHandler {
+  return (req, res, next) =>
+    IN_OPERATION_SPAN in req
+      ? core.traced('apollo', async () => apollo(req, res, next), { reuseActive: true })
+      : core.traced('apollo', async () => apollo(req, res, next));
 }
 
 /** The last handler: AppErrors and database errors by code, body-parser's refusals, anything else masked. */

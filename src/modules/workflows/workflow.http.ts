@@ -1,4 +1,5 @@
 import type { FieldViolation } from '../../platform/errors/app-error';
+import { traceHeaders } from '../../platform/tracing';
 import { PermanentStepError, type ActionContext, type ActionSettings } from './workflow-action.contract';
 
 // The HTTP side of the http.request and notify.webhook actions: the allow-list, and calls that respect it.
@@ -72,7 +73,9 @@ export async function callAllowed(
     throw new PermanentStepError(`${url} is not on the allow-list`);
   const signal = AbortSignal.any([context.signal, AbortSignal.timeout(context.timeoutMs)]);
   // No redirects: a redirect could leave the allow-list.
-  const response = await fetch(url, { ...init, signal, redirect: 'error' });
+  // The step's trace goes along (W3C traceparent), so the called service's spans join it.
+  const headers = { ...init.headers, ...traceHeaders() };
+  const response = await fetch(url, { ...init, headers, signal, redirect: 'error' });
   const raw = await readCapped(response, url);
   let body: unknown = raw;
   if ((response.headers.get('content-type') ?? '').includes('json')) {

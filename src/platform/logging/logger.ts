@@ -16,10 +16,17 @@ function serializeError(error: unknown): unknown {
  * One root logger per process; request loggers are children carrying the request id. Tokens are redacted. Commands
  * log to stderr (`to: 'stderr'`): their stdout is their answer, e.g. `TOKEN=$(npm run -s token ...)`.
  */
-export function createLogger(options: { level: string; name?: string; to?: 'stdout' | 'stderr' }): Logger {
+export function createLogger(options: {
+  level: string;
+  name?: string;
+  to?: 'stdout' | 'stderr';
+  /** Fields added to every line, e.g. the active trace's ids. Default none. */
+  mixin?: () => object;
+}): Logger {
   const settings = {
     name: options.name ?? 'crm-gateway',
     level: options.level,
+    ...(options.mixin ? { mixin: options.mixin } : {}),
     serializers: { err: serializeError },
     redact: {
       paths: ['req.headers.authorization', 'authorization', 'token', '*.authorization', '*.token'],
