@@ -45,6 +45,7 @@ export async function startTransport(
     operationMetrics,
     introspection: config.graphql.introspection,
     reads,
+    rateLimits: services.rateLimits,
   });
   const websocket = { close: async (): Promise<void> => {} };
   const { httpServer, apollo } = await createHttpGateway({

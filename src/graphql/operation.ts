@@ -18,7 +18,7 @@ import type { Logger } from '../platform/logging/logger';
 import type { ContextFactory } from './context';
 import { formatError } from './errors';
 import {
-  checkVariableLimits,
+  assessOperation,
   createParseOptions,
   createValidationRules,
   documentNestingError,
@@ -26,6 +26,7 @@ import {
   type OperationLimits,
 } from './limits';
 import type { OperationMetrics } from './operation-metrics';
+import { rateLimitedError, type RateLimitGate } from './rate-limits';
 
 export interface OperationCoreOptions {
   schema: GraphQLSchema;
@@ -37,6 +38,8 @@ export interface OperationCoreOptions {
   introspection: boolean;
   /** Read replicas' routing: a mutation reads from the primary, and its caller's next reads see what it wrote. */
   reads?: ReadRouting;
+  /** Per-tenant rate limits and cost quotas, counted once per operation (a subscription once, at its start). */
+  rateLimits?: RateLimitGate;
 }
 
 /** A caller as the edge sees it: a principal (undefined when anonymous), or the coded error to answer instead. */
@@ -119,13 +122,34 @@ export class OperationCore {
     variables: Record<string, unknown> | null | undefined,
     operationName: string | null | undefined,
   ): GraphQLError[] {
-    return checkVariableLimits({
+    return this.assess(document, variables, operationName).errors;
+  }
+
+  /** `checkLimits`, and the operation's complexity (what the cost quotas count). */
+  assess(
+    document: DocumentNode,
+    variables: Record<string, unknown> | null | undefined,
+    operationName: string | null | undefined,
+  ): { errors: GraphQLError[]; complexity: number } {
+    return assessOperation({
       schema: this.options.schema,
       document,
       variables,
       operationName,
       limits: this.options.limits,
     });
+  }
+
+  /**
+   * Counts an operation that passed its limits against its caller's rate limits and cost quotas; the RATE_LIMITED
+   * error to answer (HTTP 429 and its headers in `extensions.http`) when a quota is spent. Anonymous callers are not
+   * counted: nothing but the sign-in answers them.
+   */
+  async rateLimit(principal: Principal | undefined, complexity: number): Promise<GraphQLError | undefined> {
+    const gate = this.options.rateLimits;
+    if (!principal || !gate?.enabled) return undefined;
+    const admission = await gate.admit(principal, complexity);
+    return admission.admitted ? undefined : rateLimitedError(admission);
   }
 
   context(principal: Principal | undefined, requestId?: string): RequestContext {

@@ -46,8 +46,8 @@ interface ValidDocument {
   uses: number;
   /** graphql-jit's compilation, per operation name (undefined: graphql-js executes it). */
   compiled: Map<string | null | undefined, CompiledQuery | undefined>;
-  /** Operations that passed the variable limits (page sizes, complexity), of a document without variables. */
-  withinLimits: Set<string | null | undefined>;
+  /** Operations that passed the variable limits (page sizes, complexity), of a document without variables: their complexity. */
+  withinLimits: Map<string | null | undefined, number>;
 }
 
 type KnownDocument = ValidDocument | { invalid: true };
@@ -204,7 +204,7 @@ class GraphQLFastPath {
       entry =
         'errors' in prepared
           ? { invalid: true }
-          : { document: prepared.document, uses: 0, compiled: new Map(), withinLimits: new Set() };
+          : { document: prepared.document, uses: 0, compiled: new Map(), withinLimits: new Map() };
       this.documents.set(query, entry);
     }
     return entry;
@@ -245,12 +245,16 @@ class GraphQLFastPath {
       body.operationName,
     );
     if (!operation || operation.operation === OperationTypeNode.SUBSCRIPTION) return undefined;
-    if (!entry.withinLimits.has(body.operationName)) {
-      if (this.core.checkLimits(entry.document, body.variables, body.operationName).length > 0)
-        return undefined;
-      if (!usesVariables(entry.document)) entry.withinLimits.add(body.operationName);
+    let complexity = entry.withinLimits.get(body.operationName);
+    if (complexity === undefined) {
+      const assessed = this.core.assess(entry.document, body.variables, body.operationName);
+      if (assessed.errors.length > 0) return undefined;
+      complexity = assessed.complexity;
+      if (!usesVariables(entry.document)) entry.withinLimits.set(body.operationName, complexity);
     }
-    return { principal: caller.principal, entry, operation };
+    // Answered here, not by Apollo: handing a refusal on would count the operation a second time.
+    const refused = await this.core.rateLimit(caller.principal, complexity);
+    return { principal: caller.principal, entry, operation, refused };
   }
 
   private async answer(
@@ -262,10 +266,14 @@ class GraphQLFastPath {
     const { core, options } = this;
     const admitted = await this.admit(req, body);
     if (!admitted) return this.toApollo(req, res);
-    const { principal, entry, operation } = admitted;
+    const { principal, entry, operation, refused } = admitted;
 
     const requestId = options.requestId(req, res);
     const finishOperation = core.startOperation(operation.operation, operation.name?.value ?? null);
+    if (refused) {
+      this.send(res, 429, { errors: core.formatErrors([refused]) }, stopHttpTimer, refused);
+      return finishOperation();
+    }
     const contextValue = core.context(principal, requestId);
     const compiled = this.compiledOperation(body.query, entry, body.operationName);
     core.beginExecution(operation.operation, principal);
@@ -289,10 +297,26 @@ class GraphQLFastPath {
       (errors && core.wholeRequestStatus(result, errors, operation.operation)) ||
       (result.errors && httpStatusOf(result.errors)) ||
       200;
-    const json = JSON.stringify({ errors, data: result.data, extensions: result.extensions });
+    this.send(res, status, { errors, data: result.data, extensions: result.extensions }, stopHttpTimer);
+    finishOperation();
+  }
+
+  /** Writes an answer with its status (and a refusal's headers, from its `extensions.http`), timed and counted. */
+  private send(
+    res: ServerResponse,
+    status: number,
+    body: Record<string, unknown>,
+    stopHttpTimer: (labels: Record<string, string>) => void,
+    refusal?: GraphQLError,
+  ): void {
+    const { options } = this;
+    const json = JSON.stringify(body);
     res.statusCode = status;
     res.setHeader('content-type', 'application/json; charset=utf-8');
     if (status === 503) res.setHeader('retry-after', '1');
+    const headers = (refusal?.extensions as { http?: { headers?: Map<string, string> } } | undefined)?.http
+      ?.headers;
+    for (const [name, value] of headers ?? []) res.setHeader(name, value);
     res.setHeader('content-length', Buffer.byteLength(json));
     res.once('finish', () => {
       const labels = { method: 'POST', route: '/graphql', status_class: `${Math.floor(status / 100)}xx` };
@@ -300,7 +324,6 @@ class GraphQLFastPath {
       options.metrics.httpRequests.inc(labels);
     });
     res.end(json);
-    finishOperation();
     options.metrics.graphqlFastPath.inc({ outcome: 'answered' });
   }
 }
