@@ -12,8 +12,11 @@ import type { BenchProcess } from '../../src/modules/kernel';
 const CONNECTIONS = 32;
 const ROUNDS = 3;
 
-type ServerName = 'project' | 'mercurius' | 'postgraphile';
-const SERVERS: ServerName[] = ['project', 'mercurius', 'postgraphile'];
+type ServerName = 'project' | 'project+limits' | 'mercurius' | 'postgraphile';
+/** The peers the project is compared with. */
+const PEERS = ['mercurius', 'postgraphile'] as const;
+/** Quotas far above what the load sends: the limits count every operation and refuse none. */
+const UNREACHED_QUOTA = '1000000000';
 
 interface RunningServer {
   name: ServerName;
@@ -28,7 +31,7 @@ interface BenchQuery {
   /** The caller's token. */
   token: string;
   /** The document each server answers it with (PostGraphile names its fields its own way). */
-  documents: Record<ServerName, { query: string; variables?: Record<string, unknown> }>;
+  documents: Record<DocumentDialect, { query: string; variables?: Record<string, unknown> }>;
   /** What an answer holds, checked against the project's before any load: the ids in order. */
   ids(body: unknown): string[];
 }
@@ -114,37 +117,61 @@ export async function waitForHttp(url: string, server: BenchProcess): Promise<vo
   throw new Error(`${url} did not answer:\n${server.output().slice(-2000)}`);
 }
 
+type DocumentDialect = 'project' | (typeof PEERS)[number];
+const dialectOf = (name: ServerName): DocumentDialect => (name === 'project+limits' ? 'project' : name);
+
+/** The project as `npm start` runs it, with its rate limits off or on (under quotas the load never reaches). */
+async function startProject(name: 'project' | 'project+limits'): Promise<RunningServer> {
+  const port = await freePort();
+  const metricsPort = await freePort();
+  // Warnings only, so no log line per request is written.
+  const project = startProcess('main', {
+    NODE_ENV: 'production',
+    JWT_SECRET,
+    LOG_LEVEL: 'warn',
+    PORT: String(port),
+    HOST: '127.0.0.1',
+    METRICS_PORT: String(metricsPort),
+    DATABASE_URL: GATEWAY_DATABASE_URL,
+    REDIS_URL: BENCH_REDIS_URL,
+    ...(name === 'project+limits'
+      ? {
+          RATE_LIMITS: 'true',
+          RATE_LIMIT_USER_REQUESTS: UNREACHED_QUOTA,
+          RATE_LIMIT_COMPANY_REQUESTS: UNREACHED_QUOTA,
+          RATE_LIMIT_USER_COMPLEXITY: UNREACHED_QUOTA,
+          RATE_LIMIT_COMPANY_COMPLEXITY: UNREACHED_QUOTA,
+        }
+      : { RATE_LIMITS: 'false' }),
+  });
+  const url = `http://127.0.0.1:${port}`;
+  const server: RunningServer = {
+    name,
+    url,
+    process: project,
+    statements: async () => {
+      const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+      let total = 0;
+      for (const match of text.matchAll(/^crm_db_query_duration_seconds_count(?:\{[^}]*\})? ([\d.e+]+)$/gm))
+        total += Number(match[1]);
+      return total;
+    },
+  };
+  try {
+    await waitForHttp(`${url}/healthz`, project);
+  } catch (error) {
+    await project.stop();
+    throw error;
+  }
+  return server;
+}
+
 async function startServers(): Promise<RunningServer[]> {
   const started: RunningServer[] = [];
   try {
-    const port = await freePort();
-    const metricsPort = await freePort();
-    // As `npm start` runs it; warnings only, so no log line per request is written.
-    const project = startProcess('main', {
-      NODE_ENV: 'production',
-      JWT_SECRET,
-      LOG_LEVEL: 'warn',
-      PORT: String(port),
-      HOST: '127.0.0.1',
-      METRICS_PORT: String(metricsPort),
-      DATABASE_URL: GATEWAY_DATABASE_URL,
-      REDIS_URL: BENCH_REDIS_URL,
-    });
-    const projectUrl = `http://127.0.0.1:${port}`;
-    started.push({
-      name: 'project',
-      url: projectUrl,
-      process: project,
-      statements: async () => {
-        const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
-        let total = 0;
-        for (const match of text.matchAll(/^crm_db_query_duration_seconds_count(?:\{[^}]*\})? ([\d.e+]+)$/gm))
-          total += Number(match[1]);
-        return total;
-      },
-    });
-    await waitForHttp(`${projectUrl}/healthz`, project);
-    for (const name of ['mercurius', 'postgraphile'] as const) {
+    started.push(await startProject('project'));
+    started.push(await startProject('project+limits'));
+    for (const name of PEERS) {
       // The same node flags as `npm start` gives the project.
       const peer = startNodeProcess(`dist/bench/peers/${name}.peer.js`, nodeFlags('start'), {
         NODE_ENV: 'production',
@@ -173,7 +200,7 @@ function requestFor(server: RunningServer, query: BenchQuery) {
     url: `${server.url}/graphql`,
     method: 'POST' as const,
     headers: { 'content-type': 'application/json', authorization: `Bearer ${query.token}` },
-    body: JSON.stringify(query.documents[server.name]),
+    body: JSON.stringify(query.documents[dialectOf(server.name)]),
   };
 }
 
@@ -319,25 +346,32 @@ export const gatewayPeers: Scenario = {
       ];
       const measured: Record<string, number> = {};
       const baseline: Record<string, number> = {};
+      const limitsLines: string[] = [];
       let worstRatio = Infinity;
       for (const query of benchQueries) {
         const project = summary(`${query.label}/project`);
         for (const server of servers) {
           const row = summary(`${query.label}/${server.name}`);
+          const isProject = server.name === 'project' || server.name === 'project+limits';
           const ratios =
             server.name === 'project'
-              ? SERVERS.slice(1).map((peer) =>
+              ? PEERS.map((peer) =>
                   fmt(project.requestsPerSecond / summary(`${query.label}/${peer}`).requestsPerSecond),
                 )
               : ['', ''];
           lines.push(
-            `| ${server.name === 'project' ? query.label : ''} | ${server.name} | ${fmt(row.requestsPerSecond, 0)} | ${row.p50Ms} | ${row.p99Ms} | ${fmt(row.cpuMsPerRequest)} | ${fmt(row.sql, 1)} | ${server.name === 'project' ? fmt(row.redis, 1) : '-'} | ${ratios.join(' | ')} |`,
+            `| ${server.name === 'project' ? query.label : ''} | ${server.name} | ${fmt(row.requestsPerSecond, 0)} | ${row.p50Ms} | ${row.p99Ms} | ${fmt(row.cpuMsPerRequest)} | ${fmt(row.sql, 1)} | ${isProject ? fmt(row.redis, 1) : '-'} | ${ratios.join(' | ')} |`,
           );
         }
         const fastestPeer = Math.max(
-          ...SERVERS.slice(1).map((peer) => summary(`${query.label}/${peer}`).requestsPerSecond),
+          ...PEERS.map((peer) => summary(`${query.label}/${peer}`).requestsPerSecond),
         );
         const name = query.label.split(' ')[0]! + (query.token === callers.repToken ? ' rep' : '');
+        const limited = summary(`${query.label}/project+limits`);
+        measured[`${name} rate limits on ÷ off`] = limited.requestsPerSecond / project.requestsPerSecond;
+        limitsLines.push(
+          `${name}: rate limits on ÷ off ${fmt(limited.requestsPerSecond / project.requestsPerSecond)} req/s, p99 ${limited.p99Ms} vs ${project.p99Ms} ms, CPU ms/req ${fmt(limited.cpuMsPerRequest)} vs ${fmt(project.cpuMsPerRequest)}`,
+        );
         measured[`${name} req/s`] = project.requestsPerSecond;
         baseline[`${name} req/s`] = fastestPeer;
         worstRatio = Math.min(worstRatio, project.requestsPerSecond / fastestPeer);
@@ -346,6 +380,9 @@ export const gatewayPeers: Scenario = {
       const rep = summary(`${benchQueries[2]!.label}/project`).requestsPerSecond;
       lines.push(
         `project's Q2 as the rep ÷ as the admin: ${fmt(rep / admin)}`,
+        'project+limits is the project with RATE_LIMITS=true under quotas the load never reaches (every operation',
+        'counted against four quotas in Redis, none refused); project has RATE_LIMITS=false.',
+        ...limitsLines,
         'CPU ms/req is the server process alone (not Postgres, Redis or the load generator). The peers check the JWT',
         "(and keep verified tokens, as the project does) but apply no record-level sharing: they answer the rep's Q2",
         "with the company's page. PostGraphile takes the company from a query variable, and its Q3 (dealById) has no",
