@@ -1,5 +1,7 @@
 import { CompanyRateLimits1765527000000 } from '../../../migrations/1765527000000-company-rate-limits';
+import { ShutdownPhase } from '../../platform/lifecycle/lifecycle';
 import { MemoryRateLimitStore, RedisRateLimitStore } from '../../platform/rate-limit/flexible.rate-limit';
+import { closeRedis, createRedisConnection } from '../../platform/redis/redis.connection';
 import { defineModule, requireService } from '../kernel';
 import { CompanyRateLimitEntity } from './company-rate-limit.entity';
 import { RateLimitResolver } from './rate-limit.resolver';
@@ -33,7 +35,7 @@ export const rateLimitsModule = defineModule<RateLimitServices>({
   entities: [CompanyRateLimitEntity],
   migrations: [CompanyRateLimits1765527000000],
   cacheNamespaces: [RATE_LIMIT_NAMESPACE],
-  createServices: ({ services, config, dataSource, redis, events, metrics, logger }) => {
+  createServices: ({ services, config, dataSource, redis, events, metrics, logger, lifecycle, role }) => {
     const refused = metrics.counter(
       RateLimitMetric.rateLimited,
       'Operations refused by a rate limit or cost quota, by the refusing quota',
@@ -45,8 +47,24 @@ export const rateLimitsModule = defineModule<RateLimitServices>({
       [],
     );
     const store = redis
-      ? new RedisRateLimitStore(redis, { onFallback: () => failOpen.inc() })
+      ? new RedisRateLimitStore(counterConnection(), { onFallback: () => failOpen.inc() })
       : new MemoryRateLimitStore();
+    /**
+     * A connection of the counters' own, auto-pipelined: each operation sends its four counters' scripts in the same
+     * tick, and with the other requests of that tick they go as one write (the cache's connection stays as it is).
+     */
+    function counterConnection() {
+      const client = createRedisConnection({
+        url: config.redis.url,
+        clusterNodes: config.redis.clusterNodes,
+        name: `crm-${role}-rate-limits`,
+        logger,
+        failFast: true,
+        autoPipelining: true,
+      });
+      lifecycle.register('redis rate-limit counters', ShutdownPhase.cache, () => closeRedis(client));
+      return client;
+    }
     const audit = requireService(services, 'audit', 'rateLimits');
     audit.declare({ actions: [RateLimitAudit.action], objectTypes: [RateLimitAudit.objectType] });
     const rateLimits = new RateLimitService({
