@@ -50,6 +50,7 @@ export async function startTransport(
     reads,
     persisted: persistedOperationsSetup(config.graphql.operations, { redis, logger, metrics }),
     tracer,
+    rateLimits: services.rateLimits,
   });
   const websocket = { close: async (): Promise<void> => {} };
   const devToken = developmentToken(services, config.graphql.developmentTokenEmail);

@@ -14,7 +14,11 @@ import type { BenchProcess } from '../../src/modules/kernel';
 const CONNECTIONS = 32;
 const ROUNDS = 3;
 
-type ServerName = 'project' | 'project-traced' | 'mercurius' | 'postgraphile';
+type ServerName = 'project' | 'project-traced' | 'project+limits' | 'mercurius' | 'postgraphile';
+/** The project's variants, compared with the project itself: tracing on, rate limits on. */
+const VARIANTS = ['project-traced', 'project+limits'] as const;
+const isVariant = (name: ServerName): name is (typeof VARIANTS)[number] =>
+  (VARIANTS as readonly string[]).includes(name);
 /** The peers each query's project figure is compared with. */
 const PEERS: ServerName[] = ['mercurius', 'postgraphile'];
 /** The traced gateway's sampling: one trace in ten, as the README suggests for production. */
@@ -22,6 +26,15 @@ const TRACED_ENV = {
   OTEL_TRACES_SAMPLER: 'parentbased_traceidratio',
   OTEL_TRACES_SAMPLER_ARG: '0.1',
   OTEL_EXPORTER_OTLP_PROTOCOL: 'http/protobuf',
+};
+/** Quotas far above what the load sends: the limits count every operation and refuse none. */
+const UNREACHED_QUOTA = '1000000000';
+const LIMITS_ENV = {
+  RATE_LIMITS: 'true',
+  RATE_LIMIT_USER_REQUESTS: UNREACHED_QUOTA,
+  RATE_LIMIT_COMPANY_REQUESTS: UNREACHED_QUOTA,
+  RATE_LIMIT_USER_COMPLEXITY: UNREACHED_QUOTA,
+  RATE_LIMIT_COMPANY_COMPLEXITY: UNREACHED_QUOTA,
 };
 
 interface RunningServer {
@@ -38,7 +51,7 @@ interface BenchQuery {
   token: string;
   /** The document each server answers it with (PostGraphile names its fields its own way). */
   documents: Record<
-    Exclude<ServerName, 'project-traced'>,
+    Exclude<ServerName, (typeof VARIANTS)[number]>,
     { query: string; variables?: Record<string, unknown> }
   >;
   /** What an answer holds, checked against the project's before any load: the ids in order. */
@@ -146,7 +159,7 @@ async function startOtlpSink(): Promise<{ url: string; exports: () => number; cl
 
 /** The gateway as `npm start` runs it; warnings only, so no log line per request is written. */
 async function startProject(
-  name: 'project' | 'project-traced',
+  name: 'project' | (typeof VARIANTS)[number],
   env: Record<string, string> = {},
 ): Promise<RunningServer> {
   const port = await freePort();
@@ -160,6 +173,7 @@ async function startProject(
     METRICS_PORT: String(metricsPort),
     DATABASE_URL: GATEWAY_DATABASE_URL,
     REDIS_URL: BENCH_REDIS_URL,
+    RATE_LIMITS: 'false',
     ...env,
   });
   const projectUrl = `http://127.0.0.1:${port}`;
@@ -185,6 +199,7 @@ async function startServers(otlpUrl: string): Promise<RunningServer[]> {
     started.push(
       await startProject('project-traced', { ...TRACED_ENV, OTEL_EXPORTER_OTLP_ENDPOINT: otlpUrl }),
     );
+    started.push(await startProject('project+limits', LIMITS_ENV));
     for (const name of ['mercurius', 'postgraphile'] as const) {
       // The same node flags as `npm start` gives the project.
       const peer = startNodeProcess(`dist/bench/peers/${name}.peer.js`, nodeFlags('start'), {
@@ -214,7 +229,7 @@ function requestFor(server: RunningServer, query: BenchQuery) {
     url: `${server.url}/graphql`,
     method: 'POST' as const,
     headers: { 'content-type': 'application/json', authorization: `Bearer ${query.token}` },
-    body: JSON.stringify(query.documents[server.name === 'project-traced' ? 'project' : server.name]),
+    body: JSON.stringify(query.documents[isVariant(server.name) ? 'project' : server.name]),
   };
 }
 
@@ -309,7 +324,7 @@ export const gatewayPeers: Scenario = {
           const ids = query.ids(JSON.parse(body));
           if (ids.length === 0) throw new Error(`${server.name} answered ${query.label} with nothing`);
           // The peers know no sharing: they answer the rep's query with the company's page, as for the admin.
-          const comparable = query.token === callers.adminToken || server.name === 'project-traced';
+          const comparable = query.token === callers.adminToken || isVariant(server.name);
           if (comparable && reference && ids.join() !== reference.join())
             throw new Error(`${server.name} answered ${query.label} with other records than the project`);
           reference ??= ids;
@@ -359,13 +374,14 @@ export const gatewayPeers: Scenario = {
       };
       const lines = [
         `median of ${ROUNDS} interleaved rounds, ${durationSeconds} s each, ${CONNECTIONS} connections (autocannon in its own process)`,
-        '| query | server | req/s | p50 ms | p99 ms | CPU ms/req | SQL/req | Redis/req | project ÷ Mercurius | project ÷ PostGraphile | traced ÷ project |',
+        '| query | server | req/s | p50 ms | p99 ms | CPU ms/req | SQL/req | Redis/req | project ÷ Mercurius | project ÷ PostGraphile | variant ÷ project |',
         '|---|---|---|---|---|---|---|---|---|---|---|',
       ];
       const measured: Record<string, number> = {};
       const baseline: Record<string, number> = {};
       let worstRatio = Infinity;
       const tracedRatios: number[] = [];
+      const limitsRatios: number[] = [];
       for (const query of benchQueries) {
         const project = summary(`${query.label}/project`);
         for (const server of servers) {
@@ -378,7 +394,7 @@ export const gatewayPeers: Scenario = {
                   ),
                   '',
                 ]
-              : server.name === 'project-traced'
+              : isVariant(server.name)
                 ? ['', '', fmt(row.requestsPerSecond / project.requestsPerSecond)]
                 : ['', '', ''];
           lines.push(
@@ -393,6 +409,9 @@ export const gatewayPeers: Scenario = {
         const traced = summary(`${query.label}/project-traced`).requestsPerSecond;
         measured[`${name} traced req/s`] = traced;
         tracedRatios.push(traced / project.requestsPerSecond);
+        const limited = summary(`${query.label}/project+limits`).requestsPerSecond;
+        measured[`${name} rate-limited req/s`] = limited;
+        limitsRatios.push(limited / project.requestsPerSecond);
         baseline[`${name} req/s`] = fastestPeer;
         worstRatio = Math.min(worstRatio, project.requestsPerSecond / fastestPeer);
       }
@@ -402,6 +421,8 @@ export const gatewayPeers: Scenario = {
         `project's Q2 as the rep ÷ as the admin: ${fmt(rep / admin)}`,
         `tracing on (project-traced: ${TRACED_ENV.OTEL_TRACES_SAMPLER} ${TRACED_ENV.OTEL_TRACES_SAMPLER_ARG}, OTLP/HTTP ` +
           `protobuf to a local sink, ${sink.exports()} exports) ÷ off, worst query: ${fmt(Math.min(...tracedRatios))}`,
+        `rate limits on (project+limits: RATE_LIMITS=true, quotas the load never reaches, so every operation is ` +
+          `counted and none refused) ÷ off, worst query: ${fmt(Math.min(...limitsRatios))} (target >= 0.95)`,
         'CPU ms/req is the server process alone (not Postgres, Redis or the load generator). The peers check the JWT',
         "(and keep verified tokens, as the project does) but apply no record-level sharing: they answer the rep's Q2",
         "with the company's page. PostGraphile takes the company from a query variable, and its Q3 (dealById) has no",

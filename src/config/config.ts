@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { auditSettings } from '../modules/audit/audit.settings';
 import { exportSettings } from '../modules/exports/export.settings';
+import { rateLimitSettings } from '../modules/rate-limits/rate-limits.settings';
 import { reportSettings } from '../modules/reports/report.settings';
 import { searchSettings } from '../modules/search/search.settings';
 import { sharingSettings } from '../modules/sharing/sharing.settings';
@@ -132,6 +133,7 @@ const platformVariables = {
 const MODULE_SETTINGS = {
   audit: auditSettings,
   exports: exportSettings,
+  rateLimits: rateLimitSettings,
   reports: reportSettings,
   search: searchSettings,
   sharing: sharingSettings,

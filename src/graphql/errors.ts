@@ -69,12 +69,12 @@ export function formatError(
 }
 
 function fromAppError(appError: AppError, formatted: GraphQLFormattedError): GraphQLFormattedError {
-  const { violations } = appError.details as { violations?: unknown };
+  const { violations, extensions } = appError.details as { violations?: unknown; extensions?: object };
   return {
     message: appError.message,
     locations: formatted.locations,
     path: formatted.path,
-    extensions: { code: appError.code, ...(violations ? { violations } : {}) },
+    extensions: { ...extensions, code: appError.code, ...(violations ? { violations } : {}) },
   };
 }
 

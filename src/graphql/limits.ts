@@ -169,11 +169,7 @@ export function createValidationRules(
   return [...createLimitRules(limits), ...(options.introspection ? [] : [NoSchemaIntrospectionCustomRule])];
 }
 
-/**
- * Checks that need the variables (page sizes, complexity). Returns the errors; empty means the operation may run.
- * Called by Apollo after the operation is resolved and by graphql-ws before execution.
- */
-export function checkVariableLimits(options: {
+interface VariableLimitsInput {
   schema: GraphQLSchema;
   document: DocumentNode;
   variables: Record<string, unknown> | null | undefined;
@@ -181,16 +177,34 @@ export function checkVariableLimits(options: {
   limits: OperationLimits;
   /** Hears the operation's complexity once it is estimated (for its trace). */
   onComplexity?: (complexity: number) => void;
-}): GraphQLError[] {
+}
+
+/**
+ * Checks that need the variables (page sizes, complexity). Returns the errors; empty means the operation may run.
+ * Called by Apollo after the operation is resolved and by graphql-ws before execution.
+ */
+export function checkVariableLimits(options: VariableLimitsInput): GraphQLError[] {
+  return assessOperation(options).errors;
+}
+
+/**
+ * The variable limits' errors and the operation's complexity (0 when it could not be estimated), estimated once for
+ * the complexity budget and for the cost quotas that count it.
+ */
+export function assessOperation(options: VariableLimitsInput): {
+  errors: GraphQLError[];
+  complexity: number;
+} {
   const variables = options.variables ?? {};
   const { limits } = options;
   const errors: GraphQLError[] = [];
+  let complexity = 0;
 
   const refused = checkArguments(options.schema, options.document, variables, limits);
-  if (refused) return [refused];
+  if (refused) return { errors: [refused], complexity };
 
   try {
-    const complexity = getComplexity({
+    complexity = getComplexity({
       schema: options.schema,
       query: options.document,
       variables,
@@ -218,5 +232,5 @@ export function checkVariableLimits(options: {
         : limitError(ErrorCode.BAD_USER_INPUT, (error as Error).message),
     );
   }
-  return errors;
+  return { errors, complexity };
 }

@@ -19,7 +19,7 @@ import { DISABLED_TRACER, type OpenSpan, type Tracer } from '../platform/tracing
 import type { ContextFactory } from './context';
 import { formatError } from './errors';
 import {
-  checkVariableLimits,
+  assessOperation,
   createParseOptions,
   createValidationRules,
   documentNestingError,
@@ -37,6 +37,7 @@ import {
 } from './persisted-operations';
 import { MemoryPersistedQueryStore } from './persisted-query.store';
 import { OPERATION_SPAN, OperationAttribute, traceRootResolvers } from './operation-tracing';
+import { rateLimitedError, type RateLimitGate } from './rate-limits';
 
 export interface OperationCoreOptions {
   schema: GraphQLSchema;
@@ -52,6 +53,8 @@ export interface OperationCoreOptions {
   persisted?: PersistedOperationsOptions;
   /** Spans for each operation and its root resolvers. Default off. */
   tracer?: Tracer;
+  /** Per-tenant rate limits and cost quotas, counted once per operation (a subscription once, at its start). */
+  rateLimits?: RateLimitGate;
 }
 
 /** A caller as the edge sees it: a principal (undefined when anonymous), or the coded error to answer instead. */
@@ -197,7 +200,16 @@ export class OperationCore {
     variables: Record<string, unknown> | null | undefined,
     operationName: string | null | undefined,
   ): GraphQLError[] {
-    return checkVariableLimits({
+    return this.assess(document, variables, operationName).errors;
+  }
+
+  /** `checkLimits`, and the operation's complexity (what the cost quotas count). */
+  assess(
+    document: DocumentNode,
+    variables: Record<string, unknown> | null | undefined,
+    operationName: string | null | undefined,
+  ): { errors: GraphQLError[]; complexity: number } {
+    return assessOperation({
       schema: this.options.schema,
       document,
       variables,
@@ -207,6 +219,18 @@ export class OperationCore {
         ? (complexity) => this.tracer.annotateActive({ [OperationAttribute.complexity]: complexity })
         : undefined,
     });
+  }
+
+  /**
+   * Counts an operation that passed its limits against its caller's rate limits and cost quotas; the RATE_LIMITED
+   * error to answer (HTTP 429 and its headers in `extensions.http`) when a quota is spent. Anonymous callers are not
+   * counted: nothing but the sign-in answers them.
+   */
+  async rateLimit(principal: Principal | undefined, complexity: number): Promise<GraphQLError | undefined> {
+    const gate = this.options.rateLimits;
+    if (!principal || !gate?.enabled) return undefined;
+    const admission = await gate.admit(principal, complexity);
+    return admission.admitted ? undefined : rateLimitedError(admission);
   }
 
   context(principal: Principal | undefined, requestId?: string): RequestContext {

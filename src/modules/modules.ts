@@ -3,6 +3,7 @@ import { exportsModule } from './exports';
 import { healthModule } from './health';
 import { identityModule } from './identity';
 import type { CrmModule } from './kernel';
+import { rateLimitsModule } from './rate-limits';
 import { recordsModule } from './records';
 import { reportsModule } from './reports';
 import { searchModule } from './search';
@@ -17,6 +18,7 @@ import { workflowsModule } from './workflows';
 export const MODULES: readonly CrmModule[] = [
   auditModule,
   identityModule,
+  rateLimitsModule,
   sharingModule,
   recordsModule,
   searchModule,

@@ -10,7 +10,7 @@ import type { RequestContext } from '../modules/kernel';
 
 /**
  * Apollo Server as an adapter over the operation core: the core's rules, parse options and error shape, and plugins
- * for the steps Apollo's pipeline has hooks for (variable limits, operation metrics, the whole-request status,
+ * for the steps Apollo's pipeline has hooks for (variable limits and rate limits, operation metrics, the whole-request status,
  * read-your-writes around mutations, the drain on shutdown).
  */
 export function createApollo(
@@ -20,9 +20,12 @@ export function createApollo(
   const limitsPlugin: ApolloServerPlugin<RequestContext> = {
     async requestDidStart() {
       return {
-        async didResolveOperation({ document, request, operationName }) {
-          const [first] = core.checkLimits(document, request.variables, operationName);
-          if (first) throw first;
+        async didResolveOperation({ document, request, operationName, contextValue }) {
+          const { errors, complexity } = core.assess(document, request.variables, operationName);
+          if (errors[0]) throw errors[0];
+          // A refusal carries its 429 and headers in extensions.http, which Apollo applies to the response.
+          const refused = await core.rateLimit(contextValue.principal, complexity);
+          if (refused) throw refused;
         },
       };
     },

@@ -47,8 +47,8 @@ interface ValidDocument {
   uses: number;
   /** graphql-jit's compilation, per operation name (undefined: graphql-js executes it). */
   compiled: Map<string | null | undefined, CompiledQuery | undefined>;
-  /** Operations that passed the variable limits (page sizes, complexity), of a document without variables. */
-  withinLimits: Set<string | null | undefined>;
+  /** Operations that passed the variable limits (page sizes, complexity), of a document without variables: their complexity. */
+  withinLimits: Map<string | null | undefined, number>;
 }
 
 type KnownDocument = ValidDocument | { invalid: true };
@@ -59,6 +59,14 @@ interface Admission {
   query: string;
   entry: ValidDocument;
   operation: OperationDefinitionNode;
+  /** RATE_LIMITED: the operation was counted and refused (answered here, 429 and its headers). */
+  refused?: GraphQLError;
+}
+
+/** A refusal's response headers, which the core puts in `extensions.http` as Apollo reads them. */
+function refusalHeaders(refusal: GraphQLError): Record<string, string> {
+  const headers = (refusal.extensions as { http?: { headers?: Map<string, string> } }).http?.headers;
+  return Object.fromEntries(headers ?? []);
 }
 
 interface GraphQLBody {
@@ -224,7 +232,7 @@ class GraphQLFastPath {
       entry =
         'errors' in prepared
           ? { invalid: true }
-          : { document: prepared.document, uses: 0, compiled: new Map(), withinLimits: new Set() };
+          : { document: prepared.document, uses: 0, compiled: new Map(), withinLimits: new Map() };
       this.documents.set(query, entry);
     }
     return entry;
@@ -274,12 +282,16 @@ class GraphQLFastPath {
       body.operationName,
     );
     if (!operation || operation.operation === OperationTypeNode.SUBSCRIPTION) return undefined;
-    if (!entry.withinLimits.has(body.operationName)) {
-      if (this.core.checkLimits(entry.document, body.variables, body.operationName).length > 0)
-        return undefined;
-      if (!usesVariables(entry.document)) entry.withinLimits.add(body.operationName);
+    let complexity = entry.withinLimits.get(body.operationName);
+    if (complexity === undefined) {
+      const assessed = this.core.assess(entry.document, body.variables, body.operationName);
+      if (assessed.errors.length > 0) return undefined;
+      complexity = assessed.complexity;
+      if (!usesVariables(entry.document)) entry.withinLimits.set(body.operationName, complexity);
     }
-    return { principal: caller.principal, query, entry, operation };
+    // Answered here, not by Apollo: handing a refusal on would count the operation a second time.
+    const refused = await this.core.rateLimit(caller.principal, complexity);
+    return { principal: caller.principal, query, entry, operation, refused };
   }
 
   private async answer(
@@ -309,13 +321,20 @@ class GraphQLFastPath {
     req: FastRequest,
     res: ServerResponse,
     body: GraphQLBody,
-    { principal, query, entry, operation }: Admission,
+    { principal, query, entry, operation, refused }: Admission,
     stopHttpTimer: (labels: Record<string, string>) => void,
   ): Promise<void> {
     const { core, options } = this;
 
     const requestId = options.requestId(req, res);
     const finishOperation = core.startOperation(operation.operation, operation.name?.value ?? null);
+    if (refused) {
+      const json = JSON.stringify({ errors: core.formatErrors([refused]) });
+      this.send(res, 429, json, refusalHeaders(refused), stopHttpTimer);
+      finishOperation();
+      options.metrics.graphqlFastPath.inc({ outcome: 'answered' });
+      return;
+    }
     const contextValue = core.context(principal, requestId);
     const compiled = this.compiledOperation(query, entry, body.operationName);
     core.beginExecution(operation.operation, principal);

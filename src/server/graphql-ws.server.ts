@@ -156,8 +156,7 @@ export function startGraphQLWs(options: GraphQLWsOptions): {
 /**
  * One operation through the core: the connection's token checked again (an expired token, or a user removed or
  * changed since connecting, is seen at once, as on HTTP), the persisted-operation hash and the safelist, the document
- * parsed and validated, the variable limits;
- * the errors to answer, or what graphql-ws executes.
+ * parsed and validated, the variable limits, the rate limits; the errors to answer, or what graphql-ws executes.
  */
 async function prepareOperation(
   core: OperationCore,
@@ -177,8 +176,11 @@ async function prepareOperation(
   const prepared = core.prepare(resolved.unchanged ? payload.query : resolved.query);
   if ('errors' in prepared) return prepared;
   const { document } = prepared;
-  const limitErrors = core.checkLimits(document, payload.variables, payload.operationName);
+  const { errors: limitErrors, complexity } = core.assess(document, payload.variables, payload.operationName);
   if (limitErrors.length > 0) return { errors: limitErrors };
+  // Counted here, once per operation: a subscription counts at its start, not per event.
+  const refused = await core.rateLimit(principal, complexity);
+  if (refused) return { errors: [refused] };
   return {
     operation: getOperationAST(document, payload.operationName),
     args: {

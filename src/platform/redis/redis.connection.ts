@@ -18,6 +18,11 @@ export interface RedisConnectionOptions {
   failFast?: boolean;
   /** Logical database index (not supported by Redis Cluster). Default from the URL. */
   db?: number;
+  /**
+   * Send the commands issued in one event-loop tick as one pipeline (ioredis `enableAutoPipelining`): fewer writes and
+   * replies for a client that issues many small commands at once. Default false.
+   */
+  autoPipelining?: boolean;
 }
 
 /** One ioredis connection (or cluster client) with the retry and timeout policy used across the gateway. */
@@ -31,6 +36,7 @@ export function createRedisConnection(options: RedisConnectionOptions): RedisCli
     commandTimeout: failFast ? 500 : undefined,
     retryStrategy: (attempt) => Math.min(attempt * 200, 2000),
     ...(options.db !== undefined ? { db: options.db } : {}),
+    ...(options.autoPipelining ? { enableAutoPipelining: true } : {}),
   };
   let client: RedisClient;
   if (options.clusterNodes && options.clusterNodes.length > 0) {
@@ -39,7 +45,11 @@ export function createRedisConnection(options: RedisConnectionOptions): RedisCli
         const [host, port] = node.split(':');
         return { host: host ?? '127.0.0.1', port: Number(port ?? 6379) };
       }),
-      { redisOptions: base, enableOfflineQueue: !failFast },
+      {
+        redisOptions: base,
+        enableOfflineQueue: !failFast,
+        enableAutoPipelining: options.autoPipelining ?? false,
+      },
     );
   } else {
     if (!options.url) throw new Error('REDIS_URL: required for the redis driver');
