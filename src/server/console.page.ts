@@ -1,6 +1,12 @@
-import { existsSync, readFileSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
 import express from 'express';
+import {
+  escapeHtml,
+  readWebManifest,
+  WEB_PAGE_HEADERS,
+  webAssets,
+  webBundleDir,
+  type WebBundleManifest,
+} from './web-bundle';
 
 /**
  * The example console (examples/console/, bundled by scripts/build-web.js into dist/web/console/) at /console: a page
@@ -9,35 +15,13 @@ import express from 'express';
  * public GraphQL API.
  */
 export interface ConsolePageOptions {
-  /**
-   * In development (the gateway signs with the published development secret, so anyone may mint tokens anyway): a
-   * demo user's token to offer on the sign-in form. Undefined otherwise.
-   */
+  /** Outside production: the development user's token (DEVELOPMENT_TOKEN_EMAIL) to offer on the sign-in form. */
   developmentToken?: () => Promise<{ token: string; user: string } | undefined>;
-  /** Where the bundle is; default dist/web/console under the package root. */
+  /** Where the bundle is; default dist/web/console. */
   bundleDir?: string;
 }
 
-interface BundleManifest {
-  script: string;
-  styles: string[];
-}
-
-/** The package root: the nearest directory above this file holding package.json (src/server or dist/src/server). */
-function packageRoot(from: string): string {
-  for (let dir = from; ; dir = dirname(dir)) {
-    if (existsSync(join(dir, 'package.json'))) return dir;
-    if (dirname(dir) === dir) return from;
-  }
-}
-
-const escapeHtml = (text: string): string =>
-  text.replace(
-    /[&<>"']/g,
-    (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!,
-  );
-
-function page(manifest: BundleManifest, dev: { token: string; user: string } | undefined): string {
+function page(manifest: WebBundleManifest, dev: { token: string; user: string } | undefined): string {
   return `<!doctype html>
 <html lang="en">
 <head>
@@ -59,17 +43,13 @@ ${dev ? `<meta name="crm-dev-token" content="${escapeHtml(dev.token)}" data-user
 
 /** GET /console and /console/assets/*. The bundle is read per request for the page, so a rebuild needs no restart. */
 export function consoleRouter(options: ConsolePageOptions = {}): express.Router {
-  const bundleDir = options.bundleDir ?? resolve(packageRoot(__dirname), 'dist/web/console');
+  const bundleDir = options.bundleDir ?? webBundleDir('console');
   const router = express.Router();
-  router.use(['/console', '/console/assets'], (req, res, next) => {
-    // Metrics label: the page or its assets, never the concrete asset path.
-    res.locals.route = req.baseUrl === '/console/assets' ? '/console/assets' : '/console';
-    next();
-  });
   router.get(['/console', '/console/'], async (_req, res, next) => {
+    res.locals.route = '/console';
     try {
-      const manifestFile = join(bundleDir, 'manifest.json');
-      if (!existsSync(manifestFile)) {
+      const manifest = readWebManifest(bundleDir);
+      if (!manifest) {
         res.status(503).json({
           errors: [
             {
@@ -80,16 +60,11 @@ export function consoleRouter(options: ConsolePageOptions = {}): express.Router 
         });
         return;
       }
-      const manifest = JSON.parse(readFileSync(manifestFile, 'utf8')) as BundleManifest;
-      res.setHeader('cache-control', 'no-store');
-      res.type('html').send(page(manifest, await options.developmentToken?.()));
+      res.set(WEB_PAGE_HEADERS).send(page(manifest, await options.developmentToken?.()));
     } catch (error) {
       next(error);
     }
   });
-  router.use(
-    '/console/assets',
-    express.static(bundleDir, { immutable: true, maxAge: '365d', index: false, fallthrough: true }),
-  );
+  router.use('/console/assets', ...webAssets('/console/assets', bundleDir));
   return router;
 }

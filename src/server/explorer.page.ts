@@ -1,7 +1,13 @@
-import { existsSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
-import express from 'express';
+import type express from 'express';
 import type { Logger } from '../platform/logging/logger';
+import {
+  readWebManifest,
+  WEB_PAGE_HEADERS,
+  webAssets,
+  webBundleDir,
+  type WebBundleManifest,
+} from './web-bundle';
 
 /** What GET /graphql serves a browser (GRAPHQL_EXPLORER). */
 export type ExplorerKind = 'graphiql' | 'sandbox' | 'off';
@@ -19,45 +25,17 @@ export interface GraphiQLOptions {
 /** Where the page's hashed files are served; their names change with their content, so they are cached for a year. */
 export const EXPLORER_ASSETS_PATH = '/explorer';
 
-interface BundleManifest {
-  script: string;
-  styles: string[];
+interface BundleManifest extends WebBundleManifest {
   workers: Record<'editor' | 'json' | 'graphql', string>;
 }
 
-/**
- * The page allows its own files and its own endpoint only: nothing it loads can come from another host, whatever a
- * bundled library tries. Monaco sets inline styles and loads its workers as modules.
- */
-const CONTENT_SECURITY_POLICY = [
-  "default-src 'none'",
-  "script-src 'self'",
-  "worker-src 'self'",
-  "style-src 'self' 'unsafe-inline'",
-  "font-src 'self'",
-  "img-src 'self' data:",
-  "connect-src 'self'",
-  "base-uri 'none'",
-  "form-action 'none'",
-  "frame-ancestors 'none'",
-].join('; ');
-
-/** dist/web/explorer from the compiled server (dist/src/server) or from its sources (src/server, under jest). */
-function defaultBundleDir(): string {
-  const candidates = [
-    resolve(__dirname, '../../web/explorer'),
-    resolve(__dirname, '../../dist/web/explorer'),
-  ];
-  return candidates.find((dir) => existsSync(resolve(dir, 'manifest.json'))) ?? candidates[0]!;
-}
-
 function readManifest(bundleDir: string): BundleManifest {
-  const path = resolve(bundleDir, 'manifest.json');
-  if (!existsSync(path))
+  const manifest = readWebManifest(bundleDir);
+  if (!manifest)
     throw new Error(
-      `GRAPHQL_EXPLORER=graphiql needs the explorer's bundle, but ${path} is missing: run npm run build (or set GRAPHQL_EXPLORER=sandbox|off)`,
+      `GRAPHQL_EXPLORER=graphiql needs the explorer's bundle, but ${resolve(bundleDir, 'manifest.json')} is missing: run npm run build (or set GRAPHQL_EXPLORER=sandbox|off)`,
     );
-  return JSON.parse(readFileSync(path, 'utf8')) as BundleManifest;
+  return manifest as BundleManifest;
 }
 
 /** JSON inside a <script> element: no `</script>` or `<!--` can end it early. */
@@ -92,25 +70,13 @@ ${manifest.styles.map((file) => `<link rel="stylesheet" href="${asset(file)}">`)
  */
 export function mountGraphiQL(app: express.Express, options: GraphiQLOptions): void {
   const endpoint = options.endpoint ?? '/graphql';
-  const bundleDir = options.bundleDir ?? defaultBundleDir();
+  const bundleDir = options.bundleDir ?? webBundleDir('explorer');
   const manifest = readManifest(bundleDir);
   const workers = Object.fromEntries(
     Object.entries(manifest.workers).map(([label, file]) => [label, `${EXPLORER_ASSETS_PATH}/${file}`]),
   );
 
-  app.use(
-    EXPLORER_ASSETS_PATH,
-    (_req, res, next) => {
-      res.locals.route = `${EXPLORER_ASSETS_PATH}/:file`;
-      next();
-    },
-    express.static(bundleDir, {
-      index: false,
-      immutable: true,
-      maxAge: '365d',
-      setHeaders: (res) => res.setHeader('x-content-type-options', 'nosniff'),
-    }),
-  );
+  app.use(EXPLORER_ASSETS_PATH, ...webAssets(EXPLORER_ASSETS_PATH, bundleDir));
 
   app.get(endpoint, async (req, res, next) => {
     // As Apollo decides for its landing page: a client preferring HTML gets the page (whose ?query= prefills the
@@ -123,16 +89,6 @@ export function mountGraphiQL(app: express.Express, options: GraphiQLOptions): v
     } catch (error) {
       options.logger.warn({ err: error }, 'explorer: no development token (its user could not be read)');
     }
-    res
-      .status(200)
-      .set({
-        'content-type': 'text/html; charset=utf-8',
-        // The page may carry a token: never stored by a cache.
-        'cache-control': 'no-store',
-        'content-security-policy': CONTENT_SECURITY_POLICY,
-        'x-content-type-options': 'nosniff',
-        'referrer-policy': 'no-referrer',
-      })
-      .send(renderPage(manifest, { endpoint, token, workers }));
+    res.status(200).set(WEB_PAGE_HEADERS).send(renderPage(manifest, { endpoint, token, workers }));
   });
 }

@@ -88,10 +88,23 @@ async function total(page: Page): Promise<number> {
   return Number((await page.getByTestId('result-total').textContent())?.replace(/,/g, ''));
 }
 
+/**
+ * Polls until `read` returns `expected` (or fails with the last value after 10 s). Read through locators, not
+ * page.waitForFunction: the page's Content-Security-Policy forbids the eval that one needs.
+ */
+async function waitForValue<T>(read: () => Promise<T>, expected: T): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  let value = await read();
+  while (value !== expected) {
+    if (Date.now() > deadline)
+      throw new Error(`expected ${String(expected)}, still ${String(value)} after 10 s`);
+    await new Promise((resolveWait) => setTimeout(resolveWait, 50));
+    value = await read();
+  }
+}
+
 async function waitForTotal(page: Page, expected: number): Promise<void> {
-  await page.waitForFunction(
-    `document.querySelector('[data-testid="result-total"]')?.textContent?.replace(/,/g, '') === '${expected}'`,
-  );
+  await waitForValue(() => total(page), expected);
 }
 
 /** The part of a DOM element the assertions read (the node tsconfig has no DOM types). */
@@ -204,7 +217,7 @@ describe('the example console in a real browser (/console)', () => {
     const firstPage = await rowIds(page);
     expect(firstPage).toHaveLength(10);
     await page.getByTestId('page-next').click();
-    await page.waitForFunction(`document.querySelectorAll('[data-testid="result-rows"] tr').length === 8`);
+    await waitForValue(() => page.locator('[data-testid="result-rows"] tr').count(), 8);
     const secondPage = await rowIds(page);
     expect(new Set([...firstPage, ...secondPage]).size).toBe(18);
     await page.getByTestId('search-text').fill('consolesurname11');
