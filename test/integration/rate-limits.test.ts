@@ -365,8 +365,11 @@ describe('rate limits and cost quotas', () => {
     );
     expect(() => loadConfig({ RATE_LIMIT_WINDOW_SECONDS: '100000' })).toThrow(/RATE_LIMIT_WINDOW_SECONDS: /);
     expect(() => loadConfig({ RATE_LIMITS: 'sometimes' })).toThrow(/RATE_LIMITS: /);
+    expect(() => loadConfig({ RATE_LIMIT_LEASE_PERCENT: '30' })).toThrow(/RATE_LIMIT_LEASE_PERCENT: /);
+    expect(loadConfig({ RATE_LIMIT_LEASE_PERCENT: '0' }).rateLimits.leaseShare).toBe(0);
     expect(loadConfig({}).rateLimits).toEqual({
       enabled: true,
+      leaseShare: 0.02,
       defaults: {
         windowSeconds: 60,
         userRequests: 600,

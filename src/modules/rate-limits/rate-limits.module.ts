@@ -1,6 +1,7 @@
 import { CompanyRateLimits1765527000000 } from '../../../migrations/1765527000000-company-rate-limits';
 import { ShutdownPhase } from '../../platform/lifecycle/lifecycle';
 import { MemoryRateLimitStore, RedisRateLimitStore } from '../../platform/rate-limit/flexible.rate-limit';
+import { LeasedRateLimitStore } from '../../platform/rate-limit/leased.rate-limit';
 import { closeRedis, createRedisConnection } from '../../platform/redis/redis.connection';
 import { defineModule, requireService } from '../kernel';
 import { CompanyRateLimitEntity } from './company-rate-limit.entity';
@@ -46,8 +47,12 @@ export const rateLimitsModule = defineModule<RateLimitServices>({
       'Operations counted by the process alone (or not at all) because the shared rate-limit store failed',
       [],
     );
+    // In process there is no round trip to save; on Redis each gateway counts most operations from its leases.
     const store = redis
-      ? new RedisRateLimitStore(counterConnection(), { onFallback: () => failOpen.inc() })
+      ? new LeasedRateLimitStore(
+          new RedisRateLimitStore(counterConnection(), { onFallback: () => failOpen.inc() }),
+          { share: config.rateLimits.leaseShare },
+        )
       : new MemoryRateLimitStore();
     /**
      * A connection of the counters' own, auto-pipelined: each operation sends its four counters' scripts in the same

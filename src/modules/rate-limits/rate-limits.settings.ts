@@ -26,9 +26,16 @@ export const rateLimitSettings = defineSettings({
     /** Complexity units (those GRAPHQL_MAX_COMPLEXITY caps per operation) one user may spend per window. */
     RATE_LIMIT_USER_COMPLEXITY: quota(200_000),
     RATE_LIMIT_COMPANY_COMPLEXITY: quota(2_000_000),
+    /**
+     * The percentage of each quota a gateway may take from the shared counters ahead of use and count locally, so
+     * most operations make no Redis round trip; another gateway's caller may be refused while points sit unspent in
+     * a lease (at most this share per gateway). 0: every operation counted on Redis.
+     */
+    RATE_LIMIT_LEASE_PERCENT: z.coerce.number().min(0).max(25).default(2),
   },
   read: (e) => ({
     enabled: e.RATE_LIMITS,
+    leaseShare: e.RATE_LIMIT_LEASE_PERCENT / 100,
     defaults: {
       windowSeconds: e.RATE_LIMIT_WINDOW_SECONDS,
       userRequests: e.RATE_LIMIT_USER_REQUESTS,
