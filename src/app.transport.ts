@@ -70,6 +70,7 @@ export async function startTransport(
     metrics,
     routes: modules.flatMap((module) => module.routes?.(services) ?? []),
     console: config.env === 'production' ? undefined : { developmentToken: devToken },
+    tracer,
   });
   const ws = startGraphQLWs({
     httpServer,

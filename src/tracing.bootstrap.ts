@@ -5,7 +5,7 @@ import type * as TracingSdk from './platform/tracing/tracing.sdk';
 
 /**
  * The entry points (main.ts, worker.ts) import this module first: OpenTelemetry's instrumentation patches http,
- * express, pg and ioredis as they are first required, so the SDK must be running before the app's modules load.
+ * pg and ioredis as they are first required, so the SDK must be running before the app's modules load.
  * Tracing settings that do not parse start nothing here; loadConfig then refuses to start, naming the variable.
  */
 function startProcessTracing(): Tracer {

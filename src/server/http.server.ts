@@ -29,6 +29,7 @@ import type { RequestContext } from '../modules/kernel';
 import { classifyDatabaseError } from '../platform/db/db-errors';
 import { AppError, ErrorCode } from '../platform/errors/app-error';
 import type { Logger } from '../platform/logging/logger';
+import type { Tracer } from '../platform/tracing';
 
 export interface HttpServerOptions {
   /** Authenticate, limits and rules, context, error shape and status: what every GraphQL operation goes through. */
@@ -58,6 +59,8 @@ export interface HttpServerOptions {
   routes?: ReadonlyArray<RouteDefinition<Principal>>;
   /** Serve the example console at /console (outside production); undefined: not served. */
   console?: ConsolePageOptions;
+  /** Each request's server span (the disabled tracer: none). */
+  tracer: Tracer;
 }
 
 export interface HttpGateway {
@@ -269,7 +272,11 @@ export async function createHttpGateway(options: HttpServerOptions): Promise<Htt
       compile: options.compileQueries,
       fallback: (req, res) => void app(req as express.Request, res as express.Response),
     });
-  const httpServer = createServer(fastPath || app);
+  const handler = fastPath || app;
+  const { tracer } = options;
+  const httpServer = createServer(
+    tracer.enabled ? (req, res) => tracer.serveHttp(req, res, () => void handler(req, res)) : handler,
+  );
   const connections = trackHttpConnections(httpServer);
 
   const apollo = createApollo(core, {

@@ -192,6 +192,45 @@ describe('OpenTelemetry traces: gateway request -> SQL -> worker job, exported o
     expect(trace.map((span) => span.spanId)).toContain(logged!.span_id);
   });
 
+  it("honours a caller's unsampled traceparent: no span for the request, its SQL or the job it queues", async () => {
+    const traceId = 'aa'.repeat(16);
+    const started = await gql(
+      url,
+      tenant.rep.token,
+      START,
+      { input: { entityType: 'LEAD', format: 'CSV', fields: ['id'] } },
+      { traceparent: `00-${traceId}-${'bb'.repeat(8)}-00` },
+    );
+    expect(started.errors).toBeUndefined();
+    const exportId = started.data!.startExport.id as string;
+    // The job has run (its status is final) and a traced request after it has been exported, so anything the
+    // unsampled request or its job made would have arrived before the traced one's spans.
+    for (let i = 0; i < 100; i++) {
+      const job = await gql(url, tenant.rep.token, EXPORT_JOB, { id: exportId });
+      if (job.data?.exportJob?.status === 'COMPLETED') break;
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    const markerTrace = 'cc'.repeat(16);
+    const marker = await gql(
+      url,
+      tenant.rep.token,
+      EXPORT_JOB,
+      { id: exportId },
+      {
+        traceparent: `00-${markerTrace}-${'dd'.repeat(8)}-01`,
+      },
+    );
+    expect(marker.data?.exportJob?.status).toBe('COMPLETED');
+    await receiver.waitFor((spans) => spans.find((span) => span.traceId === markerTrace && isSql(span)));
+    // The worker exports on its own schedule (every 100 ms here): give a job span it might have made time to come.
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    expect(receiver.trace(traceId)).toEqual([]);
+    const jobSpans = receiver.spans.filter(
+      (span) => span.name === 'export process' && span.attributes['messaging.message.id'] === exportId,
+    );
+    expect(jobSpans).toEqual([]);
+  });
+
   it("a workflow's http.request step sends the run's traceparent to the service it calls", async () => {
     const created = await gql(url, tenant.admin.token, CREATE, {
       input: {
@@ -235,7 +274,10 @@ describe('OpenTelemetry traces: gateway request -> SQL -> worker job, exported o
     await client.dispose();
     expect(result.errors).toBeUndefined();
     const operation = await receiver.waitFor((spans) =>
-      spans.find((span) => span.name === 'query TracedExportJob'),
+      spans.find(
+        (span) =>
+          span.name === 'query TracedExportJob' && span.attributes['crm.graphql.transport'] === 'graphql-ws',
+      ),
     );
     expect(operation).toMatchObject({ parentSpanId: '', kind: 2, service: 'crm-gateway' });
     expect(operation.attributes['crm.graphql.transport']).toBe('graphql-ws');

@@ -1,5 +1,7 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import {
   context,
+  createContextKey,
   propagation,
   ROOT_CONTEXT,
   SpanKind,
@@ -8,6 +10,7 @@ import {
   TraceFlags,
   type Context,
   type Span,
+  type SpanContext,
   type Tracer as ApiTracer,
 } from '@opentelemetry/api';
 import type {
@@ -38,6 +41,17 @@ function fail(span: Span, error: unknown): void {
 function isPromiseLike(value: unknown): value is PromiseLike<unknown> {
   return typeof (value as { then?: unknown } | null)?.then === 'function';
 }
+
+/**
+ * Set instead of a span on an unsampled request's context: nothing under it starts a span (instrumented SQL and
+ * Redis calls see no parent and skip all their work), and its jobs carry the trace as not sampled.
+ */
+const UNSAMPLED = createContextKey('crm unsampled request');
+
+/** Probes and the metrics scrape are not worth a trace each. */
+const UNTRACED_PATHS = new Set(['/healthz', '/readyz', '/metrics']);
+/** Paths a span may be named after (others hold ids: `/exports/:id/download`), the route's own name otherwise. */
+const NAMED_PATHS = new Set(['/graphql']);
 
 /** Runs `fn` with `span` active in `parent`, ending the span when `fn` is done unless `keepOpen`. */
 function runIn<T>(span: Span, parent: Context, fn: () => T, keepOpen = false): T {
@@ -72,7 +86,9 @@ function runIn<T>(span: Span, parent: Context, fn: () => T, keepOpen = false): T
 /** The trace context of the active span as W3C headers (the SDK registers the propagator; unregistered: `{}`). */
 export function activeTraceCarrier(): TraceCarrier {
   const carrier: TraceCarrier = {};
-  propagation.inject(context.active(), carrier);
+  const active = context.active();
+  const unsampled = active.getValue(UNSAMPLED) as SpanContext | undefined;
+  propagation.inject(unsampled ? trace.setSpanContext(ROOT_CONTEXT, unsampled) : active, carrier);
   return carrier;
 }
 
@@ -92,6 +108,7 @@ export class OtelTracer implements Tracer {
   private parentOf(options: SpanOptions): Context | undefined {
     if (options.parent) return propagation.extract(ROOT_CONTEXT, options.parent);
     const active = context.active();
+    if (active.getValue(UNSAMPLED)) return undefined;
     const span = trace.getSpan(active);
     return span && !span.isRecording() ? undefined : active;
   }
@@ -108,6 +125,32 @@ export class OtelTracer implements Tracer {
     const parent = this.parentOf(options);
     if (!parent) return fn();
     return runIn(this.start(name, options, parent), parent, fn);
+  }
+
+  serveHttp(req: IncomingMessage, res: ServerResponse, handle: () => void): void {
+    const path = (req.url ?? '/').split('?', 1)[0]!;
+    if (UNTRACED_PATHS.has(path)) return handle();
+    const parent = propagation.extract(ROOT_CONTEXT, req.headers);
+    const method = req.method ?? 'GET';
+    const span = this.tracer.startSpan(
+      NAMED_PATHS.has(path) ? `${method} ${path}` : method,
+      { kind: SpanKind.SERVER, attributes: { 'http.request.method': method, 'url.path': path } },
+      parent,
+    );
+    if (!span.isRecording())
+      return handleIn(parent.setValue(UNSAMPLED, span.spanContext()), req, res, handle);
+    let ended = false;
+    const end = () => {
+      if (ended) return;
+      ended = true;
+      span.setAttribute('http.response.status_code', res.statusCode);
+      if (!res.writableFinished) span.setAttribute('crm.http.aborted', true);
+      if (res.statusCode >= 500) span.setStatus({ code: SpanStatusCode.ERROR });
+      span.end();
+    };
+    res.once('finish', end);
+    res.once('close', end);
+    handleIn(trace.setSpan(parent, span), req, res, handle);
   }
 
   startSpan(name: string, options: SpanOptions = {}): OpenSpan {
@@ -144,6 +187,16 @@ export class OtelTracer implements Tracer {
   shutdown(): Promise<void> {
     return this.onShutdown();
   }
+}
+
+/**
+ * Runs a request's handler in `ctx`, with the request's and response's event listeners bound to it too: the body's
+ * `data`/`end` callbacks run in the socket's async context otherwise, and what they start would lose the span.
+ */
+function handleIn(ctx: Context, req: IncomingMessage, res: ServerResponse, handle: () => void): void {
+  context.bind(ctx, req);
+  context.bind(ctx, res);
+  context.with(ctx, handle);
 }
 
 function annotate(span: Span, attributes: SpanAttributes, name?: string): void {

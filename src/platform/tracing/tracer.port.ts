@@ -1,3 +1,5 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+
 /** Span attribute values: what OTLP carries (undefined attributes are dropped). */
 export type SpanAttributes = Record<string, string | number | boolean | undefined>;
 
@@ -45,6 +47,12 @@ export interface Tracer {
   readonly enabled: boolean;
   /** Runs `fn` inside a new span (see SpanOptions for its parent). */
   inSpan<T>(name: string, options: SpanOptions, fn: () => T): T;
+  /**
+   * Handles one HTTP request inside its server span (the caller's `traceparent`, or a trace of its own), ended when
+   * the response is done. A request that is not sampled runs with no span at all, so nothing under it (SQL, Redis,
+   * resolvers) makes one, and what it queues carries its unsampled `traceparent`.
+   */
+  serveHttp(req: IncomingMessage, res: ServerResponse, handle: () => void): void;
   /** Starts a span the caller ends; its parent is the active span, or none (a new trace). */
   startSpan(name: string, options?: SpanOptions): OpenSpan;
   /** Adds attributes to the active span and, when given, renames it. Nothing without one. */
@@ -68,6 +76,7 @@ export const NOOP_SPAN: OpenSpan = {
 export const DISABLED_TRACER: Tracer = {
   enabled: false,
   inSpan: (_name, _options, fn) => fn(),
+  serveHttp: (_req, _res, handle) => handle(),
   startSpan: () => NOOP_SPAN,
   annotateActive: () => {},
   carrier: () => ({}),

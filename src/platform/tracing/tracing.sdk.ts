@@ -1,8 +1,6 @@
-import type { IncomingMessage } from 'node:http';
 import { OTLPTraceExporter as OtlpJsonExporter } from '@opentelemetry/exporter-trace-otlp-http';
 import { OTLPTraceExporter as OtlpProtobufExporter } from '@opentelemetry/exporter-trace-otlp-proto';
 import { registerInstrumentations } from '@opentelemetry/instrumentation';
-import { ExpressInstrumentation, ExpressLayerType } from '@opentelemetry/instrumentation-express';
 import { HttpInstrumentation } from '@opentelemetry/instrumentation-http';
 import { IORedisInstrumentation } from '@opentelemetry/instrumentation-ioredis';
 import { PgInstrumentation } from '@opentelemetry/instrumentation-pg';
@@ -35,9 +33,6 @@ export interface TracingSdkOptions {
   serviceName: string;
 }
 
-/** Probes and the metrics scrape are not worth a trace each. */
-const UNTRACED_PATHS = new Set(['/healthz', '/readyz', '/metrics']);
-
 function samplerOf(name: string | undefined, ratio: number): Sampler {
   switch (name) {
     case 'always_on':
@@ -57,7 +52,8 @@ function samplerOf(name: string | undefined, ratio: number): Sampler {
 
 /**
  * Starts OpenTelemetry for this process: the tracer provider (W3C propagation, AsyncLocalStorage context), the OTLP
- * exporter behind a batch processor, and the instrumentations of http, express, pg and ioredis. Call it before those
+ * exporter behind a batch processor, and the instrumentations of outgoing http, pg and ioredis (incoming requests
+ * are the gateway's own spans, see OtelTracer.serveHttp). Call it before those
  * modules are first required (the entry points import the bootstrap first): instrumentation patches them as they load.
  *
  * Recorded: SQL statement text (with its $n placeholders, never the bound values: enhancedDatabaseReporting stays
@@ -84,13 +80,11 @@ export function startTracingSdk(options: TracingSdkOptions): Tracer {
     tracerProvider: provider,
     instrumentations: [
       new HttpInstrumentation({
-        ignoreIncomingRequestHook: (req: IncomingMessage) =>
-          UNTRACED_PATHS.has((req.url ?? '').split('?')[0] ?? ''),
+        // The gateway opens its requests' spans itself (Tracer.serveHttp), where an unsampled request can skip them.
+        disableIncomingRequestInstrumentation: true,
         // Outgoing calls (OpenSearch, webhooks) are traced as part of a request or job, never on their own.
         requireParentforOutgoingSpans: true,
       }),
-      // Routers and route handlers only: a span per middleware would cost more than it tells.
-      new ExpressInstrumentation({ ignoreLayersType: [ExpressLayerType.MIDDLEWARE] }),
       new PgInstrumentation({
         enhancedDatabaseReporting: false,
         requireParentSpan: true,
