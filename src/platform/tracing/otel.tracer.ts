@@ -110,7 +110,9 @@ export class OtelTracer implements Tracer {
     const active = context.active();
     if (active.getValue(UNSAMPLED)) return undefined;
     const span = trace.getSpan(active);
-    return span && !span.isRecording() ? undefined : active;
+    // Only work begun for a caller starts a trace: anything else outside a recording span is not traced.
+    if (!span) return options.kind === 'server' || options.kind === 'consumer' ? active : undefined;
+    return span.isRecording() ? active : undefined;
   }
 
   private start(name: string, options: SpanOptions, parent: Context): Span {
@@ -130,15 +132,21 @@ export class OtelTracer implements Tracer {
   serveHttp(req: IncomingMessage, res: ServerResponse, handle: () => void): void {
     const path = (req.url ?? '/').split('?', 1)[0]!;
     if (UNTRACED_PATHS.has(path)) return handle();
-    const parent = propagation.extract(ROOT_CONTEXT, req.headers);
+    const carried = req.headers.traceparent !== undefined;
+    const parent = carried ? propagation.extract(ROOT_CONTEXT, req.headers) : ROOT_CONTEXT;
     const method = req.method ?? 'GET';
     const span = this.tracer.startSpan(
       NAMED_PATHS.has(path) ? `${method} ${path}` : method,
       { kind: SpanKind.SERVER, attributes: { 'http.request.method': method, 'url.path': path } },
       parent,
     );
-    if (!span.isRecording())
-      return handleIn(parent.setValue(UNSAMPLED, span.spanContext()), req, res, handle);
+    if (!span.isRecording()) {
+      // A caller that said "not sampled" has that honoured down to the jobs it queues. A request that is not sampled
+      // here runs with no context at all, the cheapest path: nothing under it has a parent to make a span under
+      // (its jobs are sampled as traces of their own).
+      if (carried) return handleIn(parent.setValue(UNSAMPLED, span.spanContext()), req, res, handle);
+      return handle();
+    }
     let ended = false;
     const end = () => {
       if (ended) return;

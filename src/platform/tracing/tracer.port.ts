@@ -19,7 +19,8 @@ export interface SpanOptions {
   attributes?: SpanAttributes;
   /**
    * The parent: a carried trace context (a job's) instead of the active span. Default the active span, and then a
-   * span whose parent is not sampled is not made at all (its children would not be recorded either).
+   * span whose parent is not sampled is not made at all (its children would not be recorded either); without an
+   * active span only a `server` or `consumer` span starts a trace, any other is not made.
    */
   parent?: TraceCarrier;
 }
