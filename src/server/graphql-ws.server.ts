@@ -34,6 +34,12 @@ export interface GraphQLWsOptions {
   connectionInitWaitTimeoutMs?: number;
 }
 
+interface RunningOperation {
+  /** Ends the operation's timing (core.startOperation). */
+  finish: () => void;
+  subscription: boolean;
+}
+
 /** RFC 6455 "Try Again Later": the server cannot serve the connection now. */
 const CLOSE_TRY_AGAIN_LATER = 1013;
 /** On shutdown: how long running WebSocket queries and mutations may take to answer. */
@@ -58,7 +64,9 @@ export function startGraphQLWs(options: GraphQLWsOptions): {
   /** The Authorization value each connection was accepted with; it is checked again for every operation. */
   const authorizations = new WeakMap<object, string>();
   const { core } = options;
-  const running = new Map<string, { finish: () => void; subscription: boolean }>();
+  /** Every running operation, for the drain; by connection and id, for its end (ids are unique per socket only). */
+  const running = new Set<RunningOperation>();
+  const runningOf = new WeakMap<object, Map<string, RunningOperation>>();
   /** Each operation's span, by its context: graphql-ws's execute and subscribe see only the arguments. */
   const spans = new WeakMap<object, OpenSpan>();
   /** Per connection (operation ids are the client's, unique within its socket only). */
@@ -67,10 +75,11 @@ export function startGraphQLWs(options: GraphQLWsOptions): {
     opened.get(socketContext)?.get(id)?.end();
     opened.get(socketContext)?.delete(id);
   };
-  const finish = (id: string) => {
-    const operation = running.get(id);
+  const finish = (socketContext: object, id: string) => {
+    const operation = runningOf.get(socketContext)?.get(id);
     if (!operation) return;
-    running.delete(id);
+    runningOf.get(socketContext)!.delete(id);
+    running.delete(operation);
     operation.finish();
     if (operation.subscription) options.operationMetrics.subscriptionClosed();
   };
@@ -114,20 +123,23 @@ export function startGraphQLWs(options: GraphQLWsOptions): {
           const { operation, args } = prepared;
           const subscription = operation?.operation === OperationTypeNode.SUBSCRIPTION;
           core.beginExecution(operation?.operation, (args.contextValue as RequestContext).principal);
-          running.set(id, {
+          const started: RunningOperation = {
             finish: core.startOperation(
               operation?.operation ?? 'invalid',
               operation?.name?.value ?? payload.operationName,
             ),
             subscription,
-          });
+          };
+          running.add(started);
+          if (!runningOf.has(ctx)) runningOf.set(ctx, new Map());
+          runningOf.get(ctx)!.set(id, started);
           if (subscription) options.operationMetrics.subscriptionOpened();
           spans.set(args.contextValue as object, span);
           return args;
         });
       },
       onError: (ctx, id, _payload, errors) => {
-        finish(id);
+        finish(ctx, id);
         endSpan(ctx, id);
         return errors.map(format);
       },
@@ -140,7 +152,7 @@ export function startGraphQLWs(options: GraphQLWsOptions): {
         return { ...result, errors: result.errors.map(format) };
       },
       onComplete: (ctx, id) => {
-        finish(id);
+        finish(ctx, id);
         endSpan(ctx, id);
       },
     },
@@ -197,10 +209,10 @@ async function prepareOperation(
 async function closeGracefully(
   wsServer: WebSocketServer,
   disposable: { dispose: () => void | Promise<void> },
-  running: ReadonlyMap<string, { subscription: boolean }>,
+  running: ReadonlySet<RunningOperation>,
 ): Promise<void> {
   const deadline = Date.now() + OPERATION_DRAIN_MS;
-  while ([...running.values()].some((op) => !op.subscription) && Date.now() < deadline) {
+  while ([...running].some((op) => !op.subscription) && Date.now() < deadline) {
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
   // A peer that never answers the close frame would hold ws for its 30 s close timeout.

@@ -70,9 +70,10 @@ export async function startTestApp(
 export function wsClient(
   url: string,
   authorization?: string,
-  options: { keepOpen?: boolean } = {},
+  options: { keepOpen?: boolean; generateID?: () => string } = {},
 ): WsClient {
   return createClient({
+    generateID: options.generateID,
     url: url.replace(/^http/, 'ws') + '/graphql',
     webSocketImpl: WebSocket,
     connectionParams: authorization ? { authorization } : {},

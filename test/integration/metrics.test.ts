@@ -122,6 +122,25 @@ describe('Prometheus metrics', () => {
     ).toBe(1);
   });
 
+  it('times each WebSocket operation once, when clients on other sockets use the same operation id', async () => {
+    // Operation ids are the client's and unique within its socket only: a simple client numbers them from 1.
+    const clients = Array.from({ length: 6 }, () =>
+      wsClient(t.url, `Bearer ${a.admin.token}`, { keepOpen: true, generateID: () => '1' }),
+    );
+    const count = async () =>
+      sample(await scrape(), 'crm_graphql_operation_duration_seconds_count', { operation_name: 'SameId' });
+    const before = await count();
+    try {
+      const results = await Promise.all(
+        clients.map((client) => wsExecute(client, 'query SameId { me { id } }')),
+      );
+      expect(results.map((result) => result.errors)).toEqual(clients.map(() => undefined));
+    } finally {
+      await Promise.all(clients.map((client) => client.dispose()));
+    }
+    expect((await count()) - before).toBe(clients.length);
+  });
+
   it('serves /metrics only on the sidecar port, not on the public one', async () => {
     const publicPort = await fetch(`${t.url}/metrics`);
     expect(publicPort.status).toBe(404);
