@@ -14,11 +14,17 @@ import type { BenchProcess } from '../../src/modules/kernel';
 const CONNECTIONS = 32;
 const ROUNDS = 3;
 
-type ServerName = 'project' | 'project-traced' | 'project+limits' | 'mercurius' | 'postgraphile';
-/** The project's variants, compared with the project itself: tracing on, rate limits on. */
-const VARIANTS = ['project-traced', 'project+limits'] as const;
+type ServerName =
+  'project' | 'project-traced' | 'project+limits' | 'project@baseline' | 'mercurius' | 'postgraphile';
+/**
+ * The project's variants, compared with the project itself: tracing on, rate limits on, and (when
+ * BENCH_BASELINE_CHECKOUT names another built checkout, e.g. a worktree of an earlier commit) that checkout's gateway
+ * with the same settings, so "off does not regress" is measured in the same run.
+ */
+const VARIANTS = ['project-traced', 'project+limits', 'project@baseline'] as const;
 const isVariant = (name: ServerName): name is (typeof VARIANTS)[number] =>
   (VARIANTS as readonly string[]).includes(name);
+const BASELINE_CHECKOUT = process.env.BENCH_BASELINE_CHECKOUT;
 /** The peers each query's project figure is compared with. */
 const PEERS: ServerName[] = ['mercurius', 'postgraphile'];
 /** The traced gateway's sampling: one trace in ten, as the README suggests for production. */
@@ -164,7 +170,7 @@ async function startProject(
 ): Promise<RunningServer> {
   const port = await freePort();
   const metricsPort = await freePort();
-  const project = startProcess('main', {
+  const projectEnv = {
     NODE_ENV: 'production',
     JWT_SECRET,
     LOG_LEVEL: 'warn',
@@ -175,7 +181,11 @@ async function startProject(
     REDIS_URL: BENCH_REDIS_URL,
     RATE_LIMITS: 'false',
     ...env,
-  });
+  };
+  const project =
+    name === 'project@baseline'
+      ? startNodeProcess(resolve(BASELINE_CHECKOUT!, 'dist/src/main.js'), nodeFlags('start'), projectEnv)
+      : startProcess('main', projectEnv);
   const projectUrl = `http://127.0.0.1:${port}`;
   await waitForHttp(`${projectUrl}/healthz`, project);
   return {
@@ -200,6 +210,7 @@ async function startServers(otlpUrl: string): Promise<RunningServer[]> {
       await startProject('project-traced', { ...TRACED_ENV, OTEL_EXPORTER_OTLP_ENDPOINT: otlpUrl }),
     );
     started.push(await startProject('project+limits', LIMITS_ENV));
+    if (BASELINE_CHECKOUT) started.push(await startProject('project@baseline'));
     for (const name of ['mercurius', 'postgraphile'] as const) {
       // The same node flags as `npm start` gives the project.
       const peer = startNodeProcess(`dist/bench/peers/${name}.peer.js`, nodeFlags('start'), {
@@ -382,6 +393,9 @@ export const gatewayPeers: Scenario = {
       let worstRatio = Infinity;
       const tracedRatios: number[] = [];
       const limitsRatios: number[] = [];
+      const baselineRatios: number[] = [];
+      // CPU per request of the server process: steadier than req/s when the machine has other work.
+      const cpuRatios = { traced: [] as number[], limits: [] as number[] };
       for (const query of benchQueries) {
         const project = summary(`${query.label}/project`);
         for (const server of servers) {
@@ -412,6 +426,16 @@ export const gatewayPeers: Scenario = {
         const limited = summary(`${query.label}/project+limits`).requestsPerSecond;
         measured[`${name} rate-limited req/s`] = limited;
         limitsRatios.push(limited / project.requestsPerSecond);
+        cpuRatios.traced.push(
+          project.cpuMsPerRequest / summary(`${query.label}/project-traced`).cpuMsPerRequest,
+        );
+        cpuRatios.limits.push(
+          project.cpuMsPerRequest / summary(`${query.label}/project+limits`).cpuMsPerRequest,
+        );
+        if (BASELINE_CHECKOUT)
+          baselineRatios.push(
+            project.requestsPerSecond / summary(`${query.label}/project@baseline`).requestsPerSecond,
+          );
         baseline[`${name} req/s`] = fastestPeer;
         worstRatio = Math.min(worstRatio, project.requestsPerSecond / fastestPeer);
       }
@@ -423,6 +447,16 @@ export const gatewayPeers: Scenario = {
           `protobuf to a local sink, ${sink.exports()} exports) ÷ off, worst query: ${fmt(Math.min(...tracedRatios))}`,
         `rate limits on (project+limits: RATE_LIMITS=true, quotas the load never reaches, so every operation is ` +
           `counted and none refused) ÷ off, worst query: ${fmt(Math.min(...limitsRatios))} (target >= 0.95)`,
+        `per query (Q1, Q2, Q2 rep, Q3), req/s on ÷ off: tracing ${tracedRatios.map((r) => fmt(r)).join(', ')}; ` +
+          `limits ${limitsRatios.map((r) => fmt(r)).join(', ')}`,
+        `per query, CPU ms/req off ÷ on: tracing ${cpuRatios.traced.map((r) => fmt(r)).join(', ')}; ` +
+          `limits ${cpuRatios.limits.map((r) => fmt(r)).join(', ')}`,
+        ...(BASELINE_CHECKOUT
+          ? [
+              `this checkout (tracing and limits off) ÷ project@baseline (${BASELINE_CHECKOUT}), req/s per query: ` +
+                `${baselineRatios.map((r) => fmt(r)).join(', ')}`,
+            ]
+          : []),
         'CPU ms/req is the server process alone (not Postgres, Redis or the load generator). The peers check the JWT',
         "(and keep verified tokens, as the project does) but apply no record-level sharing: they answer the rep's Q2",
         "with the company's page. PostGraphile takes the company from a query variable, and its Q3 (dealById) has no",
