@@ -136,7 +136,7 @@ describe('Prometheus metrics', () => {
       );
       expect(results.map((result) => result.errors)).toEqual(clients.map(() => undefined));
     } finally {
-      await Promise.all(clients.map((client) => client.dispose()));
+      for (const client of clients) await client.dispose();
     }
     expect((await count()) - before).toBe(clients.length);
   });
