@@ -105,6 +105,10 @@ export const reportRollups: BenchScenario = {
       // pass the default 10% of their records and would go live: at scale 1 they are 3-4% and read. The same paths
       // as at scale 1 are measured.
       ...(context.scale < 1 ? { REPORT_ROLLUP_MAX_RATIO: '0.5' } : {}),
+      // REPORT_RESULT_CACHE_SIZE=0 in the bench's environment measures the path without the result cache (A/B).
+      ...(process.env.REPORT_RESULT_CACHE_SIZE
+        ? { REPORT_RESULT_CACHE_SIZE: process.env.REPORT_RESULT_CACHE_SIZE }
+        : {}),
     });
     try {
       const [, url] = await gateway.waitFor(/"url":"(http:\/\/[^"]+)\/graphql"/);
