@@ -197,6 +197,7 @@ async function rollupSchema(runner: QueryRunner, schema: string) {
 describe('report rollups: exact under visibility, after writes, through a second gateway', () => {
   let t: TestApp;
   let org: SharingOrg;
+  let other: SharingOrg;
   let owners: string[];
   const random = prng(20261129);
 
@@ -420,7 +421,7 @@ describe('report rollups: exact under visibility, after writes, through a second
         admin,
       );
     // Another company with the same data shape: none of it may reach this one's figures.
-    const other = await buildSharingOrg(t.app);
+    other = await buildSharingOrg(t.app);
     await db.query(
       `INSERT INTO deals (company_id, owner_id, name, stage, amount, probability, close_date)
        SELECT $1, $2, 'Other ' || n, 'PROPOSAL', 9999, 50, date '2026-02-01' FROM generate_series(1, 50) n`,
@@ -770,6 +771,81 @@ describe('report rollups: exact under visibility, after writes, through a second
       second?.child.kill('SIGTERM');
       await second?.exited;
     }
+  });
+
+  it('keeps an answer per visibility key and data version: reused until a write or a share, never across users or companies', async () => {
+    const db = t.app.dataSource;
+    const input = {
+      entityType: 'DEAL',
+      aggregates: [
+        { name: 'deals', type: 'COUNT', dimensions: ['stage'] },
+        { name: 'amount', type: 'SUM', field: 'amount', dimensions: ['ownerId'] },
+      ],
+    };
+    const cache = () => t.app.services.reports.resultCache;
+    const fresh = async (user: UserName, who = org) => {
+      const token = who.users[user].token;
+      const live = await report(token, { ...input, source: 'LIVE' });
+      return { answer: await report(token, input), live };
+    };
+    const expectLive = (got: { answer: { aggregates: any[] }; live: { aggregates: any[] } }) =>
+      got.answer.aggregates.forEach((aggregate, i) =>
+        expectSameRows(aggregate.rows, got.live.aggregates[i]!.rows, aggregate.name),
+      );
+
+    // The first answer is computed and kept; the same question again is answered from it.
+    let before = cache();
+    const admin = await fresh('admin');
+    expectLive(admin);
+    expect(cache().misses).toBe(before.misses + 1);
+    before = cache();
+    expect(await report(org.users.admin.token, input)).toEqual(admin.answer);
+    expect(cache().hits).toBe(before.hits + 1);
+
+    // Another user sees other records: their own answer, computed, not the admin's.
+    before = cache();
+    const rep = await fresh('rep1');
+    expectLive(rep);
+    expect(rep.answer).not.toEqual(admin.answer);
+    expect(cache().misses).toBe(before.misses + 1);
+    // Another company's admin: its own records only, whatever this company's answer held.
+    before = cache();
+    const otherAdmin = await fresh('admin', other);
+    expectLive(otherAdmin);
+    expect(otherAdmin.answer.aggregates[0]!.rows).toEqual([{ dimensions: { stage: 'PROPOSAL' }, value: 50 }]);
+    expect(cache().misses).toBe(before.misses + 1);
+
+    // A write to the company's deals (even one that changes no figure of the report) moves the data version.
+    const [moved] = await db.query<Array<{ id: string }>>(
+      `SELECT id FROM deals WHERE company_id = $1 AND owner_id = $2 AND stage <> 'CLOSED_WON' ORDER BY id LIMIT 1`,
+      [org.companyId, org.users.rep1.id],
+    );
+    await db.query(`UPDATE deals SET stage = 'CLOSED_WON' WHERE id = $1`, [moved!.id]);
+    before = cache();
+    const afterWrite = await fresh('rep1');
+    expectLive(afterWrite);
+    expect(afterWrite.answer).not.toEqual(rep.answer);
+    expect(cache().misses).toBe(before.misses + 1);
+    // The other company's answer is still held: its data did not move.
+    before = cache();
+    expect(await report(other.users.admin.token, input)).toEqual(otherAdmin.answer);
+    expect(cache().hits).toBe(before.hits + 1);
+
+    // A manual share changes what rep1 may read (the same data version): a new visibility key, a new answer.
+    const [unseen] = await db.query<Array<{ id: string }>>(
+      `SELECT d.id FROM deals d WHERE d.company_id = $1 AND d.owner_id = $2 AND d.stage <> 'PROPOSAL'
+          AND NOT EXISTS (SELECT 1 FROM record_shares s WHERE s.record_id = d.id) ORDER BY d.id LIMIT 1`,
+      [org.companyId, org.users.vp.id],
+    );
+    const shareInput = `{ objectType: DEAL, recordId: "${unseen!.id}", granteeType: USER, granteeId: "${org.users.rep1.id}" }`;
+    await gql(`mutation { shareRecord(input: ${shareInput}) { id } }`, {}, org.users.admin.token);
+    const shared = await fresh('rep1');
+    expectLive(shared);
+    expect(shared.answer).not.toEqual(afterWrite.answer);
+    await gql(`mutation { unshareRecord(input: ${shareInput}) }`, {}, org.users.admin.token);
+    const unshared = await fresh('rep1');
+    expectLive(unshared);
+    expect(unshared.answer).toEqual(afterWrite.answer);
   });
 
   it('picks the rollup by default, says why not otherwise, and refuses MATERIALIZED it cannot keep', async () => {

@@ -6,7 +6,6 @@ import {
   type BenchContext,
   type BenchResult,
   type BenchScenario,
-  type LatencyStats,
 } from '../kernel';
 
 const JWT_SECRET = 'bench-secret-0123456789abcdef0123456789abcdef';
@@ -102,6 +101,14 @@ export const reportRollups: BenchScenario = {
       LOG_LEVEL: 'info',
       REPORT_STATEMENT_TIMEOUT_MS: '120000',
       REPORT_MAX_COST: '1000000000000',
+      // Below scale 1 the same 200 owners hold a tenth of the records, so the month rollups (with the rep's rule mask)
+      // pass the default 10% of their records and would go live: at scale 1 they are 3-4% and read. The same paths
+      // as at scale 1 are measured.
+      ...(context.scale < 1 ? { REPORT_ROLLUP_MAX_RATIO: '0.5' } : {}),
+      // REPORT_RESULT_CACHE_SIZE=0 in the bench's environment measures the path without the result cache (A/B).
+      ...(process.env.REPORT_RESULT_CACHE_SIZE
+        ? { REPORT_RESULT_CACHE_SIZE: process.env.REPORT_RESULT_CACHE_SIZE }
+        : {}),
     });
     try {
       const [, url] = await gateway.waitFor(/"url":"(http:\/\/[^"]+)\/graphql"/);
@@ -147,7 +154,16 @@ export const reportRollups: BenchScenario = {
       const sources: string[] = [];
       const rows: string[] = [];
       const iterations = (heavy: boolean) =>
-        heavy ? Math.max(10, Math.round(20 * Math.min(1, 1 / context.scale))) : 100;
+        heavy ? Math.max(10, Math.round(20 * Math.min(1, 1 / context.scale))) : 50;
+      // A write that changes no figure but moves the data version (so no answer held for the old one is reused): the
+      // cost of an answer right after a write, as under a steady write load.
+      const touch = async (entityType: string) => {
+        const table = entityType === 'LEAD' ? 'leads' : 'deals';
+        await db.query(
+          `UPDATE ${table} SET updated_at = updated_at WHERE id = (SELECT id FROM ${table} WHERE company_id = $1 ORDER BY id LIMIT 1)`,
+          [company!.id],
+        );
+      };
       for (const report of REPORTS) {
         for (const user of users) {
           const call = (source?: string) => async () => {
@@ -157,25 +173,38 @@ export const reportRollups: BenchScenario = {
             return data.report as { source: string };
           };
           const answer = await call()();
-          const auto = await context.timeCalls(call(), {
-            iterations: iterations(!report.covered),
-            warmup: 3,
-          });
-          const live = await context.timeCalls(call('LIVE'), { iterations: iterations(true), warmup: 1 });
+          for (let i = 0; i < 3; i++) await Promise.all([call()(), call('LIVE')()]);
+          // Interleaved, so both paths see the same noise of a shared machine: default, live, then default after a
+          // write (the answer computed, not reused).
+          const samples = { auto: [] as number[], live: [] as number[], fresh: [] as number[] };
+          const timed = async (into: number[], fn: () => Promise<unknown>) => {
+            const at = performance.now();
+            await fn();
+            into.push(performance.now() - at);
+          };
+          for (let i = 0; i < iterations(!report.covered); i++) {
+            await timed(samples.auto, call());
+            await timed(samples.live, call('LIVE'));
+            await touch(report.input.entityType as string);
+            await timed(samples.fresh, call());
+          }
+          const [auto, live, fresh] = [stats(samples.auto), stats(samples.live), stats(samples.fresh)];
           const key = `${report.key}.${user.name}`;
           measured[`${key}.p50Ms`] = auto.p50Ms;
           measured[`${key}.p95Ms`] = auto.p95Ms;
+          measured[`${key}.afterWriteP50Ms`] = fresh.p50Ms;
+          measured[`${key}.afterWriteP95Ms`] = fresh.p95Ms;
           baseline[`${key}.liveP50Ms`] = live.p50Ms;
           baseline[`${key}.liveP95Ms`] = live.p95Ms;
           const ratio = live.p95Ms / auto.p95Ms;
           if (report.covered) ratios.push(ratio);
           sources.push(`${key}: ${answer.source}`);
-          rows.push(row(report.title, user.name, answer.source, auto, live));
+          rows.push(row(report.title, user.name, answer.source, auto, fresh, live));
         }
       }
       context.log(
         [
-          'report                                                  user     source         p50 ms   p95 ms  live p50  live p95   ratio',
+          'report                                                  user     source         p50 ms   p95 ms  write p50 write p95  live p50  live p95   ratio',
           ...rows,
         ].join('\n'),
       );
@@ -196,6 +225,7 @@ export const reportRollups: BenchScenario = {
         notes:
           `sources: ${sources.join(', ')}; ` +
           `company: ${company!.deals} deals, ${company!.leads} leads; users: ${users.map((u) => `${u.name} ${(u.share * 100).toFixed(1)}%`).join(', ')}. ` +
+          'Default and live calls interleaved; "after a write" is the default path right after a write that moves the data version (the answer computed, not reused). ' +
           'Targets at 1M: rollup p95 < 20 ms for every user, >= 20x the live p95, rebuild of all presets < 30 s.',
       };
     } finally {
@@ -210,7 +240,15 @@ export const reportRollups: BenchScenario = {
   },
 };
 
-function row(title: string, user: string, source: string, auto: LatencyStats, live: LatencyStats): string {
+function stats(samples: number[]): { p50Ms: number; p95Ms: number } {
+  const sorted = [...samples].sort((a, b) => a - b);
+  const at = (q: number) => sorted[Math.min(sorted.length - 1, Math.ceil(q * sorted.length) - 1)]!;
+  return { p50Ms: at(0.5), p95Ms: at(0.95) };
+}
+
+type Stats = { p50Ms: number; p95Ms: number };
+
+function row(title: string, user: string, source: string, auto: Stats, fresh: Stats, live: Stats): string {
   const n = (value: number) => value.toFixed(1).padStart(8);
-  return `${title.padEnd(56)}${user.padEnd(9)}${source.padEnd(13)}${n(auto.p50Ms)} ${n(auto.p95Ms)}  ${n(live.p50Ms)}  ${n(live.p95Ms)}  ${(live.p95Ms / auto.p95Ms).toFixed(1).padStart(6)}x`;
+  return `${title.padEnd(56)}${user.padEnd(9)}${source.padEnd(13)}${n(auto.p50Ms)} ${n(auto.p95Ms)}  ${n(fresh.p50Ms)}  ${n(fresh.p95Ms)}  ${n(live.p50Ms)}  ${n(live.p95Ms)}  ${(live.p95Ms / auto.p95Ms).toFixed(1).padStart(6)}x`;
 }

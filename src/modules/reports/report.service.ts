@@ -6,6 +6,7 @@ import type { Counter, Histogram } from 'prom-client';
 import { AppError, ForbiddenError } from '../../platform/errors/app-error';
 import type { Logger } from '../../platform/logging/logger';
 import { bindNamed, RECORD_TABLE, type Principal, type RecordType, type ServiceRegistry } from '../kernel';
+import type { ReadScope } from '../sharing';
 import { ReportErrorCode } from './report.errors';
 import {
   aggregateSql,
@@ -18,6 +19,7 @@ import { RollupReads, type PlannedAggregate } from './report.rollup-reads';
 import { RollupRebuild } from './report.rollup-rebuild';
 import type { RollupStateView } from './report.rollup-state';
 import { ROLLUPS } from './report.rollups';
+import { ReportResults } from './report.results';
 import { ReportStatements } from './report.statements';
 
 export interface ReportRowView {
@@ -51,6 +53,10 @@ export interface ReportSettings {
   planCacheSize: number;
   rollupMaxRatio: number;
   rollupRebuildMs: number;
+  /** Report answers kept per process under their data version and visibility key (0: none). */
+  resultCacheSize: number;
+  /** Answers with more rows than this are not kept. */
+  resultCacheMaxRows: number;
 }
 
 export interface ReportMetrics {
@@ -60,6 +66,8 @@ export interface ReportMetrics {
   /** Aggregates answered from a rollup (hit), or why not. */
   rollups: Counter<'result'>;
   rebuild: Histogram<'entity'>;
+  /** Report answers found in the result cache (hit), computed (miss), or not kept (raced, too_large). */
+  results: Counter<'result'>;
 }
 
 export interface ReportServiceDeps {
@@ -87,6 +95,7 @@ export class ReportService {
   private readonly statements: ReportStatements;
   private readonly rollups: RollupReads;
   private readonly rebuilder: RollupRebuild;
+  private readonly results: ReportResults<AggregateView>;
 
   constructor(private readonly deps: ReportServiceDeps) {
     // One settings object for all: a change to it (rollupMaxRatio, in tests) is seen everywhere.
@@ -94,6 +103,13 @@ export class ReportService {
     this.statements = new ReportStatements({ pool, metrics, settings, pooler });
     this.rollups = new RollupReads({ pool, rollupPool, statements: this.statements, metrics, settings });
     this.rebuilder = new RollupRebuild({ pool, visibility, metrics, settings, logger });
+    this.results = new ReportResults({
+      pool,
+      statements: this.statements,
+      metrics,
+      size: settings.resultCacheSize,
+      maxRows: settings.resultCacheMaxRows,
+    });
   }
 
   get settings(): ReportSettings {
@@ -106,15 +122,47 @@ export class ReportService {
     return this.deps.reads.read(principal, () => this.compute(principal, report));
   }
 
+  /**
+   * The report at the data version it reads: from the result cache when an answer for the same report, visibility key
+   * and data version is held (exact: see `ReportResults`), computed otherwise. `source: LIVE` always computes.
+   */
   private async compute(
     principal: Principal,
     report: ReturnType<typeof validateReport>,
   ): Promise<ReportView> {
     const started = performance.now();
-    const [scope, usable] = await Promise.all([
-      this.deps.visibility.readScope(principal, report.entityType),
+    const cached = this.results.enabled && report.source !== 'LIVE';
+    const [{ scope, key: visibilityKey }, usable, before] = await Promise.all([
+      this.deps.visibility.readScopeWithKey(principal, report.entityType),
       this.rollups.usableRollups(principal.companyId),
+      cached ? this.results.version(principal.companyId, report.entityType) : null,
     ]);
+    const key = cached ? this.results.key(principal.companyId, visibilityKey, report) : null;
+    const held = key !== null && before !== null ? this.results.get(key, before) : undefined;
+    let aggregates: AggregateView[];
+    let computedAt: Date;
+    if (held) {
+      ({ aggregates, computedAt } = held);
+    } else {
+      computedAt = new Date();
+      aggregates = await this.aggregates(report, scope, usable);
+      if (key !== null && before !== null) {
+        const after = await this.results.version(principal.companyId, report.entityType);
+        this.results.set(key, before, after, { aggregates, computedAt });
+      }
+    }
+    const source: ReportSource = aggregates.every((aggregate) => aggregate.rollup) ? 'MATERIALIZED' : 'LIVE';
+    const tookMs = performance.now() - started;
+    this.deps.metrics.duration.observe({ source: held ? 'cached' : source.toLowerCase() }, tookMs / 1000);
+    return { entityType: report.entityType, source, computedAt, tookMs, aggregates };
+  }
+
+  /** Every aggregate of the report under the caller's scope, each from a rollup or live, priced together first. */
+  private async aggregates(
+    report: ReturnType<typeof validateReport>,
+    scope: ReadScope,
+    usable: ReadonlySet<string>,
+  ): Promise<AggregateView[]> {
     const visible = scope.predicate('r');
     const table = RECORD_TABLE[report.entityType];
     // Each aggregate's path, priced before any of it runs: the whole report must fit the budget.
@@ -125,11 +173,7 @@ export class ReportService {
     }
     const cost = plans.reduce((sum, plan) => sum + plan.cost, 0);
     if (cost > this.deps.settings.maxCost) this.refuse(cost);
-    const aggregates = await Promise.all(plans.map((plan) => this.run(plan)));
-    const source: ReportSource = plans.every((plan) => plan.rollup) ? 'MATERIALIZED' : 'LIVE';
-    const tookMs = performance.now() - started;
-    this.deps.metrics.duration.observe({ source: source.toLowerCase() }, tookMs / 1000);
-    return { entityType: report.entityType, source, computedAt: new Date(), tookMs, aggregates };
+    return Promise.all(plans.map((plan) => this.run(plan)));
   }
 
   /**
@@ -148,6 +192,7 @@ export class ReportService {
     );
     const views = await this.rebuilder.rebuild(companyId, entities, attempts);
     this.rollups.forget(companyId);
+    this.results.forget(companyId);
     if (vacuum) await this.rebuilder.vacuum(entities);
     return views;
   }
@@ -178,6 +223,11 @@ export class ReportService {
   /** The state of a company's rollups (those never rebuilt are absent). */
   async rollupStates(companyId: string): Promise<RollupStateView[]> {
     return this.rollups.states(companyId);
+  }
+
+  /** The result cache's answers held, and its lookups answered (hits) and computed (misses) since start. */
+  get resultCache(): { size: number; hits: number; misses: number } {
+    return { size: this.results.size, ...this.results.counts };
   }
 
   /** Shapes in the plan cache (for operators and tests). */

@@ -24,6 +24,7 @@ export const ReportMetric = {
   rejected: 'crm_report_rejected_total',
   rollups: 'crm_report_rollup_total',
   rebuild: 'crm_report_rollup_rebuild_seconds',
+  results: 'crm_report_result_cache_total',
 } as const;
 
 /** The reports' pg pools, each REPORT_DB_POOL_SIZE when set (see `pools`). */
@@ -95,6 +96,11 @@ export const reportsModule = defineModule<ReportServices>({
             ['entity'],
             MetricBuckets.long,
           ),
+          results: metrics.counter(
+            ReportMetric.results,
+            'Report answers found in the result cache (hit), computed (miss), or not kept (raced: a write came in; too_large)',
+            ['result'],
+          ),
         },
         settings: {
           maxCost: config.reports.maxCost,
@@ -102,6 +108,8 @@ export const reportsModule = defineModule<ReportServices>({
           planCacheSize: config.reports.planCacheSize,
           rollupMaxRatio: config.reports.rollupMaxRatio,
           rollupRebuildMs: config.reports.rollupRebuildMs,
+          resultCacheSize: config.reports.resultCacheSize,
+          resultCacheMaxRows: config.reports.resultCacheMaxRows,
         },
         logger,
       }),
