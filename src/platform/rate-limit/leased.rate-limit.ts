@@ -133,6 +133,9 @@ export class LeasedRateLimitStore implements RateLimitStore {
     const size = this.leaseSize(bucket, old?.sharedRemaining);
     // The old lease's points now belong to this operation: spent if it is admitted, refunded with it if not.
     if (old) old.available = 0;
+    // The counter's window ends `resetMs` after Redis answered, so no earlier than that long after the call began:
+    // a lease timed from here never outlives the points it holds.
+    const calledAt = this.now();
     const count = await this.inner.consume(bucket, key, need + size);
     let lease = size;
     if (!count.admitted) {
@@ -154,7 +157,7 @@ export class LeasedRateLimitStore implements RateLimitStore {
         available: lease,
         consumed,
         sharedRemaining: Math.max(0, bucket.quota - consumed - lease),
-        expiresAt: this.now() + count.resetMs,
+        expiresAt: calledAt + count.resetMs,
       });
     } else {
       this.leases.delete(id);
