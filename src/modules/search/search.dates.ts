@@ -38,6 +38,25 @@ function zoneOffset(instantMs: number, timeZone: string): number {
  * instant that is already that day.
  */
 function localDayStart(day: number, timeZone: string): number {
+  const key = `${timeZone}|${day}`;
+  let instant = dayStarts.get(key);
+  if (instant === undefined) {
+    instant = computeLocalDayStart(day, timeZone);
+    if (dayStarts.size >= MAX_DAY_STARTS) dayStarts.clear();
+    dayStarts.set(key, instant);
+  }
+  return instant;
+}
+
+/**
+ * Day starts already found, by zone and day. Each costs about 16 Intl calls (some 40 µs), and a histogram facet's
+ * buckets name two each on every new query (a month histogram over 3 years: ~3 ms of the event loop); the answer
+ * depends on the zone's rules alone, which do not change while the process runs.
+ */
+const dayStarts = new Map<string, number>();
+const MAX_DAY_STARTS = 100_000;
+
+function computeLocalDayStart(day: number, timeZone: string): number {
   const wall = day * DAY_MS;
   const candidates = [wall - DAY_MS, wall, wall + DAY_MS]
     .map((probe) => wall - zoneOffset(probe, timeZone))
