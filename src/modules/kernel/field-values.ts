@@ -90,11 +90,23 @@ export function bindNamed(
 }
 
 /** True for a time zone the runtime knows (IANA names such as Europe/Berlin, or UTC). */
+/** Zones already checked: making a formatter per check costs more than the rest of a search's validation. */
+const knownZones = new Map<string, boolean>();
+const KNOWN_ZONES_MAX = 1000;
+
 export function isTimeZone(zone: string): boolean {
+  const known = knownZones.get(zone);
+  if (known !== undefined) return known;
+  let valid: boolean;
   try {
     new Intl.DateTimeFormat('en-US', { timeZone: zone });
-    return true;
+    valid = true;
   } catch {
-    return false;
+    valid = false;
   }
+  // Callers choose the strings: keep the map bounded (IANA has ~600 names; a flood of bad ones only evicts).
+  if (zone.length > 64) return valid;
+  if (knownZones.size >= KNOWN_ZONES_MAX) knownZones.clear();
+  knownZones.set(zone, valid);
+  return valid;
 }

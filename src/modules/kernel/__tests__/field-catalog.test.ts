@@ -1,4 +1,4 @@
-import { FIELD_CATALOG, fieldsFor, findField, RecordType } from '..';
+import { FIELD_CATALOG, fieldsFor, findField, isTimeZone, RecordType } from '..';
 
 describe('field catalog', () => {
   it('keeps the sort and criteria allow-lists the API has always had', () => {
@@ -33,6 +33,17 @@ describe('field catalog', () => {
       }
       expect(Object.isFrozen(fields)).toBe(true);
       expect(type).toMatch(/^(LEAD|DEAL|ACCOUNT)$/);
+    }
+  });
+});
+
+describe('time zones', () => {
+  it('accepts IANA names and refuses others, the same on a repeated check', () => {
+    for (let pass = 0; pass < 2; pass++) {
+      expect(isTimeZone('Europe/Berlin')).toBe(true);
+      expect(isTimeZone('UTC')).toBe(true);
+      expect(isTimeZone('Mars/Olympus_Mons')).toBe(false);
+      expect(isTimeZone(`Europe/${'x'.repeat(100)}`)).toBe(false);
     }
   });
 });
