@@ -1,5 +1,5 @@
-import { lexicographicSortSchema, printSchema, type GraphQLSchema } from 'graphql';
-import { buildSchema, type ContainerType } from 'type-graphql';
+import { isUnionType, lexicographicSortSchema, printSchema, type GraphQLSchema } from 'graphql';
+import { buildSchema, getMetadataStorage, type ContainerType } from 'type-graphql';
 import type { CrmModule, ResolverBinding, ServiceRegistry } from '../modules/kernel';
 import { createGraphQLPubSub, type GraphQLPubSub } from '../platform/pubsub/graphql-pubsub';
 import { validateInput } from './input-validation';
@@ -39,7 +39,7 @@ export async function buildGatewaySchema(
   };
   const resolvers = bindings.map((binding) => binding.resolver);
   if (resolvers.length === 0) throw new Error('no module brings a resolver');
-  return buildSchema({
+  const schema = await buildSchema({
     resolvers: resolvers as [Function, ...Function[]],
     container,
     validateFn: validateInput,
@@ -47,4 +47,35 @@ export async function buildGatewaySchema(
     // Printing the schema needs no live pub/sub, but type-graphql wants one as soon as a subscription exists.
     pubSub: pubSub ?? createGraphQLPubSub(),
   });
+  resolveUnionsSynchronously(schema);
+  return schema;
+}
+
+/**
+ * type-graphql wraps every union's `resolveType` in an async function, and graphql-jit resolves abstract types only
+ * synchronously (the fast path would run documents with a union on graphql-js). A union's `resolveType` here answers
+ * at once (a type name, or a class as type-graphql maps it): install it without the wrapper. One that returns a
+ * promise is a programming error, refused loudly.
+ */
+function resolveUnionsSynchronously(schema: GraphQLSchema): void {
+  const storage = getMetadataStorage();
+  for (const union of storage.unions) {
+    const type = schema.getType(union.name);
+    const resolve = union.resolveType;
+    if (!resolve || !isUnionType(type)) continue;
+    const names = new Map<Function, string>(
+      union
+        .getClassTypes()
+        .map((target) => [
+          target,
+          storage.objectTypes.find((objectType) => objectType.target === target)?.name ?? target.name,
+        ]),
+    );
+    type.resolveType = (value, context, info, abstractType): string | undefined => {
+      const resolved = resolve(value, context, info, abstractType);
+      if (resolved instanceof Promise)
+        throw new Error(`${union.name}: resolveType must answer synchronously`);
+      return typeof resolved === 'function' ? names.get(resolved) : (resolved ?? undefined);
+    };
+  }
 }

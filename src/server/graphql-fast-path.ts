@@ -100,10 +100,11 @@ function isPersistedQueryOnly(extensions: unknown): boolean {
 }
 
 /**
- * Whether a field of the document returns a union or an interface. type-graphql wraps every `resolveType` in an async
- * function, and graphql-jit resolves abstract types only synchronously: such documents run on graphql-js.
+ * Whether a field of the document returns a union or an interface whose `resolveType` is async (type-graphql's own
+ * wrapper; the schema builder replaces it for unions): graphql-jit resolves abstract types only synchronously, so
+ * such documents run on graphql-js.
  */
-function selectsAbstractType(schema: GraphQLSchema, document: DocumentNode): boolean {
+function selectsAsyncTypeResolver(schema: GraphQLSchema, document: DocumentNode): boolean {
   const typeInfo = new TypeInfo(schema);
   let found = false;
   visit(
@@ -111,7 +112,9 @@ function selectsAbstractType(schema: GraphQLSchema, document: DocumentNode): boo
     visitWithTypeInfo(typeInfo, {
       Field() {
         const type = typeInfo.getType();
-        if (type && isAbstractType(getNamedType(type))) found = true;
+        const named = type && getNamedType(type);
+        if (named && isAbstractType(named) && named.resolveType?.constructor.name === 'AsyncFunction')
+          found = true;
       },
     }),
   );
@@ -244,7 +247,7 @@ class GraphQLFastPath {
     if (!entry.compiled.has(operationName)) {
       let compiled: CompiledQuery | undefined;
       try {
-        const result = selectsAbstractType(this.core.schema, entry.document)
+        const result = selectsAsyncTypeResolver(this.core.schema, entry.document)
           ? undefined
           : compileQuery(this.core.schema, entry.document, operationName ?? undefined);
         compiled = result && isCompiledQuery(result) ? result : undefined;

@@ -46,6 +46,7 @@ describe('nested reads: owners and accounts in the same statement, loaders elsew
     ];
     if (keys.length > 0) await redis.del(...keys);
     await redis.quit();
+    t.app.services.identity['options'].users.resetLocal(); // users' in-process tier
   }
 
   it('100 deals with owner and account cost a constant number of SQL statements, not 1+2N', async () => {
@@ -89,7 +90,8 @@ describe('nested reads: owners and accounts in the same statement, loaders elsew
       for (const name of ['crm_cache_hits_total', 'crm_cache_misses_total']) {
         const metric = await t.app.metrics.registry.getSingleMetric(name)?.get();
         for (const value of metric?.values ?? [])
-          if (value.labels.cache === 'user' && value.labels.tier === 'redis') total += value.value;
+          // Users live in identity's two-tier cache: every lookup is one hit or miss of its in-process tier.
+          if (value.labels.cache === 'identity' && value.labels.tier === 'memory') total += value.value;
       }
       return total;
     };

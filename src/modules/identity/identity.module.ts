@@ -1,5 +1,7 @@
 import { Foundation1764300000000 } from '../../../migrations/1764300000000-foundation';
 import { UserDeactivation1764500000000 } from '../../../migrations/1764500000000-user-deactivation';
+import { TieredCache } from '../../platform/cache/tiered.cache';
+import { ShutdownPhase } from '../../platform/lifecycle/lifecycle';
 import { defineModule, requireService } from '../kernel';
 import { CompanyEntity } from './company.entity';
 import { GroupEntity, GroupMemberEntity } from './group.entity';
@@ -30,11 +32,25 @@ export const identityModule = defineModule<IdentityServices>({
   // The foundation migration creates the tables every slice starts from; it runs first.
   migrations: [Foundation1764300000000, UserDeactivation1764500000000],
   cacheNamespaces: [IDENTITY_CACHE],
-  createServices: ({ services, config, dataSource, cache, metrics }) => {
+  createServices: async ({
+    services,
+    config,
+    dataSource,
+    cache,
+    redis,
+    events,
+    logger,
+    metrics,
+    lifecycle,
+  }) => {
     const tokens = new TokenService({ secret: config.jwt.secret, ttlSeconds: config.jwt.ttlSeconds });
+    const users = new TieredCache({ name: IDENTITY_CACHE, redis, events, logger, metrics });
+    await users.start();
+    lifecycle.register('identity-cache', ShutdownPhase.cache, () => users.stop());
     const identity = new IdentityService({
       dataSource,
       cache,
+      users,
       tokens,
       cacheTtlSeconds: config.entityCacheTtlSeconds,
       metrics,

@@ -1,6 +1,7 @@
 import { In, type DataSource } from 'typeorm';
 import type { CacheStore } from '../../platform/cache/cache.store';
 import { ReadThroughCache, reviveDates } from '../../platform/cache/read-through.cache';
+import type { TieredCache } from '../../platform/cache/tiered.cache';
 import type { CacheMetrics } from '../../platform/metrics/metrics';
 import { CompanyEntity } from './company.entity';
 import { ForbiddenError } from '../../platform/errors/app-error';
@@ -13,13 +14,21 @@ import { UserEntity } from './user.entity';
 export interface IdentityServiceOptions {
   dataSource: DataSource;
   cache: CacheStore;
+  /**
+   * Users, by company: an in-process tier (trusted only while this process hears invalidations) in front of Redis, so
+   * authenticating an unchanged user costs no round trip, and a change to a user reaches every process at once.
+   */
+  users: TieredCache;
   tokens: TokenService;
   /** TTL of cached users, roles and companies. */
   cacheTtlSeconds: number;
   metrics?: CacheMetrics;
 }
 
-/** This slice's cache namespace (users, roles, companies): keys `crm:identity:{company}:...`. */
+/**
+ * This slice's cache namespace: roles and companies under `crm:identity:{company}:<kind>:<id>`, users in the two-tier
+ * cache under `crm:identity:{company}:v<version>:user:<id>` (and its channel `crm:identity:invalidated`).
+ */
 export const IDENTITY_CACHE = 'identity';
 
 /** Before the module contract users, roles and companies were cached under `crm:entity:`; see formerNamespaces. */
@@ -33,7 +42,11 @@ export class IdentityService {
   /** Users as authentication loaded them, per principal object (gone with the request). */
   private readonly authenticatedUsers = new WeakMap<Principal, UserEntity>();
 
-  readonly userCache: ReadThroughCache<UserEntity>;
+  /**
+   * Where the previous release cached users (`crm:identity:{company}:user:<id>`, earlier `crm:entity:`): only
+   * invalidated, so its gateways still running during a rolling deploy stop serving what this one changed.
+   */
+  private readonly formerUserCache: ReadThroughCache<UserEntity>;
   readonly roleCache: ReadThroughCache<RoleEntity>;
   readonly companyCache: ReadThroughCache<CompanyEntity>;
 
@@ -45,11 +58,7 @@ export class IdentityService {
       ttlSeconds: options.cacheTtlSeconds,
       metrics: options.metrics,
     };
-    this.userCache = new ReadThroughCache<UserEntity>({
-      ...shared,
-      kind: 'user',
-      revive: (raw) => reviveDates(raw, ['createdAt', 'updatedAt', 'deactivatedAt']),
-    });
+    this.formerUserCache = new ReadThroughCache<UserEntity>({ ...shared, kind: 'user', revive: reviveUser });
     this.roleCache = new ReadThroughCache<RoleEntity>({
       ...shared,
       kind: 'role',
@@ -84,10 +93,27 @@ export class IdentityService {
     return this.authenticatedUsers.get(principal);
   }
 
-  usersByIds(companyId: string, ids: readonly string[]): Promise<Array<UserEntity | null>> {
-    return this.userCache.getMany(companyId, ids, async (missing) =>
-      byId(await this.options.dataSource.getRepository(UserEntity).findBy({ companyId, id: In(missing) })),
+  /** Users in id order, null where the company has none. The rows are shared between requests: read them only. */
+  async usersByIds(companyId: string, ids: readonly string[]): Promise<Array<UserEntity | null>> {
+    const { users, dataSource, cacheTtlSeconds } = this.options;
+    const load = async (missing: readonly string[]) =>
+      byId(await dataSource.getRepository(UserEntity).findBy({ companyId, id: In([...missing]) }));
+    if (cacheTtlSeconds === 0) {
+      const loaded = await load([...new Set(ids)]);
+      return ids.map((id) => loaded.get(id) ?? null);
+    }
+    const keys = ids.map((id) => `user:${id}`);
+    const found = await users.getMany(
+      companyId,
+      keys,
+      cacheTtlSeconds,
+      async (missing) => {
+        const loaded = await load(missing.map((key) => key.slice('user:'.length)));
+        return new Map([...loaded].map(([id, user]) => [`user:${id}`, user]));
+      },
+      reviveUser,
     );
+    return found.map((user) => user ?? null);
   }
 
   rolesByIds(companyId: string, ids: readonly string[]): Promise<Array<RoleEntity | null>> {
@@ -121,14 +147,21 @@ export class IdentityService {
     return this.options.dataSource.getRepository(UserEntity).findOneBy({ email });
   }
 
-  /** Call after any change to a user (role, admin flag, name) so every process reloads it. */
-  invalidateUsers(companyId: string, ids: readonly string[]): Promise<void> {
-    return this.userCache.invalidate(companyId, ids);
+  /**
+   * Call after any change to a user (role, admin flag, name, deactivation) so every process reloads it: one version
+   * bump of the company's users (an INCR and a pub/sub message) orphans every process's copies at once.
+   */
+  async invalidateUsers(companyId: string, ids: readonly string[]): Promise<void> {
+    await Promise.all([
+      this.options.users.invalidateScope(companyId),
+      this.formerUserCache.invalidate(companyId, ids),
+    ]);
   }
 
   /**
    * Invalidation for a committed change to users: now, and once more a moment later, because a request that read
-   * the old row just before the commit may write it back to the cache just after the first invalidation.
+   * the old row just before the commit may write it back to the cache just after the first invalidation (into the
+   * previous release's keys; in the two-tier cache the version bump already orphans such a write).
    */
   async invalidateUsersAfterCommit(companyId: string, ids: readonly string[]): Promise<void> {
     await this.invalidateUsers(companyId, ids);
@@ -138,6 +171,10 @@ export class IdentityService {
       });
     }, LATE_INVALIDATION_MS).unref();
   }
+}
+
+function reviveUser(raw: unknown): UserEntity {
+  return reviveDates(raw as Record<string, unknown>, ['createdAt', 'updatedAt', 'deactivatedAt']);
 }
 
 function byId<T extends { id: string }>(rows: T[]): Map<string, T> {
