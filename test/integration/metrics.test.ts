@@ -93,7 +93,7 @@ describe('Prometheus metrics', () => {
     expect(grew('crm_cache_hits_total', { cache: 'account', tier: 'redis' })).toBeGreaterThanOrEqual(1);
     expect(grew('crm_cache_hits_total', { cache: 'sharing', tier: 'memory' })).toBeGreaterThanOrEqual(1);
     expect(
-      grew('crm_cache_operation_duration_seconds_count', { cache: 'user', tier: 'redis' }),
+      grew('crm_cache_operation_duration_seconds_count', { cache: 'account', tier: 'redis' }),
     ).toBeGreaterThanOrEqual(1);
     expect(sample(after, 'crm_audit_partitions')).toBeGreaterThanOrEqual(5);
     expect(after).toMatch(/crm_queue_jobs\{[^}]*queue="system"[^}]*state="waiting"/);
