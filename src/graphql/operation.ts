@@ -37,7 +37,7 @@ import {
 } from './persisted-operations';
 import { MemoryPersistedQueryStore } from './persisted-query.store';
 import { OPERATION_SPAN, OperationAttribute, traceRootResolvers } from './operation-tracing';
-import { rateLimitedError, type RateLimitGate } from './rate-limits';
+import { refusalOf, type RateLimitGate } from './rate-limits';
 
 export interface OperationCoreOptions {
   schema: GraphQLSchema;
@@ -226,11 +226,15 @@ export class OperationCore {
    * error to answer (HTTP 429 and its headers in `extensions.http`) when a quota is spent. Anonymous callers are not
    * counted: nothing but the sign-in answers them.
    */
-  async rateLimit(principal: Principal | undefined, complexity: number): Promise<GraphQLError | undefined> {
+  rateLimit(
+    principal: Principal | undefined,
+    complexity: number,
+  ): GraphQLError | undefined | Promise<GraphQLError | undefined> {
     const gate = this.options.rateLimits;
     if (!principal || !gate?.enabled) return undefined;
-    const admission = await gate.admit(principal, complexity);
-    return admission.admitted ? undefined : rateLimitedError(admission);
+    const admission = gate.admit(principal, complexity);
+    if (admission instanceof Promise) return admission.then(refusalOf);
+    return refusalOf(admission);
   }
 
   context(principal: Principal | undefined, requestId?: string): RequestContext {

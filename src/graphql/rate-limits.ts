@@ -3,10 +3,13 @@ import type { Principal } from '../modules/kernel';
 import type { Admission, PolicyCount, RateLimitPolicy } from '../modules/rate-limits';
 import { AppError, ErrorCode } from '../platform/errors/app-error';
 
-/** What the operation core asks of rate limiting: count one operation of `complexity` units for its caller. */
+/**
+ * What the operation core asks of rate limiting: count one operation of `complexity` units for its caller (answered
+ * at once when no shared counter needs asking).
+ */
 export interface RateLimitGate {
   readonly enabled: boolean;
-  admit(principal: Principal, complexity: number): Promise<Admission>;
+  admit(principal: Principal, complexity: number): Admission | Promise<Admission>;
 }
 
 type Refusal = Extract<Admission, { admitted: false }>;
@@ -69,4 +72,9 @@ export function rateLimitedError(refusal: Refusal): GraphQLError {
       http: { status: 429, headers: rateLimitHeaders(refusal) },
     },
   });
+}
+
+/** The RATE_LIMITED error of a refused admission, or undefined for an admitted one. */
+export function refusalOf(admission: Admission): GraphQLError | undefined {
+  return admission.admitted ? undefined : rateLimitedError(admission);
 }

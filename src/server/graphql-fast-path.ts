@@ -293,7 +293,8 @@ class GraphQLFastPath {
       if (!usesVariables(entry.document)) entry.withinLimits.set(body.operationName, complexity);
     }
     // Answered here, not by Apollo: handing a refusal on would count the operation a second time.
-    const refused = await this.core.rateLimit(caller.principal, complexity);
+    const limited = this.core.rateLimit(caller.principal, complexity);
+    const refused = limited instanceof Promise ? await limited : limited;
     return { principal: caller.principal, query, entry, operation, refused };
   }
 

@@ -134,4 +134,42 @@ describe('rate-limit leases: batches taken from the shared Redis counters (real 
     expect(shared.calls).toBe(50);
     expect((await store.consume(quota, key, 1)).admitted).toBe(false);
   });
+
+  it('spends an operation from its leases with no round trip, all of its counters or none', async () => {
+    const { store, shared } = await gateway();
+    const [requests, complexity] = [bucket(1000), bucket(1000)];
+    const key = `{${randomUUID()}}:user`;
+    const spends = (points: number) => [
+      { bucket: requests, key, points: 1 },
+      { bucket: complexity, key, points },
+    ];
+    // No lease yet: nothing is spent, and the shared counters are where the first operation goes.
+    expect(store.spendLocally(spends(5))).toBe(false);
+    await store.consume(requests, key, 1);
+    await store.consume(complexity, key, 5);
+    const calls = shared.calls;
+    // Leases of 20 points each (2 % of 1,000), the first point of each taken by the operations above.
+    expect(store.spendLocally(spends(5))).toBe(true);
+    expect(store.spendLocally(spends(5))).toBe(true);
+    expect(shared.calls).toBe(calls);
+    // 20 - 5 - 5 = 10 complexity points left in the lease (the first operation's 5 were taken beside it): an
+    // operation of 11 does not fit it, and takes nothing from the request lease either.
+    expect(store.spendLocally(spends(11))).toBe(false);
+    const before = await store.peek(requests, key);
+    expect(store.spendLocally([{ bucket: requests, key, points: 1 }])).toBe(true);
+    expect((await store.peek(requests, key)).consumed).toBe(before.consumed + 1);
+    // The same lease named twice counts twice: 10 left, so 6 + 6 does not fit and the 10 are still there.
+    expect(
+      store.spendLocally([
+        { bucket: complexity, key, points: 6 },
+        { bucket: complexity, key, points: 6 },
+      ]),
+    ).toBe(false);
+    expect(store.spendLocally([{ bucket: complexity, key, points: 10 }])).toBe(true);
+    expect(store.spendLocally([{ bucket: complexity, key, points: 1 }])).toBe(false);
+    // Every point spent in process was counted in Redis when its lease was taken: the shared counters never lag.
+    const used = await store.peek(complexity, key);
+    expect(used.consumed).toBe(5 + 5 + 5 + 10);
+    expect(shared.calls).toBe(calls);
+  });
 });

@@ -190,6 +190,45 @@ describe('rate limits and cost quotas', () => {
     expect((await post(a, CHEAP, tenant.rep.token)).status).toBe(429);
   });
 
+  it('admits exactly the quota through two gateways that lease points from Redis and spend them in process', async () => {
+    // A lease of 25 % of a 40-request quota is 10 requests (less near the end: never more than an eighth of what is
+    // left), so most operations are admitted from a lease without asking Redis, on both gateways at once.
+    const leasing = {
+      RATE_LIMIT_USER_REQUESTS: '40',
+      RATE_LIMIT_COMPANY_REQUESTS: '1000',
+      RATE_LIMIT_LEASE_PERCENT: '25',
+    };
+    const [c, d] = [
+      await startTestApp(limitsEnv(operatorId, leasing)),
+      await startTestApp(limitsEnv(operatorId, leasing)),
+    ];
+    try {
+      const tenant = await createTenant(c.app);
+      const open = new Set([c, d]);
+      let admitted = 0;
+      for (let i = 0; open.size > 0; i++) {
+        if (i > 200) throw new Error('never refused');
+        const gateway = i % 3 === 0 ? d : c;
+        if (!open.has(gateway)) continue;
+        const res = await post(gateway, CHEAP, tenant.rep.token);
+        if (res.status === 200) admitted++;
+        else {
+          expect(res.status).toBe(429);
+          expect(extensionsOf(res)).toMatchObject({ code: 'RATE_LIMITED', policy: 'user-requests' });
+          // Refused while the other gateway may still hold unspent points of its lease: a refusal that is final
+          // comes once both are refused.
+          open.delete(gateway);
+        }
+      }
+      // Every admitted operation was counted in Redis before it ran: together the gateways never pass the quota,
+      // and they leave at most their unspent leases behind (10 % of the quota here, at most an eighth near the end).
+      expect(admitted).toBeLessThanOrEqual(40);
+      expect(admitted).toBeGreaterThanOrEqual(36);
+    } finally {
+      await Promise.all([c.stop(), d.stop()]);
+    }
+  });
+
   it("shows a company admin the company's limits and usage, and refuses anyone else", async () => {
     const tenant = await createTenant(a.app);
     await post(a, CHEAP, tenant.admin.token);

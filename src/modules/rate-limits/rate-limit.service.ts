@@ -8,7 +8,12 @@ import {
 } from '../../platform/errors/app-error';
 import type { Logger } from '../../platform/logging/logger';
 import type { EventBus } from '../../platform/pubsub/event-bus';
-import type { RateLimitCount, RateLimitStore } from '../../platform/rate-limit/rate-limit.store';
+import type {
+  RateLimitBucket,
+  RateLimitCount,
+  RateLimitSpend,
+  RateLimitStore,
+} from '../../platform/rate-limit/rate-limit.store';
 import type { Principal } from '../kernel';
 import type { ServiceRegistry } from '../kernel/registries';
 import {
@@ -83,10 +88,22 @@ export interface RateLimitServiceOptions {
   onFailOpen(): void;
 }
 
+interface CompanyLimits {
+  limits: EffectiveRateLimits;
+  overridden: boolean;
+  /** The limits' four quotas, and each one's bucket in the store (made once per read of the limits). */
+  policies: RateLimitPolicy[];
+  buckets: RateLimitBucket[];
+}
+
 interface CachedLimits {
   at: number;
-  promise: Promise<{ limits: EffectiveRateLimits; overridden: boolean }>;
+  promise: Promise<CompanyLimits>;
+  /** Set once the read has answered: an operation of this company then needs no promise to find its quotas. */
+  settled?: CompanyLimits;
 }
+
+const ADMITTED: Admission = Object.freeze({ admitted: true });
 
 /**
  * Per-tenant rate limits and cost quotas: each operation counts one request and its complexity against its user's
@@ -108,45 +125,49 @@ export class RateLimitService {
     this.options.events.onReconnect(() => this.cached.clear());
   }
 
-  /** Counts an operation of `complexity` units for its caller; refuses it when any quota would be passed. */
-  async admit(principal: Principal, complexity: number): Promise<Admission> {
-    if (!this.options.enabled) return { admitted: true };
-    const { limits } = await this.limitsOf(principal.companyId);
-    const policies = policiesOf(limits);
+  /**
+   * Counts an operation of `complexity` units for its caller; refuses it when any quota would be passed. Answers at
+   * once (no promise) when the company's limits are cached and the store holds the points in this process already
+   * (a lease), which is most operations under their limits.
+   */
+  admit(principal: Principal, complexity: number): Admission | Promise<Admission> {
+    if (!this.options.enabled) return ADMITTED;
     const cost = Math.max(1, Math.ceil(complexity));
-    const pointsOf = (policy: RateLimitPolicy) => (policy.measure === 'requests' ? 1 : cost);
+    const settled = this.cachedLimits(principal.companyId)?.settled;
+    const { store } = this.options;
+    if (settled && store.spendLocally?.(spendsOf(settled, principal, cost))) return ADMITTED;
+    return this.admitShared(principal, cost);
+  }
+
+  private async admitShared(principal: Principal, cost: number): Promise<Admission> {
+    const company = await this.limitsOf(principal.companyId);
+    const spends = spendsOf(company, principal, cost);
     let counts: PolicyCount[];
     try {
       counts = await Promise.all(
-        policies.map(async (policy) => ({
-          policy,
-          count: await this.options.store.consume(
-            bucketOf(policy),
-            counterKey(policy.scope, principal),
-            pointsOf(policy),
-          ),
+        spends.map(async ({ bucket, key, points }, i) => ({
+          policy: company.policies[i]!,
+          count: await this.options.store.consume(bucket, key, points),
         })),
       );
     } catch (error) {
       // The store failed past its own fallback: an unmetered operation beats a refused or failed one.
       this.options.logger.warn({ err: error }, 'rate-limit store failed: operation admitted uncounted');
       this.options.onFailOpen();
-      return { admitted: true };
+      return ADMITTED;
     }
     const refused = counts.filter(({ count }) => !count.admitted);
-    if (refused.length === 0) return { admitted: true };
+    if (refused.length === 0) return ADMITTED;
 
     // The operation does not run, so it spends nothing: a query too big for what is left keeps the rest for smaller
     // ones, and a user refused by their own quota does not use up their company's.
     await Promise.all(
-      counts.map(({ policy }) =>
-        this.options.store
-          .refund(bucketOf(policy), counterKey(policy.scope, principal), pointsOf(policy))
-          .catch(() => undefined),
+      spends.map(({ bucket, key, points }) =>
+        this.options.store.refund(bucket, key, points).catch(() => undefined),
       ),
     );
-    for (const entry of counts) {
-      const consumed = Math.max(0, entry.count.consumed - pointsOf(entry.policy));
+    for (const [i, entry] of counts.entries()) {
+      const consumed = Math.max(0, entry.count.consumed - spends[i]!.points);
       entry.count = { ...entry.count, consumed, remaining: Math.max(0, entry.policy.quota - consumed) };
     }
     const binding = refused.reduce((a, b) => (b.count.resetMs > a.count.resetMs ? b : a));
@@ -213,41 +234,71 @@ export class RateLimitService {
   }
 
   private async describe(companyId: string, caller: Principal): Promise<RateLimitsView> {
-    const { limits, overridden } = await this.limitsOf(companyId);
+    const { limits, overridden, policies, buckets } = await this.limitsOf(companyId);
     const ownCompany = companyId === caller.companyId;
     const usage = await Promise.all(
-      policiesOf(limits).map(async (policy): Promise<RateLimitUsage> => {
+      policies.map(async (policy, i): Promise<RateLimitUsage> => {
         if (policy.scope === 'user' && !ownCompany) return { policy, count: null };
         const key = counterKey(policy.scope, { companyId, userId: caller.userId });
-        const count = await this.options.store.peek(bucketOf(policy), key).catch(() => null);
+        const count = await this.options.store.peek(buckets[i]!, key).catch(() => null);
         return { policy, count };
       }),
     );
     return { companyId, enabled: this.options.enabled, overridden, limits, usage };
   }
 
-  /** A company's limits in force, cached per process (LIMITS_CACHE_MS, or until a change message). */
-  private limitsOf(companyId: string): Promise<{ limits: EffectiveRateLimits; overridden: boolean }> {
+  /** The cached read of a company's limits while it is fresh (LIMITS_CACHE_MS, or until a change message). */
+  private cachedLimits(companyId: string): CachedLimits | undefined {
     const hit = this.cached.get(companyId);
-    if (hit && Date.now() - hit.at < LIMITS_CACHE_MS) return hit.promise;
-    const promise = this.load(companyId).catch((error: unknown) => {
-      // A failed read is not kept: the defaults answer now, the next operation reads again.
-      this.cached.delete(companyId);
-      this.options.logger.warn({ err: error }, 'rate-limit override unreadable: defaults apply');
-      return { limits: this.options.defaults, overridden: false };
-    });
-    this.cached.set(companyId, { at: Date.now(), promise });
-    return promise;
+    return hit && Date.now() - hit.at < LIMITS_CACHE_MS ? hit : undefined;
   }
 
-  private async load(companyId: string): Promise<{ limits: EffectiveRateLimits; overridden: boolean }> {
+  /** A company's limits in force, cached per process. */
+  private limitsOf(companyId: string): Promise<CompanyLimits> {
+    const hit = this.cachedLimits(companyId);
+    if (hit) return hit.promise;
+    const entry: CachedLimits = {
+      at: Date.now(),
+      promise: this.load(companyId).then(
+        (company) => {
+          entry.settled = company;
+          return company;
+        },
+        (error: unknown) => {
+          // A failed read is not kept: the defaults answer now, the next operation reads again.
+          if (this.cached.get(companyId) === entry) this.cached.delete(companyId);
+          this.options.logger.warn({ err: error }, 'rate-limit override unreadable: defaults apply');
+          return companyLimits(this.options.defaults, false);
+        },
+      ),
+    };
+    this.cached.set(companyId, entry);
+    return entry.promise;
+  }
+
+  private async load(companyId: string): Promise<CompanyLimits> {
     const columns = LIMIT_FIELD_NAMES.map((field) => `${LIMIT_FIELDS[field].column} AS "${field}"`);
     const [row] = await this.options.dataSource.query<Array<Partial<RateLimitOverride>>>(
       `SELECT ${columns.join(', ')} FROM company_rate_limits WHERE company_id = $1`,
       [companyId],
     );
-    return { limits: effectiveLimits(this.options.defaults, row), overridden: row !== undefined };
+    return companyLimits(effectiveLimits(this.options.defaults, row), row !== undefined);
   }
+}
+
+function companyLimits(limits: EffectiveRateLimits, overridden: boolean): CompanyLimits {
+  const policies = policiesOf(limits);
+  return { limits, overridden, policies, buckets: policies.map(bucketOf) };
+}
+
+/** What an operation of `cost` complexity units takes from each of its caller's counters, in the policies' order. */
+function spendsOf(company: CompanyLimits, caller: Principal, cost: number): RateLimitSpend[] {
+  const { policies, buckets } = company;
+  return policies.map((policy, i) => ({
+    bucket: buckets[i]!,
+    key: counterKey(policy.scope, caller),
+    points: policy.measure === 'requests' ? 1 : cost,
+  }));
 }
 
 /** Each field null (the default) or an integer within its bounds; every violation named. */

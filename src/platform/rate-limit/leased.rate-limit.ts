@@ -1,4 +1,4 @@
-import type { RateLimitBucket, RateLimitCount, RateLimitStore } from './rate-limit.store';
+import type { RateLimitBucket, RateLimitCount, RateLimitSpend, RateLimitStore } from './rate-limit.store';
 
 export interface LeasedRateLimitOptions {
   /**
@@ -53,13 +53,13 @@ export class LeasedRateLimitStore implements RateLimitStore {
 
   async consume(bucket: RateLimitBucket, key: string, points: number): Promise<RateLimitCount> {
     const id = leaseId(bucket, key);
-    const local = this.spendLocally(id, points);
+    const local = this.spendFromLease(id, points);
     if (local) return local;
     // Another operation of this key is taking a batch: its lease may cover this one too.
     const batch = this.batches.get(id);
     if (batch) {
       await batch.catch(() => undefined);
-      const covered = this.spendLocally(id, points);
+      const covered = this.spendFromLease(id, points);
       if (covered) return covered;
     }
     const taking = this.takeBatch(bucket, key, id, points);
@@ -69,6 +69,27 @@ export class LeasedRateLimitStore implements RateLimitStore {
     } finally {
       if (this.batches.get(id) === taking) this.batches.delete(id);
     }
+  }
+
+  spendLocally(spends: readonly RateLimitSpend[]): boolean {
+    for (let i = 0; i < spends.length; i++) {
+      const { bucket, key, points } = spends[i]!;
+      const lease = this.liveLease(leaseId(bucket, key));
+      if (lease && lease.available >= points) {
+        lease.available -= points;
+        lease.consumed += points;
+        continue;
+      }
+      // All or none: give back what this call took so far (the same lease may be named twice).
+      for (let j = i - 1; j >= 0; j--) {
+        const spent = spends[j]!;
+        const taken = this.leases.get(leaseId(spent.bucket, spent.key))!;
+        taken.available += spent.points;
+        taken.consumed -= spent.points;
+      }
+      return false;
+    }
+    return true;
   }
 
   async refund(bucket: RateLimitBucket, key: string, points: number): Promise<void> {
@@ -96,7 +117,7 @@ export class LeasedRateLimitStore implements RateLimitStore {
     return lease;
   }
 
-  private spendLocally(id: string, points: number): RateLimitCount | undefined {
+  private spendFromLease(id: string, points: number): RateLimitCount | undefined {
     const lease = this.liveLease(id);
     if (!lease || lease.available < points) return undefined;
     lease.available -= points;

@@ -46,6 +46,19 @@ export interface RateLimitStore {
   refund(bucket: RateLimitBucket, key: string, points: number): Promise<void>;
   /** The counter as it stands, without consuming; `consumed: 0` when the key holds none. */
   peek(bucket: RateLimitBucket, key: string): Promise<RateLimitCount>;
+  /**
+   * Spends every one of `spends` from points this process already holds, with no round trip and no promise: all of
+   * them or none. False when any of them needs the shared counter (then nothing was spent: call `consume`). A store
+   * that holds no points of its own leaves it out.
+   */
+  spendLocally?(spends: readonly RateLimitSpend[]): boolean;
+}
+
+/** One counter's share of an operation. */
+export interface RateLimitSpend {
+  bucket: RateLimitBucket;
+  key: string;
+  points: number;
 }
 
 /** Every key of the stores lives under this prefix (claimed as the `ratelimit` namespace by its module). */
