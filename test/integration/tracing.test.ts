@@ -289,6 +289,82 @@ describe('OpenTelemetry traces: gateway request -> SQL -> worker job, exported o
   });
 });
 
+describe('OpenTelemetry sampling: parentbased_traceidratio 0.5 (the gateway decides a root before any span)', () => {
+  const receiver = new OtlpReceiver();
+  let app: TestApp;
+  let gateway: SpawnedProcess;
+  let url: string;
+
+  beforeAll(async () => {
+    const otlp = await receiver.start();
+    app = await startTestApp({}, 'cli');
+    gateway = spawnBuilt(
+      'main',
+      testProcessEnv({
+        OTEL_EXPORTER_OTLP_ENDPOINT: otlp,
+        OTEL_BSP_SCHEDULE_DELAY: '100',
+        OTEL_TRACES_SAMPLER: 'parentbased_traceidratio',
+        OTEL_TRACES_SAMPLER_ARG: '0.5',
+        OTEL_SERVICE_NAME: 'sampled-half',
+      }),
+    );
+    [, url] = (await gateway.waitFor(/"url":"(http:\/\/[^"]+)\/graphql"/)) as unknown as [string, string];
+  }, 120_000);
+
+  afterAll(async () => {
+    gateway?.child.kill('SIGTERM');
+    await gateway?.exited;
+    await app?.stop();
+    await receiver.stop();
+  });
+
+  it('keeps about half of the new traces, whole; follows a caller that sampled; makes nothing for one that did not', async () => {
+    const tenant = await createTenant(app.app);
+    const REQUESTS = 60;
+    for (let i = 0; i < REQUESTS; i++) await gql(url, tenant.rep.token, EXPORT_JOB, { id: tenant.rep.id });
+    const sampledParents = Array.from({ length: 10 }, (_, i) => (i + 1).toString(16).padStart(32, 'e'));
+    for (const traceId of sampledParents)
+      await gql(
+        url,
+        tenant.rep.token,
+        EXPORT_JOB,
+        { id: tenant.rep.id },
+        { traceparent: `00-${traceId}-${'ab'.repeat(8)}-01` },
+      );
+    const unsampled = Array.from({ length: 10 }, (_, i) => (i + 1).toString(16).padStart(32, 'f'));
+    for (const traceId of unsampled)
+      await gql(
+        url,
+        tenant.rep.token,
+        EXPORT_JOB,
+        { id: tenant.rep.id },
+        { traceparent: `00-${traceId}-${'ab'.repeat(8)}-00` },
+      );
+    // Every caller-sampled trace arrives; by then the earlier requests' spans have been exported too.
+    await receiver.waitFor((spans) =>
+      sampledParents.every((traceId) => spans.some((span) => span.traceId === traceId && span.kind === 2)),
+    );
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    const ours = receiver.spans.filter((span) => span.service === 'sampled-half');
+    const roots = ours.filter((span) => span.kind === 2 && span.parentSpanId === '');
+    // Binomial(60, 0.5): 30 +- 3.9; outside 12..48 once in about 200,000 runs. Neither none nor all.
+    expect(roots.length).toBeGreaterThanOrEqual(12);
+    expect(roots.length).toBeLessThanOrEqual(48);
+    for (const root of roots) {
+      // A kept trace is whole: the operation under the request, and the request's SQL under the operation.
+      const trace = receiver.trace(root.traceId);
+      expect(trace.map((span) => span.name)).toContain('query TracedExportJob');
+      expect(trace.some(isSql)).toBe(true);
+    }
+    // A caller's sampled parent is followed whatever the ratio; its unsampled one makes no span at all.
+    for (const traceId of sampledParents) expect(receiver.trace(traceId).length).toBeGreaterThan(1);
+    for (const traceId of unsampled) expect(receiver.trace(traceId)).toEqual([]);
+    // Unsampled requests leave no stray spans: every span belongs to a kept or caller-sampled trace.
+    const kept = new Set([...roots.map((root) => root.traceId), ...sampledParents]);
+    expect(ours.filter((span) => !kept.has(span.traceId))).toEqual([]);
+  });
+});
+
 describe('OpenTelemetry off: OTEL_EXPORTER_OTLP_ENDPOINT unset', () => {
   const receiver = new OtlpReceiver();
   let app: TestApp;

@@ -97,21 +97,38 @@ export class OtelTracer implements Tracer {
   readonly enabled = true;
   private readonly tracer: ApiTracer;
 
+  /**
+   * @param rootRatio The share of new traces to keep (the sampler's root ratio). The tracer decides a root itself,
+   * before any span exists, and the SDK's sampler (tracing.sdk.ts) keeps every root it is asked for: a request left
+   * out then costs no span, no ids and no sampler call.
+   */
   constructor(
     name: string,
+    private readonly rootRatio: number,
     private readonly onShutdown: () => Promise<void>,
   ) {
     this.tracer = trace.getTracer(name);
   }
 
+  private keepsRoot(): boolean {
+    return this.rootRatio >= 1 || (this.rootRatio > 0 && Math.random() < this.rootRatio);
+  }
+
   /** The parent of a new span, or undefined when the active parent is not sampled (then no span is made). */
   private parentOf(options: SpanOptions): Context | undefined {
-    if (options.parent) return propagation.extract(ROOT_CONTEXT, options.parent);
+    if (options.parent) {
+      const carried = propagation.extract(ROOT_CONTEXT, options.parent);
+      // A carrier without a trace (a job queued outside any) starts one, sampled as any root is.
+      return trace.getSpanContext(carried) || this.keepsRoot() ? carried : undefined;
+    }
     const active = context.active();
     if (active.getValue(UNSAMPLED)) return undefined;
     const span = trace.getSpan(active);
     // Only work begun for a caller starts a trace: anything else outside a recording span is not traced.
-    if (!span) return options.kind === 'server' || options.kind === 'consumer' ? active : undefined;
+    if (!span)
+      return (options.kind === 'server' || options.kind === 'consumer') && this.keepsRoot()
+        ? active
+        : undefined;
     return span.isRecording() ? active : undefined;
   }
 
@@ -132,8 +149,12 @@ export class OtelTracer implements Tracer {
   serveHttp(req: IncomingMessage, res: ServerResponse, handle: () => void): void {
     const path = (req.url ?? '/').split('?', 1)[0]!;
     if (UNTRACED_PATHS.has(path)) return handle();
-    const carried = req.headers.traceparent !== undefined;
-    const parent = carried ? propagation.extract(ROOT_CONTEXT, req.headers) : ROOT_CONTEXT;
+    const parent =
+      req.headers.traceparent !== undefined ? propagation.extract(ROOT_CONTEXT, req.headers) : ROOT_CONTEXT;
+    const carried = trace.getSpanContext(parent) !== undefined;
+    // A request that starts a trace and is not sampled runs with no context at all, the cheapest path: nothing under
+    // it has a parent to make a span under (its jobs are sampled as traces of their own).
+    if (!carried && !this.keepsRoot()) return handle();
     const method = req.method ?? 'GET';
     const span = this.tracer.startSpan(
       NAMED_PATHS.has(path) ? `${method} ${path}` : method,
@@ -141,11 +162,8 @@ export class OtelTracer implements Tracer {
       parent,
     );
     if (!span.isRecording()) {
-      // A caller that said "not sampled" has that honoured down to the jobs it queues. A request that is not sampled
-      // here runs with no context at all, the cheapest path: nothing under it has a parent to make a span under
-      // (its jobs are sampled as traces of their own).
-      if (carried) return handleIn(parent.setValue(UNSAMPLED, span.spanContext()), req, res, handle);
-      return handle();
+      // A caller that said "not sampled" has that honoured down to the jobs it queues.
+      return handleIn(parent.setValue(UNSAMPLED, span.spanContext()), req, res, handle);
     }
     let ended = false;
     const end = () => {

@@ -11,9 +11,12 @@ import {
   BatchSpanProcessor,
   NodeTracerProvider,
   ParentBasedSampler,
+  SamplingDecision,
   TraceIdRatioBasedSampler,
   type Sampler,
+  type SamplingResult,
 } from '@opentelemetry/sdk-trace-node';
+import { trace } from '@opentelemetry/api';
 import { ATTR_SERVICE_NAME } from '@opentelemetry/semantic-conventions';
 import { OtelTracer } from './otel.tracer';
 import { DISABLED_TRACER, type Tracer } from './tracer.port';
@@ -33,6 +36,7 @@ export interface TracingSdkOptions {
   serviceName: string;
 }
 
+/** The SDK's sampler of a span that has a parent (local or carried), by OTEL_TRACES_SAMPLER's name. */
 function samplerOf(name: string | undefined, ratio: number): Sampler {
   switch (name) {
     case 'always_on':
@@ -47,6 +51,39 @@ function samplerOf(name: string | undefined, ratio: number): Sampler {
       return new ParentBasedSampler({ root: new TraceIdRatioBasedSampler(ratio) });
     default:
       return new ParentBasedSampler({ root: new AlwaysOnSampler() });
+  }
+}
+
+/** The share of new traces (a request or job with no parent) the named sampler keeps. */
+export function rootRatioOf(name: string | undefined, ratio: number): number {
+  switch (name) {
+    case 'always_off':
+    case 'parentbased_always_off':
+      return 0;
+    case 'traceidratio':
+    case 'parentbased_traceidratio':
+      return ratio;
+    default:
+      return 1;
+  }
+}
+
+/**
+ * Samples a span with a parent as the configured sampler does, and keeps every root: the tracer has decided a root's
+ * sampling before it asks for the span (OtelTracer's `rootRatio`), so a request it leaves out costs no span, no ids
+ * and no sampler call at all.
+ */
+class RootDecidedSampler implements Sampler {
+  constructor(private readonly withParent: Sampler) {}
+
+  shouldSample(...args: Parameters<Sampler['shouldSample']>): SamplingResult {
+    const [parent] = args;
+    if (!trace.getSpanContext(parent)) return { decision: SamplingDecision.RECORD_AND_SAMPLED };
+    return this.withParent.shouldSample(...args);
+  }
+
+  toString(): string {
+    return `RootDecidedSampler{${this.withParent.toString()}}`;
   }
 }
 
@@ -72,7 +109,7 @@ export function startTracingSdk(options: TracingSdkOptions): Tracer {
   );
   const provider = new NodeTracerProvider({
     resource,
-    sampler: samplerOf(options.sampler, options.ratio ?? 1),
+    sampler: new RootDecidedSampler(samplerOf(options.sampler, options.ratio ?? 1)),
     spanProcessors: [new BatchSpanProcessor(exporter)],
   });
   provider.register();
@@ -98,7 +135,7 @@ export function startTracingSdk(options: TracingSdkOptions): Tracer {
     ],
   });
   let stopped: Promise<void> | undefined;
-  return new OtelTracer('crm-gateway', () => {
+  return new OtelTracer('crm-gateway', rootRatioOf(options.sampler, options.ratio ?? 1), () => {
     stopped ??= (async () => {
       unregister();
       await provider.shutdown();
