@@ -132,7 +132,10 @@ function randomReport(random: () => number, entity: Entity, owners: string[]): R
   for (let i = 0; i < count; i++) {
     const type = pick(['COUNT', 'SUM', 'AVG', 'MIN', 'MAX'] as const);
     const field = type === 'COUNT' ? undefined : pick(preset.measures);
-    const dimensions = dimensionPool.filter(() => random() < 0.35).slice(0, 3);
+    // Half of the later aggregates group like the one before: those read the same rollup rows in one statement.
+    const previous = aggregates[i - 1]?.dimensions as string[] | undefined;
+    const dimensions =
+      previous && random() < 0.5 ? [...previous] : dimensionPool.filter(() => random() < 0.35).slice(0, 3);
     aggregates.push({ name: `a${i}`, type, field, dimensions });
     const expressions = dimensions.map((key) => {
       const [name, bucket] = key.split(':');

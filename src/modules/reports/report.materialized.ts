@@ -75,25 +75,47 @@ export function coveringRollup(
   return null;
 }
 
-/** What each side selects for an aggregate type, and how the two are combined. */
+/** What each side selects for an aggregate type, and how the two (named `v` and `w` in the union) are combined. */
 const COMBINE: Record<
   AggregateType,
-  { rollup: (m: string) => string[]; records: (m: string) => string[]; result: string }
+  {
+    rollup: (m: string) => string[];
+    records: (m: string) => string[];
+    result: (v: string, w: string) => string;
+  }
 > = {
   COUNT: {
     rollup: () => ['sum(r.record_count)'],
     records: () => ['count(*)'],
-    result: 'coalesce(sum(u.v), 0)',
+    result: (v) => `coalesce(sum(u.${v}), 0)`,
   },
-  SUM: { rollup: (m) => [`sum(r.${m}_sum)`], records: (m) => [`sum(r.${m})`], result: 'sum(u.v)' },
-  MIN: { rollup: (m) => [`min(r.${m}_min)`], records: (m) => [`min(r.${m})`], result: 'min(u.v)' },
-  MAX: { rollup: (m) => [`max(r.${m}_max)`], records: (m) => [`max(r.${m})`], result: 'max(u.v)' },
+  SUM: { rollup: (m) => [`sum(r.${m}_sum)`], records: (m) => [`sum(r.${m})`], result: (v) => `sum(u.${v})` },
+  MIN: { rollup: (m) => [`min(r.${m}_min)`], records: (m) => [`min(r.${m})`], result: (v) => `min(u.${v})` },
+  MAX: { rollup: (m) => [`max(r.${m}_max)`], records: (m) => [`max(r.${m})`], result: (v) => `max(u.${v})` },
   AVG: {
     rollup: (m) => [`sum(r.${m}_sum)`, `sum(r.${m}_count)`],
     records: (m) => [`sum(r.${m})`, `count(r.${m})`],
-    result: 'sum(u.v) / nullif(sum(u.w), 0)',
+    result: (v, w) => `sum(u.${v}) / nullif(sum(u.${w}), 0)`,
   },
 };
+
+/**
+ * The union's column names of the `k`th of `count` aggregates read together, and the name of its result column:
+ * one aggregate alone keeps `v`, `w` and `value`; several get `v0`, `w0`, `value0` and so on.
+ */
+export function measureColumns(k: number, count: number): { v: string; w: string; value: string } {
+  return count === 1 ? { v: 'v', w: 'w', value: 'value' } : { v: `v${k}`, w: `w${k}`, value: `value${k}` };
+}
+
+/** The union's columns of each aggregate on one side (the rollup's rows, or the records of a correction). */
+function measuresOf(aggregates: readonly ValidAggregate[], side: 'rollup' | 'records'): string[] {
+  return aggregates.flatMap((aggregate, k) => {
+    const names = measureColumns(k, aggregates.length);
+    return COMBINE[aggregate.type]
+      [side](aggregate.field?.column ?? '')
+      .map((sql, i) => `${sql} AS ${i === 0 ? names.v : names.w}`);
+  });
+}
 
 /**
  * An aggregate from a rollup, exact under the caller's visibility. Summed from the rollup: the rows of the owners the
@@ -104,7 +126,7 @@ const COMBINE: Record<
  */
 export function rollupAggregateSql(
   report: ValidReport,
-  aggregate: ValidAggregate,
+  aggregates: readonly ValidAggregate[],
   plan: RollupPlan,
   scope: ReadScope,
   /** Rules this process last saw the rollup hold: only the estimate leaves out their (then idle) corrections. */
@@ -113,27 +135,36 @@ export function rollupAggregateSql(
   // The corrections of held rules are gated by a subquery Postgres evaluates once at run time, but the planner prices
   // them in full: the estimate that picks the path is made on the statement without them.
   return {
-    ...buildRollupSql(report, aggregate, plan, scope, () => false),
-    pricing: buildRollupSql(report, aggregate, plan, scope, held),
+    ...buildRollupSql(report, aggregates, plan, scope, () => false),
+    pricing: buildRollupSql(report, aggregates, plan, scope, held),
   };
+}
+
+/**
+ * Aggregates of one report that read the same rows of the same rollup: its grouping (the same dimensions) and the
+ * report's filters, range and visibility, which every aggregate of a report shares. One statement answers them all.
+ */
+export function sameRollupRows(a: ValidAggregate, b: ValidAggregate): boolean {
+  return (
+    a.dimensions.length === b.dimensions.length &&
+    a.dimensions.every((d, i) => d.key === b.dimensions[i]!.key)
+  );
 }
 
 function buildRollupSql(
   report: ValidReport,
-  aggregate: ValidAggregate,
+  aggregates: readonly ValidAggregate[],
   plan: RollupPlan,
   scope: ReadScope,
   omit: (rule: { ruleId: string; conditions: readonly unknown[] }) => boolean,
 ): { text: string; values: unknown[] } {
   const { definition } = plan;
+  const { dimensions } = aggregates[0]!;
   const sql = new SqlValues(report.timeZone);
   const company = `${sql.bind(scope.companyId)}::uuid`;
-  const measure = aggregate.field?.column ?? '';
-  const combine = COMBINE[aggregate.type];
-  const names = ['v', 'w'];
   const visibility = visibilityParts(report, definition, scope, sql, company, omit);
 
-  const rollupDimensions = aggregate.dimensions.map((dimension, i) => {
+  const rollupDimensions = dimensions.map((dimension, i) => {
     if (!dimension.bucket) return `r.${dimension.spec.column} AS d${i}`;
     const month = definition.dimensions.find((d) => d.bucket && d.spec.name === dimension.spec.name)!;
     // Grouped as dates here and formatted once at the end: formatting every rollup row costs more than the sums.
@@ -145,29 +176,33 @@ function buildRollupSql(
   if (visibility.onRollup) rollupWhere.push(visibility.onRollup);
   if (plan.range?.from) rollupWhere.push(`r.${plan.range.column} >= ${sql.bind(plan.range.from)}::date`);
   if (plan.range?.to) rollupWhere.push(`r.${plan.range.column} < ${sql.bind(plan.range.to)}::date`);
-  const group = groupBy(aggregate.dimensions.length);
+  const group = groupBy(dimensions.length);
   const parts = [
-    `SELECT ${[...rollupDimensions, ...combine.rollup(measure).map((s, i) => `${s} AS ${names[i]}`)].join(', ')}` +
+    `SELECT ${[...rollupDimensions, ...measuresOf(aggregates, 'rollup')].join(', ')}` +
       ` FROM ${definition.table} r WHERE ${rollupWhere.join(' AND ')}${group}`,
   ];
   for (const correction of visibility.corrections) {
     const where = [`r.company_id = ${company}`, ...recordConditions(report, sql), ...correction];
-    const dimensions = aggregate.dimensions.map((dimension, i) =>
+    const recordDimensions = dimensions.map((dimension, i) =>
       dimension.bucket
         ? `date_trunc('${dimension.bucket}', ${localTimestamp(dimension, sql)})::date AS d${i}`
         : `r.${dimension.spec.column} AS d${i}`,
     );
     parts.push(
-      `SELECT ${[...dimensions, ...combine.records(measure).map((s, i) => `${s} AS ${names[i]}`)].join(', ')}` +
+      `SELECT ${[...recordDimensions, ...measuresOf(aggregates, 'records')].join(', ')}` +
         ` FROM ${RECORD_TABLE[report.entityType]} r WHERE ${where.join(' AND ')}${group}`,
     );
   }
-  const outer = aggregate.dimensions.map((dimension, i) =>
+  const outer = dimensions.map((dimension, i) =>
     dimension.bucket ? `to_char(u.d${i}, 'YYYY-MM-DD') AS d${i}` : `u.d${i}`,
   );
+  const results = aggregates.map((aggregate, k) => {
+    const { v, w, value } = measureColumns(k, aggregates.length);
+    return `${COMBINE[aggregate.type].result(v, w)} AS ${value}`;
+  });
   const text =
-    `SELECT ${[...outer, `${combine.result} AS value`].join(', ')} FROM (${parts.join(' UNION ALL ')}) u` +
-    groupAndOrder(aggregate.dimensions.length);
+    `SELECT ${[...outer, ...results].join(', ')} FROM (${parts.join(' UNION ALL ')}) u` +
+    groupAndOrder(dimensions.length);
   return { text, values: sql.values };
 }
 

@@ -4,7 +4,13 @@ import type { Counter } from 'prom-client';
 import { ValidationError } from '../../platform/errors/app-error';
 import type { RecordType } from '../kernel';
 import type { ReadScope } from '../sharing';
-import { coveringRollup, rollupAggregateSql, type RollupMiss } from './report.materialized';
+import {
+  coveringRollup,
+  rollupAggregateSql,
+  sameRollupRows,
+  type RollupMiss,
+  type RollupPlan,
+} from './report.materialized';
 import type { ValidAggregate, ValidReport } from './report.model';
 import { ROLLUPS, rollupsOf } from './report.rollups';
 import { rollupDimensionNames, rollupStateView, type RollupStateView } from './report.rollup-state';
@@ -16,6 +22,15 @@ export interface PlannedAggregate extends PricedStatement {
   statement: Statement;
   /** The rollup that answers it; null when the live query does. */
   rollup: string | null;
+  /** How the rollup is read (its months); null for the live query. */
+  plan: RollupPlan | null;
+}
+
+/** One statement to run and the aggregates it answers (several when they read the same rollup rows). */
+export interface ReportRun extends PricedStatement {
+  statement: Statement;
+  rollup: string | null;
+  members: PlannedAggregate[];
 }
 
 export interface RollupReadsDeps {
@@ -60,7 +75,7 @@ export class RollupReads {
     const { statements } = this.deps;
     const liveOnly = async (miss: RollupMiss): Promise<PlannedAggregate> => {
       this.deps.metrics.rollups.inc({ result: miss });
-      return { aggregate, statement: live, ...(await statements.price(live)), rollup: null };
+      return { aggregate, statement: live, ...(await statements.price(live)), rollup: null, plan: null };
     };
     if (report.source === 'LIVE') return liveOnly('live_requested');
     const plan = coveringRollup(report, aggregate, (definition) => usable.has(definition.name));
@@ -70,7 +85,7 @@ export class RollupReads {
       return liveOnly(refusedForSize ? 'too_large' : 'not_covered');
     }
     const held = await this.heldRules(scope.companyId, report.entityType, plan.definition.name);
-    const statement = rollupAggregateSql(report, aggregate, plan, scope, (rule) =>
+    const statement = rollupAggregateSql(report, [aggregate], plan, scope, (rule) =>
       held.has(`${rule.ruleId} ${JSON.stringify(rule.conditions)}`),
     );
     const priced = await statements.price(statement, statement.pricing, this.deps.rollupPool);
@@ -78,11 +93,53 @@ export class RollupReads {
       const livePrice = await statements.price(live);
       if (livePrice.cost < priced.cost) {
         this.deps.metrics.rollups.inc({ result: 'costlier' });
-        return { aggregate, statement: live, ...livePrice, rollup: null };
+        return { aggregate, statement: live, ...livePrice, rollup: null, plan: null };
       }
     }
     this.deps.metrics.rollups.inc({ result: 'hit' });
-    return { aggregate, statement, ...priced, rollup: plan.definition.name };
+    return { aggregate, statement, ...priced, rollup: plan.definition.name, plan };
+  }
+
+  /**
+   * The statements that answer a report's planned aggregates: aggregates read from the same rollup with the same
+   * dimensions (a sum and an average by owner and month) share one statement, which reads those rows once; the rest
+   * run as planned. Each run's members keep the report's order.
+   */
+  runs(report: ValidReport, plans: readonly PlannedAggregate[], scope: ReadScope): ReportRun[] {
+    const runs: ReportRun[] = [];
+    const single = (member: PlannedAggregate): ReportRun => ({
+      name: member.name,
+      cost: member.cost,
+      statement: member.statement,
+      rollup: member.rollup,
+      members: [member],
+    });
+    const grouped = new Map<PlannedAggregate, PlannedAggregate[]>();
+    for (const member of plans) {
+      const lead = member.rollup
+        ? [...grouped.keys()].find(
+            (first) => first.rollup === member.rollup && sameRollupRows(first.aggregate, member.aggregate),
+          )
+        : undefined;
+      if (lead) grouped.get(lead)!.push(member);
+      else grouped.set(member, [member]);
+    }
+    for (const [lead, members] of grouped) {
+      if (members.length === 1) {
+        runs.push(single(lead));
+        continue;
+      }
+      const { text, values } = rollupAggregateSql(
+        report,
+        members.map((member) => member.aggregate),
+        lead.plan!,
+        scope,
+      );
+      const statement = { text, values };
+      const cost = members.reduce((sum, member) => sum + member.cost, 0);
+      runs.push({ ...this.deps.statements.named(statement, cost), statement, rollup: lead.rollup, members });
+    }
+    return runs;
   }
 
   private notMaterialized(report: ValidReport, aggregate: ValidAggregate): never {

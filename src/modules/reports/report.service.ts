@@ -15,7 +15,8 @@ import {
   type ReportInput,
   type ReportSource,
 } from './report.model';
-import { RollupReads, type PlannedAggregate } from './report.rollup-reads';
+import { measureColumns } from './report.materialized';
+import { RollupReads, type PlannedAggregate, type ReportRun } from './report.rollup-reads';
 import { RollupRebuild } from './report.rollup-rebuild';
 import type { RollupStateView } from './report.rollup-state';
 import { ROLLUPS } from './report.rollups';
@@ -173,7 +174,15 @@ export class ReportService {
     }
     const cost = plans.reduce((sum, plan) => sum + plan.cost, 0);
     if (cost > this.deps.settings.maxCost) this.refuse(cost);
-    return Promise.all(plans.map((plan) => this.run(plan)));
+    const runs = this.rollups.runs(report, plans, scope);
+    const views = new Map<PlannedAggregate, AggregateView>();
+    await Promise.all(
+      runs.map(async (run) => {
+        const answered = await this.run(run);
+        run.members.forEach((member, k) => views.set(member, answered[k]!));
+      }),
+    );
+    return plans.map((plan) => views.get(plan)!);
   }
 
   /**
@@ -249,24 +258,27 @@ export class ReportService {
     );
   }
 
-  private async run(plan: PlannedAggregate): Promise<AggregateView> {
-    const { aggregate, statement } = plan;
+  /** One statement's rows, as the view of each aggregate it answers. */
+  private async run(run: ReportRun): Promise<AggregateView[]> {
     const rows = await this.statements.execute(
-      plan,
-      statement,
-      plan.rollup ? this.deps.rollupPool : this.deps.pool,
+      run,
+      run.statement,
+      run.rollup ? this.deps.rollupPool : this.deps.pool,
     );
-    return {
-      name: aggregate.name,
-      type: aggregate.type,
-      field: aggregate.field?.name ?? null,
-      dimensions: aggregate.dimensions.map((d) => d.key),
-      source: plan.rollup ? 'MATERIALIZED' : 'LIVE',
-      rollup: plan.rollup,
-      rows: rows.map((row) => ({
-        dimensions: Object.fromEntries(aggregate.dimensions.map((d, i) => [d.key, row[`d${i}`] ?? null])),
-        value: row.value === null || row.value === undefined ? null : Number(row.value),
-      })),
-    };
+    return run.members.map(({ aggregate }, k) => {
+      const { value } = measureColumns(k, run.members.length);
+      return {
+        name: aggregate.name,
+        type: aggregate.type,
+        field: aggregate.field?.name ?? null,
+        dimensions: aggregate.dimensions.map((d) => d.key),
+        source: run.rollup ? 'MATERIALIZED' : 'LIVE',
+        rollup: run.rollup,
+        rows: rows.map((row) => ({
+          dimensions: Object.fromEntries(aggregate.dimensions.map((d, i) => [d.key, row[`d${i}`] ?? null])),
+          value: row[value] === null || row[value] === undefined ? null : Number(row[value]),
+        })),
+      };
+    });
   }
 }

@@ -71,7 +71,7 @@ export class ReportStatements {
     pool: Pool = this.deps.pool,
   ): Promise<PricedStatement> {
     const shapeKey = createHash('sha256').update(statement.text).digest('hex');
-    const name = `report_${shapeKey.slice(0, 24)}`;
+    const name = statementName(statement.text, shapeKey);
     const known = this.shapes.has(shapeKey);
     this.deps.metrics.planCache.inc({ result: known ? 'hit' : 'miss' });
     const { text, values } = pricing;
@@ -90,6 +90,11 @@ export class ReportStatements {
     // Known once it could be planned (a shape whose EXPLAIN failed is not one).
     if (!known) this.shapes.set(shapeKey, { name, cost });
     return { name, cost };
+  }
+
+  /** The prepared-statement name of a statement priced by the parts it stands for (not EXPLAINed itself). */
+  named(statement: Statement, cost: number): PricedStatement {
+    return { name: statementName(statement.text), cost };
   }
 
   /** Runs a priced statement as its named prepared statement on `pool` (unnamed behind a transaction pooler). */
@@ -130,4 +135,9 @@ export class ReportStatements {
       );
     }
   }
+}
+
+/** One prepared statement per text, whatever its values, named after the text's hash. */
+function statementName(text: string, hash = createHash('sha256').update(text).digest('hex')): string {
+  return `report_${hash.slice(0, 24)}`;
 }
