@@ -111,9 +111,8 @@ export function measureColumns(k: number, count: number): { v: string; w: string
 function measuresOf(aggregates: readonly ValidAggregate[], side: 'rollup' | 'records'): string[] {
   return aggregates.flatMap((aggregate, k) => {
     const names = measureColumns(k, aggregates.length);
-    return COMBINE[aggregate.type]
-      [side](aggregate.field?.column ?? '')
-      .map((sql, i) => `${sql} AS ${i === 0 ? names.v : names.w}`);
+    const select = COMBINE[aggregate.type][side];
+    return select(aggregate.field?.column ?? '').map((sql, i) => `${sql} AS ${i === 0 ? names.v : names.w}`);
   });
 }
 
