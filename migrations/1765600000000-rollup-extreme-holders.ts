@@ -34,7 +34,7 @@ const COLUMNS_DOWN: readonly string[] = [
  * companies written hold no criteria rule of the record type (every record's mask is 0 then), and a rollup's repair
  * only when its upsert left a group stale, which now means it lost the last holder of an extreme.
  */
-const APPLY = `
+export const APPLY = `
     CREATE OR REPLACE FUNCTION report_rollups_apply(tx xid8) RETURNS void LANGUAGE plpgsql SET plan_cache_mode = force_generic_plan AS $fn$
     DECLARE
       companies uuid[];

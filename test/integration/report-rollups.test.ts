@@ -6,6 +6,7 @@ import { ReportRollups1765100000000 } from '../../migrations/1765100000000-repor
 import { CommitTimeDerivedWrites1765300000000 } from '../../migrations/1765300000000-commit-time-derived-writes';
 import { RollupGroupRepair1765400000000 } from '../../migrations/1765400000000-rollup-group-repair';
 import { RollupExtremeHolders1765600000000 } from '../../migrations/1765600000000-rollup-extreme-holders';
+import { RollupRepairFromIndexes1765600000001 } from '../../migrations/1765600000001-rollup-repair-from-indexes';
 import { rollupSchemaSql } from '../../src/modules/reports/report.rollup-schema';
 
 const REPORT = `query ($input: ReportInput!) { report(input: $input) {
@@ -718,6 +719,7 @@ describe('report rollups: exact under visibility, after writes, through a second
       expect(await rollupSchema(runner, 'public')).toEqual(expected);
       await runner.query('DROP SCHEMA rollup_expected CASCADE');
       // The migrations' downs, newest first, remove every object of them.
+      await new RollupRepairFromIndexes1765600000001().down(runner);
       await new RollupExtremeHolders1765600000000().down(runner);
       await new RollupGroupRepair1765400000000().down(runner);
       await new CommitTimeDerivedWrites1765300000000().down(runner);

@@ -137,21 +137,22 @@ function applySql(
     ` GROUP BY ${groups} ORDER BY ${groups}` +
     ` ON CONFLICT (${keyColumns(definition).join(', ')}) DO UPDATE SET record_count = ${r}.record_count + EXCLUDED.record_count,` +
     ` ${merged.join(', ')}, stale = ${r}.stale OR ${lost.map((condition) => `coalesce(${condition}, false)`).join(' OR ')}` +
-    ' RETURNING stale'
+    ' RETURNING stale, ctid'
   );
 }
 
 /**
- * A condition on record rows `t` that holds for every record of the rollup group `r` and that an index on the
- * records' (company_id, owner_id, dimension columns...) can serve: a plain dimension compared with `=` (or IS NULL
- * for the group of missing values), a month as the range of its instants or days. The exact group test
- * (`IS NOT DISTINCT FROM` on the computed dimension) stays beside it.
+ * The two conditions on record rows `t`, one of which holds for every record of the rollup group `r`, that an index
+ * on the records' (company_id, owner_id, dimension columns...) can serve: a plain dimension compared with `=`, a month
+ * as the range of its instants or days; or, for the group of missing values, IS NULL (a one-time test on `r` first,
+ * so the alternative that cannot hold is not read). The exact group test (`IS NOT DISTINCT FROM` on the computed
+ * dimension) stays beside them.
  */
-function dimensionRangeSql(dimension: RollupDimension): string {
+function dimensionRangeSql(dimension: RollupDimension): [present: string, missing: string] {
   const column = `t.${dimension.spec.column}`;
   const group = `r.${dimension.column}`;
-  const missing = `(${group} IS NULL AND ${column} IS NULL)`;
-  if (!dimension.bucket) return `(${column} = ${group} OR ${missing})`;
+  const missing = `${group} IS NULL AND ${column} IS NULL`;
+  if (!dimension.bucket) return [`${column} = ${group}`, missing];
   const [from, to] =
     dimension.spec.kind === 'timestamp'
       ? [
@@ -159,18 +160,31 @@ function dimensionRangeSql(dimension: RollupDimension): string {
           `(${group} + interval '1 month') AT TIME ZONE '${ROLLUP_TIME_ZONE}'`,
         ]
       : [group, `(${group} + interval '1 month')::date`];
-  return `((${column} >= ${from} AND ${column} < ${to}) OR ${missing})`;
+  return [`${column} >= ${from} AND ${column} < ${to}`, missing];
 }
 
 /**
- * Drops the emptied groups of the companies written and recomputes the extremes of their stale groups (those that
- * lost the last holder of a minimum or maximum: `applySql` marks only those), and how many records hold each, from
- * the records of that group alone: per stale group,
- * the records of its owner and dimensions, found through the record table's (company_id, owner_id, dimensions)
- * index, then its rule mask. The mask is computed per record only when the company holds rules in this rollup;
- * without them every record's mask is 0.
+ * Every combination of one condition of each dimension (`dimensionRangeSql`): the group's records are those of the
+ * one combination that can hold, each read through the index alone, without an OR that would read them by bitmap.
  */
-function repairSql(definition: RollupDefinition, companies: string): string[] {
+function dimensionBranches(dimensions: readonly RollupDimension[]): string[][] {
+  return dimensions.reduce<string[][]>(
+    (branches, dimension) =>
+      branches.flatMap((branch) => dimensionRangeSql(dimension).map((c) => [...branch, c])),
+    [[]],
+  );
+}
+
+/**
+ * Drops the emptied groups among `lost` (the rows the transaction's upsert left stale, by ctid: the transaction holds
+ * their row locks, so nobody else moves them before its commit) and recomputes the extremes of the others (those
+ * that lost the last holder of a minimum or maximum: `applySql` marks only those), and how many records hold each,
+ * from the records of that group alone: the records of its owner and dimensions, read through the record table's
+ * (company_id, owner_id, dimensions) index, then its rule mask. `masked` false: the companies written hold no rules
+ * of the record type, every record's mask is 0, and the statement leaves the mask out, so the index (which carries the
+ * measures) answers alone.
+ */
+function repairSql(definition: RollupDefinition, lost: string, masked = true): string[] {
   const source = RECORD_TABLE[definition.entityType];
   const table = definition.table;
   const extremes = [
@@ -189,23 +203,31 @@ function repairSql(definition: RollupDefinition, companies: string): string[] {
     `min(t.${m.column}) OVER () AS ${m.column}_lo`,
     `max(t.${m.column}) OVER () AS ${m.column}_hi`,
   ]);
-  const stale = `stale AND company_id = ANY(${companies})`;
   const noRules =
     `NOT EXISTS (SELECT 1 FROM report_criteria_rules b WHERE b.company_id = r.company_id` +
     ` AND b.object_type = '${definition.entityType}' AND '${definition.name}' = ANY(b.rollups))`;
   const groupRecords = [
     't.company_id = r.company_id',
     't.owner_id = r.owner_id',
-    ...definition.dimensions.map(dimensionRangeSql),
     ...definition.dimensions.map(
       (d) => `${rollupDimensionOfRecord(d, 't')} IS NOT DISTINCT FROM r.${d.column}`,
     ),
-    `((r.rule_mask = 0 AND ${noRules}) OR ${ruleMaskSql(definition, 't')} = r.rule_mask)`,
+    // Without rules every record's mask is 0: only the group of mask 0 has records, and the records' index holding
+    // the group's columns and measures answers alone.
+    masked
+      ? `((r.rule_mask = 0 AND ${noRules}) OR ${ruleMaskSql(definition, 't')} = r.rule_mask)`
+      : 'r.rule_mask = 0',
   ];
+  const measures = definition.measures.map((m) => `t.${m.column}`);
   return [
-    `DELETE FROM ${table} WHERE ${stale} AND record_count = 0`,
-    `UPDATE ${table} r SET (${extremes.join(', ')}) = (SELECT ${computed.join(', ')} FROM (SELECT t.*, ${withExtremes.join(', ')}` +
-      ` FROM ${source} t WHERE ${groupRecords.join(' AND ')}) t), stale = false WHERE r.stale AND r.company_id = ANY(${companies})`,
+    `DELETE FROM ${table} WHERE ctid = ANY(${lost}) AND record_count = 0`,
+    `UPDATE ${table} r SET (${extremes.join(', ')}) = (SELECT ${computed.join(', ')} FROM (SELECT ${[...measures, ...withExtremes].join(', ')}` +
+      ` FROM (${dimensionBranches(definition.dimensions)
+        .map(
+          (branch) =>
+            `SELECT ${measures.join(', ')} FROM ${source} t WHERE ${[...groupRecords, ...branch].join(' AND ')}`,
+        )
+        .join(' UNION ALL ')}) t) t), stale = false WHERE r.ctid = ANY(${lost}) AND r.stale`,
   ];
 }
 
@@ -344,7 +366,7 @@ ${body}
     CREATE TRIGGER ${fn}_truncate AFTER TRUNCATE ON ${table} FOR EACH STATEMENT EXECUTE FUNCTION ${fn}_truncate();`;
 }
 
-/** The plpgsql variable where the commit-time apply keeps whether a rollup's upsert left a group stale. */
+/** The plpgsql variable where the commit-time apply keeps the rows of a rollup that its upsert left stale. */
 const lostVariable = (definition: RollupDefinition) => `${definition.name}_lost`;
 
 /**
@@ -360,8 +382,10 @@ const lostVariable = (definition: RollupDefinition) => `${definition.name}_lost`
  * - the upserts compute no rule mask when the companies written hold no rule of the record type (the mask of every
  *   record is then 0, which is what the mask expression would give); the rules cannot change under the commit, since
  *   a rebuild replaces them under the exclusive rollup lock that the writer's statements took shared;
- * - the repair runs for a rollup only when its upsert left a group stale (lost an extreme, or emptied), which the
- *   upsert returns: most writes move no extreme, and the repair's statements (with their masks) are not started.
+ * - the repair runs for a rollup only when its upsert left a group stale (lost the last holder of an extreme, or
+ *   emptied), which the upsert returns: most writes move no extreme, and the repair's statements are not started;
+ *   without rules it reads the group's columns and measures from the records' index alone (migration 1765600000000
+ *   gave those indexes the measures).
  */
 function applyFunctionSql(replace = false): string {
   const entities = [...new Set(ROLLUPS.map((definition) => definition.entityType))];
@@ -378,27 +402,33 @@ function applyFunctionSql(replace = false): string {
         .map(
           (definition) =>
             `${indent}WITH applied AS (${applySql(definition, difference(definition, side('> 0'), side('< 0')), difference(definition, side('< 0'), side('> 0')), mask)})` +
-            ` SELECT coalesce(bool_or(stale), false) INTO ${lostVariable(definition)} FROM applied;`,
+            ` SELECT coalesce(array_agg(ctid) FILTER (WHERE stale), '{}') INTO ${lostVariable(definition)} FROM applied;`,
         )
+        .join('\n');
+    const repair = (definition: RollupDefinition, masked: boolean) =>
+      repairSql(definition, lostVariable(definition), masked)
+        .map((step) => `              ${step};`)
         .join('\n');
     const repairs = definitions
       .map(
-        (definition) => `          IF ${lostVariable(definition)} THEN
-${repairSql(definition, 'companies')
-  .map((step) => `            ${step};`)
-  .join('\n')}
+        (definition) => `          IF cardinality(${lostVariable(definition)}) > 0 THEN
+            IF masked THEN
+${repair(definition, true)}
+            ELSE
+${repair(definition, false)}
+            END IF;
           END IF;`,
       )
       .join('\n');
     return `      IF EXISTS (SELECT 1 FROM ${pending} WHERE txid = tx) THEN
-        IF EXISTS (SELECT 1 FROM report_criteria_rules b WHERE b.object_type = '${entityType}'
-                      AND b.company_id IN (SELECT p.company_id FROM ${pending} p WHERE p.txid = tx)) THEN
+        masked := EXISTS (SELECT 1 FROM report_criteria_rules b WHERE b.object_type = '${entityType}'
+                      AND b.company_id IN (SELECT p.company_id FROM ${pending} p WHERE p.txid = tx));
+        IF masked THEN
 ${upserts('          ')}
         ELSE
 ${upserts('          ', '0::bigint')}
         END IF;
-        IF ${definitions.map(lostVariable).join(' OR ')} THEN
-          companies := ARRAY(SELECT DISTINCT company_id FROM ${pending} WHERE txid = tx AND sign < 0 ORDER BY 1);
+        IF ${definitions.map((definition) => `cardinality(${lostVariable(definition)}) > 0`).join(' OR ')} THEN
 ${repairs}
         END IF;
         DELETE FROM ${pending} WHERE txid = tx;
@@ -407,8 +437,8 @@ ${repairs}
   return `
     ${replace ? 'CREATE OR REPLACE FUNCTION' : 'CREATE FUNCTION'} report_rollups_apply(tx xid8) RETURNS void LANGUAGE plpgsql SET plan_cache_mode = force_generic_plan AS $fn$
     DECLARE
-      companies uuid[];
-${ROLLUPS.map((definition) => `      ${lostVariable(definition)} boolean;`).join('\n')}
+      masked boolean;
+${ROLLUPS.map((definition) => `      ${lostVariable(definition)} tid[];`).join('\n')}
     BEGIN
 ${steps.join('\n')}
     END
