@@ -5,6 +5,8 @@ import { startTestApp, type TestApp } from '../helpers/test-app';
 import { ReportRollups1765100000000 } from '../../migrations/1765100000000-report-rollups';
 import { CommitTimeDerivedWrites1765300000000 } from '../../migrations/1765300000000-commit-time-derived-writes';
 import { RollupGroupRepair1765400000000 } from '../../migrations/1765400000000-rollup-group-repair';
+import { RollupExtremeHolders1765600000000 } from '../../migrations/1765600000000-rollup-extreme-holders';
+import { RollupRepairFromIndexes1765600000001 } from '../../migrations/1765600000001-rollup-repair-from-indexes';
 import { rollupSchemaSql } from '../../src/modules/reports/report.rollup-schema';
 
 const REPORT = `query ($input: ReportInput!) { report(input: $input) {
@@ -346,6 +348,44 @@ describe('report rollups: exact under visibility, after writes, through a second
         `SELECT count(*) AS stale FROM ${rollup} WHERE stale OR record_count = 0`,
       )) as [{ stale: string }];
       expect({ rollup, stale: Number(stale) }).toEqual({ rollup, stale: 0 });
+      // How many records hold each extreme, which decides when a group is repaired: summed over the rule masks, the
+      // rows whose extreme is the group's hold exactly the records at that value, and none is kept in a transient.
+      const partition = `PARTITION BY owner_id, ${keys.map((k) => k.split(' AS ')[0]).join(', ')}`;
+      const expectedHeld = `SELECT owner_id, ${names.join(', ')}, ${measures
+        .flatMap((m) => [
+          `count(*) FILTER (WHERE ${m} = lo_${m})::bigint AS ${m}_min_n`,
+          `count(*) FILTER (WHERE ${m} = hi_${m})::bigint AS ${m}_max_n`,
+        ])
+        .join(', ')} FROM (SELECT owner_id, ${keys.join(', ')}, ${measures
+        .flatMap((m) => [
+          m,
+          `min(${m}) OVER (${partition}) AS lo_${m}`,
+          `max(${m}) OVER (${partition}) AS hi_${m}`,
+        ])
+        .join(', ')} FROM ${table} WHERE company_id = $1) t GROUP BY owner_id, ${names.join(', ')}`;
+      const actualHeld = `SELECT owner_id, ${names.join(', ')}, ${measures
+        .flatMap((m) => [
+          `coalesce(sum(${m}_min_n) FILTER (WHERE ${m}_min = group_${m}_min), 0)::bigint AS ${m}_min_n`,
+          `coalesce(sum(${m}_max_n) FILTER (WHERE ${m}_max = group_${m}_max), 0)::bigint AS ${m}_max_n`,
+        ])
+        .join(', ')} FROM (SELECT *, ${measures
+        .flatMap((m) => [
+          `min(${m}_min) OVER (PARTITION BY owner_id, ${names.join(', ')}) AS group_${m}_min`,
+          `max(${m}_max) OVER (PARTITION BY owner_id, ${names.join(', ')}) AS group_${m}_max`,
+        ])
+        .join(', ')} FROM ${rollup} WHERE company_id = $1) r GROUP BY owner_id, ${names.join(', ')}`;
+      const [{ wrong }] = (await db.query<Array<{ wrong: string }>>(
+        `SELECT count(*) AS wrong FROM ((${expectedHeld} EXCEPT ${actualHeld}) UNION ALL (${actualHeld} EXCEPT ${expectedHeld})) x`,
+        [org.companyId],
+      )) as [{ wrong: string }];
+      expect({ rollup, wrongHolders: Number(wrong) }).toEqual({ rollup, wrongHolders: 0 });
+      const [{ kept }] = (await db.query<Array<{ kept: string }>>(
+        `SELECT count(*) AS kept FROM ${rollup} WHERE ${measures
+          .flatMap((m) => [`${m}_gone_min`, `${m}_gone_max`, `${m}_gone_min_n`, `${m}_gone_max_n`])
+          .map((c) => `${c} IS NOT NULL`)
+          .join(' OR ')}`,
+      )) as [{ kept: string }];
+      expect({ rollup, kept: Number(kept) }).toEqual({ rollup, kept: 0 });
     }
   }
 
@@ -682,6 +722,8 @@ describe('report rollups: exact under visibility, after writes, through a second
       expect(await rollupSchema(runner, 'public')).toEqual(expected);
       await runner.query('DROP SCHEMA rollup_expected CASCADE');
       // The migrations' downs, newest first, remove every object of them.
+      await new RollupRepairFromIndexes1765600000001().down(runner);
+      await new RollupExtremeHolders1765600000000().down(runner);
       await new RollupGroupRepair1765400000000().down(runner);
       await new CommitTimeDerivedWrites1765300000000().down(runner);
       await new ReportRollups1765100000000().down(runner);
@@ -721,6 +763,102 @@ describe('report rollups: exact under visibility, after writes, through a second
     const outcomes = await Promise.allSettled(pairs.map((pair, w) => writer(w % 2 ? pair.reverse() : pair)));
     expect(outcomes.filter((outcome) => outcome.status === 'rejected')).toEqual([]);
     await expectRollupsExact();
+  });
+
+  it('a group loses an extreme only with the last record holding it, and counts its holders through every write', async () => {
+    const db = t.app.dataSource;
+    const owner = org.users.vp.id;
+    // The owner's leads of a source of their own: one group of lead_source (split by rule masks at most).
+    const group = async () => {
+      const [row] = await db.query<
+        Array<{
+          min: number;
+          min_n: string;
+          max: number;
+          max_n: string;
+          value_max: string;
+          value_max_n: string;
+        }>
+      >(
+        `SELECT min, min_n, max, max_n, value_max, value_max_n FROM (
+           SELECT min(score_min) AS min, sum(score_min_n) FILTER (WHERE score_min = g_min) AS min_n,
+                  max(score_max) AS max, sum(score_max_n) FILTER (WHERE score_max = g_max) AS max_n,
+                  max(estimated_value_max) AS value_max,
+                  sum(estimated_value_max_n) FILTER (WHERE estimated_value_max = g_value_max) AS value_max_n
+             FROM (SELECT *, min(score_min) OVER () AS g_min, max(score_max) OVER () AS g_max,
+                          max(estimated_value_max) OVER () AS g_value_max
+                     FROM report_rollup_lead_source WHERE company_id = $1 AND owner_id = $2 AND source = 'Holders') r) x`,
+        [org.companyId, owner],
+      );
+      return {
+        min: Number(row!.min),
+        minHolders: Number(row!.min_n),
+        max: Number(row!.max),
+        maxHolders: Number(row!.max_n),
+        valueMax: Number(row!.value_max),
+        valueMaxHolders: Number(row!.value_max_n),
+      };
+    };
+    const ids = (
+      await db.query<Array<{ id: string }>>(
+        `INSERT INTO leads (company_id, owner_id, first_name, last_name, status, source, score, estimated_value)
+         SELECT $1, $2, 'H', 'Holder ' || n, 'NEW', 'Holders', s, v
+           FROM (VALUES (1, 5, 10), (2, 5, 20), (3, 9, 20), (4, 9, 15)) AS x(n, s, v) ORDER BY n RETURNING id`,
+        [org.companyId, owner],
+      )
+    ).map((row) => row.id);
+    expect(await group()).toEqual({
+      min: 5,
+      minHolders: 2,
+      max: 9,
+      maxHolders: 2,
+      valueMax: 20,
+      valueMaxHolders: 2,
+    });
+    // One of two holders leaves each extreme: they stay, held by one record each.
+    await db.query(`DELETE FROM leads WHERE id = $1`, [ids[0]]);
+    await db.query(`UPDATE leads SET score = 7, estimated_value = 12 WHERE id = $1`, [ids[3]]);
+    expect(await group()).toEqual({
+      min: 5,
+      minHolders: 1,
+      max: 9,
+      maxHolders: 1,
+      valueMax: 20,
+      valueMaxHolders: 2,
+    });
+    await expectRollupsExact();
+    // A record comes to the minimum's value as its last holder leaves it, in one transaction: still held.
+    await db.transaction(async (manager) => {
+      await manager.query(`UPDATE leads SET score = 5 WHERE id = $1`, [ids[3]]);
+      await manager.query(`UPDATE leads SET score = 8, estimated_value = 30 WHERE id = $1`, [ids[1]]);
+    });
+    expect(await group()).toEqual({
+      min: 5,
+      minHolders: 1,
+      max: 9,
+      maxHolders: 1,
+      valueMax: 30,
+      valueMaxHolders: 1,
+    });
+    // The last holders leave: the group is repaired from its records.
+    await db.query(`UPDATE leads SET score = 6, estimated_value = 1 WHERE id = ANY($1::uuid[])`, [
+      [ids[1], ids[3]],
+    ]);
+    expect(await group()).toEqual({
+      min: 6,
+      minHolders: 2,
+      max: 9,
+      maxHolders: 1,
+      valueMax: 20,
+      valueMaxHolders: 1,
+    });
+    await expectRollupsExact();
+    await db.query(`DELETE FROM leads WHERE id = ANY($1::uuid[])`, [ids]);
+    expect(
+      await db.query(`SELECT 1 FROM report_rollup_lead_source WHERE company_id = $1 AND source = 'Holders'`, [
+        org.companyId,
+      ]),
+    ).toEqual([]);
   });
 
   it('a write through a second gateway and a sharing change show in the next report', async () => {

@@ -2,6 +2,8 @@ import { ReportRollups1765100000000 } from '../../../migrations/1765100000000-re
 import { CommitTimeDerivedWrites1765300000000 } from '../../../migrations/1765300000000-commit-time-derived-writes';
 import { RollupGroupRepair1765400000000 } from '../../../migrations/1765400000000-rollup-group-repair';
 import { SearchVersionSlots1765500000000 } from '../../../migrations/1765500000000-search-version-slots';
+import { RollupExtremeHolders1765600000000 } from '../../../migrations/1765600000000-rollup-extreme-holders';
+import { RollupRepairFromIndexes1765600000001 } from '../../../migrations/1765600000001-rollup-repair-from-indexes';
 import { MetricBuckets } from '../../platform/metrics/metrics';
 import { defineModule, requireService } from '../kernel';
 import { reportRollups } from './report.bench';
@@ -37,12 +39,15 @@ const ReportPool = { main: 'report pool', rollups: 'report rollup pool' } as con
 export const reportsModule = defineModule<ReportServices>({
   name: 'reports',
   // The second also moves search's version bumps to the commit: one commit-time step orders both slices' locks; the
-  // fourth stripes those versions over slots (it replaces that step's search half).
+  // fourth stripes those versions over slots (it replaces that step's search half); the fifth has the rollup apply
+  // count each extreme's holders and start only the statements a commit needs, the sixth repair from indexes.
   migrations: [
     ReportRollups1765100000000,
     CommitTimeDerivedWrites1765300000000,
     RollupGroupRepair1765400000000,
     SearchVersionSlots1765500000000,
+    RollupExtremeHolders1765600000000,
+    RollupRepairFromIndexes1765600000001,
   ],
   errorCodes: ReportErrorCode,
   pools: (config) =>
