@@ -424,16 +424,14 @@ describe('wave-2 capabilities: the strangest inputs get a coded refusal within a
   }
 
   /**
-   * The answer and how long it took, the faster of two tries when the first is over a second: a refusal that waits on
-   * per-element work is slow every time (seconds, before the fixes); one try may meet a busy machine.
+   * The answer and how long it took, the fastest of up to three tries while each is over the bound: a refusal that
+   * waits on per-element work is slow every time (seconds, before the fixes); one try, or two, may meet a busy
+   * machine or a major garbage collection of this test process, which by then holds every earlier suite's leftovers.
    */
-  async function timed(
-    send: () => Promise<GraphQLResponse>,
-    withinMs: number,
-  ): Promise<[GraphQLResponse, number]> {
+  async function timed<T>(send: () => Promise<T>, withinMs: number): Promise<[T, number]> {
     let best = Infinity;
-    let res: GraphQLResponse = { status: 0 };
-    for (let attempt = 0; attempt < 2 && best >= withinMs; attempt++) {
+    let res!: T;
+    for (let attempt = 0; attempt < 3 && best >= withinMs; attempt++) {
       const started = performance.now();
       res = await send();
       best = Math.min(best, performance.now() - started);
@@ -496,13 +494,14 @@ describe('wave-2 capabilities: the strangest inputs get a coded refusal within a
   ])(
     'GET /exports/stream with %s: 400 BAD_USER_INPUT naming it, within a second',
     async (_label, query, names) => {
-      const started = performance.now();
-      const response = await fetch(`${t.url}/exports/stream?${query}`, {
-        headers: { authorization: `Bearer ${a.admin.token}` },
-      });
-      expect(performance.now() - started).toBeLessThan(1000);
-      expect(response.status).toBe(400);
-      const body = (await response.json()) as GraphQLResponse;
+      const [{ status, body }, ms] = await timed(async () => {
+        const response = await fetch(`${t.url}/exports/stream?${query}`, {
+          headers: { authorization: `Bearer ${a.admin.token}` },
+        });
+        return { status: response.status, body: (await response.json()) as GraphQLResponse };
+      }, 1000);
+      expect(ms).toBeLessThan(1000);
+      expect(status).toBe(400);
       expect(body.errors?.[0]?.extensions?.code).toBe('BAD_USER_INPUT');
       const named = [
         body.errors?.[0]?.message ?? '',
