@@ -1,4 +1,4 @@
-import { fieldsFor, findField, type FieldSpec, type RecordType } from '../kernel';
+import { fieldsFor, findField, RECORD_TABLE, type FieldSpec, type RecordType } from '../kernel';
 import { storedConditionSql } from '../sharing';
 
 /**
@@ -211,4 +211,9 @@ export function recordColumns(definition: RollupDefinition): string[] {
 /** Lock key of one record table's rollups in one company: writes take it shared, a rebuild exclusively. */
 export function rollupLockSql(table: string, companyColumn: string): string {
   return `hashtextextended('report_rollups:${table}:' || ${companyColumn}, 0)`;
+}
+
+/** The unlogged table where a transaction's statements leave the record rows its commit applies to the rollups. */
+export function pendingTable(entityType: RecordType): string {
+  return `report_rollup_pending_${RECORD_TABLE[entityType]}`;
 }
